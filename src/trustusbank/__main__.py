@@ -1,0 +1,3 @@
+from trustusbank.cli.app import main
+
+main()

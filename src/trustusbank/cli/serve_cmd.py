@@ -1,0 +1,57 @@
+"""`trustusbank serve <workload>`: the container entry point of every workload."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from trustusbank.workloads.errors import WorkloadConfigError
+from trustusbank.workloads.registry import WORKLOADS
+from trustusbank.workloads.serving import PortInUse, bind, run
+
+VARIANT_ENV = "TRUSTUSBANK_BUILD_VARIANT"
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+def serve(
+    workload: Annotated[str, typer.Argument(help=f"One of: {', '.join(WORKLOADS)}.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: the workload's own].")] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            envvar=VARIANT_ENV,
+            help="Which build of the image to run (currency-converter: clean, mock-rugpull, real-rugpull).",
+        ),
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="Database file [default: under the state directory].")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run one of the bank's workloads as a server."""
+    spec = WORKLOADS.get(workload)
+    if spec is None:
+        err.print(f"[red]error:[/] unknown workload {workload!r}; choose one of: {', '.join(WORKLOADS)}")
+        raise typer.Exit(2)
+    chosen = variant or spec.default_variant
+    if chosen not in spec.variants:
+        err.print(
+            f"[red]error:[/] {workload} has no build {chosen!r}; choose one of: {', '.join(spec.variants)}"
+        )
+        raise typer.Exit(2)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = spec.app(chosen, db)
+        sock = bind(host, port if port is not None else spec.port)
+    except (PortInUse, WorkloadConfigError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    err.print(f"{workload} ({chosen}) listening on http://{bound_host}:{bound_port}")
+    run(app, sock, log_level=log_level.lower())

@@ -1,0 +1,161 @@
+"""The kinds a bundle may contain, and how each is validated and viewed.
+
+`KINDS` is the one place to extend: a new kind is one entry saying whether it is
+namespaced, how its raw document is validated, and which typed view it becomes.
+Core kinds are checked against the real Kubernetes OpenAPI schema in strict mode,
+so a misspelt field is an error here rather than something a cluster drops silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+from kubernetes_validate.utils import schema_contents
+from referencing import Registry, Resource
+
+from trustusbank.manifests.objects import (
+    ConfigMap,
+    Deployment,
+    JsonPath,
+    Manifest,
+    Namespace,
+    Problem,
+    Service,
+    ServiceAccount,
+    Source,
+)
+from trustusbank.manifests.yaml_source import Document
+
+FieldError = tuple[JsonPath, str]
+Validator = Callable[[dict[str, Any]], list[FieldError]]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    namespaced: bool
+    validate: Validator
+    view: Callable[[Manifest], object]
+
+
+def kubernetes_schema(api_version: str, kind: str) -> Validator:
+    """A strict validator for a built-in kind, loaded on first use (the schemas are large)."""
+
+    def validate(body: dict[str, Any]) -> list[FieldError]:
+        validator = _schema_validator(api_version, kind)
+        return [found for error in validator.iter_errors(body) for found in _field_errors(error)]
+
+    return validate
+
+
+KINDS: dict[tuple[str, str], KindSpec] = {
+    ("v1", "Namespace"): KindSpec(False, kubernetes_schema("v1", "Namespace"), Namespace.from_manifest),
+    ("v1", "ServiceAccount"): KindSpec(
+        True, kubernetes_schema("v1", "ServiceAccount"), ServiceAccount.from_manifest
+    ),
+    ("v1", "Service"): KindSpec(True, kubernetes_schema("v1", "Service"), Service.from_manifest),
+    ("v1", "ConfigMap"): KindSpec(True, kubernetes_schema("v1", "ConfigMap"), ConfigMap.from_manifest),
+    ("apps/v1", "Deployment"): KindSpec(
+        True, kubernetes_schema("apps/v1", "Deployment"), Deployment.from_manifest
+    ),
+}
+
+
+def known_kinds() -> str:
+    return ", ".join(f"{kind} ({api})" for api, kind in sorted(KINDS, key=lambda k: (k[1], k[0])))
+
+
+def to_manifest(document: Document) -> tuple[Manifest | None, list[Problem]]:
+    """Validate one document against its kind; a document with any problem yields no Manifest."""
+    data = document.data
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+
+    def problem(path: Sequence[str | int], message: str) -> Problem:
+        return Problem(document.file, document.line_of(path), message)
+
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return None, [problem((), "a manifest needs both apiVersion and kind")]
+    spec = KINDS.get((api_version, kind))
+    if spec is None:
+        message = f"unknown kind {kind!r} (apiVersion {api_version!r}); known kinds: {known_kinds()}"
+        return None, [problem(("kind",), message)]
+
+    metadata = data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    ref = f"{kind} {name or '<unnamed>'}"
+    problems = [problem(path, f"{ref}: {_dotted(path)}: {message}") for path, message in spec.validate(data)]
+    if not isinstance(name, str) or not name:
+        problems.append(problem(("metadata",), f"{ref}: metadata.name is required"))
+    if problems:
+        return None, problems
+
+    return Manifest(
+        api_version=api_version,
+        kind=kind,
+        name=name,
+        namespace=metadata.get("namespace") or None,
+        labels=dict(metadata.get("labels") or {}),
+        annotations=dict(metadata.get("annotations") or {}),
+        body=data,
+        source=Source(document.file, document.line),
+        positions=document.positions,
+    ), []
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return text or "(document)"
+
+
+@functools.cache
+def _definitions() -> tuple[str, Resource]:
+    version = kubernetes_validate.latest_version()
+    directory = f"kubernetes-json-schema/v{version}-local-strict"
+    contents = schema_contents(f"{directory}/_definitions.json", version)
+    return directory, Resource.from_contents(contents)
+
+
+@functools.cache
+def _schema_validator(api_version: str, kind: str) -> jsonschema.Draft202012Validator:
+    # The same file naming as kubernetes_validate.validate, which only ever reports the first error.
+    directory, definitions = _definitions()
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema = schema_contents(f"{directory}/{kind.lower()}-{api}.json", kubernetes_validate.latest_version())
+    registry = definitions @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
+    """Phrase an error so it points at the offending field, not at the object holding it."""
+    path: JsonPath = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties") or {})
+        return [
+            ((*path, key), f"unknown field{_suggestion(key, allowed)}")
+            for key in error.instance
+            if key not in allowed
+        ]
+    if error.validator == "type":
+        expected = [t for t in _as_list(error.validator_value) if t != "null"]
+        return [(path, f"expected {' or '.join(expected)}, got {_json_type(error.instance)}")]
+    return [(path, error.message)]
+
+
+def _suggestion(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -1,0 +1,282 @@
+"""Typed, read-only views of the manifest bundle.
+
+Later code (the runtime, the mesh model) reads these instead of raw dicts, so that
+a field's name and default are decided once, here. Each view keeps its `Manifest`
+so a check about any field can still point at the line that declares it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+JsonPath = tuple[str | int, ...]
+Position = tuple[int, int]
+
+AMBIENT_LABEL = "istio.io/dataplane-mode"
+WAYPOINT_LABEL = "istio.io/use-waypoint"
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the bundle; `line` 0 means the file as a whole."""
+
+    file: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.message}"
+
+
+class ManifestError(Exception):
+    """The bundle cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def line_at(positions: Mapping[JsonPath, Position], path: Sequence[str | int]) -> int | None:
+    """The line of `path`, else of its nearest ancestor: an absent field is reported where it belongs."""
+    key = tuple(path)
+    while key not in positions:
+        if not key:
+            return None
+        key = key[:-1]
+    return positions[key][0]
+
+
+@dataclass(frozen=True)
+class Source:
+    file: Path
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One validated document; `body` is the whole document as parsed."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    body: dict[str, Any]
+    source: Source
+    positions: Mapping[JsonPath, Position] = field(default_factory=dict, repr=False, compare=False)
+
+    def path_line(self, path: Sequence[str | int]) -> int:
+        return line_at(self.positions, path) or self.source.line
+
+    def problem(self, path: Sequence[str | int], message: str) -> Problem:
+        return Problem(self.source.file, self.path_line(path), f"{self.ref}: {message}")
+
+    @property
+    def ref(self) -> str:
+        """How messages name this object: `Kind namespace/name`."""
+        scope = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {scope}{self.name}"
+
+
+def _get(body: Mapping[str, Any], *keys: str) -> Any:
+    """Walk nested mappings, treating missing and null alike (the schema allows both)."""
+    node: Any = body
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _namespace(manifest: Manifest) -> str:
+    # Kubernetes places an object without metadata.namespace in "default"; so do we.
+    return manifest.namespace or "default"
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    labels: dict[str, str]
+    manifest: Manifest = field(repr=False, compare=False)
+
+    @property
+    def ambient(self) -> bool:
+        return self.labels.get(AMBIENT_LABEL) == "ambient"
+
+    @property
+    def use_waypoint(self) -> str | None:
+        return self.labels.get(WAYPOINT_LABEL)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> Namespace:
+        return cls(manifest.name, manifest.labels, manifest)
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    name: str
+    namespace: str
+    manifest: Manifest = field(repr=False, compare=False)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> ServiceAccount:
+        return cls(manifest.name, _namespace(manifest), manifest)
+
+
+class ContainerPort(NamedTuple):
+    name: str | None
+    container_port: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container as the embedded runtime needs it: what to run, with which environment."""
+
+    name: str
+    image: str | None
+    command: list[str]
+    args: list[str]
+    env: dict[str, str]
+    env_value_from: dict[str, dict[str, Any]]
+    ports: list[ContainerPort]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Container:
+        env_entries = body.get("env") or []
+        return cls(
+            name=body["name"],
+            image=body.get("image"),
+            command=list(body.get("command") or []),
+            args=list(body.get("args") or []),
+            env={e["name"]: e.get("value") or "" for e in env_entries if not e.get("valueFrom")},
+            env_value_from={e["name"]: e["valueFrom"] for e in env_entries if e.get("valueFrom")},
+            ports=[
+                ContainerPort(p.get("name"), p["containerPort"], p.get("protocol") or "TCP")
+                for p in body.get("ports") or []
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: dict[str, str]
+    match_expressions: list[dict[str, Any]]
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Kubernetes semantics; an empty selector matches nothing here, as a Deployment needs one."""
+        if not self.match_labels and not self.match_expressions:
+            return False
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        return all(_expression_matches(e, labels) for e in self.match_expressions)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any] | None) -> LabelSelector:
+        body = body or {}
+        return cls(dict(body.get("matchLabels") or {}), list(body.get("matchExpressions") or []))
+
+
+def _expression_matches(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    key, operator = expression["key"], expression["operator"]
+    values = expression.get("values") or []
+    if operator == "In":
+        return labels.get(key) in values
+    if operator == "NotIn":
+        return labels.get(key) not in values
+    if operator == "Exists":
+        return key in labels
+    return key not in labels  # DoesNotExist
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    selector: LabelSelector
+    pod_labels: dict[str, str]
+    service_account: str
+    containers: list[Container]
+    replicas: int
+    manifest: Manifest = field(repr=False, compare=False)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> Deployment:
+        spec = manifest.body.get("spec") or {}
+        pod_spec = _get(spec, "template", "spec") or {}
+        replicas = spec.get("replicas")
+        return cls(
+            name=manifest.name,
+            namespace=_namespace(manifest),
+            labels=manifest.labels,
+            selector=LabelSelector.from_body(spec.get("selector")),
+            pod_labels=dict(_get(spec, "template", "metadata", "labels") or {}),
+            service_account=pod_spec.get("serviceAccountName") or "default",
+            containers=[Container.from_body(c) for c in pod_spec.get("containers") or []],
+            replicas=1 if replicas is None else replicas,
+            manifest=manifest,
+        )
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str | None
+    port: int
+    target_port: int | str
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    selector: dict[str, str]
+    ports: list[ServicePort]
+    manifest: Manifest = field(repr=False, compare=False)
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.svc.cluster.local"
+
+    def selects(self, deployment: Deployment) -> bool:
+        """A Service without a selector has hand-managed endpoints, so it selects no Deployment."""
+        return (
+            bool(self.selector)
+            and deployment.namespace == self.namespace
+            and all(deployment.pod_labels.get(k) == v for k, v in self.selector.items())
+        )
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> Service:
+        spec = manifest.body.get("spec") or {}
+        ports = [
+            ServicePort(
+                name=p.get("name"),
+                port=p["port"],
+                target_port=p.get("targetPort") or p["port"],  # Kubernetes defaults it to `port`.
+                protocol=p.get("protocol") or "TCP",
+            )
+            for p in spec.get("ports") or []
+        ]
+        return cls(manifest.name, _namespace(manifest), dict(spec.get("selector") or {}), ports, manifest)
+
+
+@dataclass(frozen=True)
+class ConfigMap:
+    name: str
+    namespace: str
+    data: dict[str, str]
+    manifest: Manifest = field(repr=False, compare=False)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> ConfigMap:
+        return cls(manifest.name, _namespace(manifest), dict(manifest.body.get("data") or {}), manifest)

@@ -1,0 +1,1 @@
+"""What the user runs: the walk-throughs and, later, the three acts."""

@@ -1,0 +1,1 @@
+"""agentregistry: the catalogue of MCP servers, i.e. the DORA Art. 28 register."""

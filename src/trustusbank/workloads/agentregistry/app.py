@@ -1,0 +1,86 @@
+"""The registry's HTTP face: a JSON catalogue API and a page for people.
+
+Entries are computed once at start-up (tool lists come from each build through
+a real MCP client); the pins they are compared against live in SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from trustusbank.manifests import ManifestError, load_bundle
+from trustusbank.paths import deploy_dir
+from trustusbank.workloads.agentregistry.catalogue import (
+    CatalogueError,
+    PinStore,
+    Registered,
+    build_entries,
+    catalogue_from_bundle,
+    parse_catalogue,
+)
+
+CATALOGUE_ENV = "AGENTREGISTRY_CATALOGUE"
+
+
+def create_app(manifests: Path, catalogue: list[Registered] | None, pins: PinStore) -> Starlette:
+    """The app; `catalogue` None means: read it from the manifests' ConfigMap."""
+    try:
+        bundle = load_bundle(manifests)
+    except ManifestError as exc:
+        raise CatalogueError(f"cannot read the manifests: {exc}") from exc
+    registered = catalogue if catalogue is not None else catalogue_from_bundle(bundle)
+    state: dict[str, Any] = {"entries": []}
+    page = files("trustusbank.workloads.agentregistry").joinpath("page.html").read_text(encoding="utf-8")
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        state["entries"] = await build_entries(bundle, registered, pins)
+        yield
+
+    async def servers(_: Request) -> JSONResponse:
+        return JSONResponse({"count": len(state["entries"]), "servers": state["entries"]})
+
+    async def server(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        for entry in state["entries"]:
+            if entry["name"] == name:
+                return JSONResponse(entry)
+        return JSONResponse({"error": f"no server named {name!r} is registered"}, status_code=404)
+
+    async def index(_: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "servers": len(state["entries"])})
+
+    return Starlette(
+        routes=[
+            Route("/api/servers", servers),
+            Route("/api/servers/{name:path}", server),
+            Route("/healthz", healthz),
+            Route("/", index),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def create_app_from_env(db: Path) -> Starlette:
+    """As deployed: the catalogue file from `AGENTREGISTRY_CATALOGUE` if set, else the manifests."""
+    path = os.environ.get(CATALOGUE_ENV)
+    catalogue = None
+    if path:
+        file = Path(path)
+        if not file.is_file():
+            raise CatalogueError(f"{CATALOGUE_ENV}={path}: no such file")
+        catalogue = parse_catalogue(file.read_text(encoding="utf-8"), path)
+    return create_app(deploy_dir(), catalogue, PinStore(db))

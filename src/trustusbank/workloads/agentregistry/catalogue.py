@@ -1,0 +1,167 @@
+"""The registry's entries: the registered catalogue joined with the manifests and the builds.
+
+The registered record (publisher, version, image) is what a bank files in its
+Art. 28 register, and it does not change when a vendor's tag is rewritten.
+What does change is the digest behind the tag; the registry pins it when an
+entry is first registered and reports every build against that pin.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trustusbank.images.digest import build_digest
+from trustusbank.images.tool_list import build_tools, tool_list_hash
+from trustusbank.manifests import Bundle, ConfigMap, Deployment, Service
+from trustusbank.workloads.errors import WorkloadConfigError
+from trustusbank.workloads.registry import WORKLOADS, Workload
+
+CATALOGUE_CONFIGMAP = ("trustusbank-platform", "agentregistry-catalogue", "catalogue.yaml")
+TRUST_DOMAIN = "cluster.local"
+
+
+class CatalogueError(WorkloadConfigError):
+    """The catalogue or the manifests it refers to are not usable."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    title: str
+    publisher: str
+    version: str
+    classification: str
+    deployment: str  # "<namespace>/<name>"
+    description: str
+
+
+def parse_catalogue(text: str, origin: str) -> list[Registered]:
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{origin}: not valid YAML: {exc}") from exc
+    servers = doc.get("servers") if isinstance(doc, dict) else None
+    if not isinstance(servers, list):
+        raise CatalogueError(f"{origin}: expected a top-level 'servers' list")
+    fields = Registered.__dataclass_fields__
+    entries = []
+    for i, raw in enumerate(servers):
+        if not isinstance(raw, dict):
+            raise CatalogueError(f"{origin}: servers[{i}] is not a mapping")
+        missing = sorted(set(fields) - set(raw))
+        unknown = sorted(set(raw) - set(fields))
+        if missing or unknown:
+            raise CatalogueError(
+                f"{origin}: servers[{i}]: missing {missing or '-'}, unknown {unknown or '-'}"
+            )
+        entries.append(Registered(**{k: str(raw[k]) for k in fields}))
+    return entries
+
+
+def catalogue_from_bundle(bundle: Bundle) -> list[Registered]:
+    namespace, name, key = CATALOGUE_CONFIGMAP
+    cm = bundle.view("ConfigMap", namespace, name)
+    if not isinstance(cm, ConfigMap) or key not in cm.data:
+        raise CatalogueError(f"the manifests have no ConfigMap {namespace}/{name} with key {key}")
+    return parse_catalogue(cm.data[key], f"ConfigMap {namespace}/{name}")
+
+
+class PinStore:
+    """Pins recorded at registration; SQLite so that they survive restarts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS pins (name TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+                " tool_list_hash TEXT NOT NULL, registered_at REAL NOT NULL)"
+            )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=10)
+        conn.row_factory = sqlite3.Row
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def pin(self, name: str, digest: str, tool_hash: str) -> dict[str, Any]:
+        """The entry's pin, recorded now if it has none yet."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO pins VALUES (?, ?, ?, ?)", (name, digest, tool_hash, time.time())
+            )
+            row = conn.execute("SELECT * FROM pins WHERE name = ?", (name,)).fetchone()
+        return {
+            "digest": row["digest"],
+            "tool_list_hash": row["tool_list_hash"],
+            "registered_at": row["registered_at"],
+        }
+
+
+def _workload_of(bundle: Bundle, entry: Registered) -> tuple[Deployment, Service | None, Workload]:
+    namespace, _, name = entry.deployment.partition("/")
+    deployment = bundle.view("Deployment", namespace, name)
+    if not isinstance(deployment, Deployment):
+        raise CatalogueError(f"{entry.name}: no Deployment {entry.deployment} in the manifests")
+    command = deployment.containers[0].command
+    if len(command) < 3 or command[:2] != ["trustusbank", "serve"] or command[2] not in WORKLOADS:
+        raise CatalogueError(f"{entry.name}: Deployment {entry.deployment} does not run a known workload")
+    services = bundle.service_for(deployment)
+    return deployment, services[0] if services else None, WORKLOADS[command[2]]
+
+
+async def build_entries(bundle: Bundle, catalogue: list[Registered], pins: PinStore) -> list[dict[str, Any]]:
+    """Every registered server with its pin and how each known build compares to it."""
+    entries = []
+    for reg in catalogue:
+        deployment, service, workload = _workload_of(bundle, reg)
+        builds = []
+        for variant in workload.variants:
+            tools = await build_tools(workload, variant)
+            builds.append(
+                {
+                    "variant": variant,
+                    "digest": build_digest(workload, variant),
+                    "tool_list_hash": tool_list_hash(tools),
+                    "tools": [t.name for t in tools],
+                }
+            )
+        published = builds[0]
+        pin = pins.pin(reg.name, published["digest"], published["tool_list_hash"])
+        for build in builds:
+            build["digest_matches_pin"] = build["digest"] == pin["digest"]
+            build["tool_list_matches_pin"] = build["tool_list_hash"] == pin["tool_list_hash"]
+        port = service.ports[0].port if service else workload.port
+        entries.append(
+            {
+                **reg.__dict__,
+                "namespace": deployment.namespace,
+                "service_account": deployment.service_account,
+                "spiffe_id": f"spiffe://{TRUST_DOMAIN}/ns/{deployment.namespace}/sa/{deployment.service_account}",
+                "image": deployment.containers[0].image,
+                "transport": {
+                    "type": "streamable-http",
+                    "url": f"http://{service.fqdn if service else reg.name}:{port}/mcp",
+                },
+                "tools": published["tools"],
+                "pinned": pin,
+                "builds": builds,
+                "signature": {
+                    "status": "not-checked",
+                    "detail": "image signatures are verified once the image store exists",
+                },
+            }
+        )
+    return entries

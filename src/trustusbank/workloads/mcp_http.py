@@ -1,0 +1,58 @@
+"""Serve an `MCPServer` over streamable HTTP the way every workload here does.
+
+One place decides which Host headers an MCP server accepts: the SDK rejects
+unknown hosts (DNS-rebinding protection), and behind the mesh requests arrive
+addressed to Service names and to the waypoint, not to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+EXTRA_HOSTS_ENV = "TRUSTUSBANK_ALLOWED_HOSTS"
+WAYPOINT_FQDN = "trustusbank-agentgw.trustusbank-platform.svc.cluster.local"
+
+
+def service_hostnames(service: str, namespace: str) -> list[str]:
+    """Every name a Service is reachable by inside the cluster, shortest first."""
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
+
+
+def allowed_hosts(service: str, namespace: str) -> list[str]:
+    """Host header values this server accepts, with or without a port."""
+    names = ["127.0.0.1", "localhost", "[::1]", *service_hostnames(service, namespace), WAYPOINT_FQDN]
+    names += [h.strip() for h in os.environ.get(EXTRA_HOSTS_ENV, "").split(",") if h.strip()]
+    return [form for name in names for form in (name, f"{name}:*")]
+
+
+def new_server(name: str, *, version: str, instructions: str) -> MCPServer:
+    """An MCPServer with a /healthz route and the SDK's console logging kept quiet."""
+    server = MCPServer(name, version=version, instructions=instructions, log_level="WARNING")
+
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "server": name, "version": version})
+
+    return server
+
+
+def streamable_http_app(server: MCPServer, *, service: str, namespace: str) -> Starlette:
+    """The server's ASGI app at /mcp, accepting its Service names as Host."""
+    hosts = allowed_hosts(service, namespace)
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=[f"http://{h}" for h in hosts],
+    )
+    return server.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
