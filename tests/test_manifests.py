@@ -46,7 +46,7 @@ spec:
       containers:
         - name: server
           image: api:1
-          command: ["serve"]
+          command: ["trustusbank", "serve", "fx-api"]
           ports:
             - name: http
               containerPort: 8000
@@ -95,7 +95,7 @@ def test_valid_bundle_loads_typed_values() -> None:
     assert api.pod_labels == {"app": "shop-api", "version": "1.0.0"}
     (server,) = api.containers
     assert server.image == "localhost:5001/shop-api:1.0.0"
-    assert server.command == ["trustusbank", "serve", "shop-api"]
+    assert server.command == ["trustusbank", "serve", "fx-api"]
     assert server.args == ["--port", "8000"]
     assert server.env == {"CURRENCY": "GBP"}
     assert server.env_value_from == {"POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}}}
@@ -279,9 +279,26 @@ def test_service_target_port_by_name_or_default(tmp_path: Path) -> None:
 
 
 def test_deployment_without_command(tmp_path: Path) -> None:
-    write_bundle(tmp_path, {"app.yaml": DEPLOYMENT.replace('          command: ["serve"]\n', "")})
+    write_bundle(
+        tmp_path,
+        {"app.yaml": DEPLOYMENT.replace('          command: ["trustusbank", "serve", "fx-api"]\n', "")},
+    )
 
     assert problems(tmp_path) == [("app.yaml", 16, f"Deployment shop/api: container 'server': {NO_COMMAND}")]
+
+
+@pytest.mark.parametrize(
+    "command", ['["nginx", "-g", "daemon off;"]', '["trustusbank", "serve", "bitcoin-miner"]']
+)
+def test_command_the_embedded_runtime_cannot_run(tmp_path: Path, command: str) -> None:
+    write_bundle(tmp_path, {"app.yaml": DEPLOYMENT.replace('["trustusbank", "serve", "fx-api"]', command)})
+
+    [(file, line, message)] = problems(tmp_path)
+    assert (file, line) == (
+        "app.yaml",
+        DEPLOYMENT.splitlines().index('          command: ["trustusbank", "serve", "fx-api"]') + 1,
+    )
+    assert "the embedded runtime can only start `trustusbank serve <workload>`" in message
 
 
 def test_load_bundle_raises_with_every_problem_sorted(tmp_path: Path) -> None:

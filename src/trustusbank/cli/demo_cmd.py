@@ -39,13 +39,14 @@ def _summary(step: walkthrough.Step) -> str:
     if "balance" in result:
         return f"{result['balance']:,.2f} {result['currency']}"
     if "ni_number" in result:
-        return f"{result['name']}'s full profile"
+        return "full PII profile"
     return _short(result, 40)
 
 
-def _call(step: walkthrough.Step) -> str:
-    extra = " [bold red]+profile[/]" if "customer_profile" in step.arguments else ""
-    return f"{step.server} › {step.tool}{extra}"
+def _flag(step: walkthrough.Step) -> str:
+    if "customer_profile" in step.arguments:
+        return "[bold red]PII passed in[/]"
+    return "[bold red]← injection[/]" if step.injected else ""
 
 
 def _render_phase(phase: walkthrough.Phase) -> None:
@@ -53,8 +54,7 @@ def _render_phase(phase: walkthrough.Phase) -> None:
     for column in ("call", "result", ""):
         table.add_column(column, no_wrap=True)
     for step in phase.steps:
-        flag = "[bold red]← injection[/]" if step.injected else ""
-        table.add_row(_call(step), _summary(step), flag)
+        table.add_row(f"{step.server} › {step.tool}", _summary(step), _flag(step))
     reg = phase.registry
     drift = "[green]matches the pin[/]" if reg["digest_matches_pin"] else "[bold red]differs from the pin[/]"
     new_events = phase.attacker_after - phase.attacker_before

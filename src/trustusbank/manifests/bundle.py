@@ -179,12 +179,22 @@ def _target_ports_exist(bundle: Bundle) -> Iterator[Problem]:
                     yield s.manifest.problem(("spec", "ports", index, "targetPort"), message)
 
 
-def _commands_set(bundle: Bundle) -> Iterator[Problem]:
+def _commands_runnable(bundle: Bundle) -> Iterator[Problem]:
+    """The embedded runtime runs `trustusbank serve <workload>`; anything else it cannot honour."""
+    from trustusbank.workloads.registry import WORKLOADS
+
     for d in bundle.deployments():
         for index, container in enumerate(d.containers):
-            if not container.command:
-                path = ("spec", "template", "spec", "containers", index)
+            path = ("spec", "template", "spec", "containers", index)
+            command = container.command
+            if not command:
                 yield d.manifest.problem(path, f"container {container.name!r}: {NO_COMMAND}")
+            elif command[:2] != ["trustusbank", "serve"] or len(command) < 3 or command[2] not in WORKLOADS:
+                message = (
+                    f"container {container.name!r}: the embedded runtime can only start "
+                    f"`trustusbank serve <workload>` with one of: {', '.join(WORKLOADS)}; got {command[:3]}"
+                )
+                yield d.manifest.problem((*path, "command"), message)
 
 
 CHECKS: list[Callable[[Bundle], Iterable[Problem]]] = [
@@ -194,5 +204,5 @@ CHECKS: list[Callable[[Bundle], Iterable[Problem]]] = [
     _selector_matches_template,
     _service_selects_deployment,
     _target_ports_exist,
-    _commands_set,
+    _commands_runnable,
 ]

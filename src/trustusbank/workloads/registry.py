@@ -17,8 +17,6 @@ from starlette.types import ASGIApp
 
 from trustusbank.paths import data_file
 
-DB_ENV = "TRUSTUSBANK_DB"
-
 
 @dataclass(frozen=True)
 class ServeConfig:
