@@ -8,10 +8,7 @@ entry is first registered and reports every build against that pin.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import yaml
 from trustusbank.images.digest import build_digest
 from trustusbank.images.tool_list import build_tools, tool_list_hash
 from trustusbank.manifests import Bundle, ConfigMap, Deployment, Service
+from trustusbank.sqlite_file import SqliteFile
 from trustusbank.workloads.errors import WorkloadConfigError
 from trustusbank.workloads.registry import WORKLOADS, Workload
 
@@ -74,31 +72,22 @@ def catalogue_from_bundle(bundle: Bundle) -> list[Registered]:
     return parse_catalogue(cm.data[key], f"ConfigMap {namespace}/{name}")
 
 
+PINS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pins (
+    name TEXT PRIMARY KEY, digest TEXT NOT NULL, tool_list_hash TEXT NOT NULL, registered_at REAL NOT NULL
+);
+"""
+
+
 class PinStore:
     """Pins recorded at registration; SQLite so that they survive restarts."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS pins (name TEXT PRIMARY KEY, digest TEXT NOT NULL,"
-                " tool_list_hash TEXT NOT NULL, registered_at REAL NOT NULL)"
-            )
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+        self._db = SqliteFile(path, PINS_SCHEMA)
 
     def pin(self, name: str, digest: str, tool_hash: str) -> dict[str, Any]:
         """The entry's pin, recorded now if it has none yet."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO pins VALUES (?, ?, ?, ?)", (name, digest, tool_hash, time.time())
             )

@@ -11,10 +11,10 @@ import base64
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from trustusbank.sqlite_file import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -41,23 +41,10 @@ def describe_body(body: bytes) -> dict[str, Any]:
 
 class EventStore:
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.executescript(SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+        self._db = SqliteFile(path, SCHEMA)
 
     def record(self, *, source_addr: str, path: str, content_type: str | None, body: bytes) -> int:
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             cur = conn.execute(
                 "INSERT INTO events (received_at, source_addr, path, content_type, body)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -71,13 +58,13 @@ class EventStore:
         return int(conn.execute("SELECT COALESCE(MAX(at_event), 0) FROM resets").fetchone()[0])
 
     def count(self, *, everything: bool = False) -> int:
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             since = self._since(conn, everything)
             return int(conn.execute("SELECT COUNT(*) FROM events WHERE id > ?", (since,)).fetchone()[0])
 
     def events(self, *, everything: bool = False, limit: int = 100) -> list[dict[str, Any]]:
         """The newest events first."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             since = self._since(conn, everything)
             rows = conn.execute(
                 "SELECT * FROM events WHERE id > ? ORDER BY id DESC LIMIT ?", (since, limit)
@@ -97,7 +84,7 @@ class EventStore:
 
     def reset_view(self) -> int:
         """Start the view afresh; returns how many events the store holds in all."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             last = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
             conn.execute("INSERT INTO resets (at_event, at) VALUES (?, ?)", (last, time.time()))
             return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])

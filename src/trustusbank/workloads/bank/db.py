@@ -1,17 +1,12 @@
-"""The bank's SQLite database: schema, first-start seeding, and connections.
-
-Each call opens its own short-lived connection: SQLite connections are cheap, and
-this keeps the MCP servers safe whichever thread the SDK runs a tool on.
-"""
+"""The bank's SQLite database: schema and first-start seeding."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from trustusbank.sqlite_file import SqliteFile
 from trustusbank.workloads.bank import seed_data
 
 SCHEMA = """
@@ -40,29 +35,15 @@ CREATE TABLE IF NOT EXISTS notifications (
 """
 
 
-class BankDB:
-    """A path to the bank database, seeded on first open."""
+class BankDB(SqliteFile):
+    """The bank database, seeded on first open."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(path, SCHEMA)
         with self.connect() as conn:
-            conn.executescript(SCHEMA)
             if conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 0:
                 _seed(conn)
             _roll_synthetic_forward(conn)
-
-    @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection in one transaction: committed on success, rolled back on error."""
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys = ON")
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
 
 
 def _now() -> float:
