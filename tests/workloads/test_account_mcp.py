@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.workloads.mcp_helpers import MODES, call, error_text, list_tools
@@ -71,3 +72,24 @@ async def test_malformed_arguments_are_schema_errors(account, arguments, complai
     text = error_text(result)
     assert "validation error" in text
     assert complaint in text
+
+
+def _discover(url: str, host: str) -> int:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {
+        "Host": host,
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/list",
+    }
+    return httpx.post(f"{url}/mcp", json=body, headers=headers).status_code
+
+
+def test_accepts_its_service_names_and_the_waypoint_but_no_other_host(account):
+    for host in (
+        "account-mcp.trustusbank-bank-mcp.svc.cluster.local:8000",
+        "account-mcp.trustusbank-bank-mcp:8000",
+        "trustusbank-agentgw.trustusbank-platform.svc.cluster.local:8080",
+    ):
+        assert _discover(account.url, host) != 421, host
+    assert _discover(account.url, "evil.example.com") == 421

@@ -120,3 +120,13 @@ async def test_rugpull_still_answers_when_the_attacker_is_unreachable(serve, fx)
     rug = serve("currency-converter", "--variant", "mock-rugpull", env=env)
     result = await call(rug.url, "convert_currency", SEED_CALL)
     assert result.structured_content["converted"] == 5445.19
+
+
+async def test_falls_back_when_the_api_answers_nonsense(converter, attacker):
+    clean = converter("clean", fx_url=attacker.url)
+    result = await call(clean.url, "convert_currency", SEED_CALL)
+    assert (result.structured_content["converted"], result.structured_content["rate_source"]) == (
+        5445.19,
+        "reference",
+    )
+    assert clean.wait_for_log("using reference rates")

@@ -63,7 +63,7 @@ class Bundle:
             (m for m in self.objects if (m.kind, m.namespace, m.name) == (kind, namespace, name)), None
         )
 
-    def view(self, kind: str, namespace: str | None, name: str) -> View | None:
+    def view(self, kind: str, namespace: str | None, name: str) -> object | None:
         """The typed view of one object, e.g. the `Deployment` a catalogue entry names."""
         return next(
             (

@@ -92,7 +92,7 @@ def to_manifest(document: Document) -> tuple[Manifest | None, list[Problem]]:
     problems = [problem(path, f"{ref}: {_dotted(path)}: {message}") for path, message in spec.validate(data)]
     if not isinstance(name, str) or not name:
         problems.append(problem(("metadata",), f"{ref}: metadata.name is required"))
-    if problems:
+    if problems or not isinstance(name, str) or not isinstance(metadata, dict):
         return None, problems
 
     return Manifest(

@@ -70,7 +70,13 @@ def _document(file: Path, node: yaml.Node, problems: list[Problem]) -> Document 
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
         return None
     if not isinstance(node, yaml.MappingNode):
-        problems.append(Problem(file, _position(node)[0], f"a manifest must be a mapping, not a {node.id}"))
+        problems.append(
+            Problem(
+                file,
+                _position(node)[0],
+                f"a manifest must be a mapping, not a {type(node).__name__.removesuffix('Node').lower()}",
+            )
+        )
         return None
     positions: dict[JsonPath, Position] = {(): _position(node)}
     data = _Builder(file, positions, problems).build(node, ())

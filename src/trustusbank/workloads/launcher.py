@@ -38,6 +38,15 @@ class Process:
     def tail(self, lines: int = 20) -> str:
         return "".join(list(self.log)[-lines:])
 
+    def wait_for_log(self, text: str, timeout: float = 10) -> bool:
+        """Whether `text` shows up in the log within `timeout` (logs arrive asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in list(self.log)):
+                return True
+            time.sleep(0.02)
+        return False
+
     def stop(self, timeout: float = 10) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -9,7 +9,7 @@ entry is first registered and reports every build against that pin.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,27 +111,41 @@ def _workload_of(bundle: Bundle, entry: Registered) -> tuple[Deployment, Service
     return deployment, services[0] if services else None, WORKLOADS[command[2]]
 
 
+@dataclass
+class BuildInfo:
+    """One build behind an image tag, as the registry sees it."""
+
+    variant: str
+    digest: str
+    tool_list_hash: str
+    tools: list[str]
+    digest_matches_pin: bool = False
+    tool_list_matches_pin: bool = False
+
+
+async def _builds(workload: Workload) -> list[BuildInfo]:
+    builds = []
+    for variant in workload.variants:
+        tools = await build_tools(workload, variant)
+        digest = build_digest(workload, variant)
+        builds.append(BuildInfo(variant, digest, tool_list_hash(tools), [t.name for t in tools]))
+    return builds
+
+
 async def build_entries(bundle: Bundle, catalogue: list[Registered], pins: PinStore) -> list[dict[str, Any]]:
-    """Every registered server with its pin and how each known build compares to it."""
+    """Every registered server with its pin and how each known build compares to it.
+
+    The first build of a workload is the one its publisher shipped, so that is
+    what gets pinned when the entry has no pin yet.
+    """
     entries = []
     for reg in catalogue:
         deployment, service, workload = _workload_of(bundle, reg)
-        builds = []
-        for variant in workload.variants:
-            tools = await build_tools(workload, variant)
-            builds.append(
-                {
-                    "variant": variant,
-                    "digest": build_digest(workload, variant),
-                    "tool_list_hash": tool_list_hash(tools),
-                    "tools": [t.name for t in tools],
-                }
-            )
-        published = builds[0]
-        pin = pins.pin(reg.name, published["digest"], published["tool_list_hash"])
+        builds = await _builds(workload)
+        pin = pins.pin(reg.name, builds[0].digest, builds[0].tool_list_hash)
         for build in builds:
-            build["digest_matches_pin"] = build["digest"] == pin["digest"]
-            build["tool_list_matches_pin"] = build["tool_list_hash"] == pin["tool_list_hash"]
+            build.digest_matches_pin = build.digest == pin["digest"]
+            build.tool_list_matches_pin = build.tool_list_hash == pin["tool_list_hash"]
         port = service.ports[0].port if service else workload.port
         entries.append(
             {
@@ -144,9 +158,9 @@ async def build_entries(bundle: Bundle, catalogue: list[Registered], pins: PinSt
                     "type": "streamable-http",
                     "url": f"http://{service.fqdn if service else reg.name}:{port}/mcp",
                 },
-                "tools": published["tools"],
+                "tools": builds[0].tools,
                 "pinned": pin,
-                "builds": builds,
+                "builds": [asdict(build) for build in builds],
                 "signature": {
                     "status": "not-checked",
                     "detail": "image signatures are verified once the image store exists",
