@@ -42,9 +42,12 @@ def test_seed_topology() -> None:
         "trustusbank-observability",
     }
     assert seven <= set(namespaces)
-    assert all(ns.ambient for ns in namespaces.values())
+    assert all(namespaces[name].ambient for name in {*seven, "external-fx"})
+    assert not namespaces["istio-system"].ambient, "the control plane is not captured"
     assert namespaces["trustusbank-platform"].use_waypoint == "trustusbank-agentgw"
     assert {(s.namespace, s.name): s.ports[0].port for s in bundle.services()} == SERVICES
+    [strict] = [m for m in bundle.objects if m.kind == "PeerAuthentication"]
+    assert (strict.namespace, strict.body["spec"]["mtls"]["mode"]) == ("istio-system", "STRICT")
     accounts = [(d.namespace, d.service_account) for d in bundle.deployments()]
     assert len(set(accounts)) == len(accounts), "every workload needs its own SPIFFE identity"
     converter = bundle.view("Deployment", "trustusbank-bank-vendors", "currency-converter")

@@ -13,6 +13,8 @@ import platformdirs
 
 STATE_ENV = "TRUSTUSBANK_STATE_DIR"
 DEPLOY_ENV = "TRUSTUSBANK_DEPLOY_DIR"
+# Set by the embedded runtime: the pod's private address, what "0.0.0.0" means inside the pod.
+POD_IP_ENV = "TRUSTUSBANK_POD_IP"
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 

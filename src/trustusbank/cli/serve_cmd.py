@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from trustusbank.paths import POD_IP_ENV
 from trustusbank.workloads.errors import WorkloadConfigError
 from trustusbank.workloads.registry import WORKLOADS
 from trustusbank.workloads.serving import PortInUse, bind, run
@@ -16,6 +18,12 @@ from trustusbank.workloads.serving import PortInUse, bind, run
 VARIANT_ENV = "TRUSTUSBANK_BUILD_VARIANT"
 
 err = Console(stderr=True, soft_wrap=True)
+
+
+def pod_address(host: str) -> str:
+    """Inside an embedded pod, "all interfaces" means the pod's own private address."""
+    pod_ip = os.environ.get(POD_IP_ENV)
+    return pod_ip if host in ("0.0.0.0", "::") and pod_ip else host
 
 
 def serve(
@@ -48,7 +56,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = spec.app(chosen, db)
-        sock = bind(host, port if port is not None else spec.port)
+        sock = bind(pod_address(host), port if port is not None else spec.port)
     except (PortInUse, WorkloadConfigError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

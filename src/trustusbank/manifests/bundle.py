@@ -8,7 +8,7 @@ small function in `CHECKS` that later kinds extend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -89,11 +89,21 @@ class CheckReport:
     problems: list[Problem]
 
 
-def check_bundle(path: Path) -> CheckReport:
-    """Every problem in the bundle; raises only when `path` itself does not exist."""
+def _files(path: Path, include: Sequence[Path], exclude: Sequence[Path]) -> list[Path]:
+    skipped = [e.resolve() for e in exclude]
+    found = [f for f in yaml_files(path) if not any(f.resolve().is_relative_to(e) for e in skipped)]
+    return found + [f for extra in include if extra.exists() for f in yaml_files(extra)]
+
+
+def check_bundle(path: Path, *, include: Sequence[Path] = (), exclude: Sequence[Path] = ()) -> CheckReport:
+    """Every problem in the bundle; raises only when `path` itself does not exist.
+
+    `exclude` leaves out folders of `path` (a policy set applied separately);
+    `include` adds files or folders from elsewhere (what has been applied).
+    """
     if not path.exists():
         raise ManifestError([Problem(path, 0, "no such file or directory; expected the manifest bundle")])
-    files = yaml_files(path)
+    files = _files(path, include, exclude)
     if not files:
         return CheckReport([], [Problem(path, 0, "no *.yaml or *.yml files found")])
     objects: list[Manifest] = []
@@ -111,9 +121,9 @@ def check_bundle(path: Path) -> CheckReport:
     return CheckReport(objects, sorted(problems))
 
 
-def load_bundle(path: Path) -> Bundle:
+def load_bundle(path: Path, *, include: Sequence[Path] = (), exclude: Sequence[Path] = ()) -> Bundle:
     """The bundle, or a `ManifestError` listing everything wrong with it."""
-    report = check_bundle(path)
+    report = check_bundle(path, include=include, exclude=exclude)
     if report.problems:
         raise ManifestError(report.problems)
     return Bundle(report.objects)

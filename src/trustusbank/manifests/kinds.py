@@ -32,6 +32,8 @@ from trustusbank.manifests.objects import (
     Source,
 )
 from trustusbank.manifests.yaml_source import Document
+from trustusbank.mesh.authz import validation as istio_security
+from trustusbank.mesh.authz.model import AuthorizationPolicy, PeerAuthentication
 
 FieldError = tuple[JsonPath, str]
 Validator = Callable[[dict[str, Any]], list[FieldError]]
@@ -54,6 +56,51 @@ def kubernetes_schema(api_version: str, kind: str) -> Validator:
     return validate
 
 
+OBJECT_META = (
+    "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+)
+
+
+def json_schema(spec_schema: dict[str, Any], *checks: Validator) -> Validator:
+    """A strict validator for a custom resource: Kubernetes' own ObjectMeta for `metadata`,
+    `spec_schema` for `spec`, then `checks` (the rules a cluster's webhook or CEL would apply),
+    which run only on a document the schema accepts, so they can rely on its types."""
+    schema = {
+        "type": "object",
+        "required": ["apiVersion", "kind"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"$ref": OBJECT_META},
+            "spec": spec_schema,
+            "status": {"type": "object"},
+        },
+    }
+
+    @functools.cache
+    def validator() -> jsonschema.Draft202012Validator:
+        _, definitions = _definitions()
+        return jsonschema.Draft202012Validator(schema, registry=definitions @ Registry())
+
+    def validate(body: dict[str, Any]) -> list[FieldError]:
+        errors = [found for error in validator().iter_errors(body) for found in _field_errors(error)]
+        return errors or [error for check in checks for error in check(body)]
+
+    return validate
+
+
+_AUTHORIZATION_POLICY = KindSpec(
+    True,
+    json_schema(istio_security.AUTHORIZATION_POLICY_SPEC, istio_security.check_authorization_policy),
+    AuthorizationPolicy.from_manifest,
+)
+_PEER_AUTHENTICATION = KindSpec(
+    True,
+    json_schema(istio_security.PEER_AUTHENTICATION_SPEC, istio_security.check_peer_authentication),
+    PeerAuthentication.from_manifest,
+)
+
 KINDS: dict[tuple[str, str], KindSpec] = {
     ("v1", "Namespace"): KindSpec(False, kubernetes_schema("v1", "Namespace"), Namespace.from_manifest),
     ("v1", "ServiceAccount"): KindSpec(
@@ -64,6 +111,11 @@ KINDS: dict[tuple[str, str], KindSpec] = {
     ("apps/v1", "Deployment"): KindSpec(
         True, kubernetes_schema("apps/v1", "Deployment"), Deployment.from_manifest
     ),
+    # Istio serves v1 and v1beta1 of both with the same schema.
+    ("security.istio.io/v1", "AuthorizationPolicy"): _AUTHORIZATION_POLICY,
+    ("security.istio.io/v1beta1", "AuthorizationPolicy"): _AUTHORIZATION_POLICY,
+    ("security.istio.io/v1", "PeerAuthentication"): _PEER_AUTHENTICATION,
+    ("security.istio.io/v1beta1", "PeerAuthentication"): _PEER_AUTHENTICATION,
 }
 
 

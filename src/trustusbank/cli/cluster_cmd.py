@@ -1,0 +1,160 @@
+"""`trustusbank up [--detach]`, `down`, `status`, `exec`: the embedded cluster's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trustusbank.manifests import ManifestError
+from trustusbank.paths import deploy_dir, state_dir
+from trustusbank.runtime import control
+from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.runtime.supervisor import READY_TIMEOUT, StartupFailed, Supervisor
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _short(node: str) -> str:
+    return node.removeprefix("trustusbank-")
+
+
+def render_status(status: dict[str, Any]) -> None:
+    nodes = Table(title="nodes", title_justify="left", box=None, padding=(0, 2, 0, 0))
+    for column in ("node", "role", "address", "ztunnel pid", "ready"):
+        nodes.add_column(column, no_wrap=True)
+    for n in status.get("nodes", []):
+        ready = "[green]yes[/]" if n["ready"] else "[red]no[/]"
+        nodes.add_row(_short(n["name"]), n["role"], n["ip"], str(n["ztunnel_pid"] or "-"), ready)
+    pods = Table(title="pods", title_justify="left", box=None, padding=(0, 1, 0, 0))
+    pods.add_column("pod", overflow="fold", ratio=1)
+    for column in ("node", "address", "ready", "restarts"):
+        pods.add_column(column, no_wrap=True)
+    for p in status.get("pods", []):
+        address = ", ".join(f"{p['ip']}:{port}" for port in p["ports"])
+        ready = "[green]yes[/]" if p["ready"] else "[red]no[/]"
+        pods.add_row(f"{p['namespace']}/{p['name']}", _short(p["node"]), address, ready, str(p["restarts"]))
+    out.print(nodes)
+    out.print()
+    out.print(pods)
+    out.print("\n[bold]identities[/]")
+    width = max((len(p["namespace"]) + len(p["name"]) + 1 for p in status.get("pods", [])), default=0)
+    for p in status.get("pods", []):
+        name = f"{p['namespace']}/{p['name']}"
+        out.print(f"{name:<{width}}  {p['identity']}", soft_wrap=True, highlight=False)
+    for f in status.get("forwards", []):
+        out.print(f"forward {f['name']}: {f['state']}", soft_wrap=True)
+
+
+def _check_not_running(files: ClusterFiles) -> None:
+    pid = control.running_pid(files)
+    if pid is not None:
+        err.print(f"[red]error:[/] a cluster is already running from {files.state} (supervisor pid {pid})")
+        raise typer.Exit(1)
+
+
+async def _foreground(supervisor: Supervisor, announce: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(supervisor.run(stop))
+    settled = asyncio.create_task(supervisor.settled.wait())
+    await asyncio.wait((task, settled), return_when=asyncio.FIRST_COMPLETED)
+    settled.cancel()
+    if announce and supervisor.phase == "Running":
+        render_status(control.read_status(supervisor.files) or {})
+        err.print("cluster running; Ctrl-C stops it")
+    await task
+
+
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once every pod is ready.")] = False,
+    supervise: Annotated[bool, typer.Option("--supervise", hidden=True)] = False,
+) -> None:
+    """Start the cluster described by deploy/: istiod, a ztunnel per node, every Deployment's pod."""
+    files = ClusterFiles(state_dir())
+    if not supervise:
+        _check_not_running(files)
+    if detach:
+        proc = control.spawn_detached(files, dict(os.environ))
+        with err.status("starting the cluster") as spinner:
+            status = control.wait_running(files, proc, spinner.update, READY_TIMEOUT * 3)
+        if status.get("phase") != "Running":
+            err.print(f"[red]error:[/] the cluster did not start: {status.get('message')}")
+            err.print(f"supervisor log: {files.logs / 'supervisor.log'}")
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            raise typer.Exit(1)
+        render_status(status)
+        return
+    files.make()
+    files.pid.write_text(str(os.getpid()))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        with err.status("starting the cluster") as spinner:
+            progress = spinner.update if not supervise else (lambda m: logging.getLogger("up").info(m))
+            supervisor = Supervisor(files, deploy_dir(), progress)
+            runner = _foreground(supervisor, announce=not supervise)
+            if supervise:
+                spinner.stop()
+            asyncio.run(runner)
+    except (StartupFailed, ManifestError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        files.pid.unlink(missing_ok=True)
+
+
+def down() -> None:
+    """Stop the cluster: pods first, then node proxies and istiod."""
+    files = ClusterFiles(state_dir())
+    with err.status("stopping the cluster") as spinner:
+        stopped = control.stop(files, spinner.update)
+    err.print("cluster stopped" if stopped else f"no cluster is running from {files.state}")
+
+
+def status() -> None:
+    """Pods, nodes, identities and addresses of the running cluster."""
+    files = ClusterFiles(state_dir())
+    current = control.read_status(files)
+    if control.running_pid(files) is None or current is None:
+        err.print(f"no cluster is running from {files.state}")
+        raise typer.Exit(1)
+    out.print(f"phase: {current['phase']}  (state {files.state}, subnet 127.{current['subnet']}.0.0/16)")
+    render_status(current)
+
+
+def exec_(
+    pod: Annotated[str, typer.Argument(help="<namespace>/<deployment or pod>")],
+    command: Annotated[list[str], typer.Argument(help="The command to run inside the pod's network.")],
+) -> None:
+    """Run a command as if inside a pod: its traffic is captured by the pod's node proxy."""
+    files = ClusterFiles(state_dir())
+    if control.running_pid(files) is None:
+        err.print(f"no cluster is running from {files.state}")
+        raise typer.Exit(1)
+    found = control.pod_env(files, pod)
+    if found is None:
+        err.print(f"[red]error:[/] no pod {pod!r}")
+        raise typer.Exit(1)
+    env, _ = found
+    argv = command[1:] if command[:1] == ["--"] else command
+    if not argv:
+        err.print("[red]error:[/] no command given; usage: trustusbank exec <ns>/<deployment> -- <command>")
+        raise typer.Exit(2)
+    try:
+        code = subprocess.run(argv, env=env, check=False).returncode
+    except FileNotFoundError:
+        err.print(f"[red]error:[/] command not found: {argv[0]}")
+        raise typer.Exit(127) from None
+    raise typer.Exit(code)

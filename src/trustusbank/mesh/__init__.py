@@ -1,0 +1,1 @@
+"""The embedded Istio-ambient mesh: identity, HBONE, ztunnel, policy."""

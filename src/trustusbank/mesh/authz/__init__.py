@@ -1,0 +1,68 @@
+"""Istio AuthorizationPolicy and PeerAuthentication, with the semantics ztunnel gives them.
+
+`model` is the policy as written; `ztunnel` is what istiod hands ztunnel and what is
+lost on the way (the linter's findings); `match` is ztunnel's matching; `scope` says
+which proxy enforces which policy; `evaluate` is the inbound decision; `peer_authn`
+the mTLS mode; `validation` what a cluster's webhook would refuse.
+"""
+
+from __future__ import annotations
+
+from trustusbank.mesh.authz.evaluate import Decision, authorize
+from trustusbank.mesh.authz.match import L4Match, Scope, StringMatch, ZtunnelPolicy
+from trustusbank.mesh.authz.model import (
+    ROOT_NAMESPACE,
+    Action,
+    AuthorizationPolicy,
+    Condition,
+    Connection,
+    MtlsMode,
+    Operation,
+    PeerAuthentication,
+    PeerIdentity,
+    Rule,
+    Selector,
+    Source,
+    TargetRef,
+    Workload,
+)
+from trustusbank.mesh.authz.peer_authn import mtls_mode, requires_mtls
+from trustusbank.mesh.authz.scope import (
+    applies_to,
+    policies_for_gateway,
+    policies_for_service,
+    policies_for_workload,
+)
+from trustusbank.mesh.authz.ztunnel import Finding, ZtunnelView, ztunnel_view
+
+__all__ = [
+    "ROOT_NAMESPACE",
+    "Action",
+    "AuthorizationPolicy",
+    "Condition",
+    "Connection",
+    "Decision",
+    "Finding",
+    "L4Match",
+    "MtlsMode",
+    "Operation",
+    "PeerAuthentication",
+    "PeerIdentity",
+    "Rule",
+    "Scope",
+    "Selector",
+    "Source",
+    "StringMatch",
+    "TargetRef",
+    "Workload",
+    "ZtunnelPolicy",
+    "ZtunnelView",
+    "applies_to",
+    "authorize",
+    "mtls_mode",
+    "policies_for_gateway",
+    "policies_for_service",
+    "policies_for_workload",
+    "requires_mtls",
+    "ztunnel_view",
+]

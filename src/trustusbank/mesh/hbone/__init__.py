@@ -1,0 +1,44 @@
+"""HBONE: TCP tunnelled as HTTP/2 CONNECT over mutual TLS 1.3, Istio ambient's port-15008 transport."""
+
+from __future__ import annotations
+
+from trustusbank.mesh.hbone.client import (
+    ByteStream,
+    HboneError,
+    HboneRefused,
+    HboneStream,
+    Tunnel,
+    open_tunnel,
+    pipe,
+)
+from trustusbank.mesh.hbone.server import (
+    Authority,
+    HboneRequest,
+    ServerStats,
+    parse_authority,
+    serve,
+    shutdown,
+)
+from trustusbank.mesh.hbone.tls import ALPN_H2, client_context, server_context
+
+HBONE_PORT = 15008
+
+__all__ = [
+    "ALPN_H2",
+    "HBONE_PORT",
+    "Authority",
+    "ByteStream",
+    "HboneError",
+    "HboneRefused",
+    "HboneRequest",
+    "HboneStream",
+    "ServerStats",
+    "Tunnel",
+    "client_context",
+    "open_tunnel",
+    "parse_authority",
+    "pipe",
+    "serve",
+    "server_context",
+    "shutdown",
+]

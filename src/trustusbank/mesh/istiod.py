@@ -1,0 +1,112 @@
+"""istiod's certificate role: sign node proxies' CSRs for the identities of their own pods.
+
+A node proxy proves which node it is with a per-node token, and may only obtain
+SVIDs for service accounts of pods scheduled on that node, as istiod checks a
+ztunnel's requests. The protocol is one JSON object per line over a Unix socket
+(real istiod speaks gRPC); the checks are the point, not the framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from trustusbank.mesh.identity.ca import CertificateAuthority
+from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.runtime.topology import Topology
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 64 * 1024
+
+
+def issue_node_token(path: Path) -> str:
+    """A fresh credential for one node proxy, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(token)
+    return token
+
+
+class Istiod:
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        topology: Callable[[], Topology],
+        tokens: dict[str, str],
+        ttl: timedelta,
+    ) -> None:
+        self.ca = ca
+        self.topology = topology
+        self.tokens = tokens
+        self.ttl = ttl
+
+    def sign(self, request: dict[str, Any]) -> bytes:
+        node = str(request.get("node", ""))
+        expected = self.tokens.get(node)
+        if expected is None or not hmac.compare_digest(expected, str(request.get("token", ""))):
+            raise PermissionError(f"node {node!r} is not authenticated")
+        identity = SpiffeId.parse(str(request.get("identity", "")))
+        topo = self.topology()
+        if identity.trust_domain != topo.trust_domain:
+            raise PermissionError(f"{identity} is outside trust domain {topo.trust_domain}")
+        local = {(p.namespace, p.service_account) for p in topo.pods_on(node)}
+        if (identity.namespace, identity.service_account) not in local:
+            raise PermissionError(f"node {node} runs no pod with identity {identity}")
+        return self.ca.sign_csr(str(request["csr"]).encode(), identity, self.ttl)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            if len(line) > MAX_REQUEST:
+                raise ValueError("request too large")
+            request = json.loads(line)
+            answer = {"cert": self.sign(request).decode()}
+            log.info("signed %s for node %s", request.get("identity"), request.get("node"))
+        except (PermissionError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            log.warning("refused CSR: %s", exc)
+            answer = {"error": str(exc)}
+        writer.write(json.dumps(answer).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    async def serve(self, socket_path: Path) -> asyncio.Server:
+        """Listen on a Unix socket only its owner can use: node tokens travel over it."""
+        _remove(socket_path)
+        server = await asyncio.start_unix_server(self._handle, path=str(socket_path), limit=MAX_REQUEST)
+        os.chmod(socket_path, 0o600)
+        return server
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+class CsrClient:
+    """The node proxy's side: ask istiod to sign a CSR for one of this node's identities."""
+
+    def __init__(self, socket_path: Path, node: str, token: str) -> None:
+        self.socket_path = socket_path
+        self.node = node
+        self.token = token
+
+    async def __call__(self, identity: SpiffeId, csr_pem: bytes) -> bytes:
+        reader, writer = await asyncio.open_unix_connection(str(self.socket_path), limit=MAX_REQUEST)
+        request = {"node": self.node, "token": self.token, "identity": identity.uri, "csr": csr_pem.decode()}
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        answer = json.loads(await reader.readline())
+        writer.close()
+        if "error" in answer:
+            raise PermissionError(f"istiod refused {identity}: {answer['error']}")
+        return str(answer["cert"]).encode()

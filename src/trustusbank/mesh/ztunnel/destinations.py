@@ -1,0 +1,74 @@
+"""Where a captured connection should go, decided from the cluster's workloads and Services.
+
+Names are resolved here, not by the pod: `<svc>.<ns>.svc.cluster.local`
+exists only inside the mesh, as it exists only in cluster DNS on Kubernetes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from trustusbank.runtime.topology import Pod, ServiceEntry, Topology
+
+
+class Unresolvable(LookupError):
+    """No workload answers to that name or address."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    host: str
+    port: int
+    pod: Pod | None = None
+    service: ServiceEntry | None = None
+    captured: bool = False  # the destination is in the mesh: go over HBONE
+    waypoint: str | None = None
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _in_mesh(topology: Topology, pod: Pod) -> bool:
+    ns = topology.namespaces.get(pod.namespace)
+    return bool(ns and ns.ambient)
+
+
+def _to_pod(topology: Topology, pod: Pod, port: int, service: ServiceEntry | None = None) -> Destination:
+    captured = _in_mesh(topology, pod)
+    host = pod.ip if captured else pod.app_ip
+    waypoint = service.waypoint if service else None
+    return Destination(host, port, pod, service, captured, waypoint)
+
+
+def resolve(topology: Topology, host: str, port: int, client_namespace: str) -> Destination:
+    if _is_ip(host):
+        pod = topology.pod_by_ip(host)
+        if pod is not None:
+            return _to_pod(topology, pod, port)
+        if topology.in_cluster(host):
+            raise Unresolvable(f"no workload has address {host}")
+        return Destination(host, port)  # outside the cluster: passthrough
+    service = topology.service(host, client_namespace)
+    if service is None:
+        if host.lower().rstrip(".").endswith(".cluster.local") or "." not in host:
+            raise Unresolvable(f"no Service named {host}")
+        return Destination(host, port)  # an external name: passthrough, as ztunnel does
+    svc_port = next((p for p in service.ports if p.port == port), None)
+    if svc_port is None:
+        raise Unresolvable(f"Service {service.fqdn} has no port {port}")
+    for name in service.pods:
+        pod = topology.pod(f"{service.namespace}/{name}")
+        target = pod.target_port(svc_port.target_port) if pod else None
+        if pod is not None and target is not None:
+            return _to_pod(topology, pod, target, service)
+    raise Unresolvable(f"Service {service.fqdn} has no endpoint for port {port}")

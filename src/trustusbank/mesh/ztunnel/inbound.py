@@ -1,0 +1,192 @@
+"""Inbound: verify who is calling, ask AuthorizationPolicy, then deliver plain TCP to the pod.
+
+Order matters and follows ztunnel: the mTLS handshake proves the peer's SPIFFE
+ID against the trust bundle (a headers-only claim counts for nothing), policy is
+evaluated for the *destination* workload on that proven identity, and only an
+allowed connection is ever connected to the app. Plaintext to a pod's ports
+meets the same policy, and is refused outright when PeerAuthentication is STRICT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from trustusbank.mesh.authz.evaluate import Decision, authorize
+from trustusbank.mesh.authz.model import Connection, Workload
+from trustusbank.mesh.authz.peer_authn import mtls_mode
+from trustusbank.mesh.hbone.client import pipe
+from trustusbank.mesh.hbone.server import HboneRequest, serve
+from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
+from trustusbank.mesh.ztunnel.labels import peer_labels
+from trustusbank.mesh.ztunnel.pipes import pipe_plain
+from trustusbank.runtime.topology import Pod
+from trustusbank.telemetry.tracing import extract
+
+if TYPE_CHECKING:
+    from trustusbank.mesh.ztunnel.node import NodeProxy
+
+log = logging.getLogger(__name__)
+
+POLICY_REJECTION = "connection closed due to policy rejection: {reason}"
+
+
+class Inbound:
+    def __init__(self, node: NodeProxy, tracer: trace.Tracer) -> None:
+        self.node = node
+        self.tracer = tracer
+        self._pending: dict[int, tuple[ConnectionRecord, dict[str, str]]] = {}
+
+    def _decide(self, pod: Pod, source: SpiffeId | None, source_ip: str, port: int) -> Decision:
+        store = self.node.policies
+        if store.error is not None:
+            return Decision(False, store.error)
+        workload = Workload(pod.deployment, pod.namespace, pod.labels)
+        return authorize(Connection(source, source_ip, pod.ip, port), workload, store.authorization)
+
+    def _deny(
+        self, pod: Pod, record: ConnectionRecord, decision: Decision, source_principal: str | None
+    ) -> None:
+        record.error = POLICY_REJECTION.format(reason=decision.reason)
+        self.node.metrics.denied.labels(
+            policy=decision.policy or "none",
+            source_principal=source_principal or "unknown",
+            destination_workload=pod.deployment,
+            destination_workload_namespace=pod.namespace,
+        ).inc()
+        self.node.access.write(record)
+
+    # -- HBONE ---------------------------------------------------------------
+    async def serve_hbone(self, pod: Pod, identity: SpiffeId, port: int) -> asyncio.AbstractServer:
+        def on_handshake_error(peer: Any, reason: str) -> None:
+            self.node.metrics.handshake_errors.labels(reason=reason.split(":")[0][:60]).inc()
+            record = ConnectionRecord("inbound", src_addr=_addr(peer), dst_addr=f"{pod.ip}:{port}")
+            record.dst_workload, record.dst_namespace, record.dst_identity = (
+                pod.name,
+                pod.namespace,
+                identity.uri,
+            )
+            record.error = f"tls handshake failed: {reason}"
+            self.node.access.write(record)
+
+        return await serve(
+            pod.ip,
+            port,
+            ssl_context_for=lambda: self.node.secrets.ssl_server_context(identity),
+            authorize=lambda request: self._authorize(pod, identity, request),
+            handler=lambda request, stream: self._deliver(pod, request, stream),
+            on_handshake_error=on_handshake_error,
+        )
+
+    def _authorize(self, pod: Pod, identity: SpiffeId, request: HboneRequest) -> int:
+        source = request.peer_identity
+        source_ip = _host(request.peer_addr)
+        host, port = request.host, request.port
+        record = ConnectionRecord(
+            "inbound",
+            src_addr=_addr(request.peer_addr),
+            dst_addr=f"{host}:{port}",
+            src_identity=source.uri if source else None,
+            dst_hbone_addr=f"{pod.ip}:{request.local_port}" if request.local_port else None,
+            dst_workload=pod.name,
+            dst_namespace=pod.namespace,
+            dst_identity=identity.uri,
+        )
+        src_pod = self.node.topology.pod_by_ip(source_ip)
+        if src_pod is not None:
+            record.src_workload, record.src_namespace = src_pod.name, src_pod.namespace
+        if host != pod.ip or pod.target_port(port) is None:
+            record.error = f"no workload port {host}:{port} behind this tunnel"
+            self.node.access.write(record)
+            return 503
+        decision = self._decide(pod, source, source_ip, port)
+        labels = peer_labels(
+            "destination", src_pod, source.uri if source else None, pod, identity.uri, None, True
+        )
+        if not decision.allowed:
+            self._deny(pod, record, decision, source.uri if source else None)
+            self.node.metrics.requests.labels(**labels, response_code="401").inc()
+            return 401
+        self.node.metrics.requests.labels(**labels, response_code="200").inc()
+        self._pending[id(request)] = (record, labels)
+        return 200
+
+    async def _deliver(self, pod: Pod, request: HboneRequest, stream: Any) -> None:
+        record, labels = self._pending.pop(id(request))
+        context = extract(request.headers)
+        attributes = {"src.identity": record.src_identity or "", "dst.identity": record.dst_identity or ""}
+        with self.tracer.start_as_current_span(
+            "ztunnel inbound", context=context, kind=SpanKind.SERVER, attributes=attributes
+        ) as span:
+            record.trace_id = format(span.get_span_context().trace_id, "032x")
+            try:
+                app_reader, app_writer = await asyncio.open_connection(pod.app_ip, request.port)
+            except OSError as exc:
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                record.error = f"connect to the pod: {exc}"
+                self.node.access.write(record)
+                await stream.close()
+                return
+            self.node.metrics.opened.labels(**labels).inc()
+            record.bytes_recv, record.bytes_sent = await pipe(stream, app_reader, app_writer)
+        self.node.metrics.closed.labels(**labels).inc()
+        self.node.metrics.received.labels(**labels).inc(record.bytes_recv)
+        self.node.metrics.sent.labels(**labels).inc(record.bytes_sent)
+        self.node.access.write(record)
+
+    # -- plaintext -----------------------------------------------------------
+    async def plaintext(
+        self, pod: Pod, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        record = ConnectionRecord(
+            "inbound",
+            src_addr=_addr(peer),
+            dst_addr=f"{pod.ip}:{port}",
+            dst_workload=pod.name,
+            dst_namespace=pod.namespace,
+            dst_identity=self.node.identity(pod).uri,
+        )
+        workload = Workload(pod.deployment, pod.namespace, pod.labels)
+        try:
+            mode = mtls_mode(workload, port, self.node.policies.peer_authentication)
+        except Exception as exc:  # fail closed
+            log.exception("peer authentication lookup failed")
+            mode, record.error = "STRICT", f"peer authentication failed closed: {exc}"
+        if mode == "STRICT" or self.node.policies.error is not None:
+            record.error = (
+                record.error or "connection closed: plaintext refused, PeerAuthentication mode is STRICT"
+            )
+            self.node.access.write(record)
+            writer.close()
+            return
+        decision = self._decide(pod, None, str(peer[0]), port)
+        if not decision.allowed:
+            self._deny(pod, record, decision, None)
+            writer.close()
+            return
+        try:
+            app_reader, app_writer = await asyncio.open_connection(pod.app_ip, port)
+        except OSError as exc:
+            record.error = f"connect to the pod: {exc}"
+            self.node.access.write(record)
+            writer.close()
+            return
+        record.bytes_recv, record.bytes_sent = await pipe_plain(reader, writer, app_reader, app_writer)
+        self.node.access.write(record)
+        with contextlib.suppress(OSError):
+            writer.close()
+
+
+def _host(peer: Any) -> str:
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
+def _addr(peer: Any) -> str:
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)

@@ -1,0 +1,126 @@
+"""One node's proxy: the listeners it owns for its pods, and the glue between them.
+
+Per local pod, as real ztunnel does inside each pod's network namespace:
+- 15001 outbound capture (SOCKS5 here, iptables there),
+- 15008 HBONE inbound (mTLS with the pod's SVID, then AuthorizationPolicy),
+- each container port: plaintext inbound, refused when PeerAuthentication is STRICT.
+Plus :15020 on the node address for /metrics and /healthz/ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from pathlib import Path
+
+import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from trustusbank.mesh.identity.secrets import SecretManager
+from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.istiod import CsrClient
+from trustusbank.mesh.ztunnel.access_log import AccessLog
+from trustusbank.mesh.ztunnel.inbound import Inbound
+from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
+from trustusbank.mesh.ztunnel.outbound import Outbound
+from trustusbank.mesh.ztunnel.policy_store import PolicyStore
+from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.runtime.topology import HBONE_PORT, METRICS_PORT, OUTBOUND_PORT, Pod, Topology
+from trustusbank.telemetry.tracing import setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+class NodeProxy:
+    def __init__(self, files: ClusterFiles, node: str, deploy: Path) -> None:
+        self.files = files
+        self.node = node
+        self.topology = Topology.load(files.topology)
+        self.policies = PolicyStore(deploy, files)
+        self.access = AccessLog(files.access_log(node), node)
+        self.metrics = ZtunnelMetrics()
+        self.tracer_provider: TracerProvider = setup_tracing(
+            "ztunnel", files.traces / f"ztunnel-{node}.jsonl", {"k8s.node.name": node}
+        )
+        tracer = self.tracer_provider.get_tracer("trustusbank.ztunnel")
+        token = (files.node_dir(node) / "token").read_text().strip()
+        self.secrets = SecretManager(
+            signer=CsrClient(files.istiod_socket, node, token),
+            trust_bundle_pem=files.trust_bundle.read_bytes(),
+            directory=files.node_dir(node) / "certs",
+        )
+        self.outbound = Outbound(self, tracer)
+        self.inbound = Inbound(self, tracer)
+        self.servers: list[asyncio.AbstractServer] = []
+        self.ready = False
+
+    def identity(self, pod: Pod) -> SpiffeId:
+        return SpiffeId(self.topology.trust_domain, pod.namespace, pod.service_account)
+
+    def captured_pods(self) -> list[Pod]:
+        out = []
+        for pod in self.topology.pods_on(self.node):
+            ns = self.topology.namespaces.get(pod.namespace)
+            if ns and ns.ambient:
+                out.append(pod)
+        return out
+
+    async def _listen(self, pod: Pod) -> None:
+        identity = self.identity(pod)
+        await self.secrets.get(identity)
+        outbound = functools.partial(self.outbound.handle, pod)
+        self.servers.append(await asyncio.start_server(outbound, pod.ip, OUTBOUND_PORT))
+        self.servers.append(await self.inbound.serve_hbone(pod, identity, HBONE_PORT))
+        for port in pod.ports:
+            plaintext = functools.partial(self.inbound.plaintext, pod, port.port)
+            self.servers.append(await asyncio.start_server(plaintext, pod.ip, port.port))
+
+    def _control_app(self) -> Starlette:
+        async def metrics(_: Request) -> Response:
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        async def ready(_: Request) -> PlainTextResponse:
+            return PlainTextResponse(
+                "ready" if self.ready else "starting", status_code=200 if self.ready else 503
+            )
+
+        return Starlette(routes=[Route("/metrics", metrics), Route("/healthz/ready", ready)])
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.policies.reload_if_changed()
+            try:
+                rotated = await self.secrets.rotate_due()
+            except Exception as exc:  # keep serving on the current certs; istiod may be back soon
+                log.error("certificate rotation failed: %s", exc)
+                continue
+            for identity in rotated:
+                log.info("rotated the certificate of %s", identity)
+
+    async def run(self) -> None:
+        self.policies.reload_if_changed()
+        node = self.topology.node(self.node)
+        config = uvicorn.Config(self._control_app(), host=node.ip, port=METRICS_PORT, log_level="warning")
+        control = uvicorn.Server(config)
+        control_task = asyncio.create_task(control.serve())
+        try:
+            for pod in self.captured_pods():
+                await self._listen(pod)
+            self.ready = True
+            log.info("ztunnel on %s ready for %d pods", self.node, len(self.captured_pods()))
+            await self._maintain()
+        finally:
+            for server in self.servers:
+                server.close()
+            control.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await control_task
+            self.tracer_provider.shutdown()

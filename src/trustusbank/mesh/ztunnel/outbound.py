@@ -1,0 +1,149 @@
+"""Outbound: a pod's captured connection, carried over HBONE to the destination's node proxy.
+
+The source side never decides policy (Istio enforces at the destination); it
+proves who the source is with the pod's SVID, checks that the far end is the
+workload it meant to reach, and records what the destination answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from trustusbank.mesh.hbone.client import HboneError, HboneRefused, open_tunnel, pipe
+from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
+from trustusbank.mesh.ztunnel.destinations import Destination, Unresolvable, resolve
+from trustusbank.mesh.ztunnel.labels import peer_labels
+from trustusbank.mesh.ztunnel.pipes import pipe_plain
+from trustusbank.mesh.ztunnel.socks import Reply, SocksError, read_connect, reply
+from trustusbank.runtime.topology import HBONE_PORT, Pod
+from trustusbank.telemetry.tracing import inject
+
+if TYPE_CHECKING:
+    from trustusbank.mesh.ztunnel.node import NodeProxy
+
+
+class Outbound:
+    def __init__(self, node: NodeProxy, tracer: trace.Tracer) -> None:
+        self.node = node
+        self.tracer = tracer
+
+    async def handle(self, pod: Pod, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        source = self.node.identity(pod)
+        record = ConnectionRecord(
+            "outbound",
+            src_addr=f"{pod.ip}:{peer[1]}",
+            dst_addr="",
+            src_workload=pod.name,
+            src_namespace=pod.namespace,
+            src_identity=source.uri,
+        )
+        try:
+            request = await read_connect(reader, writer)
+        except (SocksError, asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        record.dst_addr = f"{request.host}:{request.port}"
+        try:
+            dest = resolve(self.node.topology, request.host, request.port, pod.namespace)
+        except Unresolvable as exc:
+            await self._refuse(writer, Reply.HOST_UNREACHABLE, record, str(exc))
+            return
+        record.dst_addr = dest.authority
+        record.dst_service = dest.service.fqdn if dest.service else None
+        if dest.pod is not None:
+            record.dst_workload, record.dst_namespace = dest.pod.name, dest.pod.namespace
+        if dest.waypoint is not None:
+            # Fail closed: a Service bound to a waypoint is never reached around it.
+            await self._refuse(writer, Reply.NOT_ALLOWED, record, f"waypoint {dest.waypoint} is not deployed")
+            return
+        if dest.captured and dest.pod is not None:
+            await self._hbone(pod, source, dest, reader, writer, record)
+        else:
+            await self._passthrough(dest, reader, writer, record)
+
+    async def _refuse(
+        self, writer: asyncio.StreamWriter, code: Reply, record: ConnectionRecord, error: str
+    ) -> None:
+        record.error = error
+        self.node.access.write(record)
+        with contextlib.suppress(ConnectionError):
+            await reply(writer, code)
+        writer.close()
+
+    async def _passthrough(
+        self,
+        dest: Destination,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+    ) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(dest.host, dest.port)
+        except OSError as exc:
+            await self._refuse(writer, Reply.CONNECTION_REFUSED, record, f"connect {dest.authority}: {exc}")
+            return
+        await reply(writer, Reply.SUCCEEDED)
+        record.bytes_sent, record.bytes_recv = await pipe_plain(reader, writer, up_reader, up_writer)
+        self.node.access.write(record)
+
+    async def _hbone(
+        self,
+        pod: Pod,
+        source: SpiffeId,
+        dest: Destination,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+    ) -> None:
+        assert dest.pod is not None
+        target = self.node.topology
+        dest_identity = SpiffeId(target.trust_domain, dest.pod.namespace, dest.pod.service_account)
+        record.dst_identity = dest_identity.uri
+        record.dst_hbone_addr = f"{dest.pod.ip}:{HBONE_PORT}"
+        labels = peer_labels("source", pod, source.uri, dest.pod, dest_identity.uri, dest.service, True)
+        attributes = {
+            "src.identity": source.uri,
+            "dst.identity": dest_identity.uri,
+            "dst.addr": dest.authority,
+            "direction": "outbound",
+        }
+        with self.tracer.start_as_current_span(
+            "ztunnel outbound", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            record.trace_id = format(span.get_span_context().trace_id, "032x")
+            try:
+                tunnel = await open_tunnel(
+                    dest.pod.ip,
+                    HBONE_PORT,
+                    authority=dest.authority,
+                    ssl_context=self.node.secrets.ssl_client_context(source),
+                    expected_identity=dest_identity,
+                    headers=inject(),
+                    local_addr=(pod.ip, 0),
+                )
+            except HboneRefused as exc:
+                self.node.metrics.requests.labels(**labels, response_code=str(exc.status)).inc()
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                await self._refuse(writer, Reply.NOT_ALLOWED, record, str(exc))
+                return
+            except (HboneError, OSError, TimeoutError) as exc:
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                await self._refuse(writer, Reply.CONNECTION_REFUSED, record, f"hbone: {exc}")
+                return
+            self.node.metrics.requests.labels(**labels, response_code="200").inc()
+            self.node.metrics.opened.labels(**labels).inc()
+            await reply(writer, Reply.SUCCEEDED)
+            record.bytes_sent, record.bytes_recv = await pipe(tunnel, reader, writer)
+            span.set_attribute("bytes_sent", record.bytes_sent)
+            span.set_attribute("bytes_recv", record.bytes_recv)
+        self.node.metrics.closed.labels(**labels).inc()
+        self.node.metrics.sent.labels(**labels).inc(record.bytes_sent)
+        self.node.metrics.received.labels(**labels).inc(record.bytes_recv)
+        self.node.access.write(record)

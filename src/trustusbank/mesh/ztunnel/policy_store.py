@@ -1,0 +1,64 @@
+"""The policies a node proxy enforces, reloaded when deploy/ or the applied set changes.
+
+Reloading is how `policies on|off` reach a running node without a restart.
+If the policy set cannot be read, the node denies everything until it can:
+a broken policy file must never mean "no policy".
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from trustusbank.manifests import ManifestError, load_bundle
+from trustusbank.mesh.authz.model import AuthorizationPolicy, PeerAuthentication
+from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    files = sorted(
+        f for p in paths if p.exists() for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()
+    )
+    return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+
+
+class PolicyStore:
+    def __init__(self, deploy: Path, files: ClusterFiles) -> None:
+        self.deploy = deploy
+        self.files = files
+        self.authorization: list[AuthorizationPolicy] = []
+        self.peer_authentication: list[PeerAuthentication] = []
+        self.error: str | None = None
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+
+    def _watched(self) -> list[Path]:
+        return [self.deploy, self.files.applied]
+
+    def reload_if_changed(self) -> bool:
+        seen = _fingerprint(self._watched())
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        try:
+            bundle = load_bundle(
+                self.deploy, include=[self.files.applied], exclude=[self.deploy / DEFENCE_DIR]
+            )
+            self.authorization = [
+                AuthorizationPolicy.from_manifest(m)
+                for m in bundle.objects
+                if m.kind == "AuthorizationPolicy"
+            ]
+            self.peer_authentication = [
+                PeerAuthentication.from_manifest(m) for m in bundle.objects if m.kind == "PeerAuthentication"
+            ]
+            self.error = None
+            log.info(
+                "policies loaded: %s",
+                ", ".join(p.ref for p in self.authorization) or "no AuthorizationPolicy",
+            )
+        except (ManifestError, ValueError, KeyError) as exc:
+            self.error = f"policy set unreadable, denying all: {exc}"
+            log.error(self.error)
+        return True

@@ -1,0 +1,1 @@
+"""The embedded runtime: `up` reads deploy/ and runs it as pods on three simulated nodes."""

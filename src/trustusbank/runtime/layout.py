@@ -1,0 +1,72 @@
+"""Where a running cluster keeps its files inside the state directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFENCE_DIR = "08-defence"
+
+
+@dataclass(frozen=True)
+class ClusterFiles:
+    state: Path
+
+    @property
+    def root(self) -> Path:
+        return self.state / "cluster"
+
+    @property
+    def topology(self) -> Path:
+        return self.root / "topology.json"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "supervisor.pid"
+
+    @property
+    def istiod_socket(self) -> Path:
+        return self.root / "istiod.sock"
+
+    @property
+    def trust_bundle(self) -> Path:
+        """The CA's root certificate, public: what node proxies verify peers against."""
+        return self.root / "trust-bundle.pem"
+
+    @property
+    def ca(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def applied(self) -> Path:
+        """Manifests applied on top of deploy/ (e.g. the defence policy set)."""
+        return self.root / "applied"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def traces(self) -> Path:
+        return self.root / "traces"
+
+    @property
+    def events(self) -> Path:
+        return self.logs / "runtime.jsonl"
+
+    def node_dir(self, node: str) -> Path:
+        return self.root / "nodes" / node
+
+    def access_log(self, node: str) -> Path:
+        return self.logs / f"ztunnel-{node}.jsonl"
+
+    def pod_log(self, namespace: str, pod: str) -> Path:
+        return self.logs / "pods" / namespace / f"{pod}.log"
+
+    def make(self) -> None:
+        for path in (self.root, self.applied, self.logs, self.traces):
+            path.mkdir(parents=True, exist_ok=True)

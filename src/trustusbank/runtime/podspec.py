@@ -1,0 +1,120 @@
+"""Turn a Deployment's container into a local process: command, environment, volumes, probe.
+
+What a container runtime and a pod network would give the process, the
+embedded runtime emulates, and each emulation is named here:
+- the network namespace: the app binds its pod's private address
+  (`TRUSTUSBANK_POD_IP`, which `serve` uses for `--host 0.0.0.0`);
+- traffic capture: `ALL_PROXY=socks5h://<pod-ip>:15001`, the node proxy, so names
+  like `<svc>.<ns>.svc.cluster.local` resolve only through the mesh;
+- configMap volumes: files written under the pod's directory, and env values
+  that point into a mountPath rewritten to that directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from trustusbank.manifests import Bundle, ConfigMap, Container, Deployment
+from trustusbank.paths import DEPLOY_ENV, POD_IP_ENV, STATE_ENV
+from trustusbank.runtime.topology import OUTBOUND_PORT, Pod
+
+PROXY_VARS = (
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
+
+
+class PodSpecError(ValueError):
+    """Something in a Deployment that the embedded runtime cannot honour."""
+
+
+@dataclass(frozen=True)
+class PodLaunch:
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    probe_url: str
+
+
+def _command(container: Container) -> list[str]:
+    argv = [*container.command, *container.args]
+    if argv[:1] == ["trustusbank"]:
+        return [sys.executable, "-m", "trustusbank", *argv[1:]]
+    raise PodSpecError(
+        f"container {container.name}: only `trustusbank ...` commands can run here, got {argv[:1]}"
+    )
+
+
+def _volumes(deployment: Deployment, bundle: Bundle, pod_dir: Path) -> dict[str, Path]:
+    """Materialize configMap volumes; returns mountPath -> local directory."""
+    spec = deployment.manifest.body["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    mounts: dict[str, Path] = {}
+    for container in spec["containers"]:
+        for mount in container.get("volumeMounts", []):
+            volume = volumes.get(mount["name"])
+            if volume is None or "configMap" not in volume:
+                raise PodSpecError(f"volume {mount['name']!r}: only configMap volumes are supported")
+            cm = bundle.view("ConfigMap", deployment.namespace, volume["configMap"]["name"])
+            if not isinstance(cm, ConfigMap):
+                raise PodSpecError(f"configMap {volume['configMap']['name']!r} is not in the manifests")
+            local = pod_dir / "volumes" / mount["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            for key, value in cm.data.items():
+                (local / key).write_text(value)
+            mounts[mount["mountPath"].rstrip("/")] = local
+    return mounts
+
+
+def _rewrite(value: str, mounts: dict[str, Path]) -> str:
+    for mount_path, local in mounts.items():
+        if value == mount_path or value.startswith(mount_path + "/"):
+            return str(local) + value[len(mount_path) :]
+    return value
+
+
+def _probe_url(deployment: Deployment, pod: Pod) -> str:
+    container = deployment.manifest.body["spec"]["template"]["spec"]["containers"][0]
+    probe = container.get("readinessProbe", {}).get("httpGet")
+    if probe:
+        port = pod.target_port(probe["port"]) or pod.ports[0].port
+        return f"http://{pod.app_ip}:{port}{probe.get('path', '/')}"
+    return f"http://{pod.app_ip}:{pod.ports[0].port}/"
+
+
+def launch_spec(
+    pod: Pod, deployment: Deployment, bundle: Bundle, state: Path, deploy: Path, in_mesh: bool
+) -> PodLaunch:
+    container = deployment.containers[0]
+    if container.env_value_from:
+        names = ", ".join(sorted(container.env_value_from))
+        raise PodSpecError(f"container {container.name}: env valueFrom is not supported ({names})")
+    pod_dir = state / "pods" / pod.namespace / pod.name
+    pod_dir.mkdir(parents=True, exist_ok=True)
+    mounts = _volumes(deployment, bundle, pod_dir)
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env.update({k: _rewrite(v, mounts) for k, v in container.env.items()})
+    env[POD_IP_ENV] = pod.app_ip
+    env[STATE_ENV] = str(pod_dir / "state")
+    env[DEPLOY_ENV] = str(deploy.resolve())
+    env["HOSTNAME"] = pod.name
+    if in_mesh:
+        env["ALL_PROXY"] = env["all_proxy"] = f"socks5h://{pod.ip}:{OUTBOUND_PORT}"
+    return PodLaunch(_command(container), env, pod_dir, _probe_url(deployment, pod))
+
+
+async def http_ready(url: str) -> bool:
+    """kubelet's httpGet probe: straight to the pod, not through the mesh (as kubelet's are exempt)."""
+    async with httpx.AsyncClient(trust_env=False, timeout=2) as client:
+        return (await client.get(url)).status_code < 400

@@ -1,0 +1,138 @@
+"""Processes the runtime keeps alive: pods and node proxies, restarted with backoff.
+
+A crash is never silent: every exit and every restart is an event in the
+runtime log, with the exit code and the delay before the next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("trustusbank.runtime")
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+HEALTHY_RESET = 60.0
+
+Probe = Callable[[], Awaitable[bool]]
+EventSink = Callable[[str, dict[str, object]], None]
+
+
+@dataclass
+class ManagedProcess:
+    """One supervised process: started, probed for readiness, restarted when it dies."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_file: Path
+    probe: Probe
+    events: EventSink
+    cwd: Path | None = None
+    restarts: int = 0
+    ready: bool = False
+    proc: asyncio.subprocess.Process | None = None
+    _stopping: bool = False
+    _ready_event: asyncio.Event = field(default_factory=asyncio.Event)
+    _watch: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.returncode is None else None
+
+    async def start(self) -> None:
+        self._watch = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
+
+    async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - one overall deadline
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready_event.wait(), timeout)
+        return self.ready
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log_file.open("ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                *self.command,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+
+    async def _await_ready(self, proc: asyncio.subprocess.Process) -> None:
+        while proc.returncode is None and not self._stopping:
+            try:
+                if await self.probe():
+                    self.ready = True
+                    self._ready_event.set()
+                    self.events("ready", {"process": self.name, "pid": proc.pid})
+                    return
+            except Exception as exc:  # a probe that errors is simply "not ready yet"
+                log.debug("probe of %s failed: %s", self.name, exc)
+            await asyncio.sleep(0.1)
+
+    async def _supervise(self) -> None:
+        backoff = BACKOFF_START
+        while not self._stopping:
+            started = time.monotonic()
+            self.proc = await self._spawn()
+            self.events("started", {"process": self.name, "pid": self.proc.pid, "restarts": self.restarts})
+            readiness = asyncio.create_task(self._await_ready(self.proc))
+            code = await self.proc.wait()
+            readiness.cancel()
+            self.ready = False
+            if self._stopping:
+                return
+            if time.monotonic() - started > HEALTHY_RESET:
+                backoff = BACKOFF_START
+            self.restarts += 1
+            self.events(
+                "crashed",
+                {"process": self.name, "exit_code": code, "restart_in_s": backoff, "restarts": self.restarts},
+            )
+            log.warning(
+                "%s exited with %s; restarting in %.1fs (restart #%d)",
+                self.name,
+                code,
+                backoff,
+                self.restarts,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def stop(self, timeout: float = 10) -> None:  # noqa: ASYNC109 - grace period before SIGKILL
+        self._stopping = True
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        self.events("stopped", {"process": self.name})

@@ -1,0 +1,242 @@
+"""The embedded control plane: plan the cluster, run istiod, the node proxies and the pods.
+
+Start order follows a real cluster's: identity first (istiod's CA), then the
+node proxies (so no pod ever has an uncaptured moment), then the pods. Stop
+order is the reverse. Everything it knows is written to status.json, which is
+how `status`, `up --detach` and `down` talk to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from trustusbank.manifests import Bundle, Deployment, load_bundle
+from trustusbank.mesh.identity.ca import CertificateAuthority
+from trustusbank.mesh.istiod import Istiod, issue_node_token
+from trustusbank.paths import STATE_ENV
+from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.runtime.podspec import http_ready, launch_spec
+from trustusbank.runtime.portforward import Forward, start_forwards, stop_forwards
+from trustusbank.runtime.processes import ManagedProcess
+from trustusbank.runtime.subnet import allocate
+from trustusbank.runtime.topology import METRICS_PORT, Topology, plan
+
+log = logging.getLogger("trustusbank.runtime")
+
+SVID_TTL_ENV = "TRUSTUSBANK_SVID_TTL_SECONDS"
+FORWARDS_ENV = "TRUSTUSBANK_PORT_FORWARDS"
+READY_TIMEOUT = 60.0
+
+Progress = Callable[[str], None]
+
+
+class StartupFailed(RuntimeError):
+    """A node proxy or pod did not become ready; the message carries its log tail."""
+
+
+def load_manifests(deploy: Path, files: ClusterFiles) -> Bundle:
+    """deploy/ without the separately applied defence set, plus whatever has been applied."""
+    return load_bundle(deploy, include=[files.applied], exclude=[deploy / DEFENCE_DIR])
+
+
+def svid_ttl() -> timedelta:
+    return timedelta(seconds=float(os.environ.get(SVID_TTL_ENV, "3600")))
+
+
+class Supervisor:
+    def __init__(self, files: ClusterFiles, deploy: Path, progress: Progress) -> None:
+        self.files = files
+        self.deploy = deploy
+        self.progress = progress
+        self.topology: Topology | None = None
+        self.ztunnels: dict[str, ManagedProcess] = {}
+        self.pods: dict[str, ManagedProcess] = {}
+        self.forwards: list[Forward] = []
+        self.phase = "Starting"
+        self.settled = asyncio.Event()  # set once the cluster runs or has failed to start
+        self.message = ""
+        self.started_at = time.time()
+
+    # -- events and status -------------------------------------------------
+    def event(self, kind: str, fields: dict[str, object]) -> None:
+        record = {"time": time.time(), "event": kind, **fields}
+        with self.files.events.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        if kind == "crashed":
+            self.progress(
+                f"{fields['process']} exited ({fields['exit_code']}); restarting in {fields['restart_in_s']}s"
+            )
+
+    def write_status(self) -> None:
+        topo = self.topology
+        status: dict[str, Any] = {
+            "phase": self.phase,
+            "message": self.message,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "deploy": str(self.deploy.resolve()),
+            "subnet": topo.subnet if topo else None,
+            "nodes": [],
+            "pods": [],
+            "forwards": [
+                {"name": f.name, "local_port": f.local_port, "state": f.state} for f in self.forwards
+            ],
+        }
+        if topo is not None:
+            for node in topo.nodes:
+                proc = self.ztunnels.get(node.name)
+                status["nodes"].append(
+                    {
+                        "name": node.name,
+                        "role": node.role,
+                        "ip": node.ip,
+                        "ztunnel_pid": proc.pid if proc else None,
+                        "ready": bool(proc and proc.ready),
+                        "restarts": proc.restarts if proc else 0,
+                    }
+                )
+            for pod in topo.pods:
+                proc = self.pods.get(pod.ref)
+                status["pods"].append(
+                    {
+                        "namespace": pod.namespace,
+                        "name": pod.name,
+                        "node": pod.node,
+                        "ip": pod.ip,
+                        "identity": pod.spiffe_uri(topo.trust_domain),
+                        "ports": [p.port for p in pod.ports],
+                        "image": pod.image,
+                        "pid": proc.pid if proc else None,
+                        "ready": bool(proc and proc.ready),
+                        "restarts": proc.restarts if proc else 0,
+                        "log": str(self.files.pod_log(pod.namespace, pod.name)),
+                    }
+                )
+        tmp = self.files.status.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status, indent=2))
+        tmp.replace(self.files.status)
+
+    # -- start -------------------------------------------------------------
+    def _ztunnel(self, topo: Topology, node: str) -> ManagedProcess:
+        ip = topo.node(node).ip
+        env = {**os.environ, STATE_ENV: str(self.files.state)}
+
+        async def probe() -> bool:
+            return await http_ready(f"http://{ip}:{METRICS_PORT}/healthz/ready")
+
+        return ManagedProcess(
+            name=f"ztunnel/{node}",
+            command=[
+                *(sys.executable, "-m", "trustusbank", "mesh", "ztunnel"),
+                *("--node", node, "--deploy", str(self.deploy.resolve())),
+            ],
+            env=env,
+            log_file=self.files.logs / f"ztunnel-{node}.log",
+            probe=probe,
+            events=self.event,
+        )
+
+    def _pod(self, topo: Topology, bundle: Bundle, ref: str) -> ManagedProcess:
+        pod = topo.pod(ref)
+        assert pod is not None
+        deployment = bundle.view("Deployment", pod.namespace, pod.deployment)
+        assert isinstance(deployment, Deployment)
+        ns = topo.namespaces.get(pod.namespace)
+        spec = launch_spec(
+            pod, deployment, bundle, self.files.root, self.deploy, in_mesh=bool(ns and ns.ambient)
+        )
+
+        async def probe() -> bool:
+            return await http_ready(spec.probe_url)
+
+        return ManagedProcess(
+            name=ref,
+            command=spec.command,
+            env=spec.env,
+            cwd=spec.cwd,
+            log_file=self.files.pod_log(pod.namespace, pod.name),
+            probe=probe,
+            events=self.event,
+        )
+
+    async def _start_all(self, group: dict[str, ManagedProcess], what: str) -> None:
+        for proc in group.values():
+            await proc.start()
+        waiting = {name: asyncio.create_task(proc.wait_ready(READY_TIMEOUT)) for name, proc in group.items()}
+        for name, task in waiting.items():
+            if not await task:
+                proc = group[name]
+                raise StartupFailed(f"{what} {name} did not become ready; last log lines:\n{proc.tail()}")
+            self.progress(f"{what} {name} ready")
+            self.write_status()
+
+    async def start(self) -> None:
+        files = self.files
+        files.make()
+        self.write_status()
+        subnet, self._claim = allocate(files.state)
+        bundle = load_manifests(self.deploy, files)
+        topo = self.topology = plan(bundle, subnet)
+        topo.save(files.topology)
+        self.progress(f"planned {len(topo.pods)} pods on {len(topo.nodes)} nodes in 127.{subnet}.0.0/16")
+
+        ca = CertificateAuthority.load_or_create(files.ca)
+        files.trust_bundle.write_bytes(ca.trust_bundle_pem)
+        tokens = {node.name: issue_node_token(files.node_dir(node.name) / "token") for node in topo.nodes}
+        istiod = Istiod(ca, lambda: topo, tokens, svid_ttl())
+        self._istiod = await istiod.serve(files.istiod_socket)
+        self.progress("istiod (CA) serving")
+
+        self.ztunnels = {node.name: self._ztunnel(topo, node.name) for node in topo.nodes}
+        await self._start_all(self.ztunnels, "ztunnel")
+        self.pods = {pod.ref: self._pod(topo, bundle, pod.ref) for pod in topo.pods}
+        await self._start_all(self.pods, "pod")
+        if os.environ.get(FORWARDS_ENV, "1") != "0":
+            self.forwards = await start_forwards(topo)
+        self.phase = "Running"
+        self.write_status()
+        self.settled.set()
+
+    async def stop(self) -> None:
+        self.phase = "Stopping"
+        self.write_status()
+        await stop_forwards(self.forwards)
+        await asyncio.gather(*(p.stop() for p in self.pods.values()))
+        await asyncio.gather(*(z.stop() for z in self.ztunnels.values()))
+        if getattr(self, "_istiod", None) is not None:
+            self._istiod.close()
+        if getattr(self, "_claim", None) is not None:
+            self._claim.close()
+        self.phase = "Stopped"
+        self.write_status()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, keep status fresh until `stop` is set, then stop everything."""
+        try:
+            await self.start()
+            while not stop.is_set():
+                self.write_status()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+        except Exception as exc:
+            self.phase = "Failed"
+            self.message = str(exc)
+            self.write_status()
+            self.settled.set()
+            raise
+        finally:
+            failed = self.phase == "Failed"
+            await self.stop()
+            if failed:
+                self.phase = "Failed"
+                self.write_status()

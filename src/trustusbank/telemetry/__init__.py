@@ -1,0 +1,1 @@
+"""Evidence every component emits: structured logs, metrics, traces."""
