@@ -1,4 +1,7 @@
-"""One embedded cluster per test module: `trustusbank up --detach` in a private state directory."""
+"""One embedded cluster for the test session: `trustusbank up --detach` in a private state directory.
+
+Tests that change it (policies, killed pods) put it back as they found it.
+"""
 
 from __future__ import annotations
 
@@ -58,13 +61,15 @@ class Cluster:
         raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state = tmp_path_factory.mktemp("cluster-state")
     env = {
         **os.environ,
         "TRUSTUSBANK_STATE_DIR": str(state),
         "TRUSTUSBANK_PORT_FORWARDS": "0",
+        # Short-lived SVIDs, so that rotation happens while the module's tests run.
+        "TRUSTUSBANK_SVID_TTL_SECONDS": "8",
         "TRUSTUSBANK_DEPLOY_DIR": str(Path(__file__).resolve().parents[2] / "deploy"),
     }
     cluster = Cluster(ClusterFiles(state), env)

@@ -7,7 +7,6 @@ answer, the attacker's store, the ztunnel access log line, and the metric.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
 from datetime import timedelta
 from pathlib import Path
@@ -20,9 +19,7 @@ from trustusbank.mesh.hbone.client import HboneError, HboneRefused, open_tunnel
 from trustusbank.mesh.hbone.tls import client_context
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.runtime.layout import DEFENCE_DIR
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CONVERTER = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
 FX_API = "spiffe://cluster.local/ns/external-fx/sa/fx-api"
 FETCH_RATE = (
@@ -158,13 +155,14 @@ def _wait_reloaded(cluster: Cluster, before: list[int]) -> None:
 def defence_on(cluster: Cluster):
     """`policies on`: the defence set applied next to deploy/, picked up live by every ztunnel."""
     before = _reloads(cluster)
-    for file in (DEPLOY / DEFENCE_DIR).glob("*.yaml"):
-        shutil.copy(file, cluster.files.applied / file.name)
+    turned_on = cluster.cli("policies", "on")
+    assert turned_on.returncode == 0, turned_on.stderr
+    assert "applied deny-bank-to-attacker.yaml" in turned_on.stderr
     _wait_reloaded(cluster, before)
     yield
     before = _reloads(cluster)
-    for file in cluster.files.applied.glob("*.yaml"):
-        file.unlink()
+    assert cluster.cli("policies", "off").returncode == 0
+    assert cluster.cli("policies", "status").stdout.strip() == "nothing applied: defence off"
     _wait_reloaded(cluster, before)
 
 

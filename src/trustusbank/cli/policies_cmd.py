@@ -1,0 +1,50 @@
+"""`trustusbank policies on|off|status`: the defence policy set of deploy/08-defence, live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from trustusbank.manifests import ManifestError
+from trustusbank.paths import deploy_dir, state_dir
+from trustusbank.runtime.apply import applied, apply, delete
+from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+
+app = typer.Typer(help="Apply or remove the defence policy set (deploy/08-defence).", no_args_is_help=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _files() -> ClusterFiles:
+    return ClusterFiles(state_dir())
+
+
+def _defence() -> list[Path]:
+    return [deploy_dir() / DEFENCE_DIR]
+
+
+@app.command()
+def on() -> None:
+    """Apply the defence set: default-deny per namespace, SPIFFE-principal ALLOWs, deny-bank-to-attacker."""
+    try:
+        installed = apply(_files(), deploy_dir(), _defence())
+    except ManifestError as exc:
+        err.print(f"[red]error:[/] the defence set does not validate; nothing was applied:\n{exc}")
+        raise typer.Exit(1) from None
+    for path in installed:
+        err.print(f"applied {path.name}")
+
+
+@app.command()
+def off() -> None:
+    """Remove the defence set."""
+    removed = delete(_files(), _defence())
+    err.print("\n".join(f"removed {p.name}" for p in removed) or "the defence set was not applied")
+
+
+@app.command("status")
+def show() -> None:
+    """List what is applied on top of deploy/."""
+    names = [p.name for p in applied(_files())]
+    typer.echo("\n".join(names) if names else "nothing applied: defence off")
