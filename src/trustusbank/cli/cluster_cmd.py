@@ -18,7 +18,7 @@ from trustusbank.manifests import ManifestError
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime import control
 from trustusbank.runtime.layout import ClusterFiles
-from trustusbank.runtime.supervisor import READY_TIMEOUT, StartupFailed, Supervisor
+from trustusbank.runtime.supervisor import StartupFailed, Supervisor, ready_timeout
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -88,7 +88,7 @@ def up(
     if detach:
         proc = control.spawn_detached(files, dict(os.environ))
         with err.status("starting the cluster") as spinner:
-            status = control.wait_running(files, proc, spinner.update, READY_TIMEOUT * 3)
+            status = control.wait_running(files, proc, spinner.update, ready_timeout() * 3)
         if status.get("phase") != "Running":
             err.print(f"[red]error:[/] the cluster did not start: {status.get('message')}")
             err.print(f"supervisor log: {files.logs / 'supervisor.log'}")

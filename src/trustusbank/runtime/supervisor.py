@@ -35,7 +35,13 @@ log = logging.getLogger("trustusbank.runtime")
 
 SVID_TTL_ENV = "TRUSTUSBANK_SVID_TTL_SECONDS"
 FORWARDS_ENV = "TRUSTUSBANK_PORT_FORWARDS"
-READY_TIMEOUT = 60.0
+READY_TIMEOUT_ENV = "TRUSTUSBANK_READY_TIMEOUT"
+
+
+def ready_timeout() -> float:
+    """How long a node proxy or pod may take to become ready before `up` gives up."""
+    return float(os.environ.get(READY_TIMEOUT_ENV, "60"))
+
 
 Progress = Callable[[str], None]
 
@@ -172,7 +178,8 @@ class Supervisor:
     async def _start_all(self, group: dict[str, ManagedProcess], what: str) -> None:
         for proc in group.values():
             await proc.start()
-        waiting = {name: asyncio.create_task(proc.wait_ready(READY_TIMEOUT)) for name, proc in group.items()}
+        limit = ready_timeout()
+        waiting = {name: asyncio.create_task(proc.wait_ready(limit)) for name, proc in group.items()}
         for name, task in waiting.items():
             if not await task:
                 proc = group[name]
