@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -44,5 +45,7 @@ def test_a_pod_that_never_gets_ready_fails_up_with_its_log_tail(tmp_path: Path) 
     assert status["phase"] == "Failed"
     assert not files.pid.exists()
     assert "crashed" in files.events.read_text(), "the crash loop was recorded"
-    leftovers = [p["pid"] for p in status["pods"]] + [n["ztunnel_pid"] for n in status["nodes"]]
-    assert not [pid for pid in leftovers if alive(pid)], "a failed start stops what it started"
+    events = [json.loads(line) for line in files.events.read_text().splitlines()]
+    started = [e["pid"] for e in events if e["event"] == "started"]
+    assert len(started) >= 10, "3 node proxies and 7 pods were started"
+    assert not [pid for pid in started if alive(pid)], "a failed start stops what it started"
