@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ import pytest
 
 from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.topology import Topology
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @dataclass
@@ -73,6 +76,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "TRUSTUSBANK_DEPLOY_DIR": str(Path(__file__).resolve().parents[2] / "deploy"),
     }
     cluster = Cluster(ClusterFiles(state), env)
+    cluster.files.make()
+    shutil.copy(FIXTURES / "test-agents.yaml", cluster.files.applied / "test-agents.yaml")
     started = cluster.cli("up", "--detach", timeout=300)
     if started.returncode != 0:
         supervisor_log = cluster.files.logs / "supervisor.log"

@@ -16,7 +16,10 @@ def test_status_shows_every_pod_with_its_identity(cluster: Cluster) -> None:
     status = cluster.status()
     assert status["phase"] == "Running"
     pods = {f"{p['namespace']}/{p['name']}": p for p in status["pods"]}
-    assert len(pods) == 7
+    assert len(pods) == 9, "7 workloads, the support-bot stand-in, the waypoint"
+    assert pods["trustusbank-platform/trustusbank-agentgw-0"]["identity"] == (
+        "spiffe://cluster.local/ns/trustusbank-platform/sa/trustusbank-agentgw"
+    )
     assert all(p["ready"] for p in pods.values())
     converter = pods["trustusbank-bank-vendors/currency-converter-0"]
     assert converter["identity"] == "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"

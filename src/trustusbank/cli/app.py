@@ -20,6 +20,8 @@ app.command("down")(cluster_cmd.down)
 app.command("status")(cluster_cmd.status)
 app.command("exec", context_settings={"allow_interspersed_args": False})(cluster_cmd.exec_)
 app.add_typer(policies_cmd.app, name="policies")
+app.command("apply")(policies_cmd.apply_files)
+app.command("delete")(policies_cmd.delete_files)
 app.add_typer(mesh_cmd.app, name="mesh", hidden=True)
 app.add_typer(manifests_cmd.app, name="manifests")
 

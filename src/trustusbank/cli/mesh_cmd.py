@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,21 @@ from trustusbank.runtime.layout import ClusterFiles
 app = typer.Typer(help="The mesh's own processes (started by `trustusbank up`).")
 
 
+def _run_until_signalled(main: Callable[[], Awaitable[None]]) -> None:
+    """Run a component until SIGINT/SIGTERM, then let it clean up."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def runner() -> None:
+        task = asyncio.ensure_future(main())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(runner())
+
+
 @app.command()
 def ztunnel(
     node: Annotated[str, typer.Option(help="The node this proxy serves.")],
@@ -25,15 +41,15 @@ def ztunnel(
     """Run the node proxy of one node."""
     from trustusbank.mesh.ztunnel.node import NodeProxy
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _run_until_signalled(lambda: NodeProxy(ClusterFiles(state_dir()), node, deploy).run())
 
-    async def main() -> None:
-        proxy = NodeProxy(ClusterFiles(state_dir()), node, deploy)
-        task = asyncio.create_task(proxy.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
-    asyncio.run(main())
+@app.command()
+def waypoint(
+    gateway: Annotated[str, typer.Option(help="<namespace>/<name> of the waypoint Gateway.")],
+    deploy: Annotated[Path, typer.Option(help="The manifest bundle.")],
+) -> None:
+    """Run the waypoint proxy (agentgateway's role) of one Gateway."""
+    from trustusbank.mesh.waypoint.process import Waypoint
+
+    _run_until_signalled(lambda: Waypoint(ClusterFiles(state_dir()), gateway, deploy).run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -48,3 +49,28 @@ def show() -> None:
     """List what is applied on top of deploy/."""
     names = [p.name for p in applied(_files())]
     typer.echo("\n".join(names) if names else "nothing applied: defence off")
+
+
+def apply_files(
+    files: Annotated[
+        list[Path], typer.Option("--filename", "-f", help="Manifest file or folder; repeatable.")
+    ],
+) -> None:
+    """Apply manifests to the running cluster (validated first), like `kubectl apply -f`."""
+    try:
+        installed = apply(_files(), deploy_dir(), files)
+    except ManifestError as exc:
+        err.print(f"[red]error:[/] nothing was applied:\n{exc}")
+        raise typer.Exit(1) from None
+    for path in installed:
+        err.print(f"applied {path.name}")
+
+
+def delete_files(
+    files: Annotated[
+        list[Path], typer.Option("--filename", "-f", help="Manifest file or folder; repeatable.")
+    ],
+) -> None:
+    """Remove manifests applied earlier, by file name, like `kubectl delete -f`."""
+    removed = delete(_files(), files)
+    err.print("\n".join(f"removed {p.name}" for p in removed) or "nothing to remove")

@@ -2,8 +2,9 @@
 
 A node proxy proves which node it is with a per-node token, and may only obtain
 SVIDs for service accounts of pods scheduled on that node, as istiod checks a
-ztunnel's requests. The protocol is one JSON object per line over a Unix socket
-(real istiod speaks gRPC); the checks are the point, not the framing.
+ztunnel's requests. A waypoint (`waypoint:<ns>/<gateway>`) gets only its own.
+The protocol is one JSON object per line over a Unix socket (real istiod
+speaks gRPC); the checks are the point, not the framing.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ def issue_node_token(path: Path) -> str:
     return token
 
 
+WAYPOINT_PREFIX = "waypoint:"
+
+
+def allowed_identities(topo: Topology, caller: str) -> set[tuple[str, str]]:
+    """The (namespace, service account) pairs a node proxy or a waypoint may hold."""
+    if caller.startswith(WAYPOINT_PREFIX):
+        pod = topo.waypoint(caller.removeprefix(WAYPOINT_PREFIX))
+        return {(pod.namespace, pod.service_account)} if pod else set()
+    return {(p.namespace, p.service_account) for p in topo.pods_on(caller) if p.role == "workload"}
+
+
 class Istiod:
     def __init__(
         self,
@@ -60,9 +72,8 @@ class Istiod:
         topo = self.topology()
         if identity.trust_domain != topo.trust_domain:
             raise PermissionError(f"{identity} is outside trust domain {topo.trust_domain}")
-        local = {(p.namespace, p.service_account) for p in topo.pods_on(node)}
-        if (identity.namespace, identity.service_account) not in local:
-            raise PermissionError(f"node {node} runs no pod with identity {identity}")
+        if (identity.namespace, identity.service_account) not in allowed_identities(topo, node):
+            raise PermissionError(f"{node} may not hold identity {identity}")
         return self.ca.sign_csr(str(request["csr"]).encode(), identity, self.ttl)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

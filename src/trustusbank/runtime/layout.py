@@ -61,6 +61,13 @@ class ClusterFiles:
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node
 
+    def waypoint_dir(self, gateway: str) -> Path:
+        """A waypoint's private directory (token, certificates), by `<namespace>/<gateway>`."""
+        return self.root / "waypoints" / gateway.replace("/", "_")
+
+    def waypoint_log(self, gateway: str) -> Path:
+        return self.logs / f"waypoint-{gateway.replace('/', '_')}.jsonl"
+
     def access_log(self, node: str) -> Path:
         return self.logs / f"ztunnel-{node}.jsonl"
 

@@ -22,14 +22,14 @@ from typing import Any
 
 from trustusbank.manifests import Bundle, Deployment, load_bundle
 from trustusbank.mesh.identity.ca import CertificateAuthority
-from trustusbank.mesh.istiod import Istiod, issue_node_token
+from trustusbank.mesh.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
 from trustusbank.paths import STATE_ENV
 from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.runtime.podspec import http_ready, launch_spec
 from trustusbank.runtime.portforward import Forward, start_forwards, stop_forwards
 from trustusbank.runtime.processes import ManagedProcess
 from trustusbank.runtime.subnet import allocate
-from trustusbank.runtime.topology import METRICS_PORT, Topology, plan
+from trustusbank.runtime.topology import METRICS_PORT, Pod, Topology, plan
 
 log = logging.getLogger("trustusbank.runtime")
 
@@ -152,9 +152,30 @@ class Supervisor:
             events=self.event,
         )
 
+    def _waypoint(self, pod: Pod) -> ManagedProcess:
+        """A Gateway's proxy: started like a pod, but it is a mesh component with its own SVID."""
+        assert pod.gateway is not None
+
+        async def probe() -> bool:
+            return await http_ready(f"http://{pod.ip}:{METRICS_PORT}/healthz/ready")
+
+        return ManagedProcess(
+            name=pod.ref,
+            command=[
+                *(sys.executable, "-m", "trustusbank", "mesh", "waypoint"),
+                *("--gateway", pod.gateway, "--deploy", str(self.deploy.resolve())),
+            ],
+            env={**os.environ, STATE_ENV: str(self.files.state)},
+            log_file=self.files.pod_log(pod.namespace, pod.name),
+            probe=probe,
+            events=self.event,
+        )
+
     def _pod(self, topo: Topology, bundle: Bundle, ref: str) -> ManagedProcess:
         pod = topo.pod(ref)
         assert pod is not None
+        if pod.role == "waypoint":
+            return self._waypoint(pod)
         deployment = bundle.view("Deployment", pod.namespace, pod.deployment)
         assert isinstance(deployment, Deployment)
         ns = topo.namespaces.get(pod.namespace)
@@ -200,6 +221,10 @@ class Supervisor:
         ca = CertificateAuthority.load_or_create(files.ca)
         files.trust_bundle.write_bytes(ca.trust_bundle_pem)
         tokens = {node.name: issue_node_token(files.node_dir(node.name) / "token") for node in topo.nodes}
+        for pod in topo.pods:
+            if pod.gateway is not None:
+                token_file = files.waypoint_dir(pod.gateway) / "token"
+                tokens[WAYPOINT_PREFIX + pod.gateway] = issue_node_token(token_file)
         istiod = Istiod(ca, lambda: topo, tokens, svid_ttl())
         self._istiod = await istiod.serve(files.istiod_socket)
         self.progress("istiod (CA) serving")

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trustusbank.manifests import Bundle, Deployment, Service
+from trustusbank.manifests import Bundle, Deployment, Manifest, Service
 
 CLUSTER = "trustusbank"
 NODES = (
@@ -31,6 +31,7 @@ APP_OFFSET = 128
 HBONE_PORT = 15008
 OUTBOUND_PORT = 15001
 METRICS_PORT = 15020
+WAYPOINT_CLASSES = ("enterprise-agentgateway-waypoint", "agentgateway-waypoint", "agentgateway")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class Pod:
     app_ip: str
     ports: list[PodPort]
     image: str
+    # "workload", or "waypoint" for a Gateway's proxy: not captured by ztunnel,
+    # it terminates HBONE itself, as real waypoints do.
+    role: str = "workload"
+    gateway: str | None = None
 
     @property
     def ref(self) -> str:
@@ -121,6 +126,10 @@ class Topology:
 
     def pods_on(self, node: str) -> list[Pod]:
         return [p for p in self.pods if p.node == node]
+
+    def waypoint(self, ref: str) -> Pod | None:
+        """The proxy pod of a waypoint Gateway, by `<namespace>/<gateway>`."""
+        return next((p for p in self.pods if p.role == "waypoint" and p.gateway == ref), None)
 
     def in_cluster(self, ip: str) -> bool:
         return ip.startswith(f"127.{self.subnet}.")
@@ -196,7 +205,51 @@ def plan(bundle: Bundle, subnet: int) -> Topology:
             )
     for svc in bundle.services():
         topo.services.append(_service_entry(bundle, svc, topo))
+    for gateway in _waypoint_gateways(bundle):
+        _add_waypoint(topo, gateway, workers, next_host)
     return topo
+
+
+def _waypoint_gateways(bundle: Bundle) -> list[Manifest]:
+    return sorted(
+        (
+            m
+            for m in bundle.objects
+            if m.kind == "Gateway" and m.body["spec"]["gatewayClassName"] in WAYPOINT_CLASSES
+        ),
+        key=lambda m: (m.namespace or "", m.name),
+    )
+
+
+def _add_waypoint(topo: Topology, gateway: Manifest, workers: list[Node], next_host: dict[str, int]) -> None:
+    """What the agentgateway controller makes of a Gateway: a proxy pod and a Service, named after it."""
+    namespace = gateway.namespace or "default"
+    node = workers[zlib.crc32(f"{namespace}/{gateway.name}".encode()) % len(workers)]
+    k = next_host[node.name]
+    next_host[node.name] = k + 1
+    ports = [PodPort("mesh", HBONE_PORT)] + [
+        PodPort(str(listener["name"]), int(listener["port"]))
+        for listener in gateway.body["spec"]["listeners"]
+        if int(listener["port"]) != HBONE_PORT
+    ]
+    topo.pods.append(
+        Pod(
+            name=f"{gateway.name}-0",
+            namespace=namespace,
+            deployment=gateway.name,
+            service_account=gateway.name,
+            labels={"gateway.networking.k8s.io/gateway-name": gateway.name},
+            node=node.name,
+            ip=f"127.{topo.subnet}.{node.index}.{k}",
+            app_ip=f"127.{topo.subnet}.{node.index}.{k + APP_OFFSET}",
+            ports=ports,
+            image="agentgateway",
+            role="waypoint",
+            gateway=f"{namespace}/{gateway.name}",
+        )
+    )
+    service_ports = [ServicePort(p.name, p.port, p.port) for p in ports]
+    topo.services.append(ServiceEntry(gateway.name, namespace, service_ports, [f"{gateway.name}-0"], None))
 
 
 def _service_entry(bundle: Bundle, svc: Service, topo: Topology) -> ServiceEntry:
@@ -204,8 +257,8 @@ def _service_entry(bundle: Bundle, svc: Service, topo: Topology) -> ServiceEntry
     pods = [p.name for p in topo.pods if (p.namespace, p.deployment) in deployments]
     ns = topo.namespaces.get(svc.namespace)
     waypoint = svc.manifest.labels.get("istio.io/use-waypoint") or (ns.use_waypoint if ns else None)
-    if waypoint == "none":
-        waypoint = None
+    if waypoint == "none" or waypoint == svc.name:
+        waypoint = None  # a waypoint's own Service is never sent to itself
     ports = [ServicePort(p.name or "", p.port, p.target_port) for p in svc.ports]
     return ServiceEntry(
         svc.name, svc.namespace, ports, pods, f"{svc.namespace}/{waypoint}" if waypoint else None

@@ -1,18 +1,17 @@
 """ztunnel-style access logs: one structured record per connection, with ztunnel's field names.
 
 Records go to a JSON-lines file (what Loki would ingest) and, in ztunnel's
-`key=value` shape, to stderr, so `kubectl logs`-style reading works too.
+`key=value` shape, to stderr.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from trustusbank.telemetry.jsonlog import JsonLinesLog
 
 
 @dataclass
@@ -60,35 +59,9 @@ class ConnectionRecord:
 
 class AccessLog:
     def __init__(self, path: Path, node: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = JsonLinesLog(path, node=node)
         self.path = path
-        self.node = node
-        self._lock = threading.Lock()
 
     def write(self, record: ConnectionRecord) -> None:
-        fields = record.fields()
-        level = "error" if record.error else "info"
-        message = "connection failed" if record.error else "connection complete"
-        stamp = (
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
-        )
-        entry = {
-            "time": stamp,
-            "level": level,
-            "scope": "access",
-            "node": self.node,
-            "message": message,
-            **fields,
-        }
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(entry) + "\n")
-        pairs = " ".join(
-            f"{k}={json.dumps(v) if isinstance(v, str) and ' ' in v else v}" for k, v in fields.items()
-        )
-        print(f"{stamp}\t{level}\taccess\t{message} {pairs}", file=sys.stderr, flush=True)
-
-
-def read_access_log(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        level, message = ("error", "connection failed") if record.error else ("info", "connection complete")
+        self._log.write(level, "access", message, record.fields())

@@ -68,7 +68,7 @@ class NodeProxy:
         out = []
         for pod in self.topology.pods_on(self.node):
             ns = self.topology.namespaces.get(pod.namespace)
-            if ns and ns.ambient:
+            if ns and ns.ambient and pod.role == "workload":
                 out.append(pod)
         return out
 

@@ -60,11 +60,18 @@ class Outbound:
         if dest.pod is not None:
             record.dst_workload, record.dst_namespace = dest.pod.name, dest.pod.namespace
         if dest.waypoint is not None:
-            # Fail closed: a Service bound to a waypoint is never reached around it.
-            await self._refuse(writer, Reply.NOT_ALLOWED, record, f"waypoint {dest.waypoint} is not deployed")
-            return
-        if dest.captured and dest.pod is not None:
-            await self._hbone(pod, source, dest, reader, writer, record)
+            waypoint = self.node.topology.waypoint(dest.waypoint)
+            if waypoint is None or dest.service is None:
+                # Fail closed: a Service bound to a waypoint is never reached around it.
+                await self._refuse(
+                    writer, Reply.NOT_ALLOWED, record, f"waypoint {dest.waypoint} is not deployed"
+                )
+                return
+            # To the waypoint, addressed to the Service (a VIP on a cluster): it routes from there.
+            authority = f"{dest.service.fqdn}:{request.port}"
+            await self._hbone(pod, source, waypoint, authority, dest, reader, writer, record)
+        elif dest.captured and dest.pod is not None:
+            await self._hbone(pod, source, dest.pod, dest.authority, dest, reader, writer, record)
         else:
             await self._passthrough(dest, reader, writer, record)
 
@@ -97,21 +104,22 @@ class Outbound:
         self,
         pod: Pod,
         source: SpiffeId,
+        target: Pod,
+        authority: str,
         dest: Destination,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         record: ConnectionRecord,
     ) -> None:
-        assert dest.pod is not None
-        target = self.node.topology
-        dest_identity = SpiffeId(target.trust_domain, dest.pod.namespace, dest.pod.service_account)
+        """Tunnel to `target` (the destination pod, or the waypoint in front of it)."""
+        dest_identity = SpiffeId(self.node.topology.trust_domain, target.namespace, target.service_account)
         record.dst_identity = dest_identity.uri
-        record.dst_hbone_addr = f"{dest.pod.ip}:{HBONE_PORT}"
-        labels = peer_labels("source", pod, source.uri, dest.pod, dest_identity.uri, dest.service, True)
+        record.dst_hbone_addr = f"{target.ip}:{HBONE_PORT}"
+        labels = peer_labels("source", pod, source.uri, target, dest_identity.uri, dest.service, True)
         attributes = {
             "src.identity": source.uri,
             "dst.identity": dest_identity.uri,
-            "dst.addr": dest.authority,
+            "dst.addr": authority,
             "direction": "outbound",
         }
         with self.tracer.start_as_current_span(
@@ -120,9 +128,9 @@ class Outbound:
             record.trace_id = format(span.get_span_context().trace_id, "032x")
             try:
                 tunnel = await open_tunnel(
-                    dest.pod.ip,
+                    target.ip,
                     HBONE_PORT,
-                    authority=dest.authority,
+                    authority=authority,
                     ssl_context=self.node.secrets.ssl_client_context(source),
                     expected_identity=dest_identity,
                     headers=inject(),

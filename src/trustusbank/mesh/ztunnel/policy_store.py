@@ -13,15 +13,9 @@ from pathlib import Path
 from trustusbank.manifests import ManifestError, load_bundle
 from trustusbank.mesh.authz.model import AuthorizationPolicy, PeerAuthentication
 from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.runtime.watch import Fingerprint, fingerprint
 
 log = logging.getLogger(__name__)
-
-
-def _fingerprint(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
-    files = sorted(
-        f for p in paths if p.exists() for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()
-    )
-    return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
 
 
 class PolicyStore:
@@ -31,13 +25,13 @@ class PolicyStore:
         self.authorization: list[AuthorizationPolicy] = []
         self.peer_authentication: list[PeerAuthentication] = []
         self.error: str | None = None
-        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._seen: Fingerprint | None = None
 
     def _watched(self) -> list[Path]:
         return [self.deploy, self.files.applied]
 
     def reload_if_changed(self) -> bool:
-        seen = _fingerprint(self._watched())
+        seen = fingerprint(self._watched())
         if seen == self._seen:
             return False
         self._seen = seen

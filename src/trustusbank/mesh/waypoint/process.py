@@ -1,0 +1,153 @@
+"""One waypoint process: its SVID, its HBONE listener, its proxy, its live configuration.
+
+A changed policy or route file takes effect within a second without a restart.
+A file that does not load (a CEL expression that does not compile, say) is
+refused and the last good configuration stays, loudly, as agentgateway keeps
+serving its last accepted config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import httpcore
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from trustusbank.mesh.waypoint.config import WaypointConfig
+
+from trustusbank.manifests import ManifestError, load_bundle
+from trustusbank.mesh.identity.secrets import SecretManager
+from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.istiod import WAYPOINT_PREFIX, CsrClient
+from trustusbank.mesh.waypoint.egress import HboneBackend
+from trustusbank.mesh.waypoint.ingress import Ingress
+from trustusbank.mesh.waypoint.proxy import WaypointApp
+from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
+from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.runtime.topology import HBONE_PORT, METRICS_PORT, Topology
+from trustusbank.runtime.watch import fingerprint
+from trustusbank.telemetry.tracing import setup_tracing
+
+log = logging.getLogger(__name__)
+
+PRIVATE_PORT = 8080
+
+
+async def _started(servers: list[uvicorn.Server]) -> None:
+    """uvicorn offers no event for "listening"; poll its flag briefly."""
+    for _ in range(400):
+        if all(s.started for s in servers):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the waypoint's listeners did not start")
+
+
+class Waypoint:
+    def __init__(self, files: ClusterFiles, gateway: str, deploy: Path) -> None:
+        self.files = files
+        self.gateway = gateway
+        self.deploy = deploy
+        self.topology = Topology.load(files.topology)
+        pod = self.topology.waypoint(gateway)
+        if pod is None:
+            raise SystemExit(f"no waypoint pod for Gateway {gateway} in the topology")
+        self.pod = pod
+        self.identity = SpiffeId(self.topology.trust_domain, pod.namespace, pod.service_account)
+        private = files.waypoint_dir(gateway)
+        self.secrets = SecretManager(
+            signer=CsrClient(
+                files.istiod_socket, WAYPOINT_PREFIX + gateway, (private / "token").read_text().strip()
+            ),
+            trust_bundle_pem=files.trust_bundle.read_bytes(),
+            directory=private / "certs",
+        )
+        self.tracer_provider = setup_tracing("agentgateway", files.traces / f"waypoint-{pod.name}.jsonl")
+        self.metrics = WaypointMetrics()
+        self.ingress = Ingress(pod, self.identity, self.secrets, self.topology, PRIVATE_PORT)
+        self._config: WaypointConfig | None = None
+        self._seen: object = None
+        self.ready = False
+
+    def config(self) -> WaypointConfig:
+        assert self._config is not None
+        return self._config
+
+    def reload_if_changed(self) -> None:
+        seen = fingerprint([self.deploy, self.files.applied])
+        if seen == self._seen:
+            return
+        self._seen = seen
+        namespace, _, name = self.gateway.partition("/")
+        try:
+            bundle = load_bundle(
+                self.deploy, include=[self.files.applied], exclude=[self.deploy / DEFENCE_DIR]
+            )
+            self._config = WaypointConfig.from_manifests(bundle.objects, namespace, name)
+            log.info("waypoint configuration loaded for %s", self.gateway)
+        except (ManifestError, ValueError, KeyError) as exc:
+            if self._config is None:
+                raise
+            log.error("configuration change refused, keeping the last good one: %s", exc)
+
+    def _control_app(self) -> Starlette:
+        async def metrics(_: Request) -> Response:
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        async def ready(_: Request) -> PlainTextResponse:
+            return PlainTextResponse(
+                "ready" if self.ready else "starting", status_code=200 if self.ready else 503
+            )
+
+        return Starlette(routes=[Route("/metrics", metrics), Route("/healthz/ready", ready)])
+
+    async def run(self) -> None:
+        self.reload_if_changed()
+        await self.secrets.get(self.identity)
+        pool = httpcore.AsyncConnectionPool(
+            network_backend=HboneBackend(self.topology, self.secrets, self.identity, self.pod.ip),
+            max_connections=256,
+            keepalive_expiry=30,
+        )
+        app = WaypointApp(
+            self.gateway,
+            self.config,
+            self.ingress,
+            self.topology,
+            pool,
+            WaypointLog(self.files.waypoint_log(self.gateway), self.gateway),
+            self.metrics,
+            self.tracer_provider.get_tracer("trustusbank.waypoint"),
+        )
+        servers = [
+            uvicorn.Server(uvicorn.Config(app, host=self.pod.app_ip, port=PRIVATE_PORT, log_level="warning")),
+            uvicorn.Server(
+                uvicorn.Config(self._control_app(), host=self.pod.ip, port=METRICS_PORT, log_level="warning")
+            ),
+        ]
+        tasks = [asyncio.create_task(s.serve()) for s in servers]
+        hbone = await self.ingress.serve(HBONE_PORT)
+        try:
+            await _started(servers)
+            self.ready = True
+            log.info("waypoint %s ready on %s", self.gateway, self.pod.ip)
+            while True:
+                await asyncio.sleep(1.0)
+                self.reload_if_changed()
+                with contextlib.suppress(Exception):
+                    await self.secrets.rotate_due()
+        finally:
+            hbone.close()
+            for server in servers:
+                server.should_exit = True
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await pool.aclose()
+            self.tracer_provider.shutdown()

@@ -1,0 +1,344 @@
+"""The waypoint's HTTP proxy: route, limit, authorize (HTTP, then MCP), forward, filter.
+
+Order follows agentgateway: route match; local rate limit; HTTP-level
+authorization (no MCP context); then, for MCP backends, the request is parsed
+exactly as the server will execute it and every message the backend's MCP
+policy judges must be allowed. `tools/list` answers are filtered to what the
+caller may call. Anything the proxy cannot judge is refused, never forwarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpcore
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from trustusbank.mesh.waypoint.cel_policy import CelDecision, Identity, McpInfo, RequestInfo
+from trustusbank.mesh.waypoint.config import Backend, RouteMatch, WaypointConfig
+from trustusbank.mesh.waypoint.mcp import (
+    McpMessage,
+    McpRefused,
+    filter_tools_list,
+    jsonrpc_error,
+    parse_request,
+)
+
+from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.waypoint.ingress import Caller, Ingress
+from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics
+from trustusbank.runtime.topology import Topology
+from trustusbank.telemetry.tracing import extract, inject
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MAX_BODY = 1024 * 1024
+HOP_BY_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+    b"host",
+    b"content-length",
+    b"traceparent",
+    b"tracestate",
+}
+FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
+
+
+class Denied(Exception):
+    def __init__(self, status: int, body: bytes, reason: str, rule: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.body = body
+        self.reason = reason
+        self.rule = rule
+
+
+def _identity(spiffe: SpiffeId | None) -> Identity | None:
+    return Identity(spiffe.trust_domain, spiffe.namespace, spiffe.service_account) if spiffe else None
+
+
+def _mcp_info(message: McpMessage) -> McpInfo:
+    return McpInfo(
+        method_name=message.method or "",
+        tool_name=message.tool_name,
+        tool_target=None,
+        tool_arguments=message.tool_arguments,
+        prompt_name=message.prompt_name,
+        resource_uri=message.resource_uri,
+    )
+
+
+def _rule(where: str, decision: CelDecision) -> str | None:
+    return f"{where} rule {decision.rule}" if decision.rule is not None else None
+
+
+class WaypointApp:
+    def __init__(
+        self,
+        gateway: str,
+        config: Callable[[], WaypointConfig],
+        ingress: Ingress,
+        topology: Topology,
+        pool: httpcore.AsyncConnectionPool,
+        log_: WaypointLog,
+        metrics: WaypointMetrics,
+        tracer: trace.Tracer,
+    ) -> None:
+        self.gateway = gateway
+        self.config = config
+        self.ingress = ingress
+        self.topology = topology
+        self.pool = pool
+        self.log = log_
+        self.metrics = metrics
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        caller = self.ingress.caller(scope["client"][1]) if scope.get("client") else None
+        if caller is None:  # not through an HBONE tunnel: nobody we can name
+            await _respond(send, 403, jsonrpc_error(None, FORBIDDEN, "no verified peer identity"))
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        context = extract(headers) if "traceparent" in headers else extract(caller.hbone_headers)
+        attributes = {
+            "src.identity": str(caller.identity),
+            "http.method": scope["method"],
+            "url.path": scope["path"],
+        }
+        with self.tracer.start_as_current_span(
+            f"waypoint {scope['method']} {scope['path']}",
+            context=context,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        ) as span:
+            record = RequestRecord(
+                gateway=self.gateway,
+                src_identity=str(caller.identity) if caller.identity else None,
+                src_addr=caller.peer_addr,
+                http_method=scope["method"],
+                path=scope["path"],
+                trace_id=format(span.get_span_context().trace_id, "032x"),
+            )
+            started = time.perf_counter()
+            try:
+                await self._serve(scope, receive, send, caller, headers, record)
+            except Denied as denied:
+                record.decision, record.reason, record.rule, record.status = (
+                    "deny",
+                    denied.reason,
+                    denied.rule,
+                    denied.status,
+                )
+                span.set_status(Status(StatusCode.ERROR, denied.reason))
+                self.metrics.denied.labels(
+                    self.gateway,
+                    record.route or "none",
+                    denied.reason.split(":")[0],
+                    record.src_identity or "none",
+                ).inc()
+                await _respond(send, denied.status, denied.body)
+            except Exception as exc:  # fail closed, and say so
+                log.exception("waypoint error")
+                record.decision, record.reason, record.status = "deny", f"internal error: {exc}", 502
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                await _respond(send, 502, jsonrpc_error(None, -32603, "upstream error"))
+            record.duration_ms = (time.perf_counter() - started) * 1000
+            span.set_attribute("http.response.status_code", record.status)
+            route = record.route or "none"
+            self.metrics.requests.labels(
+                self.gateway, route, record.backend or "none", scope["method"], str(record.status)
+            ).inc()
+            self.metrics.duration.labels(self.gateway, route).observe(record.duration_ms / 1000)
+            self.log.write(record)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        caller: Caller,
+        headers: dict[str, str],
+        record: RequestRecord,
+    ) -> None:
+        body = await _read_body(receive)
+        if len(body) > MAX_BODY:
+            raise Denied(413, jsonrpc_error(None, -32600, "request body too large"), "body too large")
+        request = RequestInfo(
+            method=scope["method"], path=scope["path"], host=headers.get("host", ""), headers=headers
+        )
+        source = _identity(caller.identity)
+        match, backend = self._route(caller, scope, request)
+        record.route = match.route if match else f"waypoint/{backend.host}"
+        record.backend = backend.ref
+        tools_list_ids: list[Any] = []
+        if match is not None:
+            self._limit(match)
+            if match.http_authorization is not None:
+                decision = match.http_authorization.decide(source, request)
+                if not decision.allowed:
+                    raise Denied(
+                        403,
+                        jsonrpc_error(None, FORBIDDEN, "forbidden"),
+                        decision.reason,
+                        _rule("traffic", decision),
+                    )
+                record.rule = _rule("traffic", decision)
+            if backend.kind == "mcp":
+                tools_list_ids = self._judge_mcp(match, source, request, scope, headers, body, record)
+        await self._forward(
+            scope, send, backend, match, body, headers, record, source, request, bool(tools_list_ids)
+        )
+
+    def _route(self, caller: Caller, scope: Scope, request: RequestInfo) -> tuple[RouteMatch | None, Backend]:
+        if caller.authority_host != self.ingress.pod.ip:
+            # Sent here by ztunnel for a Service bound to this waypoint: on to that Service.
+            backend = Backend(
+                "service", caller.authority_host, caller.authority_host, caller.authority_port, None
+            )
+            return None, backend
+        match = self.config().match(scope["path"], scope["method"], request.host)
+        if match is None:
+            raise Denied(404, jsonrpc_error(None, -32601, "no route"), f"no route for {scope['path']}")
+        return match, match.backend
+
+    def _limit(self, match: RouteMatch) -> None:
+        if match.rate_limit is not None and not match.rate_limit.try_acquire():
+            body = jsonrpc_error(None, -32000, "rate limit exceeded")
+            raise Denied(429, body, "rate limited", f"{match.route} local rate limit")
+
+    def _judge_mcp(
+        self,
+        match: RouteMatch,
+        source: Identity | None,
+        request: RequestInfo,
+        scope: Scope,
+        headers: dict[str, str],
+        body: bytes,
+        record: RequestRecord,
+    ) -> list[Any]:
+        """Every message the policy judges must be allowed; returns ids of tools/list requests."""
+        try:
+            parsed = parse_request(scope["method"], headers, body, max_body=MAX_BODY)
+        except McpRefused as refused:
+            raise Denied(refused.status, refused.body(), f"mcp refused: {refused.message}") from None
+        policy = match.mcp_authorization
+        listing = []
+        for message in parsed.messages:
+            record.mcp_method = message.method
+            record.mcp_tool = message.tool_name
+            principal = record.src_identity or "none"
+            if message.method == "tools/list":
+                listing.append(message.id)
+            if policy is None or message.method is None or not policy.judges(message.method):
+                self.metrics.mcp.labels(
+                    self.gateway, match.route, message.method or "-", "-", "allow", principal
+                ).inc()
+                continue
+            decision = policy.decide(source, request, _mcp_info(message))
+            verdict = "allow" if decision.allowed else "deny"
+            self.metrics.mcp.labels(
+                self.gateway, match.route, message.method, message.tool_name or "-", verdict, principal
+            ).inc()
+            if not decision.allowed:
+                what = f"{message.method} {message.tool_name or ''}".strip()
+                text = f"{what} is not allowed for {record.src_identity}"
+                reason = f"mcp authorization: {decision.reason}"
+                raise Denied(
+                    403,
+                    jsonrpc_error(message.id, FORBIDDEN, text),
+                    reason,
+                    _rule(match.backend.ref, decision),
+                )
+            record.rule = _rule(match.backend.ref, decision)
+        return listing
+
+    async def _forward(
+        self,
+        scope: Scope,
+        send: Send,
+        backend: Backend,
+        match: RouteMatch | None,
+        body: bytes,
+        headers: dict[str, str],
+        record: RequestRecord,
+        source: Identity | None,
+        request: RequestInfo,
+        filter_tools: bool,
+    ) -> None:
+        path = match.upstream_path if match else scope["path"]
+        query = scope.get("query_string", b"")
+        url = f"http://{backend.host}:{backend.port}{path}" + (f"?{query.decode('latin-1')}" if query else "")
+        upstream_headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        upstream_headers.append((b"host", f"{backend.host}:{backend.port}".encode()))
+        if body:
+            upstream_headers.append((b"content-length", str(len(body)).encode()))
+        with self.tracer.start_as_current_span(
+            "waypoint upstream", kind=SpanKind.CLIENT, attributes={"url.full": url}
+        ):
+            upstream_headers += [(k.encode(), v.encode()) for k, v in inject().items()]
+            async with self.pool.stream(
+                scope["method"], url, headers=upstream_headers, content=body
+            ) as response:
+                peer = response.extensions.get("network_stream")
+                identity = peer.get_extra_info("peer_identity") if peer is not None else None
+                record.dst_identity = str(identity) if identity else None
+                record.status = response.status
+                out_headers = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP]
+                content_type = next(
+                    (v.decode() for k, v in response.headers if k.lower() == b"content-type"), ""
+                )
+                if filter_tools and match is not None and match.mcp_authorization is not None:
+                    policy = match.mcp_authorization
+                    raw = await response.aread()
+                    filtered = filter_tools_list(
+                        content_type, raw, lambda tool: policy.allows_tool(source, request, tool)
+                    )
+                    out_headers.append((b"content-length", str(len(filtered)).encode()))
+                    await send(
+                        {"type": "http.response.start", "status": response.status, "headers": out_headers}
+                    )
+                    await send({"type": "http.response.body", "body": filtered})
+                    return
+                await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                async for chunk in response.aiter_stream():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY + 1:
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,92 @@
+"""The waypoint's evidence: one log line per request, agentgateway-style metrics.
+
+Every line names both SPIFFE identities (the caller's, from its certificate,
+and the backend's), the route, the MCP method and tool, and the decision with
+the rule that made it: what an auditor asks of a gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from trustusbank.telemetry.jsonlog import JsonLinesLog
+
+
+@dataclass
+class RequestRecord:
+    gateway: str
+    src_identity: str | None
+    src_addr: str
+    http_method: str
+    path: str
+    route: str | None = None
+    backend: str | None = None
+    dst_identity: str | None = None
+    mcp_method: str | None = None
+    mcp_tool: str | None = None
+    decision: str = "allow"
+    rule: str | None = None
+    reason: str | None = None
+    status: int = 0
+    duration_ms: float = 0.0
+    trace_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "src.identity": self.src_identity,
+            "src.addr": self.src_addr,
+            "http.method": self.http_method,
+            "http.path": self.path,
+            "route": self.route,
+            "backend": self.backend,
+            "dst.identity": self.dst_identity,
+            "mcp.method": self.mcp_method,
+            "mcp.tool": self.mcp_tool,
+            "decision": self.decision,
+            "rule": self.rule,
+            "reason": self.reason,
+            "http.status": self.status,
+            "duration_ms": round(self.duration_ms, 2),
+            "trace_id": self.trace_id,
+            **self.extra,
+        }
+
+
+class WaypointLog:
+    def __init__(self, path: Path, gateway: str) -> None:
+        self._log = JsonLinesLog(path, gateway=gateway)
+
+    def write(self, record: RequestRecord) -> None:
+        level = "info" if record.decision == "allow" and record.status < 500 else "warn"
+        self._log.write(level, "request", f"request {record.decision}", record.fields())
+
+
+class WaypointMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("gateway", "route", "backend", "method", "status")
+        self.requests = Counter("agentgateway_requests", "HTTP requests.", labels, registry=self.registry)
+        self.duration = Histogram(
+            "agentgateway_request_duration_seconds",
+            "Request duration, from the request to the end of the response.",
+            ("gateway", "route"),
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.mcp = Counter(
+            "agentgateway_mcp_requests",
+            "MCP messages judged.",
+            ("gateway", "route", "method", "tool", "decision", "source_principal"),
+            registry=self.registry,
+        )
+        self.denied = Counter(
+            "agentgateway_policy_denials",
+            "Requests refused by policy or rate limit.",
+            ("gateway", "route", "reason", "source_principal"),
+            registry=self.registry,
+        )

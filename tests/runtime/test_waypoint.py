@@ -1,0 +1,204 @@
+"""The five-hop path of the seed's section 7, with the waypoint's MCP policy deciding.
+
+support-bot → its node's ztunnel → (HBONE) waypoint → (HBONE) account-mcp's
+ztunnel → account-mcp. Calls are made *as* support-bot: the client runs with
+that pod's capture (`trustusbank exec`), so the identity is its SVID's.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.conftest import Cluster
+
+GATEWAY = "http://trustusbank-agentgw.trustusbank-platform.svc.cluster.local:8080"
+WAYPOINT_ID = "spiffe://cluster.local/ns/trustusbank-platform/sa/trustusbank-agentgw"
+SUPPORT_BOT = "spiffe://cluster.local/ns/trustusbank-bank-agents/sa/support-bot"
+CONVERTER = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
+
+CLIENT = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from mcp import Client
+
+    async def main(url, action, args):
+        async with Client(url, mode=sys.argv[4] if len(sys.argv) > 4 else "auto") as client:
+            if action == "list":
+                tools = (await client.list_tools()).tools
+                print(json.dumps(sorted(t.name for t in tools)))
+            else:
+                result = await client.call_tool(action, json.loads(args))
+                print(json.dumps({"error": result.is_error, "data": result.structured_content,
+                                  "text": [getattr(c, "text", "") for c in result.content]}))
+
+    try:
+        asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+    except Exception as exc:
+        print(json.dumps({"exception": type(exc).__name__, "message": str(exc)}))
+    """
+)
+
+
+def mcp(
+    cluster: Cluster, pod: str, route: str, action: str, args: dict | None = None, mode: str = "auto"
+) -> object:
+    url = f"{GATEWAY}/mcp/{route}"
+    code = CLIENT.replace("sys.argv[1]", repr(url)).replace("sys.argv[2]", repr(action))
+    code = code.replace("sys.argv[3]", repr(json.dumps(args or {}))).replace(
+        'sys.argv[4] if len(sys.argv) > 4 else "auto"', repr(mode)
+    )
+    result = cluster.exec_python(pod, code)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def waypoint_log(cluster: Cluster) -> list[dict]:
+    path = cluster.files.waypoint_log("trustusbank-platform/trustusbank-agentgw")
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+def test_an_allowed_call_crosses_five_hops_and_arrives_from_the_waypoint(cluster: Cluster, mode: str) -> None:
+    answer = mcp(
+        cluster,
+        "trustusbank-bank-agents/support-bot",
+        "account",
+        "get_balance",
+        {"customer_id": "12345"},
+        mode,
+    )
+    assert answer == {
+        "error": False,
+        "data": {"customer_id": "12345", "balance": 4287.55, "currency": "GBP"},
+        "text": [json.dumps({"customer_id": "12345", "balance": 4287.55, "currency": "GBP"}, indent=2)],
+    }
+    allowed = cluster.wait_for(
+        lambda: [
+            r
+            for r in waypoint_log(cluster)
+            if r.get("mcp.tool") == "get_balance" and r["decision"] == "allow"
+        ],
+        what="the waypoint's allow line",
+    )[-1]
+    assert allowed["src.identity"] == SUPPORT_BOT
+    assert allowed["dst.identity"] == "spiffe://cluster.local/ns/trustusbank-bank-mcp/sa/account-mcp"
+    assert allowed["route"] == "trustusbank-platform/account-mcp-route"
+    assert "account-mcp-allowlist" in (allowed["rule"] or "") or allowed["rule"]
+    arrived = cluster.wait_for(
+        lambda: [
+            r
+            for r in cluster.access_log()
+            if r["direction"] == "inbound"
+            and r.get("dst.workload") == "account-mcp-0"
+            and r.get("src.identity") == WAYPOINT_ID
+        ],
+        what="account-mcp's ztunnel to see the waypoint's identity",
+    )
+    assert arrived
+
+
+def test_tools_list_shows_only_the_allowed_tools(cluster: Cluster) -> None:
+    tools = mcp(cluster, "trustusbank-bank-agents/support-bot", "transaction", "list")
+    assert tools == ["get_details", "list_recent"]
+
+
+def test_a_tool_not_on_the_list_is_refused_and_never_reaches_the_pod(cluster: Cluster) -> None:
+    refused = mcp(
+        cluster,
+        "trustusbank-bank-agents/support-bot",
+        "transaction",
+        "flag_suspicious",
+        {"txn_id": "txn-002", "reason": "prompt-injected"},
+    )
+    assert refused.get("exception") or refused.get("error"), refused
+    denied = cluster.wait_for(
+        lambda: [r for r in waypoint_log(cluster) if r.get("mcp.tool") == "flag_suspicious"],
+        what="the deny line",
+    )[-1]
+    assert denied["decision"] == "deny"
+    assert denied["http.status"] == 403
+    assert denied["src.identity"] == SUPPORT_BOT
+    details = mcp(
+        cluster, "trustusbank-bank-agents/support-bot", "transaction", "get_details", {"txn_id": "txn-002"}
+    )
+    assert details["data"]["flagged"] is False, "the refused call never reached transaction-mcp"
+
+
+def test_an_identity_on_no_list_sees_no_tools_and_calls_nothing(cluster: Cluster) -> None:
+    assert mcp(cluster, "trustusbank-bank-vendors/currency-converter", "account", "list") == []
+    refused = mcp(
+        cluster,
+        "trustusbank-bank-vendors/currency-converter",
+        "account",
+        "get_profile",
+        {"customer_id": "12345"},
+    )
+    assert refused.get("exception") or refused.get("error"), refused
+    line = [r for r in waypoint_log(cluster) if r.get("mcp.tool") == "get_profile"][-1]
+    assert (line["decision"], line["src.identity"]) == ("deny", CONVERTER)
+
+
+POLICY = """\
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata:
+  name: test-ticket-policy
+  namespace: trustusbank-platform
+spec:
+  targetRefs:
+    - group: agentgateway.dev
+      kind: AgentgatewayBackend
+      name: ticket-mcp
+  backend:
+    mcp:
+      authorization:
+        action: Allow
+        policy:
+          matchExpressions:
+            - 'mcp.tool.arguments.channel == "pager"'
+            - {extra}
+"""
+
+
+def test_policy_edits_apply_live_and_a_rule_that_errors_does_not_allow(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    policy = tmp_path / "test-ticket-policy.yaml"
+    policy.write_text(POLICY.format(extra="'source.identity.serviceAccount == \"nobody\"'"))
+    assert cluster.cli("apply", "-f", str(policy)).returncode == 0
+    try:
+        # notify_human without a channel argument: the first rule errors (no such key), the second is false.
+        cluster.wait_for(
+            lambda: (
+                mcp(cluster, "trustusbank-bank-agents/support-bot", "ticket", "list") == ["notify_human"]
+                or None
+            ),
+            what="the new policy to be served",
+        )
+        refused = mcp(
+            cluster,
+            "trustusbank-bank-agents/support-bot",
+            "ticket",
+            "notify_human",
+            {"ticket_id": "TICK-00000000"},
+        )
+        assert refused.get("exception") or refused.get("error"), refused
+
+        policy.write_text(POLICY.format(extra="'source.identity.serviceAccount == \"support-bot\"'"))
+        assert cluster.cli("apply", "-f", str(policy)).returncode == 0
+        cluster.wait_for(
+            lambda: (
+                mcp(cluster, "trustusbank-bank-agents/support-bot", "ticket", "list")
+                == ["create_ticket", "notify_human"]
+                or None
+            ),
+            what="the edited policy, without a restart",
+        )
+    finally:
+        cluster.cli("delete", "-f", str(policy))
