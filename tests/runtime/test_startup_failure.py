@@ -28,7 +28,7 @@ def test_a_pod_that_never_gets_ready_fails_up_with_its_log_tail(tmp_path: Path) 
         "TRUSTUSBANK_STATE_DIR": str(files.state),
         "TRUSTUSBANK_DEPLOY_DIR": str(deploy),
         "TRUSTUSBANK_PORT_FORWARDS": "0",
-        "TRUSTUSBANK_READY_TIMEOUT": "6",
+        "TRUSTUSBANK_READY_TIMEOUT": "15",
     }
     result = subprocess.run(
         [sys.executable, "-m", "trustusbank", "up", "--detach"],

@@ -11,6 +11,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.runtime.conftest import Cluster
@@ -56,6 +57,16 @@ def mcp(
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def metrics_text(cluster: Cluster) -> str:
+    return "".join(
+        httpx.get(f"http://{node.ip}:15020/metrics", trust_env=False).text for node in cluster.topology.nodes
+    )
+
+
+def waypoint_pod_log(cluster: Cluster) -> str:
+    return (cluster.files.logs / "pods" / "trustusbank-platform" / "trustusbank-agentgw-0.log").read_text()
+
+
 def waypoint_log(cluster: Cluster) -> list[dict]:
     path = cluster.files.waypoint_log("trustusbank-platform/trustusbank-agentgw")
     return (
@@ -90,17 +101,20 @@ def test_an_allowed_call_crosses_five_hops_and_arrives_from_the_waypoint(cluster
     assert allowed["dst.identity"] == "spiffe://cluster.local/ns/trustusbank-bank-mcp/sa/account-mcp"
     assert allowed["route"] == "trustusbank-platform/account-mcp-route"
     assert "account-mcp-allowlist" in (allowed["rule"] or "") or allowed["rule"]
-    arrived = cluster.wait_for(
+    # The waypoint keeps its upstream tunnel open (pooled), so the access log line comes at
+    # close; the destination's connection metric says who arrived as soon as it opens.
+    opened = cluster.wait_for(
         lambda: [
-            r
-            for r in cluster.access_log()
-            if r["direction"] == "inbound"
-            and r.get("dst.workload") == "account-mcp-0"
-            and r.get("src.identity") == WAYPOINT_ID
+            line
+            for line in metrics_text(cluster).splitlines()
+            if line.startswith("istio_tcp_connections_opened_total{")
+            and 'reporter="destination"' in line
+            and f'source_principal="{WAYPOINT_ID}"' in line
+            and 'destination_workload="account-mcp"' in line
         ],
         what="account-mcp's ztunnel to see the waypoint's identity",
     )
-    assert arrived
+    assert opened
 
 
 def test_tools_list_shows_only_the_allowed_tools(cluster: Cluster) -> None:
@@ -131,7 +145,8 @@ def test_a_tool_not_on_the_list_is_refused_and_never_reaches_the_pod(cluster: Cl
 
 
 def test_an_identity_on_no_list_sees_no_tools_and_calls_nothing(cluster: Cluster) -> None:
-    assert mcp(cluster, "trustusbank-bank-vendors/currency-converter", "account", "list") == []
+    listed = mcp(cluster, "trustusbank-bank-vendors/currency-converter", "account", "list")
+    assert listed == [], listed
     refused = mcp(
         cluster,
         "trustusbank-bank-vendors/currency-converter",
@@ -173,20 +188,20 @@ def test_policy_edits_apply_live_and_a_rule_that_errors_does_not_allow(
     policy.write_text(POLICY.format(extra="'source.identity.serviceAccount == \"nobody\"'"))
     assert cluster.cli("apply", "-f", str(policy)).returncode == 0
     try:
-        # notify_human without a channel argument: the first rule errors (no such key), the second is false.
+        # `mcp.tool.arguments` is not available while authorizing (as in agentgateway): the first
+        # rule errors for every call, the second is false, so nothing is allowed, not even with
+        # the argument the first rule asks for.
         cluster.wait_for(
-            lambda: (
-                mcp(cluster, "trustusbank-bank-agents/support-bot", "ticket", "list") == ["notify_human"]
-                or None
-            ),
-            what="the new policy to be served",
+            lambda: "test-ticket-policy" in waypoint_pod_log(cluster),
+            what="the waypoint to load the new policy",
         )
+        assert mcp(cluster, "trustusbank-bank-agents/support-bot", "ticket", "list") == []
         refused = mcp(
             cluster,
             "trustusbank-bank-agents/support-bot",
             "ticket",
             "notify_human",
-            {"ticket_id": "TICK-00000000"},
+            {"ticket_id": "TICK-00000000", "channel": "pager"},
         )
         assert refused.get("exception") or refused.get("error"), refused
 
@@ -202,3 +217,59 @@ def test_policy_edits_apply_live_and_a_rule_that_errors_does_not_allow(
         )
     finally:
         cluster.cli("delete", "-f", str(policy))
+
+
+RATE_LIMIT = """\
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata:
+  name: test-currency-rate-limit
+  namespace: trustusbank-platform
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      name: currency-converter-route
+  traffic:
+    rateLimit:
+      local:
+        - requests: 2
+          unit: Hours
+          burst: 1
+"""
+
+BURST = textwrap.dedent(
+    f"""
+    import httpx, json
+    ping = {{"jsonrpc": "2.0", "id": 1, "method": "ping"}}
+    codes = [httpx.post("{GATEWAY}/mcp/currency", json=ping).status_code for _ in range(6)]
+    print(json.dumps(codes))
+    """
+)
+
+
+def test_a_rate_limited_route_answers_429_with_the_configured_counts(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    policy = tmp_path / "test-currency-rate-limit.yaml"
+    policy.write_text(RATE_LIMIT)
+    assert cluster.cli("apply", "-f", str(policy)).returncode == 0
+    try:
+        cluster.wait_for(
+            lambda: "test-currency-rate-limit" in waypoint_pod_log(cluster), what="the rate limit to load"
+        )
+        result = cluster.exec_python("trustusbank-bank-agents/support-bot", BURST)
+        codes = json.loads(result.stdout.strip())
+        assert [c == 429 for c in codes] == [False, False, False, True, True, True], codes
+        limited = [r for r in waypoint_log(cluster) if r.get("http.status") == 429]
+        assert limited[-1]["rule"] == "trustusbank-platform/currency-converter-route local rate limit"
+        assert (
+            "agentgateway_policy_denials_total{"
+            in httpx.get(f"http://{waypoint_ip(cluster)}:15020/metrics", trust_env=False).text
+        )
+    finally:
+        cluster.cli("delete", "-f", str(policy))
+
+
+def waypoint_ip(cluster: Cluster) -> str:
+    return next(p.ip for p in cluster.topology.pods if p.role == "waypoint")

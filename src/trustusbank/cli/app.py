@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from trustusbank import __version__
-from trustusbank.cli import cluster_cmd, demo_cmd, manifests_cmd, mesh_cmd, policies_cmd, serve_cmd
+from trustusbank.cli import cluster_cmd, demo_cmd, lint_cmd, manifests_cmd, mesh_cmd, policies_cmd, serve_cmd
 
 app = typer.Typer(
     name="trustusbank",
@@ -20,6 +20,7 @@ app.command("down")(cluster_cmd.down)
 app.command("status")(cluster_cmd.status)
 app.command("exec", context_settings={"allow_interspersed_args": False})(cluster_cmd.exec_)
 app.add_typer(policies_cmd.app, name="policies")
+app.add_typer(lint_cmd.app, name="policy")
 app.command("apply")(policies_cmd.apply_files)
 app.command("delete")(policies_cmd.delete_files)
 app.add_typer(mesh_cmd.app, name="mesh", hidden=True)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from trustusbank.manifests import ManifestError
+from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime.apply import applied, apply, delete
 from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
@@ -46,9 +47,12 @@ def off() -> None:
 
 @app.command("status")
 def show() -> None:
-    """List what is applied on top of deploy/."""
-    names = [p.name for p in applied(_files())]
-    typer.echo("\n".join(names) if names else "nothing applied: defence off")
+    """Whether the defence set is on, and what else is applied on top of deploy/."""
+    names = {p.name for p in applied(_files())}
+    defence = {p.name for d in _defence() for p in yaml_files(d)}
+    typer.echo(f"defence {'on' if defence <= names else 'off' if not defence & names else 'partly on'}")
+    for name in sorted(names - defence):
+        typer.echo(f"also applied: {name}")
 
 
 def apply_files(

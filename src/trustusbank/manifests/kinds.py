@@ -34,6 +34,8 @@ from trustusbank.manifests.objects import (
 from trustusbank.manifests.yaml_source import Document
 from trustusbank.mesh.authz import validation as istio_security
 from trustusbank.mesh.authz.model import AuthorizationPolicy, PeerAuthentication
+from trustusbank.mesh.waypoint import config as waypoint
+from trustusbank.mesh.waypoint import validation as waypoint_kinds
 
 FieldError = tuple[JsonPath, str]
 Validator = Callable[[dict[str, Any]], list[FieldError]]
@@ -100,6 +102,16 @@ _PEER_AUTHENTICATION = KindSpec(
     json_schema(istio_security.PEER_AUTHENTICATION_SPEC, istio_security.check_peer_authentication),
     PeerAuthentication.from_manifest,
 )
+_GATEWAY = KindSpec(
+    True,
+    json_schema(waypoint_kinds.GATEWAY_SPEC, waypoint_kinds.check_gateway),
+    waypoint.Gateway.from_manifest,
+)
+_HTTP_ROUTE = KindSpec(
+    True,
+    json_schema(waypoint_kinds.HTTP_ROUTE_SPEC, waypoint_kinds.check_http_route),
+    waypoint.HTTPRoute.from_manifest,
+)
 
 KINDS: dict[tuple[str, str], KindSpec] = {
     ("v1", "Namespace"): KindSpec(False, kubernetes_schema("v1", "Namespace"), Namespace.from_manifest),
@@ -116,6 +128,21 @@ KINDS: dict[tuple[str, str], KindSpec] = {
     ("security.istio.io/v1beta1", "AuthorizationPolicy"): _AUTHORIZATION_POLICY,
     ("security.istio.io/v1", "PeerAuthentication"): _PEER_AUTHENTICATION,
     ("security.istio.io/v1beta1", "PeerAuthentication"): _PEER_AUTHENTICATION,
+    # Gateway API serves v1 and v1beta1 of both with the same schema.
+    ("gateway.networking.k8s.io/v1", "Gateway"): _GATEWAY,
+    ("gateway.networking.k8s.io/v1beta1", "Gateway"): _GATEWAY,
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): _HTTP_ROUTE,
+    ("gateway.networking.k8s.io/v1beta1", "HTTPRoute"): _HTTP_ROUTE,
+    ("agentgateway.dev/v1alpha1", "AgentgatewayBackend"): KindSpec(
+        True,
+        json_schema(waypoint_kinds.AGENTGATEWAY_BACKEND_SPEC, waypoint_kinds.check_agentgateway_backend),
+        waypoint.AgentgatewayBackend.from_manifest,
+    ),
+    ("agentgateway.dev/v1alpha1", "AgentgatewayPolicy"): KindSpec(
+        True,
+        json_schema(waypoint_kinds.AGENTGATEWAY_POLICY_SPEC, waypoint_kinds.check_agentgateway_policy),
+        waypoint.AgentgatewayPolicy.from_manifest,
+    ),
 }
 
 

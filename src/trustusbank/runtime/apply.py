@@ -23,7 +23,9 @@ def apply(files: ClusterFiles, deploy: Path, sources: list[Path]) -> list[Path]:
     """Validate `sources` together with what runs, then install them; returns what was installed."""
     manifests = [f for s in sources for f in (yaml_files(s) if s.is_dir() else [s])]
     files.make()
-    load_bundle(deploy, include=[files.applied, *manifests], exclude=[deploy / DEFENCE_DIR])
+    replaced = {m.name for m in manifests}  # re-applying a file replaces it, as kubectl apply does
+    kept = [f for f in applied(files) if f.name not in replaced]
+    load_bundle(deploy, include=[*kept, *manifests], exclude=[deploy / DEFENCE_DIR])
     installed = []
     for manifest in manifests:
         target = _target(files, manifest)

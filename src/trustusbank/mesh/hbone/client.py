@@ -133,6 +133,14 @@ class HboneStream:
         """What the peer sent: the request on the server, the response on the client (lower-case)."""
         return dict(self._headers or [])
 
+    @property
+    def readable(self) -> bool:
+        """Whether a read would return at once: data, end of stream, or an error waiting.
+
+        A pool uses this on an idle stream to notice that the peer has gone.
+        """
+        return bool(self._buffer) or self._remote_ended or self._error is not None
+
     async def wait_headers(self) -> dict[str, str]:
         """Wait for the peer's header block (on a client stream: the response)."""
         while self._headers is None:

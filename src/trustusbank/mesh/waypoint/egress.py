@@ -47,6 +47,8 @@ class TunnelStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "peer_identity":
             return self.tunnel.peer_identity
+        if info == "is_readable":  # how httpcore notices an idle pooled connection was closed
+            return self.tunnel.readable
         return None
 
 

@@ -20,12 +20,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from trustusbank.mesh.waypoint.config import WaypointConfig
 
 from trustusbank.manifests import ManifestError, load_bundle
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.istiod import WAYPOINT_PREFIX, CsrClient
+from trustusbank.mesh.waypoint.config import WaypointConfig
 from trustusbank.mesh.waypoint.egress import HboneBackend
 from trustusbank.mesh.waypoint.ingress import Ingress
 from trustusbank.mesh.waypoint.proxy import WaypointApp
@@ -90,7 +90,10 @@ class Waypoint:
                 self.deploy, include=[self.files.applied], exclude=[self.deploy / DEFENCE_DIR]
             )
             self._config = WaypointConfig.from_manifests(bundle.objects, namespace, name)
-            log.info("waypoint configuration loaded for %s", self.gateway)
+            names = sorted(m.name for m in bundle.objects if m.kind == "AgentgatewayPolicy")
+            log.info(
+                "waypoint configuration loaded for %s: policies %s", self.gateway, ", ".join(names) or "none"
+            )
         except (ManifestError, ValueError, KeyError) as exc:
             if self._config is None:
                 raise

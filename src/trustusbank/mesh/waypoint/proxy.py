@@ -17,8 +17,11 @@ from typing import Any
 import httpcore
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.waypoint.cel_policy import CelDecision, Identity, McpInfo, RequestInfo
 from trustusbank.mesh.waypoint.config import Backend, RouteMatch, WaypointConfig
+from trustusbank.mesh.waypoint.ingress import Caller, Ingress
 from trustusbank.mesh.waypoint.mcp import (
     McpMessage,
     McpRefused,
@@ -26,9 +29,6 @@ from trustusbank.mesh.waypoint.mcp import (
     jsonrpc_error,
     parse_request,
 )
-
-from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.mesh.waypoint.ingress import Caller, Ingress
 from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics
 from trustusbank.runtime.topology import Topology
 from trustusbank.telemetry.tracing import extract, inject

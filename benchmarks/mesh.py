@@ -1,0 +1,165 @@
+"""Mesh benchmark: a `tools/call` to account-mcp, direct vs through the mesh, side by side.
+
+    python benchmarks/mesh.py [--quick]
+
+Starts an embedded cluster in a temporary state directory (with a support-bot
+stand-in, so calls carry an identity the allowlist admits), then measures, in
+one run, on 127.0.0.1:
+  direct     the client talks to the account-mcp pod's app address (no mesh)
+  ztunnel    client → source ztunnel → HBONE → destination ztunnel → pod
+  full-path  client → ztunnel → HBONE → waypoint (MCP policy) → HBONE → ztunnel → pod
+Latency (median, p99) from sequential calls; calls/s at 1 and 16 concurrent
+clients. Ratios are to direct. The last line is the full-path/direct
+throughput ratio at 16 concurrent. Also CEL decisions/s for the seed allowlist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from trustusbank.runtime.layout import ClusterFiles  # noqa: E402
+from trustusbank.runtime.topology import OUTBOUND_PORT, Topology  # noqa: E402
+
+ARGS = {"customer_id": "12345"}
+
+
+def start_cluster(state: Path) -> ClusterFiles:
+    files = ClusterFiles(state)
+    files.make()
+    shutil.copy(ROOT / "tests/runtime/fixtures/test-agents.yaml", files.applied / "test-agents.yaml")
+    env = {
+        **os.environ,
+        "TRUSTUSBANK_STATE_DIR": str(state),
+        "TRUSTUSBANK_PORT_FORWARDS": "0",
+        "TRUSTUSBANK_DEPLOY_DIR": str(ROOT / "deploy"),
+    }
+    up = subprocess.run(
+        [sys.executable, "-m", "trustusbank", "up", "--detach"], env=env, capture_output=True, text=True
+    )
+    if up.returncode != 0:
+        raise SystemExit(f"up failed:\n{up.stderr}")
+    return files
+
+
+def stop_cluster(state: Path) -> None:
+    env = {**os.environ, "TRUSTUSBANK_STATE_DIR": str(state)}
+    subprocess.run([sys.executable, "-m", "trustusbank", "down"], env=env, capture_output=True)
+
+
+def targets(files: ClusterFiles) -> dict[str, tuple[str, str | None]]:
+    topo = Topology.load(files.topology)
+    account = next(p for p in topo.pods if p.deployment == "account-mcp")
+    bot = next(p for p in topo.pods if p.deployment == "support-bot")
+    proxy = f"socks5h://{bot.ip}:{OUTBOUND_PORT}"
+    return {
+        "direct": (f"http://{account.app_ip}:8000/mcp", None),
+        "ztunnel": ("http://account-mcp.trustusbank-bank-mcp.svc.cluster.local:8000/mcp", proxy),
+        "full-path": (
+            "http://trustusbank-agentgw.trustusbank-platform.svc.cluster.local:8080/mcp/account",
+            proxy,
+        ),
+    }
+
+
+async def worker(url: str, proxy: str | None, calls: int, latencies: list[float]) -> None:
+    http = httpx2.AsyncClient(proxy=proxy, trust_env=False, timeout=30)
+    async with http, Client(streamable_http_client(url, http_client=http), mode="2026-07-28") as client:
+        await client.call_tool("get_balance", ARGS)  # warm: connection and handshake
+        for _ in range(calls):
+            started = time.perf_counter()
+            result = await client.call_tool("get_balance", ARGS)
+            latencies.append(time.perf_counter() - started)
+            if result.is_error:
+                raise SystemExit(f"{url}: {result.content}")
+
+
+async def measure(url: str, proxy: str | None, concurrency: int, calls: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(url, proxy, calls, latencies) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return latencies, len(latencies) / elapsed
+
+
+def cel_rate(seconds: float) -> float:
+    from trustusbank.mesh.waypoint.cel_policy import Identity, McpInfo, RequestInfo
+    from trustusbank.mesh.waypoint.config import WaypointConfig
+
+    from trustusbank.manifests import load_bundle
+
+    bundle = load_bundle(ROOT / "deploy", exclude=[ROOT / "deploy/08-defence"])
+    config = WaypointConfig.from_manifests(bundle.objects, "trustusbank-platform", "trustusbank-agentgw")
+    match = config.match("/mcp/account")
+    if match is None or match.mcp_authorization is None:
+        raise SystemExit("deploy/ has no MCP policy on /mcp/account")
+    policy = match.mcp_authorization
+    source = Identity("cluster.local", "trustusbank-bank-agents", "support-bot")
+    request = RequestInfo("POST", "/mcp/account", "trustusbank-agentgw", {})
+    calls = [
+        McpInfo("tools/call", tool_name="get_balance"),
+        McpInfo("tools/call", tool_name="flag_suspicious"),
+    ]
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for mcp in calls:
+            policy.decide(source, request, mcp)
+        count += len(calls)
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls: a run under a minute")
+    opts = parser.parse_args()
+    sequential, per_worker = (60, 15) if opts.quick else (400, 60)
+    with tempfile.TemporaryDirectory(prefix="trustusbank-bench-") as tmp:
+        state = Path(tmp)
+        print("starting the embedded cluster…", file=sys.stderr)
+        files = start_cluster(state)
+        try:
+            rows = {}
+            for name, (url, proxy) in targets(files).items():
+                print(f"measuring {name}…", file=sys.stderr)
+                latencies, _ = asyncio.run(measure(url, proxy, 1, sequential))
+                _, rate1 = asyncio.run(measure(url, proxy, 1, sequential))
+                _, rate16 = asyncio.run(measure(url, proxy, 16, per_worker))
+                q = statistics.quantiles(latencies, n=100)
+                rows[name] = (statistics.median(latencies) * 1000, q[98] * 1000, rate1, rate16)
+        finally:
+            stop_cluster(state)
+    direct = rows["direct"]
+    print(
+        f"{'path':<10} {'median ms':>10} {'p99 ms':>8} {'calls/s@1':>10} {'calls/s@16':>11} "
+        f"{'x median':>9} {'x tput@16':>10}"
+    )
+    for name, (median, p99, rate1, rate16) in rows.items():
+        print(
+            f"{name:<10} {median:>10.2f} {p99:>8.2f} {rate1:>10.0f} {rate16:>11.0f} "
+            f"{median / direct[0]:>9.2f} {rate16 / direct[3]:>10.2f}"
+        )
+    hops = {"ztunnel": 2, "full-path": 4}
+    for name, count in hops.items():
+        added = (rows[name][0] - direct[0]) / count
+        print(f"added median per proxy hop ({name}, {count} hops): {added:.2f} ms")
+    print(f"cel decisions/s (seed allowlist): {cel_rate(1.0 if opts.quick else 3.0):,.0f}")
+    print(f"full-path/direct throughput ratio at 16 concurrent: {rows['full-path'][3] / direct[3]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The waypoint (agentgateway's role): HTTPRoute routing, MCP-aware CEL policy, rate limits."""

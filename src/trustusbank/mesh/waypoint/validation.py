@@ -1,0 +1,626 @@
+"""What a cluster would refuse in a Gateway, HTTPRoute, AgentgatewayBackend or AgentgatewayPolicy,
+and what the embedded waypoint cannot honour, said before either gets the manifest.
+
+Field names and limits follow the real CRDs: Gateway API v1 for Gateway and HTTPRoute, and
+agentgateway's `controller/api/v1alpha1/agentgateway` types (and their generated CRDs) for the
+two agentgateway kinds. The checks repeat those CRDs' CEL rules. A field the real CRD has but
+the embedded runtime does not implement is named in the schema as *unsupported*: it gets its
+own message instead of "unknown field", because it is not a typo, and it must not be skipped
+silently either. Errors are `(path, message)` from the document root, as for every other kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import cel
+
+JsonPath = tuple[str | int, ...]
+FieldError = tuple[JsonPath, str]
+
+UNSUPPORTED = "x-unsupported"
+"""Schema keyword (ignored by jsonschema) marking a real field the embedded runtime cannot honour."""
+
+AGENTGATEWAY_CLASSES = ("enterprise-agentgateway-waypoint", "agentgateway-waypoint", "agentgateway")
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+AGENTGATEWAY_GROUP = "agentgateway.dev"
+
+_NOT_EMBEDDED = "agentgateway has this field, the embedded waypoint does not implement it"
+
+
+def _unsupported(why: str = _NOT_EMBEDDED) -> dict[str, Any]:
+    return {UNSUPPORTED: why}
+
+
+def _object(
+    properties: dict[str, Any], required: tuple[str, ...] = (), unsupported: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    props = {**properties, **{name: _unsupported() for name in unsupported}}
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _array(items: dict[str, Any], min_items: int = 0, max_items: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array", "items": items}
+    if min_items:
+        schema["minItems"] = min_items
+    if max_items is not None:
+        schema["maxItems"] = max_items
+    return schema
+
+
+def _string(min_length: int = 0, max_length: int | None = None, enum: tuple[str, ...] = ()) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if min_length:
+        schema["minLength"] = min_length
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    if enum:
+        schema["enum"] = list(enum)
+    return schema
+
+
+_NAME = _string(1, 253)
+_PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+_LABELS: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
+
+# --- Gateway (gateway.networking.k8s.io v1) -------------------------------------------------------
+
+_ALLOWED_ROUTES = _object(
+    {
+        "namespaces": _object(
+            {
+                "from": _string(enum=("All", "Same", "Selector", "None")),
+                "selector": _object({"matchLabels": _LABELS}, unsupported=("matchExpressions",)),
+            }
+        ),
+        "kinds": _array(_object({"group": _string(max_length=253), "kind": _string(1, 63)}, ("kind",))),
+    }
+)
+_LISTENER = _object(
+    {
+        "name": _NAME,
+        "hostname": _string(1, 253),
+        "port": _PORT,
+        "protocol": _string(enum=("HTTP", "HTTPS", "TLS", "TCP", "UDP", "HBONE")),
+        "allowedRoutes": _ALLOWED_ROUTES,
+    },
+    required=("name", "port", "protocol"),
+    unsupported=("tls",),
+)
+GATEWAY_SPEC: dict[str, Any] = _object(
+    {"gatewayClassName": _NAME, "listeners": _array(_LISTENER, 1, 64)},
+    required=("gatewayClassName", "listeners"),
+    unsupported=("addresses", "infrastructure", "backendTLS", "allowedListeners", "tls", "defaultScope"),
+)
+
+# --- HTTPRoute (gateway.networking.k8s.io v1) -----------------------------------------------------
+
+_PARENT_REF = _object(
+    {
+        "group": _string(max_length=253),
+        "kind": _string(1, 63),
+        "namespace": _string(1, 63),
+        "name": _NAME,
+        "sectionName": _NAME,
+        "port": _PORT,
+    },
+    required=("name",),
+)
+_HEADER_VALUE = _object({"name": _string(1, 256), "value": _string(max_length=4096)}, ("name", "value"))
+_HEADER_MODIFIER = _object(
+    {
+        "set": _array(_HEADER_VALUE, max_items=16),
+        "add": _array(_HEADER_VALUE, max_items=16),
+        "remove": _array(_string(1, 256), max_items=16),
+    }
+)
+_URL_REWRITE = _object(
+    {
+        "path": _object(
+            {
+                "type": _string(enum=("ReplaceFullPath", "ReplacePrefixMatch")),
+                "replaceFullPath": _string(max_length=1024),
+                "replacePrefixMatch": _string(max_length=1024),
+            },
+            required=("type",),
+        )
+    },
+    unsupported=("hostname",),
+)
+_FILTER_TYPES = (
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestMirror",
+    "RequestRedirect",
+    "URLRewrite",
+    "ExtensionRef",
+    "CORS",
+    "ExternalAuth",
+)
+_SUPPORTED_FILTERS = {"RequestHeaderModifier": "requestHeaderModifier", "URLRewrite": "urlRewrite"}
+_FILTER = _object(
+    {
+        "type": _string(enum=_FILTER_TYPES),
+        "requestHeaderModifier": _HEADER_MODIFIER,
+        "urlRewrite": _URL_REWRITE,
+    },
+    required=("type",),
+    unsupported=(
+        "responseHeaderModifier",
+        "requestMirror",
+        "requestRedirect",
+        "extensionRef",
+        "cors",
+        "externalAuth",
+    ),
+)
+_MATCH = _object(
+    {
+        "path": _object(
+            {
+                "type": _string(enum=("Exact", "PathPrefix", "RegularExpression")),
+                "value": _string(max_length=1024),
+            }
+        ),
+        "headers": _array(
+            _object(
+                {
+                    "type": _string(enum=("Exact", "RegularExpression")),
+                    "name": _string(1, 256),
+                    "value": _string(1, 4096),
+                },
+                required=("name", "value"),
+            ),
+            max_items=16,
+        ),
+        "method": _string(enum=_HTTP_METHODS),
+    },
+    unsupported=("queryParams",),
+)
+_BACKEND_REF = _object(
+    {
+        "group": _string(max_length=253),
+        "kind": _string(1, 63),
+        "name": _NAME,
+        "namespace": _string(1, 63),
+        "port": _PORT,
+        "weight": {"type": "integer", "minimum": 0, "maximum": 1000000},
+    },
+    required=("name",),
+    unsupported=("filters",),
+)
+_RULE = _object(
+    {
+        "name": _NAME,
+        "matches": _array(_MATCH, max_items=64),
+        "filters": _array(_FILTER, max_items=16),
+        "backendRefs": _array(_BACKEND_REF, max_items=16),
+    },
+    unsupported=("timeouts", "retry", "sessionPersistence"),
+)
+HTTP_ROUTE_SPEC: dict[str, Any] = _object(
+    {
+        "parentRefs": _array(_PARENT_REF, max_items=32),
+        "hostnames": _array(_string(1, 253), max_items=16),
+        "rules": _array(_RULE, max_items=16),
+    }
+)
+
+# --- AgentgatewayBackend (agentgateway.dev v1alpha1) ----------------------------------------------
+
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_MCP_STATIC = _object(
+    {
+        "host": _string(1, 256),
+        "backendRef": _object({"name": _string()}),
+        "port": _PORT,
+        "path": _string(1, 1024),
+        "protocol": _string(enum=("SSE", "StreamableHTTP")),
+    },
+    required=("port",),
+    unsupported=("policies",),
+)
+_MCP_TARGET = _object(
+    {"name": {**_NAME, "pattern": _DNS_SUBDOMAIN}, "static": _MCP_STATIC},
+    required=("name",),
+    unsupported=("selector",),
+)
+AGENTGATEWAY_BACKEND_SPEC: dict[str, Any] = _object(
+    {
+        "mcp": _object(
+            {
+                "targets": _array(_MCP_TARGET, 1, 128),
+                "sessionRouting": _string(enum=("Stateful", "Stateless")),
+                "failureMode": _string(enum=("FailClosed", "FailOpen")),
+                "prefixMode": _string(enum=("Always", "Conditional", "Never")),
+            },
+            required=("targets",),
+        )
+    },
+    unsupported=("static", "a2a", "ai", "aws", "dynamicForwardProxy", "policies"),
+)
+
+# --- AgentgatewayPolicy (agentgateway.dev v1alpha1) -----------------------------------------------
+
+_AUTHORIZATION = _object(
+    {
+        "action": _string(enum=("Allow", "Deny", "Require")),
+        "policy": _object(
+            {"matchExpressions": _array(_string(1, 16384), 1, 256)}, required=("matchExpressions",)
+        ),
+    },
+    required=("policy",),
+)
+_LOCAL_RATE_LIMIT = _object(
+    {
+        "requests": {"type": "integer", "minimum": 1},
+        "unit": _string(enum=("Seconds", "Minutes", "Hours")),
+        "burst": {"type": "integer", "minimum": 0},
+        "tokens": _unsupported("`tokens` limits count LLM tokens; the embedded waypoint has no LLM backends"),
+    },
+    required=("unit",),
+)
+_TARGET_REF = _object(
+    {
+        "group": _string(max_length=253),
+        "kind": _string(1, 63),
+        "name": _NAME,
+        "sectionName": _NAME,
+        "port": _PORT,
+    },
+    required=("group", "kind", "name"),
+)
+AGENTGATEWAY_POLICY_SPEC: dict[str, Any] = _object(
+    {
+        "targetRefs": _array(_TARGET_REF, 1, 16),
+        "traffic": _object(
+            {
+                "authorization": _AUTHORIZATION,
+                "rateLimit": _object(
+                    {"local": _array(_LOCAL_RATE_LIMIT, 1, 16)}, unsupported=("global", "conditional")
+                ),
+            },
+            unsupported=(
+                "phase",
+                "transformation",
+                "extProc",
+                "extAuth",
+                "cors",
+                "csrf",
+                "headerModifiers",
+                "hostRewrite",
+                "timeouts",
+                "retry",
+                "jwtAuthentication",
+                "basicAuthentication",
+                "apiKeyAuthentication",
+                "buffer",
+                "delay",
+                "directResponse",
+            ),
+        ),
+        "backend": _object(
+            {"mcp": _object({"authorization": _AUTHORIZATION}, unsupported=("authentication", "guardrails"))},
+            unsupported=("tcp", "tls", "http", "tunnel", "auth", "ai", "transformation", "health", "extAuth"),
+        ),
+    },
+    unsupported=("targetSelectors", "strategy", "frontend"),
+)
+
+# The targetRefs agentgateway's CRD accepts (its CEL rule on targetRefs), and the ones the
+# embedded waypoint attaches.
+_TARGET_KINDS = {
+    ("", "Service"),
+    (AGENTGATEWAY_GROUP, "AgentgatewayBackend"),
+    (GATEWAY_GROUP, "Gateway"),
+    (GATEWAY_GROUP, "HTTPRoute"),
+    (GATEWAY_GROUP, "GRPCRoute"),
+    (GATEWAY_GROUP, "ListenerSet"),
+    ("inference.networking.k8s.io", "InferencePool"),
+}
+_EMBEDDED_TARGET_KINDS = {"Gateway", "HTTPRoute", "AgentgatewayBackend"}
+_TRAFFIC_TARGET_KINDS = {"Gateway", "HTTPRoute", "GRPCRoute", "ListenerSet", "InferencePool"}
+
+
+def check_gateway(body: Mapping[str, Any]) -> list[FieldError]:
+    return list(_gateway(body))
+
+
+def check_http_route(body: Mapping[str, Any]) -> list[FieldError]:
+    return list(_http_route(body))
+
+
+def check_agentgateway_backend(body: Mapping[str, Any]) -> list[FieldError]:
+    return list(_backend(body))
+
+
+def check_agentgateway_policy(body: Mapping[str, Any]) -> list[FieldError]:
+    return list(_policy(body))
+
+
+def unsupported_fields(spec_schema: Mapping[str, Any], body: Mapping[str, Any]) -> Iterator[FieldError]:
+    """Every field present in `body.spec` that the schema marks as real but not implemented here."""
+    yield from _walk(spec_schema, body.get("spec"), ("spec",))
+
+
+def _walk(schema: Mapping[str, Any], value: Any, path: JsonPath) -> Iterator[FieldError]:
+    if UNSUPPORTED in schema:
+        yield path, f"not supported: {schema[UNSUPPORTED]}"
+    elif isinstance(value, Mapping):
+        properties = schema.get("properties") or {}
+        for key, item in value.items():
+            if key in properties:
+                yield from _walk(properties[key], item, (*path, key))
+    elif isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            yield from _walk(schema["items"], item, (*path, index))
+
+
+def _spec(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    spec = body.get("spec")
+    return spec if isinstance(spec, Mapping) else None
+
+
+def _gateway(body: Mapping[str, Any]) -> Iterator[FieldError]:
+    spec = _spec(body)
+    if spec is None:
+        yield ("spec",), "spec is required"
+        return
+    yield from unsupported_fields(GATEWAY_SPEC, body)
+    class_name = spec["gatewayClassName"]
+    if class_name not in AGENTGATEWAY_CLASSES:
+        message = (
+            f"gatewayClassName {class_name!r}: the embedded runtime runs only agentgateway's classes "
+            f"({', '.join(AGENTGATEWAY_CLASSES)})"
+        )
+        yield ("spec", "gatewayClassName"), message
+    seen: set[str] = set()
+    for index, listener in enumerate(spec["listeners"]):
+        path: JsonPath = ("spec", "listeners", index)
+        if listener["name"] in seen:
+            yield (*path, "name"), f"listener name {listener['name']!r} must be unique within the Gateway"
+        seen.add(listener["name"])
+        if listener["protocol"] in ("HTTPS", "TLS"):
+            yield (*path, "protocol"), f"{listener['protocol']} listeners need `tls`, which is not supported"
+        namespaces = (listener.get("allowedRoutes") or {}).get("namespaces") or {}
+        if namespaces.get("from") == "Selector" and "selector" not in namespaces:
+            yield (*path, "allowedRoutes", "namespaces"), "`from: Selector` requires `selector`"
+
+
+def _http_route(body: Mapping[str, Any]) -> Iterator[FieldError]:
+    spec = _spec(body)
+    if spec is None:
+        yield ("spec",), "spec is required"
+        return
+    yield from unsupported_fields(HTTP_ROUTE_SPEC, body)
+    for index, parent in enumerate(spec.get("parentRefs") or []):
+        path: JsonPath = ("spec", "parentRefs", index)
+        group, kind = parent.get("group", GATEWAY_GROUP), parent.get("kind", "Gateway")
+        if (group, kind) not in ((GATEWAY_GROUP, "Gateway"), ("", "Service")):
+            message = (
+                f"parentRef {group or 'core'}/{kind}: the embedded runtime attaches routes to a "
+                f'Gateway ({GATEWAY_GROUP}) or a Service (group "")'
+            )
+            yield (*path, "kind"), message
+    for index, hostname in enumerate(spec.get("hostnames") or []):
+        if not _valid_hostname(hostname):
+            yield ("spec", "hostnames", index), f"invalid hostname {hostname!r}"
+    names: set[str] = set()
+    for index, rule in enumerate(spec.get("rules") or []):
+        path = ("spec", "rules", index)
+        if "name" in rule:
+            if rule["name"] in names:
+                yield (*path, "name"), f"rule name {rule['name']!r} must be unique within the route"
+            names.add(rule["name"])
+        yield from _rule(path, rule)
+
+
+def _rule(path: JsonPath, rule: Mapping[str, Any]) -> Iterator[FieldError]:
+    matches = rule.get("matches") or [{}]
+    for m, match in enumerate(rule.get("matches") or []):
+        where: JsonPath = (*path, "matches", m)
+        match_path = match.get("path") or {}
+        kind, value = match_path.get("type", "PathPrefix"), match_path.get("value", "/")
+        if kind == "RegularExpression":
+            yield (*where, "path", "type"), "not supported: RegularExpression path matches (semantics vary)"
+        elif not value.startswith("/"):
+            yield (*where, "path", "value"), "must be an absolute path (start with '/')"
+        elif "//" in value or "/./" in value or "/../" in value:
+            yield (*where, "path", "value"), "must not contain '//', '/./' or '/../'"
+        for h, header in enumerate(match.get("headers") or []):
+            if header.get("type") == "RegularExpression":
+                yield (*where, "headers", h, "type"), "not supported: RegularExpression header matches"
+    filter_types: list[str] = []
+    for f, item in enumerate(rule.get("filters") or []):
+        where = (*path, "filters", f)
+        kind = item["type"]
+        filter_types.append(kind)
+        field = _SUPPORTED_FILTERS.get(kind)
+        if field is None:
+            yield (*where, "type"), f"not supported: {kind} filters"
+            continue
+        if field not in item:
+            yield where, f"filter.{field} must be specified for {kind} filter.type"
+        others = [key for key in item if key in _SUPPORTED_FILTERS.values() and key != field]
+        if others:
+            yield where, f"filter.{others[0]} must be nil if the filter.type is not {_type_of(others[0])}"
+        if kind == "URLRewrite":
+            yield from _url_rewrite(where, item.get("urlRewrite") or {}, matches)
+    for kind in set(filter_types):
+        if filter_types.count(kind) > 1 and kind in ("RequestHeaderModifier", "URLRewrite"):
+            yield (*path, "filters"), f"{kind} filter cannot be repeated"
+    refs = rule.get("backendRefs") or []
+    if not refs:
+        yield path, "a rule needs backendRefs: the embedded waypoint has no redirect or direct response"
+    elif all(ref.get("weight", 1) == 0 for ref in refs):
+        yield (*path, "backendRefs"), "every backendRef has weight 0, so every request would fail with 500"
+    for b, ref in enumerate(refs):
+        where = (*path, "backendRefs", b)
+        group, kind = ref.get("group", ""), ref.get("kind", "Service")
+        if (group, kind) == ("", "Service"):
+            if "port" not in ref:
+                yield where, "Must have port for Service reference"
+        elif (group, kind) != (AGENTGATEWAY_GROUP, "AgentgatewayBackend"):
+            message = (
+                f"backendRef {group or 'core'}/{kind}: the embedded waypoint sends to a Service or "
+                f"an AgentgatewayBackend ({AGENTGATEWAY_GROUP})"
+            )
+            yield (*where, "kind"), message
+
+
+def _url_rewrite(
+    path: JsonPath, rewrite: Mapping[str, Any], matches: list[Mapping[str, Any]]
+) -> Iterator[FieldError]:
+    rewrite_path = rewrite.get("path")
+    if rewrite_path is None:
+        return
+    kind = rewrite_path["type"]
+    field = "replacePrefixMatch" if kind == "ReplacePrefixMatch" else "replaceFullPath"
+    other = "replaceFullPath" if field == "replacePrefixMatch" else "replacePrefixMatch"
+    where: JsonPath = (*path, "urlRewrite", "path")
+    if field not in rewrite_path:
+        yield where, f"{field} must be specified when type is set to '{kind}'"
+    if other in rewrite_path:
+        yield where, f"{other} must be nil when type is set to '{kind}'"
+    if kind == "ReplacePrefixMatch" and any(
+        (m.get("path") or {}).get("type", "PathPrefix") != "PathPrefix" for m in matches
+    ):
+        yield (
+            where,
+            "When using URLRewrite filter with path.replacePrefixMatch, "
+            "exactly one PathPrefix match must be specified",
+        )
+
+
+def _backend(body: Mapping[str, Any]) -> Iterator[FieldError]:
+    spec = _spec(body)
+    if spec is None:
+        yield ("spec",), "spec is required"
+        return
+    yield from unsupported_fields(AGENTGATEWAY_BACKEND_SPEC, body)
+    kinds = [key for key in ("ai", "static", "dynamicForwardProxy", "mcp", "aws", "a2a") if key in spec]
+    if len(kinds) != 1:
+        yield (
+            ("spec",),
+            "exactly one of the fields in [ai static dynamicForwardProxy mcp aws a2a] must be set",
+        )
+    mcp = spec.get("mcp")
+    if mcp is None:
+        return
+    targets = mcp["targets"]
+    names = [t["name"] for t in targets]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            yield ("spec", "mcp", "targets", index, "name"), f"duplicate target name {name!r}"
+    if len(targets) > 1:
+        message = (
+            "not supported: several targets on one backend (agentgateway multiplexes them and "
+            "prefixes tool names); the embedded waypoint serves one target per backend"
+        )
+        yield ("spec", "mcp", "targets"), message
+    for index, target in enumerate(targets):
+        path: JsonPath = ("spec", "mcp", "targets", index)
+        if ("selector" in target) == ("static" in target):
+            yield path, "exactly one of the fields in [selector static] must be set"
+        static = target.get("static")
+        if static is not None and ("host" in static) == ("backendRef" in static):
+            yield (*path, "static"), "exactly one of the fields in [host backendRef] must be set"
+        if static is not None and not str(static.get("path", "/")).startswith("/"):
+            yield (*path, "static", "path"), "must start with '/'"
+
+
+def _policy(body: Mapping[str, Any]) -> Iterator[FieldError]:
+    spec = _spec(body)
+    if spec is None:
+        yield ("spec",), "spec is required"
+        return
+    yield from unsupported_fields(AGENTGATEWAY_POLICY_SPEC, body)
+    if "targetRefs" not in spec and "targetSelectors" not in spec:
+        yield ("spec",), "exactly one of the fields in [targetRefs targetSelectors] must be set"
+    if not any(key in spec for key in ("traffic", "frontend", "backend")):
+        yield ("spec",), "At least one of traffic, frontend, or backend must be provided."
+    refs = spec.get("targetRefs") or []
+    for index, ref in enumerate(refs):
+        path: JsonPath = ("spec", "targetRefs", index)
+        key = (ref["group"], ref["kind"])
+        if key not in _TARGET_KINDS:
+            message = (
+                "targetRefs may only reference Gateway, HTTPRoute, GRPCRoute, ListenerSet, Service, "
+                "AgentgatewayBackend, or InferencePool resources"
+            )
+            yield path, message
+        elif ref["kind"] not in _EMBEDDED_TARGET_KINDS:
+            message = (
+                f"not supported: policies on a {ref['kind']} "
+                "(the embedded waypoint attaches them to Gateway, HTTPRoute, AgentgatewayBackend)"
+            )
+            yield (*path, "kind"), message
+        if "port" in ref:
+            yield (*path, "port"), "port may only be set on frontend-only policies (not traffic or backend)"
+        if "sectionName" in ref and "port" in ref:
+            yield path, "at most one of the fields in [sectionName port] may be set"
+    if len({ref["kind"] for ref in refs}) > 1:
+        yield ("spec", "targetRefs"), "Only one Kind of targetRef can be set on one policy"
+    if "traffic" in spec and any(ref["kind"] not in _TRAFFIC_TARGET_KINDS for ref in refs):
+        message = (
+            "the 'traffic' field can only target a Gateway, ListenerSet, GRPCRoute, "
+            "HTTPRoute, or InferencePool"
+        )
+        yield ("spec", "traffic"), message
+    backend = spec.get("backend") or {}
+    if "mcp" in backend:
+        if any(ref["kind"] == "Service" for ref in refs):
+            yield ("spec", "backend", "mcp"), "backend.mcp may not be used with a Service target"
+        if any(ref["kind"] == "AgentgatewayBackend" and "sectionName" in ref for ref in refs):
+            yield ("spec", "backend", "mcp"), "backend.mcp may not target an AgentgatewayBackend sectionName"
+    traffic = spec.get("traffic") or {}
+    for index, limit in enumerate((traffic.get("rateLimit") or {}).get("local") or []):
+        if "requests" not in limit and "tokens" not in limit:
+            path = ("spec", "traffic", "rateLimit", "local", index)
+            yield path, "exactly one of the fields in [requests tokens] must be set"
+    if "rateLimit" in traffic and not (traffic["rateLimit"] or {}):
+        yield ("spec", "traffic", "rateLimit"), "at least one of local, global or conditional must be set"
+    for where, authorization in (
+        (("spec", "traffic", "authorization"), traffic.get("authorization")),
+        (("spec", "backend", "mcp", "authorization"), (backend.get("mcp") or {}).get("authorization")),
+    ):
+        for index, expression in enumerate(
+            ((authorization or {}).get("policy") or {}).get("matchExpressions") or []
+        ):
+            error = compile_error(expression)
+            if error is not None:
+                yield (*where, "policy", "matchExpressions", index), f"not a valid CEL expression: {error}"
+
+
+def compile_error(expression: str) -> str | None:
+    """Why `expression` does not compile, or None; agentgateway's controller refuses the same."""
+    try:
+        cel.compile(expression)
+    except Exception as error:  # the library raises ValueError, but any failure means "does not compile"
+        return " ".join(str(error).split())
+    return None
+
+
+def _type_of(field: str) -> str:
+    return field[0].upper() + field[1:] if field != "urlRewrite" else "URLRewrite"
+
+
+def _valid_hostname(hostname: str) -> bool:
+    """Gateway API's PreciseHostname with an optional leading `*.`; IP addresses are not allowed."""
+    name = hostname[2:] if hostname.startswith("*.") else hostname
+    labels = name.split(".")
+    if all(label.isdigit() for label in labels):
+        return False
+    return all(
+        0 < len(label) <= 63
+        and label[0].isalnum()
+        and label[-1].isalnum()
+        and all(c.isalnum() or c == "-" for c in label)
+        and label == label.lower()
+        for label in labels
+    )

@@ -1,0 +1,34 @@
+"""Tests of `trustusbank policy lint`: one fixture per mistake, each finding asserted exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trustusbank.lint import Finding, Severity, lint_path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def fixture(name: str) -> Path:
+    return FIXTURES / name
+
+
+def line_of(path: Path, text: str, occurrence: int = 1) -> int:
+    """The 1-based line of the `occurrence`-th line containing `text` (so fixtures can be edited)."""
+    hits = [n for n, line in enumerate(path.read_text().splitlines(), start=1) if text in line]
+    assert len(hits) >= occurrence, f"{text!r} occurs {len(hits)} times in {path.name}"
+    return hits[occurrence - 1]
+
+
+def lint(path: Path) -> list[Finding]:
+    return lint_path(path)
+
+
+def shape(findings: list[Finding]) -> list[tuple[int, Severity, str, str, int | None]]:
+    """What to compare: (line, severity, code, policy, rule)."""
+    return [(f.line, f.severity, f.code, f.policy, f.rule) for f in findings]
+
+
+def by_code(findings: list[Finding], code: str) -> list[Finding]:
+    return [f for f in findings if f.code == code]
