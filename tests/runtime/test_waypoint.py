@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.runtime.conftest import Cluster
+from trustusbank.telemetry.tracing import read_spans
 
 GATEWAY = "http://trustusbank-agentgw.trustusbank-platform.svc.cluster.local:8080"
 WAYPOINT_ID = "spiffe://cluster.local/ns/trustusbank-platform/sa/trustusbank-agentgw"
@@ -101,6 +102,20 @@ def test_an_allowed_call_crosses_five_hops_and_arrives_from_the_waypoint(cluster
     assert allowed["dst.identity"] == "spiffe://cluster.local/ns/trustusbank-bank-mcp/sa/account-mcp"
     assert allowed["route"] == "trustusbank-platform/account-mcp-route"
     assert "account-mcp-allowlist" in (allowed["rule"] or "") or allowed["rule"]
+    # One trace: the caller's ztunnel span (its CONNECT carried traceparent), the waypoint's request span.
+    trace_id = allowed["trace_id"]
+    spans = cluster.wait_for(
+        lambda: [
+            span
+            for path in cluster.files.traces.glob("*.jsonl")
+            for span in read_spans(path)
+            if span["context"]["trace_id"] == f"0x{trace_id}"
+        ],
+        what="the spans of the allowed call",
+    )
+    names = {span["name"] for span in spans}
+    assert "ztunnel outbound" in names
+    assert any(name.startswith("waypoint POST /mcp/account") for name in names)
     # The waypoint keeps its upstream tunnel open (pooled), so the access log line comes at
     # close; the destination's connection metric says who arrived as soon as it opens.
     opened = cluster.wait_for(

@@ -8,7 +8,7 @@ code path a tool call takes. Three figures from one run:
 - cold activation: the two calls alternate, so the activation is rebuilt on every decision.
 
 Each call builds a fresh McpInfo, as the server does per request. Usage:
-    .venv/bin/python benchmarks/cel.py [--quick]
+    .venv/bin/python benchmarks/cel_decisions.py [--quick]
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-# Run as `python benchmarks/cel.py`, this folder comes first on sys.path and this file would
-# shadow the `cel` library; drop the folder before importing anything that uses it.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from trustusbank.manifests import load_bundle  # noqa: E402
-from trustusbank.mesh.waypoint.cel_policy import Identity, McpAuthorization, McpInfo, RequestInfo  # noqa: E402
-from trustusbank.mesh.waypoint.config import WaypointConfig  # noqa: E402
+from trustusbank.manifests import load_bundle
+from trustusbank.mesh.waypoint.cel_policy import Identity, McpAuthorization, McpInfo, RequestInfo
+from trustusbank.mesh.waypoint.config import WaypointConfig
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 SUPPORT = Identity("cluster.local", "trustusbank-bank-agents", "support-bot")
@@ -83,7 +78,7 @@ def main() -> int:
     figures = {
         name: rate(run, n, rounds) for name, run in (("allowed", allowed), ("denied", denied), ("cold", cold))
     }
-    print(f"$ {Path(sys.executable).name} benchmarks/cel.py{' --quick' if args.quick else ''}")
+    print(f"$ {Path(sys.executable).name} benchmarks/cel_decisions.py{' --quick' if args.quick else ''}")
     print(
         f"cel decisions/s: {figures['allowed']:.0f} (allowed) {figures['denied']:.0f} (denied) "
         f"{figures['cold']:.0f} (cold activation)"
