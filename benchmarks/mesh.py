@@ -37,12 +37,32 @@ from trustusbank.runtime.layout import ClusterFiles  # noqa: E402
 from trustusbank.runtime.topology import OUTBOUND_PORT, Topology  # noqa: E402
 
 ARGS = {"customer_id": "12345"}
+# deploy/'s gateway-wide limit (600/min) is a brake on runaway agents; a benchmark is one.
+# A route-level limit takes precedence over the Gateway's, as in agentgateway.
+UNLIMITED = """\
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata:
+  name: benchmark-rate-limit
+  namespace: trustusbank-platform
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      name: account-mcp-route
+  traffic:
+    rateLimit:
+      local:
+        - requests: 1000000
+          unit: Seconds
+"""
 
 
 def start_cluster(state: Path) -> ClusterFiles:
     files = ClusterFiles(state)
     files.make()
     shutil.copy(ROOT / "tests/runtime/fixtures/test-agents.yaml", files.applied / "test-agents.yaml")
+    (files.applied / "benchmark-rate-limit.yaml").write_text(UNLIMITED)
     env = {
         **os.environ,
         "TRUSTUSBANK_STATE_DIR": str(state),
@@ -98,10 +118,9 @@ async def measure(url: str, proxy: str | None, concurrency: int, calls: int) -> 
 
 
 def cel_rate(seconds: float) -> float:
+    from trustusbank.manifests import load_bundle
     from trustusbank.mesh.waypoint.cel_policy import Identity, McpInfo, RequestInfo
     from trustusbank.mesh.waypoint.config import WaypointConfig
-
-    from trustusbank.manifests import load_bundle
 
     bundle = load_bundle(ROOT / "deploy", exclude=[ROOT / "deploy/08-defence"])
     config = WaypointConfig.from_manifests(bundle.objects, "trustusbank-platform", "trustusbank-agentgw")

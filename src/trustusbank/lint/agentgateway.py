@@ -41,7 +41,7 @@ from trustusbank.lint.cel_refs import (
     static_path,
     unparse,
 )
-from trustusbank.lint.findings import Finding, Severity
+from trustusbank.lint.findings import Emitter, Finding, Severity
 from trustusbank.manifests import Manifest
 
 POLICY_KIND = "AgentgatewayPolicy"
@@ -467,38 +467,9 @@ def _get(body: Any, *keys: str) -> Any:
     return body
 
 
-class _Emitter:
-    """Builds findings for one policy, with its file, lines and `<ns>/<name>`."""
-
-    def __init__(self, manifest: Manifest) -> None:
-        self.manifest = manifest
-        self.ref = f"{_ns(manifest)}/{manifest.name}"
-
-    def __call__(
-        self,
-        path: Sequence[str | int],
-        severity: Severity,
-        code: str,
-        message: str,
-        on_cluster: str,
-        rule: int | None = None,
-    ) -> Finding:
-        return Finding(
-            self.manifest.source.file,
-            self.manifest.path_line(path),
-            severity,
-            code,
-            self.manifest.kind,
-            self.ref,
-            rule,
-            message,
-            on_cluster,
-        )
-
-
 def check_policy(policy: Manifest, objects: Objects) -> list[Finding]:
     """Every finding for one AgentgatewayPolicy."""
-    emit = _Emitter(policy)
+    emit = Emitter(policy)
     spec = policy.body.get("spec")
     if not isinstance(spec, Mapping):
         return []
@@ -513,7 +484,7 @@ def check_policy(policy: Manifest, objects: Objects) -> list[Finding]:
 
 
 def _authorization(
-    base: tuple[str, ...], authorization: Mapping[str, Any], where: str, emit: _Emitter
+    base: tuple[str, ...], authorization: Mapping[str, Any], where: str, emit: Emitter
 ) -> list[Finding]:
     action = str(authorization.get("action") or "Allow")
     expressions = _get(authorization, "policy", "matchExpressions")
@@ -548,7 +519,7 @@ def _rule(
     parsed: Parsed | CelSyntaxError,
     where: str,
     mcp_allowlist: bool,
-    emit: _Emitter,
+    emit: Emitter,
 ) -> tuple[list[Finding], bool]:
     if isinstance(parsed, CelSyntaxError):
         on_cluster = (
@@ -569,7 +540,7 @@ def _rule(
 
 
 def _admits(
-    path: tuple[str | int, ...], index: int, root: Node, where: str, can_match: bool, emit: _Emitter
+    path: tuple[str | int, ...], index: int, root: Node, where: str, can_match: bool, emit: Emitter
 ) -> Iterator[Finding]:
     """Rules are OR'd: a rule that holds for any tool call decides for every tool on its own."""
     scopes = tool_call_scopes(root)
@@ -613,7 +584,7 @@ def _admits(
             return
 
 
-def _all_never(base: tuple[str, ...], where: str, action: str, never: list[int], emit: _Emitter) -> Finding:
+def _all_never(base: tuple[str, ...], where: str, action: str, never: list[int], emit: Emitter) -> Finding:
     which = ", ".join(str(i) for i in never)
     if action == "Allow":
         effect = (
@@ -638,7 +609,7 @@ NO_MCP = "no MCP context: backend.mcp.authorization applies to AgentgatewayBacke
 
 
 def _target_findings(
-    policy: Manifest, spec: Mapping[str, Any], objects: Objects, emit: _Emitter
+    policy: Manifest, spec: Mapping[str, Any], objects: Objects, emit: Emitter
 ) -> Iterator[Finding]:
     refs = spec.get("targetRefs")
     if not isinstance(refs, list):
@@ -794,7 +765,7 @@ def check_access_graph(agents: Sequence[Manifest], access_policies: Sequence[Man
             )
             if refused:
                 who = ", ".join(sorted(n for _, n in allowed.get(callee, set()))) or "no agent"
-                emit = _Emitter(agent)
+                emit = Emitter(agent)
                 findings.append(
                     emit(
                         ("spec", "declarative", "tools", index),

@@ -17,6 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from trustusbank.manifests import Manifest
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -127,3 +129,33 @@ def render_json(findings: Sequence[Finding]) -> str:
         "summary": {"errors": errors, "warnings": warnings, "info": infos},
     }
     return json.dumps(document, indent=2)
+
+
+class Emitter:
+    """Builds the findings of one object: its file, the line of each field, its `<ns>/<name>`."""
+
+    def __init__(self, manifest: Manifest, ref: str | None = None) -> None:
+        self.manifest = manifest
+        self.ref = ref or f"{manifest.namespace or 'default'}/{manifest.name}"
+
+    def __call__(
+        self,
+        path: Sequence[str | int],
+        severity: Severity,
+        code: str,
+        message: str,
+        on_cluster: str,
+        rule: int | None = None,
+    ) -> Finding:
+        line = self.manifest.path_line(path)
+        return Finding(
+            self.manifest.source.file,
+            line,
+            severity,
+            code,
+            self.manifest.kind,
+            self.ref,
+            rule,
+            message,
+            on_cluster,
+        )

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from trustusbank.lint.findings import Finding, Severity
+from trustusbank.lint.findings import Emitter, Finding, Severity
 from trustusbank.manifests import Manifest, Namespace
 from trustusbank.mesh.authz import ROOT_NAMESPACE, Action, AuthorizationPolicy, Rule, ztunnel_view
 from trustusbank.mesh.authz import Finding as AuthzFinding
@@ -80,30 +80,10 @@ class Context:
         )
 
 
-class _Emitter:
-    def __init__(self, policy: AuthorizationPolicy, manifest: Manifest) -> None:
-        self.policy = policy
-        self.manifest = manifest
-
-    def __call__(
-        self,
-        path: Sequence[str | int],
-        severity: Severity,
-        code: str,
-        message: str,
-        on_cluster: str,
-        rule: int | None = None,
-    ) -> Finding:
-        line = self.manifest.path_line(path)
-        return Finding(
-            self.manifest.source.file, line, severity, code, KIND, self.policy.ref, rule, message, on_cluster
-        )
-
-
 def check_policy(manifest: Manifest, context: Context) -> list[Finding]:
     """Every finding for one AuthorizationPolicy."""
     policy = AuthorizationPolicy.from_manifest(manifest)
-    emit = _Emitter(policy, manifest)
+    emit = Emitter(manifest, policy.ref)
     view = ztunnel_view(policy)
     if policy.target_refs:
         return list(_target_ref_findings(policy, context, emit))
@@ -129,7 +109,7 @@ def _ztunnel_findings(
     policy: AuthorizationPolicy,
     view: ZtunnelView,
     context: Context,
-    emit: _Emitter,
+    emit: Emitter,
     explained: set[int | None],
 ) -> Iterator[Finding]:
     """Per rule with HTTP fields, one finding; `explained` rules already have a more specific one."""
@@ -156,7 +136,7 @@ def _http_rule(
     found: list[AuthzFinding],
     status: str,
     context: Context,
-    emit: _Emitter,
+    emit: Emitter,
 ) -> Finding:
     names = ", ".join(f"`{f.field}`" for f in found)
     what = (
@@ -205,7 +185,7 @@ def _http_rule(
 
 
 def _other(
-    policy: AuthorizationPolicy, view: ZtunnelView, finding: AuthzFinding, emit: _Emitter
+    policy: AuthorizationPolicy, view: ZtunnelView, finding: AuthzFinding, emit: Emitter
 ) -> Finding | None:
     """The rest of `mesh.authz`'s findings, with a severity and what the cluster does."""
     path = finding.path
@@ -328,7 +308,7 @@ def _selected_gateway(policy: AuthorizationPolicy, context: Context) -> str | No
 # --- where it is enforced ---------------------------------------------------------------------
 
 
-def _enrolment(policy: AuthorizationPolicy, context: Context, emit: _Emitter) -> Iterator[Finding]:
+def _enrolment(policy: AuthorizationPolicy, context: Context, emit: Emitter) -> Iterator[Finding]:
     """A policy in a namespace ztunnel does not capture has no enforcement point."""
     namespace = context.namespaces.get(policy.namespace)
     if namespace is None or namespace.ambient or policy.namespace == ROOT_NAMESPACE:
@@ -356,7 +336,7 @@ def _enrolment(policy: AuthorizationPolicy, context: Context, emit: _Emitter) ->
         )
 
 
-def _selector(policy: AuthorizationPolicy, context: Context, emit: _Emitter) -> Iterator[Finding]:
+def _selector(policy: AuthorizationPolicy, context: Context, emit: Emitter) -> Iterator[Finding]:
     """A selector that picks no workload, judged only when the input has workloads to pick from."""
     if policy.selector is None or not policy.selector.match_labels or not context.has_deployments:
         return
@@ -380,7 +360,7 @@ _HOST = re.compile(
 
 
 def _egress_misreading(
-    policy: AuthorizationPolicy, view: ZtunnelView, context: Context, emit: _Emitter
+    policy: AuthorizationPolicy, view: ZtunnelView, context: Context, emit: Emitter
 ) -> Iterator[Finding]:
     """A DENY that selects a workload and names another service in `hosts`, read as "deny egress".
 
@@ -424,7 +404,7 @@ def _egress_misreading(
                 )
 
 
-def _target_ref_findings(policy: AuthorizationPolicy, context: Context, emit: _Emitter) -> Iterator[Finding]:
+def _target_ref_findings(policy: AuthorizationPolicy, context: Context, emit: Emitter) -> Iterator[Finding]:
     """A `targetRefs` policy runs only on the target's waypoint (or gateway); is there one?"""
     for index, ref in enumerate(policy.target_refs):
         path = ("spec", "targetRefs", index)

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import httpcore
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from trustusbank.manifests import ManifestError, load_bundle
 from trustusbank.mesh.identity.secrets import SecretManager
@@ -33,6 +29,7 @@ from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
 from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.runtime.topology import HBONE_PORT, METRICS_PORT, Topology
 from trustusbank.runtime.watch import fingerprint
+from trustusbank.telemetry.control import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -100,15 +97,7 @@ class Waypoint:
             log.error("configuration change refused, keeping the last good one: %s", exc)
 
     def _control_app(self) -> Starlette:
-        async def metrics(_: Request) -> Response:
-            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-        async def ready(_: Request) -> PlainTextResponse:
-            return PlainTextResponse(
-                "ready" if self.ready else "starting", status_code=200 if self.ready else 503
-            )
-
-        return Starlette(routes=[Route("/metrics", metrics), Route("/healthz/ready", ready)])
+        return control_app(self.metrics.registry, lambda: self.ready)
 
     async def run(self) -> None:
         self.reload_if_changed()

@@ -17,11 +17,7 @@ from pathlib import Path
 
 import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
@@ -33,6 +29,7 @@ from trustusbank.mesh.ztunnel.outbound import Outbound
 from trustusbank.mesh.ztunnel.policy_store import PolicyStore
 from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.topology import HBONE_PORT, METRICS_PORT, OUTBOUND_PORT, Pod, Topology
+from trustusbank.telemetry.control import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -83,15 +80,7 @@ class NodeProxy:
             self.servers.append(await asyncio.start_server(plaintext, pod.ip, port.port))
 
     def _control_app(self) -> Starlette:
-        async def metrics(_: Request) -> Response:
-            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-        async def ready(_: Request) -> PlainTextResponse:
-            return PlainTextResponse(
-                "ready" if self.ready else "starting", status_code=200 if self.ready else 503
-            )
-
-        return Starlette(routes=[Route("/metrics", metrics), Route("/healthz/ready", ready)])
+        return control_app(self.metrics.registry, lambda: self.ready)
 
     async def _maintain(self) -> None:
         while True:
