@@ -288,3 +288,49 @@ def test_a_rate_limited_route_answers_429_with_the_configured_counts(
 
 def waypoint_ip(cluster: Cluster) -> str:
     return next(p.ip for p in cluster.topology.pods if p.role == "waypoint")
+
+
+L7_DENY = """\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: test-deny-ticket-path
+  namespace: trustusbank-platform
+spec:
+  targetRefs:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      name: trustusbank-agentgw
+  action: DENY
+  rules:
+    - to:
+        - operation:
+            paths: ["/mcp/ticket*"]
+"""
+
+
+def test_an_istio_policy_targeting_the_waypoint_applies_its_l7_fields(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    policy = tmp_path / "test-deny-ticket-path.yaml"
+    policy.write_text(L7_DENY)
+    assert cluster.cli("apply", "-f", str(policy)).returncode == 0
+    try:
+        assert mcp(cluster, "trustusbank-bank-agents/support-bot", "account", "list") == [
+            "get_balance",
+            "get_profile",
+        ]
+        cluster.wait_for(lambda: _denied_by_path(cluster), what="a ticket request denied at the waypoint")
+    finally:
+        cluster.cli("delete", "-f", str(policy))
+
+
+def _denied_by_path(cluster: Cluster) -> bool:
+    result = mcp(cluster, "trustusbank-bank-agents/support-bot", "ticket", "list")
+    if not isinstance(result, dict) or "exception" not in result:
+        return False
+    lines = [r for r in waypoint_log(cluster) if r.get("http.path", "").startswith("/mcp/ticket")]
+    return (
+        bool(lines)
+        and lines[-1]["reason"] == "explicitly denied by: trustusbank-platform/test-deny-ticket-path"
+    )

@@ -18,6 +18,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from trustusbank.manifests import ManifestError, load_bundle
+from trustusbank.mesh.authz.model import AuthorizationPolicy
+from trustusbank.mesh.authz.scope import policies_for_gateway
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.istiod import WAYPOINT_PREFIX, CsrClient
@@ -69,6 +71,7 @@ class Waypoint:
         self.metrics = WaypointMetrics()
         self.ingress = Ingress(pod, self.identity, self.secrets, self.topology, PRIVATE_PORT)
         self._config: WaypointConfig | None = None
+        self._authz: list[AuthorizationPolicy] = []
         self._seen: object = None
         self.ready = False
 
@@ -86,7 +89,13 @@ class Waypoint:
             bundle = load_bundle(
                 self.deploy, include=[self.files.applied], exclude=[self.deploy / DEFENCE_DIR]
             )
-            self._config = WaypointConfig.from_manifests(bundle.objects, namespace, name)
+            config = WaypointConfig.from_manifests(bundle.objects, namespace, name)
+            policies = [
+                AuthorizationPolicy.from_manifest(m)
+                for m in bundle.objects
+                if m.kind == "AuthorizationPolicy"
+            ]
+            self._config, self._authz = config, policies_for_gateway(policies, name, namespace)
             names = sorted(m.name for m in bundle.objects if m.kind == "AgentgatewayPolicy")
             log.info(
                 "waypoint configuration loaded for %s: policies %s", self.gateway, ", ".join(names) or "none"
@@ -110,6 +119,7 @@ class Waypoint:
         app = WaypointApp(
             self.gateway,
             self.config,
+            lambda: self._authz,
             self.ingress,
             self.topology,
             pool,

@@ -18,6 +18,8 @@ import httpcore
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from trustusbank.mesh.authz.model import AuthorizationPolicy
+from trustusbank.mesh.authz.waypoint import HttpRequest, authorize_request
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.waypoint.cel_policy import CelDecision, Identity, McpInfo, RequestInfo
 from trustusbank.mesh.waypoint.config import Backend, RouteMatch, WaypointConfig
@@ -90,6 +92,7 @@ class WaypointApp:
         self,
         gateway: str,
         config: Callable[[], WaypointConfig],
+        authorization_policies: Callable[[], list[AuthorizationPolicy]],
         ingress: Ingress,
         topology: Topology,
         pool: httpcore.AsyncConnectionPool,
@@ -99,6 +102,7 @@ class WaypointApp:
     ) -> None:
         self.gateway = gateway
         self.config = config
+        self.authorization_policies = authorization_policies
         self.ingress = ingress
         self.topology = topology
         self.pool = pool
@@ -186,6 +190,7 @@ class WaypointApp:
         request = RequestInfo(
             method=scope["method"], path=scope["path"], host=headers.get("host", ""), headers=headers
         )
+        self._istio_authz(caller, request)
         source = _identity(caller.identity)
         match, backend = self._route(caller, scope, request)
         record.route = match.route if match else f"waypoint/{backend.host}"
@@ -208,6 +213,23 @@ class WaypointApp:
         await self._forward(
             scope, send, backend, match, body, headers, record, source, request, bool(tools_list_ids)
         )
+
+    def _istio_authz(self, caller: Caller, request: RequestInfo) -> None:
+        """Istio AuthorizationPolicies that target this waypoint, with their L7 fields."""
+        http = HttpRequest(
+            source=caller.identity,
+            source_ip=caller.peer_addr.rsplit(":", 1)[0],
+            destination_port=caller.authority_port,
+            host=request.host,
+            method=request.method,
+            path=request.path,
+            headers=request.headers,
+        )
+        decision = authorize_request(self.authorization_policies(), http)
+        if not decision.allowed:
+            raise Denied(
+                403, jsonrpc_error(None, FORBIDDEN, "RBAC: access denied"), decision.reason, decision.policy
+            )
 
     def _route(self, caller: Caller, scope: Scope, request: RequestInfo) -> tuple[RouteMatch | None, Backend]:
         if caller.authority_host != self.ingress.pod.ip:
