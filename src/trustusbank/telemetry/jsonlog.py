@@ -38,9 +38,3 @@ class JsonLinesLog:
             out.write(json.dumps(entry) + "\n")
         pairs = " ".join(_pair(k, v) for k, v in fields.items() if v is not None)
         print(f"{stamp}\t{level}\t{scope}\t{message} {pairs}", file=sys.stderr, flush=True)
-
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

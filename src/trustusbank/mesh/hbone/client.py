@@ -286,10 +286,6 @@ class HboneConnection:
     def is_closed(self) -> bool:
         return self.closed_reason is not None
 
-    @property
-    def active_streams(self) -> int:
-        return len(self._streams)
-
     async def start(self) -> None:
         """Send the preface and our settings, then start reading in the background."""
         self._h2.initiate_connection()

@@ -95,14 +95,6 @@ class SecretManager:
                 rotated.append(identity)
         return rotated
 
-    async def run_rotation(self, interval: float = 1.0) -> None:
-        """Call rotate_due() forever; run it as a task and cancel it to stop."""
-        while True:
-            rotated = await self.rotate_due()
-            if rotated:
-                log.info("rotated SVIDs: %s", ", ".join(map(str, rotated)))
-            await asyncio.sleep(interval)
-
     def forget(self, identity: SpiffeId) -> None:
         """Drop `identity` (its pod left the node): cache, contexts and key file."""
         self._generation[identity] = self._generation.get(identity, 0) + 1
