@@ -102,7 +102,7 @@ class Harness:
         )
 
     async def wait_for_handshake_error(self) -> None:
-        await asyncio.wait_for(self.handshake_failed.wait(), 5)
+        await asyncio.wait_for(self.handshake_failed.wait(), 30)
 
 
 @pytest.fixture
@@ -267,8 +267,8 @@ async def test_pipe_propagates_half_close_end_to_end(harness: Harness) -> None:
         writer.write_eof()
         assert await reader.read() == b"HELLO MESH " * 1000
         writer.close()
-        assert await asyncio.wait_for(outbound, 5) == (11_000, 11_000)
-        assert await asyncio.wait_for(inbound, 5) == (11_000, 11_000)
+        assert await asyncio.wait_for(outbound, 30) == (11_000, 11_000)
+        assert await asyncio.wait_for(inbound, 30) == (11_000, 11_000)
     finally:
         listener.close()
         backend_server.close()
