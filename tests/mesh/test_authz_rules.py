@@ -11,6 +11,7 @@ import logging
 import pytest
 import yaml
 
+from tests.mesh.identities import ACCOUNT_MCP, ATTACKER, CONVERTER, FRAUD_BOT, FX_API, SUPPORT_BOT
 from trustusbank.manifests import KINDS
 from trustusbank.mesh.authz import (
     AuthorizationPolicy,
@@ -25,14 +26,7 @@ from trustusbank.mesh.authz import (
 from trustusbank.mesh.authz import evaluate as evaluate_module
 from trustusbank.mesh.identity.spiffe import SpiffeId
 
-SUPPORT_BOT = SpiffeId("cluster.local", "trustusbank-bank-agents", "support-bot")
-FRAUD_BOT = SpiffeId("cluster.local", "trustusbank-bank-agents", "fraud-bot")
-CONVERTER = SpiffeId("cluster.local", "trustusbank-bank-vendors", "currency-converter")
 GATEWAY = SpiffeId("cluster.local", "trustusbank-platform", "agentgateway")
-FX_API = SpiffeId("cluster.local", "external-fx", "fx-api")
-
-ACCOUNT_MCP = Workload("account-mcp", "trustusbank-bank-mcp", {"app": "account-mcp"})
-ATTACKER = Workload("mock-attacker", "external-attacker", {"app": "mock-attacker"})
 
 
 def policy(text: str) -> AuthorizationPolicy:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import yaml
 
+from tests.mesh.identities import ACCOUNT_MCP, ATTACKER, CONVERTER, FRAUD_BOT, FX_API, SUPPORT_BOT
 from trustusbank.manifests import KINDS
 from trustusbank.mesh.authz import (
     AuthorizationPolicy,
@@ -22,14 +23,7 @@ from trustusbank.mesh.authz import (
 from trustusbank.mesh.authz.ztunnel import ALLOW_DROPPED, DENY_MIXED, DENY_NO_EFFECT, HTTP_RULE_FMT
 from trustusbank.mesh.identity.spiffe import SpiffeId
 
-SUPPORT_BOT = SpiffeId("cluster.local", "trustusbank-bank-agents", "support-bot")
-FRAUD_BOT = SpiffeId("cluster.local", "trustusbank-bank-agents", "fraud-bot")
-CONVERTER = SpiffeId("cluster.local", "trustusbank-bank-vendors", "currency-converter")
 REGISTRY = SpiffeId("cluster.local", "trustusbank-platform", "agentregistry")
-FX_API = SpiffeId("cluster.local", "external-fx", "fx-api")
-
-ACCOUNT_MCP = Workload("account-mcp", "trustusbank-bank-mcp", {"app": "account-mcp"})
-ATTACKER = Workload("mock-attacker", "external-attacker", {"app": "mock-attacker"})
 CONVERTER_POD = Workload("currency-converter", "trustusbank-bank-vendors", {"app": "currency-converter"})
 AGENTGW_POD = Workload("trustusbank-agentgw", "trustusbank-platform", {"app": "trustusbank-agentgw"})
 REGISTRY_POD = Workload("agentregistry", "trustusbank-platform", {"app": "agentregistry"})

@@ -17,6 +17,7 @@ import pytest
 from tests.runtime.conftest import Cluster
 from trustusbank.telemetry.tracing import read_spans
 
+SUPPORT_POD = "trustusbank-bank-agents/support-bot"
 GATEWAY = "http://trustusbank-agentgw.trustusbank-platform.svc.cluster.local:8080"
 WAYPOINT_ID = "spiffe://cluster.local/ns/trustusbank-platform/sa/trustusbank-agentgw"
 SUPPORT_BOT = "spiffe://cluster.local/ns/trustusbank-bank-agents/sa/support-bot"
@@ -58,6 +59,12 @@ def mcp(
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def assert_refused(result: object) -> None:
+    """The MCP client saw the gateway's refusal: a raised error or an error result."""
+    assert isinstance(result, dict), result
+    assert result.get("exception") or result.get("error"), result
+
+
 def metrics_text(cluster: Cluster) -> str:
     return "".join(
         httpx.get(f"http://{node.ip}:15020/metrics", trust_env=False).text for node in cluster.topology.nodes
@@ -79,7 +86,7 @@ def waypoint_log(cluster: Cluster) -> list[dict]:
 def test_an_allowed_call_crosses_five_hops_and_arrives_from_the_waypoint(cluster: Cluster, mode: str) -> None:
     answer = mcp(
         cluster,
-        "trustusbank-bank-agents/support-bot",
+        SUPPORT_POD,
         "account",
         "get_balance",
         {"customer_id": "12345"},
@@ -133,19 +140,19 @@ def test_an_allowed_call_crosses_five_hops_and_arrives_from_the_waypoint(cluster
 
 
 def test_tools_list_shows_only_the_allowed_tools(cluster: Cluster) -> None:
-    tools = mcp(cluster, "trustusbank-bank-agents/support-bot", "transaction", "list")
+    tools = mcp(cluster, SUPPORT_POD, "transaction", "list")
     assert tools == ["get_details", "list_recent"]
 
 
 def test_a_tool_not_on_the_list_is_refused_and_never_reaches_the_pod(cluster: Cluster) -> None:
     refused = mcp(
         cluster,
-        "trustusbank-bank-agents/support-bot",
+        SUPPORT_POD,
         "transaction",
         "flag_suspicious",
         {"txn_id": "txn-002", "reason": "prompt-injected"},
     )
-    assert refused.get("exception") or refused.get("error"), refused
+    assert_refused(refused)
     denied = cluster.wait_for(
         lambda: [r for r in waypoint_log(cluster) if r.get("mcp.tool") == "flag_suspicious"],
         what="the deny line",
@@ -153,9 +160,7 @@ def test_a_tool_not_on_the_list_is_refused_and_never_reaches_the_pod(cluster: Cl
     assert denied["decision"] == "deny"
     assert denied["http.status"] == 403
     assert denied["src.identity"] == SUPPORT_BOT
-    details = mcp(
-        cluster, "trustusbank-bank-agents/support-bot", "transaction", "get_details", {"txn_id": "txn-002"}
-    )
+    details = mcp(cluster, SUPPORT_POD, "transaction", "get_details", {"txn_id": "txn-002"})
     assert details["data"]["flagged"] is False, "the refused call never reached transaction-mcp"
 
 
@@ -169,7 +174,7 @@ def test_an_identity_on_no_list_sees_no_tools_and_calls_nothing(cluster: Cluster
         "get_profile",
         {"customer_id": "12345"},
     )
-    assert refused.get("exception") or refused.get("error"), refused
+    assert_refused(refused)
     line = [r for r in waypoint_log(cluster) if r.get("mcp.tool") == "get_profile"][-1]
     assert (line["decision"], line["src.identity"]) == ("deny", CONVERTER)
 
@@ -210,24 +215,20 @@ def test_policy_edits_apply_live_and_a_rule_that_errors_does_not_allow(
             lambda: "test-ticket-policy" in waypoint_pod_log(cluster),
             what="the waypoint to load the new policy",
         )
-        assert mcp(cluster, "trustusbank-bank-agents/support-bot", "ticket", "list") == []
+        assert mcp(cluster, SUPPORT_POD, "ticket", "list") == []
         refused = mcp(
             cluster,
-            "trustusbank-bank-agents/support-bot",
+            SUPPORT_POD,
             "ticket",
             "notify_human",
             {"ticket_id": "TICK-00000000", "channel": "pager"},
         )
-        assert refused.get("exception") or refused.get("error"), refused
+        assert_refused(refused)
 
         policy.write_text(POLICY.format(extra="'source.identity.serviceAccount == \"support-bot\"'"))
         assert cluster.cli("apply", "-f", str(policy)).returncode == 0
         cluster.wait_for(
-            lambda: (
-                mcp(cluster, "trustusbank-bank-agents/support-bot", "ticket", "list")
-                == ["create_ticket", "notify_human"]
-                or None
-            ),
+            lambda: mcp(cluster, SUPPORT_POD, "ticket", "list") == ["create_ticket", "notify_human"] or None,
             what="the edited policy, without a restart",
         )
     finally:
@@ -273,7 +274,7 @@ def test_a_rate_limited_route_answers_429_with_the_configured_counts(
         cluster.wait_for(
             lambda: "test-currency-rate-limit" in waypoint_pod_log(cluster), what="the rate limit to load"
         )
-        result = cluster.exec_python("trustusbank-bank-agents/support-bot", BURST)
+        result = cluster.exec_python(SUPPORT_POD, BURST)
         codes = json.loads(result.stdout.strip())
         assert [c == 429 for c in codes] == [False, False, False, True, True, True], codes
         limited = [r for r in waypoint_log(cluster) if r.get("http.status") == 429]
@@ -316,7 +317,7 @@ def test_an_istio_policy_targeting_the_waypoint_applies_its_l7_fields(
     policy.write_text(L7_DENY)
     assert cluster.cli("apply", "-f", str(policy)).returncode == 0
     try:
-        assert mcp(cluster, "trustusbank-bank-agents/support-bot", "account", "list") == [
+        assert mcp(cluster, SUPPORT_POD, "account", "list") == [
             "get_balance",
             "get_profile",
         ]
@@ -326,7 +327,7 @@ def test_an_istio_policy_targeting_the_waypoint_applies_its_l7_fields(
 
 
 def _denied_by_path(cluster: Cluster) -> bool:
-    result = mcp(cluster, "trustusbank-bank-agents/support-bot", "ticket", "list")
+    result = mcp(cluster, SUPPORT_POD, "ticket", "list")
     if not isinstance(result, dict) or "exception" not in result:
         return False
     lines = [r for r in waypoint_log(cluster) if r.get("http.path", "").startswith("/mcp/ticket")]

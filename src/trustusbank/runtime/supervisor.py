@@ -20,16 +20,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from trustusbank.manifests import Bundle, Deployment, load_bundle
+from trustusbank.manifests import Bundle, Deployment
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
 from trustusbank.paths import STATE_ENV
-from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.podspec import http_ready, launch_spec
 from trustusbank.runtime.portforward import Forward, start_forwards, stop_forwards
 from trustusbank.runtime.processes import ManagedProcess
 from trustusbank.runtime.subnet import allocate
 from trustusbank.runtime.topology import METRICS_PORT, Pod, Topology, plan
+from trustusbank.runtime.watch import load_in_force
 
 log = logging.getLogger("trustusbank.runtime")
 
@@ -48,11 +49,6 @@ Progress = Callable[[str], None]
 
 class StartupFailed(RuntimeError):
     """A node proxy or pod did not become ready; the message carries its log tail."""
-
-
-def load_manifests(deploy: Path, files: ClusterFiles) -> Bundle:
-    """deploy/ without the separately applied defence set, plus whatever has been applied."""
-    return load_bundle(deploy, include=[files.applied], exclude=[deploy / DEFENCE_DIR])
 
 
 def svid_ttl() -> timedelta:
@@ -213,7 +209,7 @@ class Supervisor:
         files.make()
         self.write_status()
         subnet, self._claim = allocate(files.state)
-        bundle = load_manifests(self.deploy, files)
+        bundle = load_in_force(self.deploy, files)
         topo = self.topology = plan(bundle, subnet)
         topo.save(files.topology)
         self.progress(f"planned {len(topo.pods)} pods on {len(topo.nodes)} nodes in 127.{subnet}.0.0/16")

@@ -10,7 +10,7 @@ well, so that every other module depends on this one and on nothing else.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -228,6 +228,11 @@ class AuthorizationPolicy:
             dry_run=dry_run,
             manifest=manifest,
         )
+
+    @classmethod
+    def all_in(cls, objects: Iterable[Manifest]) -> list[AuthorizationPolicy]:
+        """Every AuthorizationPolicy among loaded manifests."""
+        return [cls.from_manifest(m) for m in objects if m.kind == "AuthorizationPolicy"]
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> AuthorizationPolicy:

@@ -17,7 +17,7 @@ import httpcore
 import uvicorn
 from starlette.applications import Starlette
 
-from trustusbank.manifests import ManifestError, load_bundle
+from trustusbank.manifests import ManifestError
 from trustusbank.mesh.authz.model import AuthorizationPolicy
 from trustusbank.mesh.authz.scope import policies_for_gateway
 from trustusbank.mesh.identity.secrets import SecretManager
@@ -28,9 +28,9 @@ from trustusbank.mesh.waypoint.egress import HboneBackend
 from trustusbank.mesh.waypoint.ingress import Ingress
 from trustusbank.mesh.waypoint.proxy import WaypointApp
 from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
-from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.topology import HBONE_PORT, METRICS_PORT, Topology
-from trustusbank.runtime.watch import fingerprint
+from trustusbank.runtime.watch import ManifestWatch
 from trustusbank.telemetry.control import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
@@ -72,7 +72,7 @@ class Waypoint:
         self.ingress = Ingress(pod, self.identity, self.secrets, self.topology, PRIVATE_PORT)
         self._config: WaypointConfig | None = None
         self._authz: list[AuthorizationPolicy] = []
-        self._seen: object = None
+        self.watch = ManifestWatch(deploy, files)
         self.ready = False
 
     def config(self) -> WaypointConfig:
@@ -80,22 +80,14 @@ class Waypoint:
         return self._config
 
     def reload_if_changed(self) -> None:
-        seen = fingerprint([self.deploy, self.files.applied])
-        if seen == self._seen:
+        if not self.watch.changed():
             return
-        self._seen = seen
         namespace, _, name = self.gateway.partition("/")
         try:
-            bundle = load_bundle(
-                self.deploy, include=[self.files.applied], exclude=[self.deploy / DEFENCE_DIR]
-            )
+            bundle = self.watch.load()
             config = WaypointConfig.from_manifests(bundle.objects, namespace, name)
-            policies = [
-                AuthorizationPolicy.from_manifest(m)
-                for m in bundle.objects
-                if m.kind == "AuthorizationPolicy"
-            ]
-            self._config, self._authz = config, policies_for_gateway(policies, name, namespace)
+            policies = policies_for_gateway(AuthorizationPolicy.all_in(bundle.objects), name, namespace)
+            self._config, self._authz = config, policies
             names = sorted(m.name for m in bundle.objects if m.kind == "AgentgatewayPolicy")
             log.info(
                 "waypoint configuration loaded for %s: policies %s", self.gateway, ", ".join(names) or "none"

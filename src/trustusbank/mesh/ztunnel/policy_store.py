@@ -10,40 +10,27 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from trustusbank.manifests import ManifestError, load_bundle
+from trustusbank.manifests import ManifestError
 from trustusbank.mesh.authz.model import AuthorizationPolicy, PeerAuthentication
-from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
-from trustusbank.runtime.watch import Fingerprint, fingerprint
+from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.runtime.watch import ManifestWatch
 
 log = logging.getLogger(__name__)
 
 
 class PolicyStore:
     def __init__(self, deploy: Path, files: ClusterFiles) -> None:
-        self.deploy = deploy
-        self.files = files
+        self.watch = ManifestWatch(deploy, files)
         self.authorization: list[AuthorizationPolicy] = []
         self.peer_authentication: list[PeerAuthentication] = []
         self.error: str | None = None
-        self._seen: Fingerprint | None = None
-
-    def _watched(self) -> list[Path]:
-        return [self.deploy, self.files.applied]
 
     def reload_if_changed(self) -> bool:
-        seen = fingerprint(self._watched())
-        if seen == self._seen:
+        if not self.watch.changed():
             return False
-        self._seen = seen
         try:
-            bundle = load_bundle(
-                self.deploy, include=[self.files.applied], exclude=[self.deploy / DEFENCE_DIR]
-            )
-            self.authorization = [
-                AuthorizationPolicy.from_manifest(m)
-                for m in bundle.objects
-                if m.kind == "AuthorizationPolicy"
-            ]
+            bundle = self.watch.load()
+            self.authorization = AuthorizationPolicy.all_in(bundle.objects)
             self.peer_authentication = [
                 PeerAuthentication.from_manifest(m) for m in bundle.objects if m.kind == "PeerAuthentication"
             ]
