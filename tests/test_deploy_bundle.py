@@ -20,6 +20,8 @@ SERVICES = {
     ("external-attacker", "mock-attacker"): 8080,
     ("trustusbank-platform", "agentregistry"): 8080,
     ("external-fx", "fx-api"): 8080,
+    ("trustusbank-bank-agents", "scripted-model"): 8080,
+    ("trustusbank-bank-frontend", "chatbot"): 80,
 }
 
 

@@ -15,6 +15,12 @@ STATE_ENV = "TRUSTUSBANK_STATE_DIR"
 DEPLOY_ENV = "TRUSTUSBANK_DEPLOY_DIR"
 # Set by the embedded runtime: the pod's private address, what "0.0.0.0" means inside the pod.
 POD_IP_ENV = "TRUSTUSBANK_POD_IP"
+# Set by the embedded runtime: where components write their spans, and the cluster's topology
+# (which pod has which address and ServiceAccount).
+TRACES_ENV = "TRUSTUSBANK_TRACES_DIR"
+TOPOLOGY_ENV = "TRUSTUSBANK_TOPOLOGY"
+# Set by the embedded runtime: where components write decision logs the evidence trail reads.
+LOGS_ENV = "TRUSTUSBANK_LOGS_DIR"
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,6 @@ import pytest
 from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.topology import Topology
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @dataclass
@@ -77,7 +75,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     }
     cluster = Cluster(ClusterFiles(state), env)
     cluster.files.make()
-    shutil.copy(FIXTURES / "test-agents.yaml", cluster.files.applied / "test-agents.yaml")
     started = cluster.cli("up", "--detach", timeout=300)
     if started.returncode != 0:
         supervisor_log = cluster.files.logs / "supervisor.log"

@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 
 from trustusbank import __version__
-from trustusbank.cli import cluster_cmd, demo_cmd, lint_cmd, manifests_cmd, mesh_cmd, policies_cmd, serve_cmd
+from trustusbank.cli import (
+    ask_cmd,
+    cluster_cmd,
+    demo_cmd,
+    lint_cmd,
+    manifests_cmd,
+    mesh_cmd,
+    policies_cmd,
+    serve_cmd,
+)
 
 app = typer.Typer(
     name="trustusbank",
@@ -14,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("demo")(demo_cmd.demo)
+app.command("ask")(ask_cmd.ask_command)
 app.command("serve")(serve_cmd.serve)
 app.command("up")(cluster_cmd.up)
 app.command("down")(cluster_cmd.down)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trustusbank.lint import agentgateway, istio
+from trustusbank.lint import agentgateway, istio, kagent
 from trustusbank.lint.findings import Finding, Severity, sort_findings
 from trustusbank.manifests import KINDS, Deployment, Manifest, Namespace, Problem, Source
 from trustusbank.manifests.kinds import to_manifest
@@ -167,15 +167,12 @@ def agentgateway_checks(inputs: Inputs) -> list[Finding]:
     return findings
 
 
-def access_graph_checks(inputs: Inputs) -> list[Finding]:
-    return agentgateway.check_access_graph(
-        inputs.of("kagent.dev", agentgateway.AGENT_KIND),
-        inputs.of("policy.kagent-enterprise.solo.io", agentgateway.ACCESS_POLICY_KIND),
-    )
+def kagent_checks(inputs: Inputs) -> list[Finding]:
+    return kagent.check(inputs.manifests)
 
 
 # The extension point: a new check is a function of the inputs appended here.
-CHECKS: list[Callable[[Inputs], list[Finding]]] = [istio_checks, agentgateway_checks, access_graph_checks]
+CHECKS: list[Callable[[Inputs], list[Finding]]] = [istio_checks, agentgateway_checks, kagent_checks]
 
 
 def lint_inputs(inputs: Inputs) -> list[Finding]:

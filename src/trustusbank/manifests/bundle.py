@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from trustusbank.agents.kagent import checks as kagent_checks
 from trustusbank.manifests.kinds import KINDS, to_manifest
 from trustusbank.manifests.objects import (
     ConfigMap,
@@ -215,4 +216,7 @@ CHECKS: list[Callable[[Bundle], Iterable[Problem]]] = [
     _service_selects_deployment,
     _target_ports_exist,
     _commands_runnable,
+    kagent_checks.agents_resolve,
+    kagent_checks.agent_cycles,
+    kagent_checks.access_policy_references,
 ]

@@ -8,6 +8,8 @@ so a misspelt field is an error here rather than something a cluster drops silen
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import functools
 import re
@@ -20,6 +22,8 @@ import kubernetes_validate
 from kubernetes_validate.utils import schema_contents
 from referencing import Registry, Resource
 
+from trustusbank.agents.kagent import kinds as kagent_kinds
+from trustusbank.agents.kagent import objects as kagent
 from trustusbank.manifests.objects import (
     ConfigMap,
     Deployment,
@@ -27,6 +31,7 @@ from trustusbank.manifests.objects import (
     Manifest,
     Namespace,
     Problem,
+    Secret,
     Service,
     ServiceAccount,
     Source,
@@ -113,6 +118,21 @@ _HTTP_ROUTE = KindSpec(
     waypoint.HTTPRoute.from_manifest,
 )
 
+
+def _secret(body: dict[str, Any]) -> list[FieldError]:
+    """The Secret schema, then `data` values must be base64 (the schema's `format: byte`, which
+    jsonschema does not check)."""
+    errors = kubernetes_schema("v1", "Secret")(body)
+    if errors:
+        return errors
+    for key, value in (body.get("data") or {}).items():
+        try:
+            base64.b64decode(value or "", validate=True)
+        except (binascii.Error, ValueError):
+            errors.append((("data", key), "not base64; put plain text under stringData"))
+    return errors
+
+
 KINDS: dict[tuple[str, str], KindSpec] = {
     ("v1", "Namespace"): KindSpec(False, kubernetes_schema("v1", "Namespace"), Namespace.from_manifest),
     ("v1", "ServiceAccount"): KindSpec(
@@ -120,6 +140,7 @@ KINDS: dict[tuple[str, str], KindSpec] = {
     ),
     ("v1", "Service"): KindSpec(True, kubernetes_schema("v1", "Service"), Service.from_manifest),
     ("v1", "ConfigMap"): KindSpec(True, kubernetes_schema("v1", "ConfigMap"), ConfigMap.from_manifest),
+    ("v1", "Secret"): KindSpec(True, _secret, Secret.from_manifest),
     ("apps/v1", "Deployment"): KindSpec(
         True, kubernetes_schema("apps/v1", "Deployment"), Deployment.from_manifest
     ),
@@ -142,6 +163,24 @@ KINDS: dict[tuple[str, str], KindSpec] = {
         True,
         json_schema(waypoint_kinds.AGENTGATEWAY_POLICY_SPEC, waypoint_kinds.check_agentgateway_policy),
         waypoint.AgentgatewayPolicy.from_manifest,
+    ),
+    (kagent.KAGENT_API, "Agent"): KindSpec(
+        True, json_schema(kagent_kinds.AGENT_SPEC, kagent_kinds.check_agent), kagent.Agent.from_manifest
+    ),
+    (kagent.KAGENT_API, "ModelConfig"): KindSpec(
+        True,
+        json_schema(kagent_kinds.MODEL_CONFIG_SPEC, kagent_kinds.check_model_config),
+        kagent.ModelConfig.from_manifest,
+    ),
+    (kagent.KAGENT_API, "RemoteMCPServer"): KindSpec(
+        True,
+        json_schema(kagent_kinds.REMOTE_MCP_SERVER_SPEC, kagent_kinds.check_remote_mcp_server),
+        kagent.RemoteMCPServer.from_manifest,
+    ),
+    (kagent.ACCESS_API, "AccessPolicy"): KindSpec(
+        True,
+        json_schema(kagent_kinds.ACCESS_POLICY_SPEC, kagent_kinds.check_access_policy),
+        kagent.AccessPolicy.from_manifest,
     ),
 }
 

@@ -7,6 +7,7 @@ so a check about any field can still point at the line that declares it.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,3 +281,26 @@ class ConfigMap:
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> ConfigMap:
         return cls(manifest.name, _namespace(manifest), dict(manifest.body.get("data") or {}), manifest)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A Secret's values, decoded; `stringData` wins over `data` for a key in both (the API server
+    merges them so)."""
+
+    name: str
+    namespace: str
+    type: str
+    data: dict[str, bytes]
+    manifest: Manifest = field(repr=False, compare=False)
+
+    def text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        return None if value is None else value.decode("utf-8", errors="replace")
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> Secret:
+        data = {k: base64.b64decode(v or "") for k, v in (manifest.body.get("data") or {}).items()}
+        data |= {k: (v or "").encode() for k, v in (manifest.body.get("stringData") or {}).items()}
+        kind = manifest.body.get("type") or "Opaque"
+        return cls(manifest.name, _namespace(manifest), kind, data, manifest)

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from trustusbank.manifests import Bundle, ConfigMap, Container, Deployment
-from trustusbank.paths import DEPLOY_ENV, POD_IP_ENV, STATE_ENV
+from trustusbank.paths import DEPLOY_ENV, LOGS_ENV, POD_IP_ENV, STATE_ENV, TOPOLOGY_ENV, TRACES_ENV
 from trustusbank.runtime.topology import OUTBOUND_PORT, Pod
 
 PROXY_VARS = (
@@ -108,6 +108,11 @@ def launch_spec(
     env[POD_IP_ENV] = pod.app_ip
     env[STATE_ENV] = str(pod_dir / "state")
     env[DEPLOY_ENV] = str(deploy.resolve())
+    # What a pod learns from its platform: where spans go (an OTLP endpoint on a cluster), and who
+    # is at which address (the mesh's workload registry; agents map a caller's address to its identity).
+    env[TRACES_ENV] = str(state / "traces")
+    env[LOGS_ENV] = str(state / "logs")
+    env[TOPOLOGY_ENV] = str(state / "topology.json")
     env["HOSTNAME"] = pod.name
     if in_mesh:
         env["ALL_PROXY"] = env["all_proxy"] = f"socks5h://{pod.ip}:{OUTBOUND_PORT}"

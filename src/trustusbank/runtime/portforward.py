@@ -18,6 +18,7 @@ from trustusbank.runtime.topology import Topology
 SEED_PORTS: dict[tuple[str, str, int], int] = {
     ("external-attacker", "mock-attacker", 8080): 18011,
     ("trustusbank-platform", "agentregistry", 8080): 18006,
+    ("trustusbank-bank-frontend", "chatbot", 8080): 18009,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trustusbank.agents.kagent.controller import expand
 from trustusbank.manifests import Bundle, load_bundle
 from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
 
@@ -23,8 +24,9 @@ def fingerprint(paths: list[Path]) -> Fingerprint:
 
 
 def load_in_force(deploy: Path, files: ClusterFiles) -> Bundle:
-    """deploy/ without the separately applied defence set, plus whatever has been applied."""
-    return load_bundle(deploy, include=[files.applied], exclude=[deploy / DEFENCE_DIR])
+    """deploy/ without the separately applied defence set, plus whatever has been applied, plus what
+    kagent's controller would create for each Agent (its Deployment, Service and ServiceAccount)."""
+    return expand(load_bundle(deploy, include=[files.applied], exclude=[deploy / DEFENCE_DIR]))
 
 
 class ManifestWatch:

@@ -16,6 +16,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.types import ASGIApp
 
 from trustusbank.paths import data_file
+from trustusbank.workloads.errors import WorkloadConfigError
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,35 @@ def _fx_app(workload: Workload, config: ServeConfig) -> ASGIApp:
     from trustusbank.workloads.fx_api import create_app
 
     return create_app()
+
+
+def _model_app(workload: Workload, config: ServeConfig) -> ASGIApp:
+    from trustusbank.agents.scripted.gullibility import from_env
+    from trustusbank.agents.scripted.http_app import create_app
+    from trustusbank.agents.scripted.model import ScriptedModel
+
+    try:
+        gullibility = from_env()
+    except ValueError as exc:
+        raise WorkloadConfigError(str(exc)) from exc
+    model = ScriptedModel(gullibility=gullibility)
+    return create_app(model, served_model_names=[model.model])
+
+
+def _agent_app(workload: Workload, config: ServeConfig) -> ASGIApp:
+    from trustusbank.agents.model.types import ModelConfigError
+    from trustusbank.agents.runtime.server import app_from_env
+
+    try:
+        return app_from_env()
+    except (ModelConfigError, ValueError) as exc:
+        raise WorkloadConfigError(str(exc)) from exc
+
+
+def _chatbot_app(workload: Workload, config: ServeConfig) -> ASGIApp:
+    from trustusbank.workloads.chatbot.app import create_app_from_env
+
+    return create_app_from_env()
 
 
 def _registry_app(workload: Workload, config: ServeConfig) -> ASGIApp:
@@ -172,6 +202,35 @@ WORKLOADS: dict[str, Workload] = {
             "catalogue of MCP servers (DORA Art. 28 register)",
             _registry_app,
             ("trustusbank.workloads.agentregistry.app", "trustusbank.workloads.agentregistry.catalogue"),
+        ),
+        Workload(
+            "model",
+            "trustusbank-bank-agents",
+            8080,
+            "scripted model (a simulation): OpenAI- and Anthropic-compatible API",
+            _model_app,
+            ("trustusbank.agents.scripted.http_app", "trustusbank.agents.scripted.model"),
+        ),
+        Workload(
+            "agent",
+            "trustusbank-bank-agents",
+            8080,
+            "a kagent Agent served over A2A (spec in TRUSTUSBANK_AGENT_SPEC)",
+            _agent_app,
+            ("trustusbank.agents.runtime.server", "trustusbank.agents.runtime.loop"),
+        ),
+        Workload(
+            "chatbot",
+            "trustusbank-bank-frontend",
+            8080,
+            "customer chat page and /api/a2a/<ns>/<agent>/ proxy",
+            _chatbot_app,
+            (
+                "trustusbank.workloads.chatbot.app",
+                "trustusbank.workloads.chatbot.proxy",
+                "trustusbank.workloads.chatbot.card",
+                "trustusbank.workloads.chatbot.names",
+            ),
         ),
     )
 }

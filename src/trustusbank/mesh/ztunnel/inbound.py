@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +127,7 @@ class Inbound:
         ) as span:
             record.trace_id = format(span.get_span_context().trace_id, "032x")
             try:
-                app_reader, app_writer = await asyncio.open_connection(pod.app_ip, request.port)
+                app_reader, app_writer = await connect_app(pod, request.port, _host(request.peer_addr))
             except OSError as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 record.error = f"connect to the pod: {exc}"
@@ -172,7 +173,7 @@ class Inbound:
             writer.close()
             return
         try:
-            app_reader, app_writer = await asyncio.open_connection(pod.app_ip, port)
+            app_reader, app_writer = await connect_app(pod, port, str(peer[0]))
         except OSError as exc:
             record.error = f"connect to the pod: {exc}"
             self.node.access.write(record)
@@ -182,6 +183,23 @@ class Inbound:
         self.node.access.write(record)
         with contextlib.suppress(OSError):
             writer.close()
+
+
+async def connect_app(
+    pod: Pod, port: int, source_ip: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to the app from the caller's own address, as ztunnel does in the pod's namespace.
+
+    The app then sees the source IP of the workload whose identity the mesh verified, which is
+    what an app-level check (an agent's AccessPolicy) keys on. Every address we hand out is on
+    loopback, so binding to it always works here; anything else falls back to an unbound connect.
+    """
+    try:
+        return await asyncio.open_connection(pod.app_ip, port, local_addr=(source_ip, 0))
+    except OSError as exc:
+        if exc.errno != errno.EADDRNOTAVAIL:
+            raise
+        return await asyncio.open_connection(pod.app_ip, port)
 
 
 def _host(peer: Any) -> str:

@@ -1,0 +1,432 @@
+"""What a cluster would refuse in a kagent Agent, ModelConfig or RemoteMCPServer, or in a kagent
+Enterprise AccessPolicy, and what the embedded runtime cannot honour, said per document.
+
+Field names follow kagent's Go types (`go/api/v1alpha2`: agent_types.go, modelconfig_types.go,
+remotemcpserver_types.go, common_types.go in kagent-dev/kagent) and the checks repeat their CEL
+rules with kagent's messages. A real field the embedded runtime does not implement is marked
+*unsupported* in the schema (`x-unsupported`, as for the waypoint kinds): it is named as such
+rather than "unknown field", and it is an error, never skipped. The AccessPolicy schema
+(policy.kagent-enterprise.solo.io/v1alpha1) has no public Go types; its fields are the ones
+kagent Enterprise's examples and the seed use: `action`, `targetRef{kind, name, tools}`,
+`from.subjects[]{kind, name, namespace}`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from trustusbank.agents.kagent.objects import duration_seconds
+from trustusbank.mesh.waypoint.validation import UNSUPPORTED, unsupported_fields
+
+JsonPath = tuple[str | int, ...]
+FieldError = tuple[JsonPath, str]
+
+_NOT_EMBEDDED = "kagent has this field, the embedded runtime does not implement it"
+
+PROVIDERS = (
+    "Anthropic",
+    "OpenAI",
+    "AzureOpenAI",
+    "Ollama",
+    "Gemini",
+    "GeminiVertexAI",
+    "AnthropicVertexAI",
+    "Bedrock",
+    "SAPAICore",
+    "Foundry",
+)
+# The ModelConfig block each provider reads; kagent's CEL refuses a block for another provider.
+PROVIDER_BLOCKS = {
+    "OpenAI": "openAI",
+    "Anthropic": "anthropic",
+    "AzureOpenAI": "azureOpenAI",
+    "Ollama": "ollama",
+    "Gemini": "gemini",
+    "GeminiVertexAI": "geminiVertexAI",
+    "AnthropicVertexAI": "anthropicVertexAI",
+    "Bedrock": "bedrock",
+    "SAPAICore": "sapAICore",
+    "Foundry": "foundry",
+}
+EMBEDDED_PROVIDERS = ("OpenAI", "Anthropic", "Ollama")
+
+
+def _unsupported(why: str = _NOT_EMBEDDED) -> dict[str, Any]:
+    return {UNSUPPORTED: why}
+
+
+def _object(
+    properties: dict[str, Any], required: tuple[str, ...] = (), unsupported: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    props = {**properties, **{name: _unsupported() for name in unsupported}}
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _array(items: dict[str, Any], min_items: int = 0, max_items: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array", "items": items}
+    if min_items:
+        schema["minItems"] = min_items
+    if max_items is not None:
+        schema["maxItems"] = max_items
+    return schema
+
+
+def _string(min_length: int = 0, max_length: int | None = None, enum: tuple[str, ...] = ()) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if min_length:
+        schema["minLength"] = min_length
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    if enum:
+        schema["enum"] = list(enum)
+    return schema
+
+
+_NAME = _string(1, 253)
+_STRINGS = _array({"type": "string"})
+_INTEGER: dict[str, Any] = {"type": "integer"}
+_BOOLEAN: dict[str, Any] = {"type": "boolean"}
+_LABEL_SELECTOR = _object(
+    {
+        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "matchExpressions": _array(
+            _object(
+                {
+                    "key": _string(1),
+                    "operator": _string(enum=("In", "NotIn", "Exists", "DoesNotExist")),
+                    "values": _STRINGS,
+                },
+                required=("key", "operator"),
+            )
+        ),
+    }
+)
+_ALLOWED_NAMESPACES = _object(
+    {"from": _string(enum=("All", "Same", "Selector")), "selector": _LABEL_SELECTOR}
+)
+_VALUE_SOURCE = _object(
+    {
+        "type": _string(enum=("ConfigMap", "Secret")),
+        "name": _string(max_length=253),
+        "key": _string(max_length=253),
+    },
+    required=("type", "name", "key"),
+)
+
+# --- Agent (kagent.dev v1alpha2) ------------------------------------------------------------------
+
+_TYPED_REF = _object(
+    {"kind": _string(), "apiGroup": _string(), "name": _NAME, "namespace": _string(max_length=63)},
+    required=("name",),
+)
+_MCP_SERVER_TOOL = _object(
+    {
+        "kind": _string(),
+        "apiGroup": _string(),
+        "name": _NAME,
+        "namespace": _string(max_length=63),
+        "toolNames": _STRINGS,
+    },
+    required=("name",),
+    unsupported=("allowedHeaders",),
+)
+_TOOL = _object(
+    {"type": _string(enum=("McpServer", "Agent")), "mcpServer": _MCP_SERVER_TOOL, "agent": _TYPED_REF},
+    required=("type",),
+    unsupported=("headersFrom",),
+)
+_A2A_SKILL = _object(
+    {
+        "id": _string(1),
+        "name": _string(1),
+        "description": _string(),
+        "tags": _STRINGS,
+        "examples": _STRINGS,
+        "inputModes": _STRINGS,
+        "outputModes": _STRINGS,
+    },
+    required=("id", "name"),
+)
+_DECLARATIVE = _object(
+    {
+        "systemMessage": _string(),
+        "systemMessageFrom": _VALUE_SOURCE,
+        "modelConfig": _string(),
+        "stream": _BOOLEAN,
+        "tools": _array(_TOOL, max_items=20),
+        "a2aConfig": _object({"skills": _array(_A2A_SKILL, 1)}),
+    },
+    unsupported=("deployment", "executeCodeBlocks"),
+)
+AGENT_SPEC: dict[str, Any] = _object(
+    {
+        "type": _string(enum=("Declarative", "BYO")),
+        "description": _string(),
+        "declarative": _DECLARATIVE,
+        "allowedNamespaces": _ALLOWED_NAMESPACES,
+    },
+    required=("type",),
+    unsupported=("byo", "skills"),
+)
+
+# --- ModelConfig (kagent.dev v1alpha2) ------------------------------------------------------------
+
+_OPENAI = _object(
+    {"baseUrl": _string(), "temperature": _string(), "maxTokens": _INTEGER},
+    unsupported=(
+        "organization",
+        "topP",
+        "frequencyPenalty",
+        "presencePenalty",
+        "seed",
+        "n",
+        "timeout",
+        "reasoningEffort",
+        "tokenExchange",
+    ),
+)
+_ANTHROPIC = _object(
+    {"baseUrl": _string(), "maxTokens": _INTEGER, "temperature": _string()}, unsupported=("topP", "topK")
+)
+_OLLAMA = _object({"host": _string()}, unsupported=("options",))
+MODEL_CONFIG_SPEC: dict[str, Any] = _object(
+    {
+        "model": _string(1),
+        "provider": _string(enum=PROVIDERS),
+        "apiKeySecret": _string(),
+        "apiKeySecretKey": _string(),
+        "openAI": _OPENAI,
+        "anthropic": _ANTHROPIC,
+        "ollama": _OLLAMA,
+    },
+    required=("model",),
+    unsupported=(
+        "apiKeyPassthrough",
+        "defaultHeaders",
+        "azureOpenAI",
+        "gemini",
+        "geminiVertexAI",
+        "anthropicVertexAI",
+        "bedrock",
+        "sapAICore",
+        "foundry",
+        "tls",
+    ),
+)
+
+# --- RemoteMCPServer (kagent.dev v1alpha2) --------------------------------------------------------
+
+REMOTE_MCP_SERVER_SPEC: dict[str, Any] = _object(
+    {
+        "description": _string(),
+        "protocol": _string(enum=("SSE", "STREAMABLE_HTTP")),
+        "url": _string(1),
+        "timeout": _string(),
+        "terminateOnClose": _BOOLEAN,
+        "allowedNamespaces": _ALLOWED_NAMESPACES,
+    },
+    required=("description", "url"),
+    unsupported=("headersFrom", "sseReadTimeout", "tls"),
+)
+
+# --- AccessPolicy (policy.kagent-enterprise.solo.io v1alpha1) -------------------------------------
+
+_SUBJECT = _object(
+    {
+        "kind": _string(enum=("ServiceAccount", "Agent", "UserGroup")),
+        "name": _string(1),
+        "namespace": _string(max_length=63),
+    },
+    required=("kind", "name"),
+)
+ACCESS_POLICY_SPEC: dict[str, Any] = _object(
+    {
+        "action": _string(enum=("ALLOW", "DENY")),
+        "targetRef": _object(
+            {"kind": _string(enum=("Agent", "MCPServer")), "name": _string(1), "tools": _STRINGS},
+            required=("kind", "name"),
+        ),
+        "from": _object({"subjects": _array(_SUBJECT)}),
+    },
+    required=("action", "targetRef"),
+)
+
+
+def check_agent(body: Mapping[str, Any]) -> list[FieldError]:
+    return list(_agent(body))
+
+
+def check_model_config(body: Mapping[str, Any]) -> list[FieldError]:
+    return list(_model_config(body))
+
+
+def check_remote_mcp_server(body: Mapping[str, Any]) -> list[FieldError]:
+    return list(_remote_mcp_server(body))
+
+
+def check_access_policy(body: Mapping[str, Any]) -> list[FieldError]:
+    return list(_access_policy(body))
+
+
+def _spec(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    spec = body.get("spec")
+    return spec if isinstance(spec, Mapping) else None
+
+
+def _agent(body: Mapping[str, Any]) -> Iterator[FieldError]:
+    spec = _spec(body)
+    if spec is None:
+        yield ("spec",), "spec is required"
+        return
+    yield from unsupported_fields(AGENT_SPEC, body)
+    kind = spec["type"]
+    if kind == "BYO":
+        yield ("spec", "type"), "not supported: BYO agents (the embedded runtime serves Declarative agents)"
+        return
+    if "declarative" not in spec:
+        message = (
+            "declarative must be specified if type is Declarative, or byo must be specified if type is BYO"
+        )
+        yield ("spec",), message
+        return
+    declarative = spec["declarative"]
+    if "systemMessage" in declarative and "systemMessageFrom" in declarative:
+        yield ("spec", "declarative"), "systemMessage and systemMessageFrom are mutually exclusive"
+    for index, tool in enumerate(declarative.get("tools") or []):
+        yield from _tool(("spec", "declarative", "tools", index), tool)
+
+
+def _tool(path: JsonPath, tool: Mapping[str, Any]) -> Iterator[FieldError]:
+    kind = tool["type"]
+    if "mcpServer" in tool and kind != "McpServer":
+        yield path, "type.mcpServer must be nil if the type is not McpServer"
+    if "mcpServer" not in tool and kind == "McpServer":
+        yield path, "type.mcpServer must be specified for McpServer filter.type"
+    if "agent" in tool and kind != "Agent":
+        yield path, "type.agent must be nil if the type is not Agent"
+    if "agent" not in tool and kind == "Agent":
+        yield path, "type.agent must be specified for Agent filter.type"
+    server = tool.get("mcpServer")
+    if kind == "McpServer" and isinstance(server, Mapping):
+        group, ref_kind = server.get("apiGroup", ""), server.get("kind", "")
+        if not ref_kind:
+            message = (
+                "mcpServer.kind is empty, which kagent reads as a kagent MCPServer (a server kagent runs), "
+                "not a RemoteMCPServer; set apiGroup: kagent.dev and kind: RemoteMCPServer"
+            )
+            yield (*path, "mcpServer"), message
+        elif ref_kind != "RemoteMCPServer" or group not in ("", "kagent.dev"):
+            message = (
+                f"not supported: a tool server of kind {ref_kind!r} (group {group or 'core'!r}); the "
+                "embedded runtime reaches MCP servers through RemoteMCPServer (apiGroup kagent.dev)"
+            )
+            yield (*path, "mcpServer", "kind"), message
+    agent = tool.get("agent")
+    wrong = isinstance(agent, Mapping) and (
+        agent.get("kind", "Agent") not in ("", "Agent") or agent.get("apiGroup", "") not in ("", "kagent.dev")
+    )
+    if kind == "Agent" and wrong:
+        yield (*path, "agent", "kind"), "an Agent tool must reference an Agent (apiGroup kagent.dev)"
+
+
+def _model_config(body: Mapping[str, Any]) -> Iterator[FieldError]:
+    spec = _spec(body)
+    if spec is None:
+        yield ("spec",), "spec is required"
+        return
+    yield from unsupported_fields(MODEL_CONFIG_SPEC, body)
+    provider = spec.get("provider", "OpenAI")
+    for other, block in PROVIDER_BLOCKS.items():
+        if block in spec and other != provider:
+            yield ("spec", block), f"provider.{block} must be nil if the provider is not {other}"
+    if "apiKeySecretKey" in spec and "apiKeySecret" not in spec:
+        yield ("spec",), "apiKeySecret must be set if apiKeySecretKey is set"
+    if "apiKeySecret" in spec and "apiKeySecretKey" not in spec:
+        message = (
+            "apiKeySecretKey must be set if apiKeySecret is set (except for Bedrock and SAPAICore providers)"
+        )
+        yield ("spec",), message
+    if provider not in EMBEDDED_PROVIDERS:
+        message = (
+            f"not supported: provider {provider!r}; the embedded runtime speaks the OpenAI and Anthropic "
+            "APIs (and Ollama through its OpenAI-compatible /v1)"
+        )
+        yield ("spec", "provider"), message
+    block = PROVIDER_BLOCKS.get(provider, "")
+    options = spec.get(block)
+    if not isinstance(options, Mapping):
+        return
+    for key in ("baseUrl", "host"):
+        if key in options and not _http_url(options[key]):
+            yield ("spec", block, key), f"must be an http:// or https:// URL, got {options[key]!r}"
+    if "temperature" in options and not _number(options["temperature"]):
+        yield ("spec", block, "temperature"), f"must be a number, got {options['temperature']!r}"
+    if "maxTokens" in options and options["maxTokens"] < 1:
+        yield ("spec", block, "maxTokens"), "must be at least 1"
+
+
+def _remote_mcp_server(body: Mapping[str, Any]) -> Iterator[FieldError]:
+    spec = _spec(body)
+    if spec is None:
+        yield ("spec",), "spec is required"
+        return
+    yield from unsupported_fields(REMOTE_MCP_SERVER_SPEC, body)
+    if spec.get("protocol") == "SSE":
+        message = (
+            "not supported: the SSE protocol; the embedded agents speak streamable HTTP to MCP servers "
+            "(protocol: STREAMABLE_HTTP)"
+        )
+        yield ("spec", "protocol"), message
+    if not _http_url(spec["url"]):
+        yield ("spec", "url"), f"must be an http:// or https:// URL, got {spec['url']!r}"
+    if "timeout" in spec:
+        try:
+            if duration_seconds(spec["timeout"]) <= 0:
+                yield ("spec", "timeout"), "must be positive"
+        except ValueError as error:
+            yield ("spec", "timeout"), str(error)
+    if spec.get("terminateOnClose") is False:
+        message = "not supported: terminateOnClose: false (the embedded agents always end their MCP sessions)"
+        yield ("spec", "terminateOnClose"), message
+
+
+def _access_policy(body: Mapping[str, Any]) -> Iterator[FieldError]:
+    spec = _spec(body)
+    if spec is None:
+        yield ("spec",), "spec is required"
+        return
+    target = spec["targetRef"]
+    if target["kind"] == "MCPServer":
+        message = (
+            "not supported: AccessPolicy on a kagent MCPServer (the embedded runtime has no kagent "
+            "MCPServer; restrict MCP tools per caller with an AgentgatewayPolicy on the MCP backend)"
+        )
+        yield ("spec", "targetRef", "kind"), message
+    elif "tools" in target:
+        yield (
+            ("spec", "targetRef", "tools"),
+            "tools restricts the tools of an MCPServer target; an Agent has none",
+        )
+    for index, subject in enumerate((spec.get("from") or {}).get("subjects") or []):
+        if subject["kind"] == "Agent" and subject["name"] == "*":
+            yield ("spec", "from", "subjects", index, "name"), "a subject names one Agent; '*' is not a name"
+
+
+def _http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _number(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

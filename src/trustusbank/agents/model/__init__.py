@@ -1,0 +1,1 @@
+"""A provider-neutral conversation, and clients that speak it to real model APIs."""

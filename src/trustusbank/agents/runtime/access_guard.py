@@ -1,0 +1,196 @@
+"""kagent AccessPolicy at the agent's door: who may send this agent A2A requests.
+
+Every JSON-RPC request is judged before the A2A SDK sees it; the agent card, /healthz
+and /metrics stay public (a card says what an agent is, not what it will do for you,
+and A2A clients must read it before they can call at all).
+
+The decision, when any AccessPolicy targets the agent (`spec.access_enforced`):
+no verified caller identity -> deny; a DENY rule naming the caller -> deny; otherwise
+allow only if an ALLOW rule names the caller. Principals match as Istio's do: exact,
+"*", or one "*" as prefix or suffix. User groups need an end-user identity this path
+does not carry, so a DENY rule that names groups cannot be checked and denies, and an
+ALLOW rule's groups allow no one. Any error while deciding denies. A deny is HTTP 403
+with a JSON-RPC error (code -32001, the same "not allowed by policy" code our waypoint
+uses), one JSON log line and a metric the KagentAccessPolicyDeny alert reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from trustusbank.agents.runtime.callers import CallerResolver
+from trustusbank.agents.runtime.metrics import AgentMetrics
+from trustusbank.agents.spec import AccessRule, AgentSpec
+from trustusbank.paths import LOGS_ENV, state_dir
+from trustusbank.telemetry.jsonlog import JsonLinesLog
+
+ACCESS_DENIED_CODE = -32001
+UNKNOWN_PRINCIPAL = "unknown"
+_MAX_ID_BODY = 64 * 1024  # how much of a denied request we read to echo its JSON-RPC id
+
+log = logging.getLogger(__name__)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class UncheckableRule(Exception):
+    """A rule this runtime cannot evaluate; for a DENY rule that is a deny."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    principal: str | None
+    policy: str  # the AccessPolicy that decided, or what stood in for one
+    reason: str
+
+
+def principal_matches(pattern: str, principal: str) -> bool:
+    """Istio's principal matching: exact, "*", "prefix*" or "*suffix" (`spiffe://` ignored)."""
+    pattern, principal = pattern.removeprefix("spiffe://"), principal.removeprefix("spiffe://")
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return principal.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return principal.endswith(pattern[1:])
+    return pattern == principal
+
+
+def _rule_matches(rule: AccessRule, principal: str) -> bool:
+    if any(principal_matches(p, principal) for p in rule.principals):
+        return True
+    if rule.user_groups and rule.action == "DENY":
+        raise UncheckableRule(f"{rule.policy} names user groups, which this runtime cannot verify")
+    return False
+
+
+def decide(spec: AgentSpec, principal: str | None) -> Decision:
+    """The AccessPolicy decision for one caller; never raises."""
+    if not spec.access_enforced:
+        return Decision(True, principal, "-", "no AccessPolicy targets this agent")
+    if principal is None:
+        return Decision(False, None, "identity-required", "caller has no verified workload identity")
+    allow = [r for r in spec.access if r.action == "ALLOW"]
+    try:
+        for rule in (r for r in spec.access if r.action == "DENY"):
+            if _rule_matches(rule, principal):
+                return Decision(False, principal, rule.policy, "a DENY rule names the caller")
+        for rule in allow:
+            if _rule_matches(rule, principal):
+                return Decision(True, principal, rule.policy, "an ALLOW rule names the caller")
+    except Exception as exc:
+        log.warning("AccessPolicy evaluation failed for %s, denying: %s", principal, exc)
+        return Decision(False, principal, "evaluation-error", f"rule evaluation failed: {exc}")
+    policies = ",".join(sorted({r.policy for r in allow})) or "default-deny"
+    return Decision(False, principal, policies, "no ALLOW rule names the caller")
+
+
+def access_log_path(spec: AgentSpec) -> Path:
+    """Where this agent's decision log goes: `TRUSTUSBANK_LOGS_DIR`, else the state directory's logs/."""
+    raw = os.environ.get(LOGS_ENV)
+    directory = Path(raw) if raw else state_dir() / "logs"
+    return directory / f"agent-{spec.namespace}-{spec.name}.jsonl"
+
+
+class AccessGuard:
+    def __init__(
+        self, spec: AgentSpec, caller_of: CallerResolver | None, metrics: AgentMetrics, log_path: Path
+    ) -> None:
+        self.spec = spec
+        self.caller_of = caller_of
+        self.metrics = metrics
+        self._log_path = log_path
+        self._log: JsonLinesLog | None = None
+
+    def judge(self, peer_ip: str) -> Decision:
+        try:
+            principal = self.caller_of(peer_ip) if self.caller_of else None
+        except Exception as exc:
+            log.warning("caller resolution failed for %s, denying: %s", peer_ip, exc)
+            principal = None
+        return decide(self.spec, principal)
+
+    def protect(self, endpoint: Endpoint) -> Endpoint:
+        """`endpoint`, answered only for callers the AccessPolicies allow."""
+
+        async def guarded(request: Request) -> Response:
+            peer = request.client.host if request.client else ""
+            decision = self.judge(peer)
+            self.metrics.access_decision(decision.allowed)
+            if decision.allowed:
+                return await endpoint(request)
+            return await self._deny(request, peer, decision)
+
+        return guarded
+
+    def message(self, decision: Decision) -> str:
+        who = decision.principal or "an unidentified caller"
+        return f"AccessPolicy {decision.policy} denies {who} calling {self.spec.ref}"
+
+    async def _deny(self, request: Request, peer: str, decision: Decision) -> Response:
+        principal = decision.principal or UNKNOWN_PRINCIPAL
+        self.metrics.access_denied(principal, decision.policy)
+        request_id, method = await _jsonrpc_head(request)
+        text = self.message(decision)
+        self._write_log(
+            {
+                "agent": self.spec.name,
+                "namespace": self.spec.namespace,
+                "source.principal": principal,
+                "source.addr": peer,
+                "policy": decision.policy,
+                "reason": decision.reason,
+                "jsonrpc.method": method,
+            },
+            text,
+        )
+        body = {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "error": {
+                "code": ACCESS_DENIED_CODE,
+                "message": text,
+                "data": {"policy": decision.policy, "principal": principal, "reason": decision.reason},
+            },
+        }
+        return JSONResponse(body, status_code=403)
+
+    def _write_log(self, fields: dict[str, Any], message: str) -> None:
+        try:
+            if self._log is None:
+                self._log = JsonLinesLog(self._log_path, component="kagent-agent")
+            self._log.write("warn", "accesspolicy", message, fields)
+        except OSError as exc:  # the deny stands; losing its log line must not turn it into a 500
+            log.error("cannot write the AccessPolicy log %s: %s", self._log_path, exc)
+
+
+async def _jsonrpc_head(request: Request) -> tuple[str | int | None, str | None]:
+    """The request's JSON-RPC id and method, if its body is small and well-formed enough to tell."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > _MAX_ID_BODY:
+            return None, None
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    request_id = body.get("id")
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        request_id = None
+    method = body.get("method")
+    return request_id, method if isinstance(method, str) else None

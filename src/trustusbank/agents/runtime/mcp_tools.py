@@ -1,0 +1,150 @@
+"""The agent's MCP tools: listed once per RemoteMCPServer, called over streamable HTTP.
+
+Calls go out through whatever `ALL_PROXY` names (`trust_env`), which in the embedded
+mesh is the node's ztunnel, so they reach the server through the waypoint and its
+policies exactly as kagent's calls do; the W3C trace context rides along so the
+waypoint's span continues the agent's trace. Each call opens its own connection: a
+call then depends on nothing a previous one left behind, and a timeout cancels one
+call only.
+
+Whatever goes wrong with a call (the tool's own error, a gateway's 403, a JSON-RPC
+error, a dead connection) comes back as an error *result*: the model is told what
+happened and decides what to say, as it would be with any provider's tool loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from trustusbank.agents.model.types import ToolSpec
+from trustusbank.agents.spec import McpServerSpec
+from trustusbank.telemetry.tracing import inject
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class McpTool:
+    server: McpServerSpec
+    spec: ToolSpec
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    text: str
+    is_error: bool
+
+
+@dataclass
+class _HttpErrors:
+    """Non-2xx answers seen on one connection: the MCP client keeps the body, not the status."""
+
+    seen: list[str] = field(default_factory=list)
+
+    async def record(self, response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            self.seen.append(f"HTTP {response.status_code} from {response.request.url}")
+
+
+@asynccontextmanager
+async def _connect(server: McpServerSpec, errors: _HttpErrors) -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(
+        trust_env=True,
+        headers=inject(),
+        timeout=httpx2.Timeout(server.timeout_seconds),
+        event_hooks={"response": [errors.record]},
+    )
+    async with http, Client(streamable_http_client(server.url, http_client=http)) as client:
+        yield client
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an exception, task-group wrappers unwrapped."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_error(inner) for inner in exc.exceptions)
+    text = str(exc) or type(exc).__name__
+    return text
+
+
+def result_text(content: Sequence[Any], structured: Any) -> str:
+    """The text the model sees: every text block, else the structured content as JSON."""
+    texts = [block.text for block in content if getattr(block, "type", None) == "text"]
+    if texts:
+        return "\n".join(texts)
+    if structured is not None:
+        return json.dumps(structured, sort_keys=True)
+    return ""
+
+
+class McpToolbox:
+    def __init__(self, servers: Sequence[McpServerSpec]) -> None:
+        self.servers = tuple(servers)
+        self._listed: dict[str, tuple[McpTool, ...]] = {}
+
+    async def tools(self) -> list[McpTool]:
+        """Every tool the agent may use; a server that cannot be listed now is retried next time."""
+        tools: list[McpTool] = []
+        seen: dict[str, str] = {}
+        for server in self.servers:
+            if server.name not in self._listed:
+                try:
+                    self._listed[server.name] = await self._list(server)
+                except Exception as exc:
+                    log.warning(
+                        "cannot list tools of %s at %s: %s", server.name, server.url, describe_error(exc)
+                    )
+                    continue
+            for tool in self._listed[server.name]:
+                if tool.spec.name in seen:
+                    log.warning(
+                        "tool %s of %s hidden: %s offers one of that name",
+                        tool.spec.name,
+                        server.name,
+                        seen[tool.spec.name],
+                    )
+                    continue
+                seen[tool.spec.name] = server.name
+                tools.append(tool)
+        return tools
+
+    async def _list(self, server: McpServerSpec) -> tuple[McpTool, ...]:
+        errors = _HttpErrors()
+        async with _connect(server, errors) as client:
+            listed = []
+            cursor: str | None = None
+            while True:
+                page = await client.list_tools(cursor=cursor)
+                listed.extend(page.tools)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        wanted = set(server.tool_names)
+        missing = wanted - {t.name for t in listed}
+        if missing:
+            log.warning("%s does not offer %s", server.name, ", ".join(sorted(missing)))
+        return tuple(
+            McpTool(server, ToolSpec(t.name, t.description or "", dict(t.input_schema)))
+            for t in listed
+            if not wanted or t.name in wanted
+        )
+
+    async def call(self, tool: McpTool, arguments: dict[str, Any]) -> ToolOutcome:
+        errors = _HttpErrors()
+        try:
+            async with _connect(tool.server, errors) as client:
+                result = await client.call_tool(tool.spec.name, arguments)
+        except Exception as exc:
+            text = describe_error(exc)
+            if errors.seen:  # the last refusal is the one that ended the call
+                text = f"{text} ({errors.seen[-1]})"
+            return ToolOutcome(f"tool {tool.spec.name} on {tool.server.name} failed: {text}", True)
+        return ToolOutcome(result_text(result.content, result.structured_content), bool(result.is_error))

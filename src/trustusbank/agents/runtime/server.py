@@ -1,0 +1,152 @@
+"""The agent process: its A2A app, built from an AgentSpec, a model and the mesh's view of callers.
+
+Routes: the agent card (`/.well-known/agent-card.json`, public), A2A JSON-RPC at `/`
+(SendMessage, SendStreamingMessage, GetTask, ...; v0.3 `message/send` too), guarded
+by the AccessPolicies; `/healthz` and `/metrics`. `app_from_env` is the container
+entry point: the spec comes from `TRUSTUSBANK_AGENT_SPEC` (JSON, or a path to a JSON
+file, as kagent mounts its config), and a model that cannot be used stops start-up
+with the reason rather than failing every request later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from trustusbank import __version__
+from trustusbank.agents.model.types import ModelClient
+from trustusbank.agents.runtime.access_guard import AccessGuard, access_log_path
+from trustusbank.agents.runtime.callers import TOPOLOGY_ENV, CallerResolver, no_callers, topology_resolver
+from trustusbank.agents.runtime.card import URL_EXTRA, agent_card
+from trustusbank.agents.runtime.delegation import AgentCaller
+from trustusbank.agents.runtime.executor import LoopExecutor
+from trustusbank.agents.runtime.loop import AgentLoop
+from trustusbank.agents.runtime.mcp_tools import McpToolbox
+from trustusbank.agents.runtime.metrics import AgentMetrics
+from trustusbank.agents.runtime.sessions import SessionStore
+from trustusbank.agents.spec import SPEC_ENV, AgentSpec
+from trustusbank.paths import TRACES_ENV, state_dir
+from trustusbank.telemetry.tracing import setup_tracing
+
+AGENT_URL_ENV = "TRUSTUSBANK_AGENT_URL"  # overrides the card's URL (default: the agent's Service)
+RPC_PATH = "/"
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    spec: AgentSpec,
+    model: ModelClient,
+    *,
+    caller_of: CallerResolver | None = None,
+    tracer_provider: TracerProvider | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Starlette:
+    registry = registry if registry is not None else CollectorRegistry()
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    tracer = provider.get_tracer("trustusbank.agents.runtime", __version__)
+    metrics = AgentMetrics(spec, registry)
+    loop = AgentLoop(
+        spec,
+        model,
+        toolbox=McpToolbox(spec.mcp_servers),
+        agents=AgentCaller(timeout=spec.step_timeout_seconds),
+        sessions=SessionStore(),
+        tracer=tracer,
+        metrics=metrics,
+    )
+    card = agent_card(spec)
+    handler = DefaultRequestHandler(
+        agent_executor=LoopExecutor(loop, metrics), task_store=InMemoryTaskStore(), agent_card=card
+    )
+    if spec.access_enforced and caller_of is None:
+        log.warning("%s: AccessPolicies apply but no caller resolver is set: every call is denied", spec.ref)
+    guard = AccessGuard(spec, caller_of, metrics, access_log_path(spec))
+    rpc: list[BaseRoute] = [
+        Route(route.path, guard.protect(route.endpoint), methods=["POST"])
+        for route in create_jsonrpc_routes(handler, RPC_PATH, enable_v0_3_compat=True)
+    ]
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "agent": spec.ref})
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await handler.aclose()
+            await model.aclose()
+            flush = getattr(provider, "force_flush", None)
+            if flush is not None:
+                flush()
+
+    routes: list[BaseRoute] = [
+        *create_agent_card_routes(card),
+        *rpc,
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def spec_from_env() -> AgentSpec:
+    """The AgentSpec in `TRUSTUSBANK_AGENT_SPEC` (JSON, or a JSON file path); ValueError says what is off."""
+    raw = os.environ.get(SPEC_ENV, "").strip()
+    if not raw:
+        raise ValueError(
+            f"{SPEC_ENV} is not set: it must hold the agent's spec (AgentSpec JSON, or a file path)"
+        )
+    if not raw.startswith("{"):
+        try:
+            raw = Path(raw).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"{SPEC_ENV}: cannot read the spec file {raw}: {exc}") from exc
+    try:
+        spec = AgentSpec.from_json(raw)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{SPEC_ENV} is not a valid agent spec: {type(exc).__name__}: {exc}") from exc
+    url = os.environ.get(AGENT_URL_ENV)
+    if url:
+        spec = dataclasses.replace(spec, extra={**spec.extra, URL_EXTRA: url})
+    return spec
+
+
+def traces_path(spec: AgentSpec) -> Path:
+    raw = os.environ.get(TRACES_ENV)
+    directory = Path(raw) if raw else state_dir() / "traces"
+    return directory / f"agent-{spec.namespace}-{spec.name}.jsonl"
+
+
+def app_from_env() -> Starlette:
+    """The container entry point; raises ValueError (bad spec) or ModelConfigError (unusable model)."""
+    from trustusbank.agents.model.factory import client_for
+
+    spec = spec_from_env()
+    model = client_for(spec.model)
+    topology = os.environ.get(TOPOLOGY_ENV)
+    caller_of = topology_resolver(Path(topology)) if topology else no_callers
+    if spec.access_enforced and not topology:
+        log.warning(
+            "%s: AccessPolicies apply but %s is not set: every call is denied", spec.ref, TOPOLOGY_ENV
+        )
+    provider = setup_tracing(spec.name, traces_path(spec), {"service.namespace": spec.namespace})
+    return create_app(spec, model, caller_of=caller_of, tracer_provider=provider)

@@ -1,0 +1,48 @@
+"""Conversation memory per A2A context: what the model is shown of earlier turns.
+
+A follow-up ("and in euros?") only makes sense with the turns before it, so each
+context_id keeps its exchanges, whole: a user message, the tool calls it caused and
+the answer. Memory is bounded both ways (least recently used contexts are dropped,
+and a context keeps only its latest turns) because a long-running agent must not
+grow without limit; whole exchanges are dropped so a tool result never outlives the
+call that asked for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from trustusbank.agents.model.types import Message
+
+
+class SessionStore:
+    def __init__(self, max_sessions: int = 256, max_turns: int = 20) -> None:
+        if max_sessions < 1 or max_turns < 1:
+            raise ValueError("max_sessions and max_turns must be at least 1")
+        self.max_sessions = max_sessions
+        self.max_turns = max_turns
+        self._sessions: OrderedDict[str, list[tuple[Message, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def history(self, context_id: str) -> tuple[Message, ...]:
+        """Every message of the context's kept turns, oldest first."""
+        with self._lock:
+            turns = self._sessions.get(context_id)
+            if turns is None:
+                return ()
+            self._sessions.move_to_end(context_id)
+            return tuple(message for turn in turns for message in turn)
+
+    def record(self, context_id: str, turn: tuple[Message, ...]) -> None:
+        """Keep one finished exchange (user message first)."""
+        with self._lock:
+            turns = self._sessions.setdefault(context_id, [])
+            self._sessions.move_to_end(context_id)
+            turns.append(turn)
+            del turns[: -self.max_turns]
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,1 @@
+"""The model wires, clients, factory and the scripted model's HTTP app."""
