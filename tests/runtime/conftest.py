@@ -21,7 +21,6 @@ from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.topology import Topology
 
 
-
 @dataclass
 class Cluster:
     files: ClusterFiles

@@ -8,6 +8,7 @@ behaviour live in different modules, so a rug pull changes bytes, not a flag.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,15 @@ def _registry_app(workload: Workload, config: ServeConfig) -> ASGIApp:
     return create_app_from_env(workload.db_path(config))
 
 
+def _package_modules(*packages: str) -> tuple[str, ...]:
+    """Every module of these packages, sorted: an image built from whole packages."""
+    found: list[str] = []
+    for name in packages:
+        package = importlib.import_module(name)
+        found += [m.name for m in pkgutil.walk_packages(package.__path__, f"{name}.")]
+    return tuple(sorted(found))
+
+
 _BANK_COMMON = (
     "trustusbank.workloads.mcp_http",
     "trustusbank.workloads.bank.db",
@@ -209,7 +219,7 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "scripted model (a simulation): OpenAI- and Anthropic-compatible API",
             _model_app,
-            ("trustusbank.agents.scripted.http_app", "trustusbank.agents.scripted.model"),
+            _package_modules("trustusbank.agents.scripted", "trustusbank.agents.model"),
         ),
         Workload(
             "agent",
@@ -217,7 +227,7 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "a kagent Agent served over A2A (spec in TRUSTUSBANK_AGENT_SPEC)",
             _agent_app,
-            ("trustusbank.agents.runtime.server", "trustusbank.agents.runtime.loop"),
+            _package_modules("trustusbank.agents.runtime", "trustusbank.agents.model"),
         ),
         Workload(
             "chatbot",
@@ -225,12 +235,7 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "customer chat page and /api/a2a/<ns>/<agent>/ proxy",
             _chatbot_app,
-            (
-                "trustusbank.workloads.chatbot.app",
-                "trustusbank.workloads.chatbot.proxy",
-                "trustusbank.workloads.chatbot.card",
-                "trustusbank.workloads.chatbot.names",
-            ),
+            _package_modules("trustusbank.workloads.chatbot"),
         ),
     )
 }
