@@ -2,10 +2,11 @@
 
 Calls go out through whatever `ALL_PROXY` names (`trust_env`), which in the embedded
 mesh is the node's ztunnel, so they reach the server through the waypoint and its
-policies exactly as kagent's calls do; the W3C trace context rides along so the
-waypoint's span continues the agent's trace. Each call opens its own connection: a
-call then depends on nothing a previous one left behind, and a timeout cancels one
-call only.
+policies exactly as kagent's calls do; the W3C trace context of the calling span is
+added to each request as it is sent, so the waypoint's span continues the agent's
+trace. Connections to a server are pooled: through the mesh a new connection costs
+a SOCKS handshake and an HBONE stream set-up, which dominated a tool call when each
+call opened its own.
 
 Whatever goes wrong with a call (the tool's own error, a gateway's 403, a JSON-RPC
 error, a dead connection) comes back as an error *result*: the model is told what
@@ -18,6 +19,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,25 +48,31 @@ class ToolOutcome:
 
 @dataclass
 class _HttpErrors:
-    """Non-2xx answers seen on one connection: the MCP client keeps the body, not the status."""
+    """Non-2xx answers seen during one call: the MCP client keeps the body, not the status."""
 
     seen: list[str] = field(default_factory=list)
 
-    async def record(self, response: httpx2.Response) -> None:
-        if response.status_code >= 400:
-            self.seen.append(f"HTTP {response.status_code} from {response.request.url}")
+
+# The call in progress in this task; hooks on the shared client report into it.
+_CALL_ERRORS: ContextVar[_HttpErrors | None] = ContextVar("mcp_call_errors", default=None)
 
 
-@asynccontextmanager
-async def _connect(server: McpServerSpec, errors: _HttpErrors) -> AsyncIterator[Client]:
-    http = httpx2.AsyncClient(
+async def _add_trace_context(request: httpx2.Request) -> None:
+    request.headers.update(inject())
+
+
+async def _record_error(response: httpx2.Response) -> None:
+    errors = _CALL_ERRORS.get()
+    if errors is not None and response.status_code >= 400:
+        errors.seen.append(f"HTTP {response.status_code} from {response.request.url}")
+
+
+def _http_client(server: McpServerSpec) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
         trust_env=True,
-        headers=inject(),
         timeout=httpx2.Timeout(server.timeout_seconds),
-        event_hooks={"response": [errors.record]},
+        event_hooks={"request": [_add_trace_context], "response": [_record_error]},
     )
-    async with http, Client(streamable_http_client(server.url, http_client=http)) as client:
-        yield client
 
 
 def describe_error(exc: BaseException) -> str:
@@ -89,6 +97,24 @@ class McpToolbox:
     def __init__(self, servers: Sequence[McpServerSpec]) -> None:
         self.servers = tuple(servers)
         self._listed: dict[str, tuple[McpTool, ...]] = {}
+        self._http: dict[str, httpx2.AsyncClient] = {}
+
+    @asynccontextmanager
+    async def _connect(self, server: McpServerSpec, errors: _HttpErrors) -> AsyncIterator[Client]:
+        http = self._http.get(server.name)
+        if http is None:
+            http = self._http[server.name] = _http_client(server)
+        token = _CALL_ERRORS.set(errors)
+        try:
+            async with Client(streamable_http_client(server.url, http_client=http)) as client:
+                yield client
+        finally:
+            _CALL_ERRORS.reset(token)
+
+    async def aclose(self) -> None:
+        clients, self._http = list(self._http.values()), {}
+        for http in clients:
+            await http.aclose()
 
     async def tools(self) -> list[McpTool]:
         """Every tool the agent may use; a server that cannot be listed now is retried next time."""
@@ -118,7 +144,7 @@ class McpToolbox:
 
     async def _list(self, server: McpServerSpec) -> tuple[McpTool, ...]:
         errors = _HttpErrors()
-        async with _connect(server, errors) as client:
+        async with self._connect(server, errors) as client:
             listed = []
             cursor: str | None = None
             while True:
@@ -140,7 +166,7 @@ class McpToolbox:
     async def call(self, tool: McpTool, arguments: dict[str, Any]) -> ToolOutcome:
         errors = _HttpErrors()
         try:
-            async with _connect(tool.server, errors) as client:
+            async with self._connect(tool.server, errors) as client:
                 result = await client.call_tool(tool.spec.name, arguments)
         except Exception as exc:
             text = describe_error(exc)

@@ -61,10 +61,11 @@ def create_app(
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     tracer = provider.get_tracer("trustusbank.agents.runtime", __version__)
     metrics = AgentMetrics(spec, registry)
+    toolbox = McpToolbox(spec.mcp_servers)
     loop = AgentLoop(
         spec,
         model,
-        toolbox=McpToolbox(spec.mcp_servers),
+        toolbox=toolbox,
         agents=AgentCaller(timeout=spec.step_timeout_seconds),
         sessions=SessionStore(),
         tracer=tracer,
@@ -94,6 +95,7 @@ def create_app(
             yield
         finally:
             await handler.aclose()
+            await toolbox.aclose()
             await model.aclose()
             flush = getattr(provider, "force_flush", None)
             if flush is not None:
