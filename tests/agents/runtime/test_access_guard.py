@@ -62,7 +62,7 @@ def test_decisions() -> None:
     assert decide(enforced(), TRIAGE).policy == "default-deny"
     unverifiable = decide(enforced(allow_all, groups), TRIAGE)
     assert not unverifiable.allowed
-    assert unverifiable.policy == "evaluation-error"
+    assert unverifiable.policy == f"{NS}/no-interns"
 
 
 def metric(registry_text: str, name: str, **labels: str) -> float:

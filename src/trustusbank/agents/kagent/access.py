@@ -72,21 +72,46 @@ class Decision:
     reason: str
 
 
+def principal_matches(pattern: str, principal: str) -> bool:
+    """Istio's principal matching: exact, "*", "prefix*" or "*suffix" (`spiffe://` ignored)."""
+    pattern, principal = pattern.removeprefix("spiffe://"), principal.removeprefix("spiffe://")
+    if pattern == ANYONE:
+        return True
+    if pattern.endswith("*"):
+        return principal.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return principal.endswith(pattern[1:])
+    return pattern == principal
+
+
 def matches(rule: AccessRule, principal: str, groups: Sequence[str] = ()) -> bool:
-    return (
-        ANYONE in rule.principals or principal in rule.principals or bool(set(groups) & set(rule.user_groups))
+    return any(principal_matches(p, principal) for p in rule.principals) or bool(
+        set(groups) & set(rule.user_groups)
     )
 
 
 def decide(
-    rules: Sequence[AccessRule], enforced: bool, principal: str, groups: Sequence[str] = ()
+    rules: Sequence[AccessRule],
+    enforced: bool,
+    principal: str,
+    groups: Sequence[str] = (),
+    *,
+    groups_known: bool = True,
 ) -> Decision:
-    """May the caller with SPIFFE `principal` (and token `groups`) invoke the agent these rules guard?"""
+    """May the caller with SPIFFE `principal` (and token `groups`) invoke the agent these rules guard?
+
+    With `groups_known=False` (a caller that carries no user token we can verify) a DENY that
+    names user groups cannot be ruled out, so it denies: failing closed.
+    """
     if not enforced:
         return Decision(True, None, "no AccessPolicy targets this agent")
     for rule in rules:
-        if rule.action == "DENY" and matches(rule, principal, groups):
+        if rule.action != "DENY":
+            continue
+        if matches(rule, principal, groups):
             return Decision(False, rule.policy, f"AccessPolicy {rule.policy} denies {principal}")
+        if rule.user_groups and not groups_known:
+            return Decision(False, rule.policy, f"{rule.policy} names user groups, which cannot be verified")
     for rule in rules:
         if rule.action == "ALLOW" and matches(rule, principal, groups):
             return Decision(True, rule.policy, f"AccessPolicy {rule.policy} allows {principal}")

@@ -27,9 +27,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from trustusbank.agents.kagent import access
+from trustusbank.agents.kagent.access import principal_matches as principal_matches
 from trustusbank.agents.runtime.callers import CallerResolver
 from trustusbank.agents.runtime.metrics import AgentMetrics
-from trustusbank.agents.spec import AccessRule, AgentSpec
+from trustusbank.agents.spec import AgentSpec
 from trustusbank.paths import LOGS_ENV, state_dir
 from trustusbank.telemetry.jsonlog import JsonLinesLog
 
@@ -42,10 +44,6 @@ log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class UncheckableRule(Exception):
-    """A rule this runtime cannot evaluate; for a DENY rule that is a deny."""
-
-
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -54,45 +52,23 @@ class Decision:
     reason: str
 
 
-def principal_matches(pattern: str, principal: str) -> bool:
-    """Istio's principal matching: exact, "*", "prefix*" or "*suffix" (`spiffe://` ignored)."""
-    pattern, principal = pattern.removeprefix("spiffe://"), principal.removeprefix("spiffe://")
-    if pattern == "*":
-        return True
-    if pattern.endswith("*"):
-        return principal.startswith(pattern[:-1])
-    if pattern.startswith("*"):
-        return principal.endswith(pattern[1:])
-    return pattern == principal
-
-
-def _rule_matches(rule: AccessRule, principal: str) -> bool:
-    if any(principal_matches(p, principal) for p in rule.principals):
-        return True
-    if rule.user_groups and rule.action == "DENY":
-        raise UncheckableRule(f"{rule.policy} names user groups, which this runtime cannot verify")
-    return False
-
-
 def decide(spec: AgentSpec, principal: str | None) -> Decision:
-    """The AccessPolicy decision for one caller; never raises."""
+    """The AccessPolicy decision for one caller; never raises (an error is a logged deny)."""
     if not spec.access_enforced:
         return Decision(True, principal, "-", "no AccessPolicy targets this agent")
     if principal is None:
         return Decision(False, None, "identity-required", "caller has no verified workload identity")
-    allow = [r for r in spec.access if r.action == "ALLOW"]
     try:
-        for rule in (r for r in spec.access if r.action == "DENY"):
-            if _rule_matches(rule, principal):
-                return Decision(False, principal, rule.policy, "a DENY rule names the caller")
-        for rule in allow:
-            if _rule_matches(rule, principal):
-                return Decision(True, principal, rule.policy, "an ALLOW rule names the caller")
+        decided = access.decide(spec.access, True, principal, groups_known=False)
     except Exception as exc:
         log.warning("AccessPolicy evaluation failed for %s, denying: %s", principal, exc)
         return Decision(False, principal, "evaluation-error", f"rule evaluation failed: {exc}")
-    policies = ",".join(sorted({r.policy for r in allow})) or "default-deny"
-    return Decision(False, principal, policies, "no ALLOW rule names the caller")
+    if decided.allowed:
+        return Decision(True, principal, decided.policy or "-", "an ALLOW rule names the caller")
+    if decided.policy is not None:
+        return Decision(False, principal, decided.policy, decided.reason)
+    allow = ",".join(sorted({r.policy for r in spec.access if r.action == "ALLOW"})) or "default-deny"
+    return Decision(False, principal, allow, "no ALLOW rule names the caller")
 
 
 def access_log_path(spec: AgentSpec) -> Path:

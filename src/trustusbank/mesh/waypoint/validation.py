@@ -16,11 +16,11 @@ from typing import Any
 
 import cel
 
+from trustusbank.manifests import schema
+from trustusbank.manifests.schema import UNSUPPORTED
+
 JsonPath = tuple[str | int, ...]
 FieldError = tuple[JsonPath, str]
-
-UNSUPPORTED = "x-unsupported"
-"""Schema keyword (ignored by jsonschema) marking a real field the embedded runtime cannot honour."""
 
 AGENTGATEWAY_CLASSES = ("enterprise-agentgateway-waypoint", "agentgateway-waypoint", "agentgateway")
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -30,37 +30,17 @@ _NOT_EMBEDDED = "agentgateway has this field, the embedded waypoint does not imp
 
 
 def _unsupported(why: str = _NOT_EMBEDDED) -> dict[str, Any]:
-    return {UNSUPPORTED: why}
+    return schema.unsupported(why)
 
 
 def _object(
     properties: dict[str, Any], required: tuple[str, ...] = (), unsupported: tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    props = {**properties, **{name: _unsupported() for name in unsupported}}
-    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        schema["required"] = list(required)
-    return schema
+    return schema.object_schema(properties, required, unsupported, why=_NOT_EMBEDDED)
 
 
-def _array(items: dict[str, Any], min_items: int = 0, max_items: int | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "array", "items": items}
-    if min_items:
-        schema["minItems"] = min_items
-    if max_items is not None:
-        schema["maxItems"] = max_items
-    return schema
-
-
-def _string(min_length: int = 0, max_length: int | None = None, enum: tuple[str, ...] = ()) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if min_length:
-        schema["minLength"] = min_length
-    if max_length is not None:
-        schema["maxLength"] = max_length
-    if enum:
-        schema["enum"] = list(enum)
-    return schema
+_array = schema.array_schema
+_string = schema.string_schema
 
 
 _NAME = _string(1, 253)
