@@ -27,8 +27,8 @@ LENIENT_KINDS = frozenset(
         ("agentgateway.dev", agentgateway.BACKEND_KIND),
         ("gateway.networking.k8s.io", "Gateway"),
         ("gateway.networking.k8s.io", "HTTPRoute"),
-        ("policy.kagent-enterprise.solo.io", agentgateway.ACCESS_POLICY_KIND),
-        ("kagent.dev", agentgateway.AGENT_KIND),
+        ("policy.kagent-enterprise.solo.io", "AccessPolicy"),
+        ("kagent.dev", "Agent"),
     }
 )
 
