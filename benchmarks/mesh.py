@@ -2,8 +2,8 @@
 
     python benchmarks/mesh.py [--quick]
 
-Starts an embedded cluster in a temporary state directory (with a support-bot
-stand-in, so calls carry an identity the allowlist admits), then measures, in
+Starts an embedded cluster in a temporary state directory (calls are made from
+support-bot's pod, so they carry an identity the allowlist admits), then measures, in
 one run, on 127.0.0.1:
   direct     the client talks to the account-mcp pod's app address (no mesh)
   ztunnel    client → source ztunnel → HBONE → destination ztunnel → pod
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -61,7 +60,6 @@ spec:
 def start_cluster(state: Path) -> ClusterFiles:
     files = ClusterFiles(state)
     files.make()
-    shutil.copy(ROOT / "tests/runtime/fixtures/test-agents.yaml", files.applied / "test-agents.yaml")
     (files.applied / "benchmark-rate-limit.yaml").write_text(UNLIMITED)
     env = {
         **os.environ,
