@@ -44,11 +44,22 @@ def _state_name(state: int) -> str:
     return TaskState.Name(state).removeprefix("TASK_STATE_").lower()
 
 
+def _whole_numbers(value: Any) -> Any:
+    """A2A data parts travel as protobuf Values, where every number is a double: 30 comes back 30.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
 def _steps(artifact_parts: list[Any]) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     for data in artifact_parts:
         if isinstance(data, dict) and isinstance(data.get("steps"), list):
-            steps += [s for s in data["steps"] if isinstance(s, dict)]
+            steps += [_whole_numbers(s) for s in data["steps"] if isinstance(s, dict)]
     return steps
 
 
