@@ -6,9 +6,11 @@ import typer
 
 from trustusbank import __version__
 from trustusbank.cli import (
+    acts_cmd,
     ask_cmd,
     cluster_cmd,
     demo_cmd,
+    evidence_cmd,
     lint_cmd,
     manifests_cmd,
     mesh_cmd,
@@ -23,7 +25,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("demo")(demo_cmd.demo)
+app.command("act")(demo_cmd.act)
 app.command("ask")(ask_cmd.ask_command)
+app.command("upgrade-banking-app")(acts_cmd.upgrade_banking_app)
+app.command("reset")(acts_cmd.reset_command)
 app.command("serve")(serve_cmd.serve)
 app.command("up")(cluster_cmd.up)
 app.command("down")(cluster_cmd.down)
@@ -35,6 +40,7 @@ app.command("apply")(policies_cmd.apply_files)
 app.command("delete")(policies_cmd.delete_files)
 app.add_typer(mesh_cmd.app, name="mesh", hidden=True)
 app.add_typer(manifests_cmd.app, name="manifests")
+app.add_typer(evidence_cmd.app, name="evidence")
 
 
 @app.command()

@@ -1,8 +1,5 @@
-"""`trustusbank demo`: the README's main command.
-
-At this stage it runs the foundation walk-through (real workloads, real MCP
-calls, no agent or mesh yet); the three acts replace it when those exist.
-"""
+"""`trustusbank demo [NAME]` and `trustusbank act N`: the three acts (the README's main command), and
+the runbook's follow-on demos, on the embedded cluster."""
 
 from __future__ import annotations
 
@@ -13,89 +10,174 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
 
-from trustusbank.scenario import walkthrough
-from trustusbank.workloads.launcher import LaunchError
+from trustusbank.paths import state_dir
+from trustusbank.scenario.acts import DemoRecord, run_acts
+from trustusbank.scenario.cluster import Cluster, ClusterUnavailable, ensure_running
+from trustusbank.scenario.followups import FOLLOW_UPS, FollowUp, runner
+from trustusbank.scenario.verdict import ActRecord
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _short(value: Any, limit: int = 70) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+def _short(text: str, limit: int = 100) -> str:
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _summary(step: walkthrough.Step) -> str:
-    if step.error:
-        return f"[red]error:[/] {step.error}"
-    result = step.result or {}
-    if "transactions" in result:
-        return f"{len(result['transactions'])} transactions"
-    if "converted" in result:
-        return f"{result['converted']:,.2f} {result['to_ccy']}"
-    if "balance" in result:
-        return f"{result['balance']:,.2f} {result['currency']}"
-    if "ni_number" in result:
-        return "full PII profile"
-    return _short(result, 40)
+def _chain(act: ActRecord) -> str:
+    names = []
+    for step in act.chain:
+        name = str(step.get("name"))
+        if "customer_profile" in (step.get("arguments") or {}):
+            name = f"[bold red]{name}(customer_profile=…)[/]"
+        elif step.get("is_error"):
+            name = f"[red]{name} ✗[/]"
+        names.append(name)
+    return " → ".join(names) or "—"
 
 
-def _flag(step: walkthrough.Step) -> str:
-    if "customer_profile" in step.arguments:
-        return "[bold red]PII passed in[/]"
-    return "[bold red]← injection[/]" if step.injected else ""
+def _deny(deny: dict[str, Any]) -> str:
+    digest = str(deny.get("digest") or "")
+    where = f"{deny.get('destination') or deny.get('destination_workload') or '?'}"
+    image = f" image {deny.get('image')}@{digest[:19]}…" if deny.get("image") else ""
+    return f"{deny.get('source_identity')} → {where} ({deny.get('policy') or deny.get('reason')}){image}"
 
 
-def _render_phase(phase: walkthrough.Phase) -> None:
-    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
-    for column in ("call", "result", ""):
-        table.add_column(column, no_wrap=True)
-    for step in phase.steps:
-        table.add_row(f"{step.server} › {step.tool}", _summary(step), _flag(step))
-    reg = phase.registry
-    drift = "[green]matches the pin[/]" if reg["digest_matches_pin"] else "[bold red]differs from the pin[/]"
-    new_events = phase.attacker_after - phase.attacker_before
-    colour = "red" if new_events else "green"
-    out.print(f"[bold]{phase.title}[/]")
-    out.print(table)
-    out.print(f"  customer sees:   [bold]{phase.reply}[/]")
-    out.print(f"  attacker events: {phase.attacker_before} → [{colour}]{phase.attacker_after}[/]")
-    out.print(f"  registry:        {reg['running_build']} build {reg['running_digest'][:19]}… {drift}")
-    out.print()
+def _render_act(act: ActRecord) -> None:
+    mark = "[green]✓[/]" if act.ok else "[red]✗[/]"
+    out.print(f"[bold]{act.title}[/]  {mark} {act.verdict}")
+    if act.image:
+        digest = str(act.image.get("digest", ""))
+        out.print(
+            f"  image     {act.image.get('tag', '')} @ {digest[:19]}… "
+            f"(build {act.image.get('build', '?')}, signed by {act.image.get('signer', '?')})"
+        )
+    out.print(f"  customer  {_short(act.reply)}")
+    out.print(f"  tools     {_chain(act)}")
+    colour = "red" if act.new_exfil else "green"
+    out.print(f"  attacker  {act.exfil_before} → [{colour}]{act.exfil_after}[/] (+{act.new_exfil})")
+    denies = [_deny(d) for d in act.denies[:3]]
+    more = f" (+{len(act.denies) - 3} more)" if len(act.denies) > 3 else ""
+    out.print(f"  denies    {('; '.join(denies) + more) if denies else 'none'}")
+    alerts = sorted(act.alert_names)
+    out.print(f"  alerts    {', '.join(alerts) if alerts else 'none'}")
+    out.print(f"  [dim]{act.seconds:.1f} s[/]\n")
 
 
-def demo(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document instead of tables.")
-    ] = False,
-) -> None:
-    """Run the attack's tool chain against the real workloads and report what happened."""
+def _render(record: DemoRecord) -> None:
+    out.print(f"[dim]customer prompt:[/] {record.prompt}\n")
+    for act in record.acts:
+        _render_act(act)
+    if record.evidence:
+        verified = "[green]intact[/]" if record.evidence.get("verified") else "[red]BROKEN[/]"
+        out.print(
+            f"evidence  {record.evidence.get('records', '?')} records, hash chain {verified}, "
+            f"head {str(record.evidence.get('head', ''))[:16]}…  (trustusbank evidence report --dora)"
+        )
+    if record.ok:
+        out.print(
+            "[bold]verdict:[/] the model was fooled in Acts 2 and 3 alike; the runtime made the difference. "
+            f"({record.seconds:.1f} s)"
+        )
+
+
+def _as_json(record: DemoRecord) -> str:
+    acts = [
+        {**dataclasses.asdict(a), "new_exfil": a.new_exfil, "leaked_through_tool": a.leaked_through_tool}
+        for a in record.acts
+    ]
+    return json.dumps(
+        {
+            "prompt": record.prompt,
+            "ok": record.ok,
+            "problems": record.problems,
+            "acts": acts,
+            "evidence": record.evidence,
+            "seconds": round(record.seconds, 2),
+        }
+    )
+
+
+def _cluster(quiet: bool) -> Cluster:
     try:
-        with err.status("starting the bank's workloads") as status:
-            result = asyncio.run(walkthrough.run(lambda message: status.update(message)))
-    except LaunchError as exc:
-        err.print(f"[red]error:[/] a workload did not start: {exc}")
+        with err.status("checking the embedded cluster") as status:
+            return ensure_running(state_dir(), lambda m: status.update(m) if not quiet else None)
+    except ClusterUnavailable as exc:
+        err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+def _finish(cluster: Cluster, keep: bool) -> None:
+    if cluster.started_here and not keep:
+        with err.status("stopping the cluster this demo started"):
+            cluster.stop(lambda _: None)
+        err.print("[dim]cluster stopped; `trustusbank up` keeps one running to explore[/]")
+
+
+def _run_follow_up(name: str, as_json: bool, keep: bool) -> None:
+    cluster = _cluster(as_json)
+    try:
+        with err.status(f"demo {name}") as status:
+            result: FollowUp = asyncio.run(runner(name)(cluster, lambda m: status.update(m)))
+    finally:
+        _finish(cluster, keep)
     if as_json:
-        out.print_json(json.dumps({**dataclasses.asdict(result), "ok": result.ok}))
+        out.print_json(json.dumps(dataclasses.asdict(result)))
     else:
-        out.print(f"[dim]customer prompt:[/] {walkthrough.PROMPT}\n")
-        for phase in result.phases:
-            _render_phase(phase)
-        if result.loot:
-            out.print(
-                Panel(_short(result.loot[0]["body"], 400), title="what the attacker received", style="red")
-            )
-        if result.ok:
-            out.print(
-                "[bold]verdict:[/] the rug-pulled build leaked the profile through a tool argument "
-                "while the customer saw the same reply. Nothing in the runtime stopped it yet: that is the "
-                "mesh's job (SPIFFE identity, HBONE, L4 policy, MCP allowlists)."
-            )
+        for line in result.lines:
+            out.print(line)
+        mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
+        out.print(f"{mark} {result.summary}")
     if not result.ok:
         for problem in result.problems:
             err.print(f"[red]unexpected:[/] {problem}")
         raise typer.Exit(1)
+
+
+def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool) -> None:
+    cluster = _cluster(as_json)
+    try:
+        with err.status("running the acts") as status:
+            record = asyncio.run(run_acts(cluster, lambda m: status.update(m), acts))
+    finally:
+        _finish(cluster, keep)
+    if as_json:
+        out.print_json(_as_json(record))
+    else:
+        _render(record)
+    if not record.ok:
+        for problem in record.problems:
+            err.print(f"[red]unexpected:[/] {problem}")
+        raise typer.Exit(1)
+
+
+def demo(
+    name: Annotated[
+        str | None,
+        typer.Argument(help=f"A follow-on demo: {', '.join(FOLLOW_UPS)}. Without one: the three acts."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave a cluster this demo started running afterwards.")
+    ] = False,
+) -> None:
+    """The supply-chain attack in three acts, with receipts; exit 0 only when the story holds."""
+    if name is None:
+        _run_acts((1, 2, 3), as_json, keep)
+        return
+    if name not in FOLLOW_UPS:
+        err.print(f"[red]error:[/] no demo {name!r}; choose one of: {', '.join(FOLLOW_UPS)}")
+        raise typer.Exit(2)
+    _run_follow_up(name, as_json, keep)
+
+
+def act(
+    number: Annotated[
+        int, typer.Argument(help="1 clean, 2 rug pull, 3 rug pull with defence.", min=1, max=3)
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Run one act: make its change to the running system, ask the seed's question, show the receipts."""
+    _run_acts((number,), as_json, keep=True)

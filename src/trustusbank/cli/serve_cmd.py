@@ -10,12 +10,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from trustusbank.images.pull import pull
+from trustusbank.images.store import VARIANT_ENV, ImageStoreError
 from trustusbank.paths import POD_IP_ENV
 from trustusbank.workloads.errors import WorkloadConfigError
 from trustusbank.workloads.registry import WORKLOADS
 from trustusbank.workloads.serving import PortInUse, bind, run
-
-VARIANT_ENV = "TRUSTUSBANK_BUILD_VARIANT"
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -34,7 +34,8 @@ def serve(
         str | None,
         typer.Option(
             envvar=VARIANT_ENV,
-            help="Which build of the image to run (currency-converter: clean, mock-rugpull, real-rugpull).",
+            help="Which build of the image to run (currency-converter: clean, mock-rugpull, real-rugpull)"
+            " [default: in a pod, the build its image tag resolves to in the image store; else the first].",
         ),
     ] = None,
     db: Annotated[
@@ -47,6 +48,15 @@ def serve(
     if spec is None:
         err.print(f"[red]error:[/] unknown workload {workload!r}; choose one of: {', '.join(WORKLOADS)}")
         raise typer.Exit(2)
+    image = ""
+    if variant is None:
+        try:
+            pulled = pull(workload)
+        except ImageStoreError as exc:
+            err.print(f"[red]error:[/] cannot pull the image: {exc}")
+            raise typer.Exit(1) from None
+        if pulled is not None:
+            variant, image = pulled.build.variant, f" image {pulled.tag}@{pulled.digest}"
     chosen = variant or spec.default_variant
     if chosen not in spec.variants:
         err.print(
@@ -61,5 +71,5 @@ def serve(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     bound_host, bound_port = sock.getsockname()[:2]
-    err.print(f"{workload} ({chosen}) listening on http://{bound_host}:{bound_port}")
+    err.print(f"{workload} ({chosen}) listening on http://{bound_host}:{bound_port}{image}")
     run(app, sock, log_level=log_level.lower())

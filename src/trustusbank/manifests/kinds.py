@@ -24,6 +24,7 @@ from referencing import Registry, Resource
 
 from trustusbank.agents.kagent import kinds as kagent_kinds
 from trustusbank.agents.kagent import objects as kagent
+from trustusbank.alerts import rules as alert_rules
 from trustusbank.manifests.objects import (
     ConfigMap,
     Deployment,
@@ -181,6 +182,12 @@ KINDS: dict[tuple[str, str], KindSpec] = {
         True,
         json_schema(kagent_kinds.ACCESS_POLICY_SPEC, kagent_kinds.check_access_policy),
         kagent.AccessPolicy.from_manifest,
+    ),
+    # Prometheus Operator; its expressions must also be runnable by the embedded alert evaluator.
+    (alert_rules.API_VERSION, alert_rules.KIND): KindSpec(
+        True,
+        json_schema(alert_rules.PROMETHEUS_RULE_SPEC, alert_rules.check_prometheus_rule),
+        alert_rules.PrometheusRule.from_manifest,
     ),
 }
 

@@ -1,18 +1,31 @@
-"""`kubectl apply` for the embedded cluster: validated manifests placed next to deploy/.
+"""`kubectl apply` for the embedded cluster: validated manifests placed next to deploy/, and recorded.
 
 Validation happens before anything changes (as a cluster's admission would),
 so a node proxy never sees a policy set it cannot read. The node proxies pick
 up the change within a second, with no restart.
+
+Every apply and delete is also an event in the cluster's runtime log (what a
+cluster's audit log holds): who made the change, which file with which hash,
+and the objects it carried with their labels (an incident id, say). An auditor
+asks "who changed the policy, and when?" long after the file is gone.
 """
 
 from __future__ import annotations
 
-import shutil
+import getpass
+import hashlib
+import json
+import os
+import time
 from pathlib import Path
+from typing import Any
 
-from trustusbank.manifests import load_bundle
-from trustusbank.manifests.yaml_source import yaml_files
+from trustusbank.manifests import Manifest, load_bundle
+from trustusbank.manifests.yaml_source import read_documents, yaml_files
 from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+
+APPLIED_EVENT = "manifest-applied"
+DELETED_EVENT = "manifest-deleted"
 
 
 def _target(files: ClusterFiles, source: Path) -> Path:
@@ -25,14 +38,18 @@ def apply(files: ClusterFiles, deploy: Path, sources: list[Path]) -> list[Path]:
     files.make()
     replaced = {m.name for m in manifests}  # re-applying a file replaces it, as kubectl apply does
     kept = [f for f in applied(files) if f.name not in replaced]
-    load_bundle(deploy, include=[*kept, *manifests], exclude=[deploy / DEFENCE_DIR])
+    bundle = load_bundle(deploy, include=[*kept, *manifests], exclude=[deploy / DEFENCE_DIR])
     installed = []
     for manifest in manifests:
         target = _target(files, manifest)
+        data = manifest.read_bytes()
         tmp = target.with_suffix(".tmp")
-        shutil.copyfile(manifest, tmp)
+        tmp.write_bytes(data)
         tmp.replace(target)
         installed.append(target)
+        resolved = manifest.resolve()
+        objects = [_object(m) for m in bundle.objects if m.source.file.resolve() == resolved]
+        record(files, APPLIED_EVENT, manifest, data, objects)
     return installed
 
 
@@ -42,11 +59,69 @@ def delete(files: ClusterFiles, sources: list[Path]) -> list[Path]:
     removed = []
     for manifest in manifests:
         target = _target(files, manifest)
-        if target.exists():
-            target.unlink()
-            removed.append(target)
+        if not target.exists():
+            continue
+        data = target.read_bytes()  # what was in force, which may differ from the file named
+        documents, _ = read_documents(target)
+        target.unlink()
+        removed.append(target)
+        record(files, DELETED_EVENT, manifest, data, [_document_object(d.data) for d in documents])
     return removed
 
 
 def applied(files: ClusterFiles) -> list[Path]:
     return yaml_files(files.applied) if files.applied.exists() else []
+
+
+def actor() -> str:
+    """Who is making the change: the OS user, as a kubeconfig user would be on a cluster."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return f"uid:{os.getuid()}"
+
+
+def record(
+    files: ClusterFiles, event: str, source: Path, data: bytes, objects: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Append one change event to the runtime log (one JSON line, like the supervisor's own)."""
+    labels: dict[str, str] = {}
+    for item in objects:
+        labels.update(item["labels"])
+    entry = {
+        "time": time.time(),
+        "event": event,
+        "actor": actor(),
+        "file": source.name,
+        "path": str(source.resolve()),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "objects": objects,
+        "labels": labels,
+    }
+    files.events.parent.mkdir(parents=True, exist_ok=True)
+    with files.events.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(entry) + "\n")
+    return entry
+
+
+def _object(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "kind": manifest.kind,
+        "name": manifest.name,
+        "namespace": manifest.namespace,
+        "labels": dict(manifest.labels),
+    }
+
+
+def _document_object(data: dict[str, Any]) -> dict[str, Any]:
+    """The same summary from a document that is not validated again (it is on its way out)."""
+    found = data.get("metadata")
+    metadata: dict[str, Any] = found if isinstance(found, dict) else {}
+    found = metadata.get("labels")
+    labels: dict[str, Any] = found if isinstance(found, dict) else {}
+    return {
+        "kind": str(data.get("kind")),
+        "name": str(metadata.get("name")),
+        "namespace": metadata.get("namespace"),
+        "labels": {str(k): str(v) for k, v in labels.items()},
+    }

@@ -47,6 +47,21 @@ class ClusterFiles:
         return self.root / "applied"
 
     @property
+    def images(self) -> Path:
+        """The image store (the seed's localhost:5001 registry) and the org's public key; pods read it."""
+        return self.root / "images"
+
+    @property
+    def signing(self) -> Path:
+        """Private signing keys (0700/0600): never handed to a pod."""
+        return self.root / "signing"
+
+    @property
+    def control_socket(self) -> Path:
+        """The supervisor's control requests (rollout restarts), owner-only."""
+        return self.root / "control.sock"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -57,6 +72,20 @@ class ClusterFiles:
     @property
     def events(self) -> Path:
         return self.logs / "runtime.jsonl"
+
+    @property
+    def evidence_db(self) -> Path:
+        """The append-only, hash-chained evidence store; it outlives `down` as the logs do."""
+        return self.root / "evidence.sqlite3"
+
+    @property
+    def evidence_head(self) -> Path:
+        """The evidence chain's last (seq, hash), kept apart from the database to catch a cut tail."""
+        return self.root / "evidence.head.json"
+
+    @property
+    def reports(self) -> Path:
+        return self.state / "reports"
 
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node

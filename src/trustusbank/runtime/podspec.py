@@ -7,7 +7,10 @@ embedded runtime emulates, and each emulation is named here:
 - traffic capture: `ALL_PROXY=socks5h://<pod-ip>:15001`, the node proxy, so names
   like `<svc>.<ns>.svc.cluster.local` resolve only through the mesh;
 - configMap volumes: files written under the pod's directory, and env values
-  that point into a mountPath rewritten to that directory.
+  that point into a mountPath rewritten to that directory;
+- the image pull: `TRUSTUSBANK_IMAGE` is the container's image reference and
+  `TRUSTUSBANK_IMAGE_STORE` the registry it is pulled from; `serve` runs the build
+  the tag resolves to when the process starts (the Deployment never names a build).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from trustusbank.images.store import IMAGE_ENV, IMAGE_STORE_ENV, VARIANT_ENV
 from trustusbank.manifests import Bundle, ConfigMap, Container, Deployment
 from trustusbank.paths import DEPLOY_ENV, LOGS_ENV, POD_IP_ENV, STATE_ENV, TOPOLOGY_ENV, TRACES_ENV
 from trustusbank.runtime.topology import OUTBOUND_PORT, Pod
@@ -94,7 +98,13 @@ def _probe_url(deployment: Deployment, pod: Pod) -> str:
 
 
 def launch_spec(
-    pod: Pod, deployment: Deployment, bundle: Bundle, state: Path, deploy: Path, in_mesh: bool
+    pod: Pod,
+    deployment: Deployment,
+    bundle: Bundle,
+    state: Path,
+    deploy: Path,
+    in_mesh: bool,
+    image_store: Path | None = None,
 ) -> PodLaunch:
     container = deployment.containers[0]
     if container.env_value_from:
@@ -103,7 +113,12 @@ def launch_spec(
     pod_dir = state / "pods" / pod.namespace / pod.name
     pod_dir.mkdir(parents=True, exist_ok=True)
     mounts = _volumes(deployment, bundle, pod_dir)
-    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    inherited = (*PROXY_VARS, IMAGE_ENV, IMAGE_STORE_ENV, VARIANT_ENV)
+    env = {k: v for k, v in os.environ.items() if k not in inherited}
+    if container.image:
+        env[IMAGE_ENV] = container.image
+    if image_store is not None:
+        env[IMAGE_STORE_ENV] = str(image_store)
     env.update({k: _rewrite(v, mounts) for k, v in container.env.items()})
     env[POD_IP_ENV] = pod.app_ip
     env[STATE_ENV] = str(pod_dir / "state")

@@ -19,6 +19,8 @@ SEED_PORTS: dict[tuple[str, str, int], int] = {
     ("external-attacker", "mock-attacker", 8080): 18011,
     ("trustusbank-platform", "agentregistry", 8080): 18006,
     ("trustusbank-bank-frontend", "chatbot", 8080): 18009,
+    ("trustusbank-observability", "alert-evaluator", 8080): 18002,
+    ("trustusbank-observability", "soc-inbox", 8080): 18012,
 }
 
 

@@ -20,6 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from trustusbank.images.seed import SEED_ACTOR, seed
+from trustusbank.images.signing import Keys
+from trustusbank.images.store import ImageStore
 from trustusbank.manifests import Bundle, Deployment
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
@@ -28,6 +31,7 @@ from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.podspec import http_ready, launch_spec
 from trustusbank.runtime.portforward import Forward, start_forwards, stop_forwards
 from trustusbank.runtime.processes import ManagedProcess
+from trustusbank.runtime.rollout import ControlServer
 from trustusbank.runtime.subnet import allocate
 from trustusbank.runtime.topology import METRICS_PORT, Pod, Topology, plan
 from trustusbank.runtime.watch import load_in_force
@@ -68,6 +72,9 @@ class Supervisor:
         self.settled = asyncio.Event()  # set once the cluster runs or has failed to start
         self.message = ""
         self.started_at = time.time()
+        self.bundle: Bundle | None = None
+        self.images: ImageStore | None = None
+        self.image_ids: dict[str, str | None] = {}  # pod -> the digest its image tag resolved to at start
 
     # -- events and status -------------------------------------------------
     def event(self, kind: str, fields: dict[str, object]) -> None:
@@ -118,6 +125,7 @@ class Supervisor:
                         "identity": pod.spiffe_uri(topo.trust_domain),
                         "ports": [p.port for p in pod.ports],
                         "image": pod.image,
+                        "image_id": self.image_ids.get(pod.ref),
                         "pid": proc.pid if proc else None,
                         "ready": bool(proc and proc.ready),
                         "restarts": proc.restarts if proc else 0,
@@ -176,8 +184,16 @@ class Supervisor:
         assert isinstance(deployment, Deployment)
         ns = topo.namespaces.get(pod.namespace)
         spec = launch_spec(
-            pod, deployment, bundle, self.files.root, self.deploy, in_mesh=bool(ns and ns.ambient)
+            pod,
+            deployment,
+            bundle,
+            self.files.root,
+            self.deploy,
+            in_mesh=bool(ns and ns.ambient),
+            image_store=self.files.images,
         )
+        found = self.images.lookup(pod.image) if self.images is not None and pod.image else None
+        self.image_ids[ref] = found.digest if found else None
 
         async def probe() -> bool:
             return await http_ready(spec.probe_url)
@@ -211,6 +227,7 @@ class Supervisor:
         subnet, self._claim = allocate(files.state)
         bundle = load_in_force(self.deploy, files)
         topo = self.topology = plan(bundle, subnet)
+        self.bundle = bundle
         topo.save(files.topology)
         self.progress(f"planned {len(topo.pods)} pods on {len(topo.nodes)} nodes in 127.{subnet}.0.0/16")
 
@@ -224,6 +241,14 @@ class Supervisor:
         istiod = Istiod(ca, lambda: topo, tokens, svid_ttl())
         self._istiod = await istiod.serve(files.istiod_socket)
         self.progress("istiod (CA) serving")
+        self.images = ImageStore(files.images)
+        seeded = seed(self.images, Keys(files.signing, files.images), bundle)
+        for pushed in [*seeded.added, *seeded.rebuilt]:
+            kind = "image-seeded" if pushed.old_digest is None else "image-pushed"
+            self.event(kind, {**pushed.to_dict(), "actor": SEED_ACTOR, "command": SEED_ACTOR})
+        self.progress(
+            f"image store: {len(seeded.added)} pushed, {len(seeded.rebuilt)} rebuilt, {len(seeded.kept)} kept"
+        )
 
         self.ztunnels = {node.name: self._ztunnel(topo, node.name) for node in topo.nodes}
         await self._start_all(self.ztunnels, "ztunnel")
@@ -231,13 +256,42 @@ class Supervisor:
         await self._start_all(self.pods, "pod")
         if os.environ.get(FORWARDS_ENV, "1") != "0":
             self.forwards = await start_forwards(topo)
+        self._control = await ControlServer(self, ready_timeout()).serve(files.control_socket)
         self.phase = "Running"
         self.write_status()
         self.settled.set()
 
+    # -- rollouts ----------------------------------------------------------
+    def deployment_pods(self, namespace: str, name: str) -> list[str]:
+        topo = self.topology
+        if topo is None or self.phase != "Running":
+            return []
+        return [
+            p.ref
+            for p in topo.pods
+            if (p.namespace, p.deployment) == (namespace, name) and p.role != "waypoint"
+        ]
+
+    async def replace_pod(self, ref: str) -> tuple[int | None, ManagedProcess]:
+        """A rollout restart of one pod: its process stops and a fresh one starts from the Deployment,
+        pulling its image tag again. A new pod, so it starts with no restarts and no backoff."""
+        old = self.pods[ref]
+        old_pid = old.pid
+        await old.stop()
+        if self.phase != "Running" or self.topology is None or self.bundle is None:
+            raise RuntimeError(f"the cluster is {self.phase}")
+        new = self._pod(self.topology, self.bundle, ref)
+        self.pods[ref] = new
+        await new.start()
+        self.write_status()
+        return old_pid, new
+
     async def stop(self) -> None:
         self.phase = "Stopping"
         self.write_status()
+        if getattr(self, "_control", None) is not None:
+            self._control.close()
+            self.files.control_socket.unlink(missing_ok=True)
         await stop_forwards(self.forwards)
         await asyncio.gather(*(p.stop() for p in self.pods.values()))
         await asyncio.gather(*(z.stop() for z in self.ztunnels.values()))

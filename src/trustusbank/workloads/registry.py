@@ -127,6 +127,21 @@ def _registry_app(workload: Workload, config: ServeConfig) -> ASGIApp:
     return create_app_from_env(workload.db_path(config))
 
 
+def _soc_inbox_app(workload: Workload, config: ServeConfig) -> ASGIApp:
+    from trustusbank.workloads.soc_inbox.app import create_app_from_env
+
+    return create_app_from_env(workload.db_path(config))
+
+
+def _alerts_app(workload: Workload, config: ServeConfig) -> ASGIApp:
+    from trustusbank.alerts.app import create_app_from_env
+
+    try:
+        return create_app_from_env()
+    except ValueError as exc:
+        raise WorkloadConfigError(str(exc)) from exc
+
+
 def _package_modules(*packages: str) -> tuple[str, ...]:
     """Every module of these packages, sorted: an image built from whole packages."""
     found: list[str] = []
@@ -236,6 +251,22 @@ WORKLOADS: dict[str, Workload] = {
             "customer chat page and /api/a2a/<ns>/<agent>/ proxy",
             _chatbot_app,
             _package_modules("trustusbank.workloads.chatbot"),
+        ),
+        Workload(
+            "soc-inbox",
+            "trustusbank-observability",
+            8080,
+            "the SOC's mailbox: SMTP in (TRUSTUSBANK_SMTP_PORT, 2525), page and /api/messages out",
+            _soc_inbox_app,
+            _package_modules("trustusbank.workloads.soc_inbox"),
+        ),
+        Workload(
+            "alerts",
+            "trustusbank-observability",
+            8080,
+            "alert evaluator: the PrometheusRules over the mesh's and agents' metrics, mailed to the SOC",
+            _alerts_app,
+            _package_modules("trustusbank.alerts"),
         ),
     )
 }

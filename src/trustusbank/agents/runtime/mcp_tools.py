@@ -1,4 +1,4 @@
-"""The agent's MCP tools: listed once per RemoteMCPServer, called over streamable HTTP.
+"""The agent's MCP tools: listed for each request, called over streamable HTTP.
 
 Calls go out through whatever `ALL_PROXY` names (`trust_env`), which in the embedded
 mesh is the node's ztunnel, so they reach the server through the waypoint and its
@@ -15,6 +15,7 @@ happened and decides what to say, as it would be with any provider's tool loop.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -96,7 +97,6 @@ def result_text(content: Sequence[Any], structured: Any) -> str:
 class McpToolbox:
     def __init__(self, servers: Sequence[McpServerSpec]) -> None:
         self.servers = tuple(servers)
-        self._listed: dict[str, tuple[McpTool, ...]] = {}
         self._http: dict[str, httpx2.AsyncClient] = {}
 
     @asynccontextmanager
@@ -117,19 +117,22 @@ class McpToolbox:
             await http.aclose()
 
     async def tools(self) -> list[McpTool]:
-        """Every tool the agent may use; a server that cannot be listed now is retried next time."""
+        """Every tool the agent may use, listed afresh for each request, servers in parallel.
+
+        Listing per request is what kagent's runtime does, and it matters here: a server's
+        tools can change under the same URL (a new build behind the same tag), and the model
+        must see the schema the server offers now. A server that cannot be listed is left out.
+        """
+        listed = await asyncio.gather(*(self._list(s) for s in self.servers), return_exceptions=True)
         tools: list[McpTool] = []
         seen: dict[str, str] = {}
-        for server in self.servers:
-            if server.name not in self._listed:
-                try:
-                    self._listed[server.name] = await self._list(server)
-                except Exception as exc:
-                    log.warning(
-                        "cannot list tools of %s at %s: %s", server.name, server.url, describe_error(exc)
-                    )
-                    continue
-            for tool in self._listed[server.name]:
+        for server, found in zip(self.servers, listed, strict=True):
+            if isinstance(found, BaseException):
+                log.warning(
+                    "cannot list tools of %s at %s: %s", server.name, server.url, describe_error(found)
+                )
+                continue
+            for tool in found:
                 if tool.spec.name in seen:
                     log.warning(
                         "tool %s of %s hidden: %s offers one of that name",

@@ -13,7 +13,8 @@ What is sent upstream follows agentgateway: an MCP backend (`AgentgatewayBackend
 `mcp.targets`) is not proxied path-for-path; agentgateway is the MCP server towards the client
 and a client of the target, always at the target's `path` (default `/mcp`, `/sse` for SSE), so
 the remainder of the request path is dropped. A Service backend gets the path after URLRewrite
-(ReplacePrefixMatch / ReplaceFullPath), or the path unchanged.
+(ReplacePrefixMatch / ReplaceFullPath), or the path unchanged. An AI backend (`spec.ai`) gets
+its provider's path (`mesh/waypoint/llm.py`).
 
 Policy attachment follows agentgateway's CRD documentation: a policy attaches to objects in
 its own namespace only (targetRefs have no namespace). `traffic` attaches to the Gateway (all
@@ -35,6 +36,7 @@ from typing import Any, Literal
 
 from trustusbank.manifests.objects import Manifest
 from trustusbank.mesh.waypoint.cel_policy import HttpAuthorization, McpAuthorization
+from trustusbank.mesh.waypoint.llm import LlmProvider
 from trustusbank.mesh.waypoint.ratelimit import Clock, LocalRateLimits, LocalRateLimitSpec
 from trustusbank.mesh.waypoint.validation import AGENTGATEWAY_CLASSES, AGENTGATEWAY_GROUP, GATEWAY_GROUP
 
@@ -315,6 +317,8 @@ class AgentgatewayBackend:
     targets: tuple[McpTarget, ...]
     session_routing: str = "Stateful"
     manifest: Manifest | None = field(default=None, repr=False, compare=False)
+    ai: LlmProvider | None = None
+    """`spec.ai`: an LLM provider instead of MCP targets."""
 
     @property
     def ref(self) -> str:
@@ -323,6 +327,9 @@ class AgentgatewayBackend:
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> AgentgatewayBackend:
         namespace = _namespace(manifest)
+        ai = manifest.body["spec"].get("ai")
+        if ai is not None:
+            return cls(manifest.name, namespace, (), manifest=manifest, ai=LlmProvider.from_spec(ai))
         mcp = manifest.body["spec"].get("mcp") or {}
         targets = []
         for item in mcp.get("targets") or []:
@@ -385,7 +392,7 @@ class AgentgatewayPolicy:
 
 @dataclass(frozen=True)
 class Backend:
-    kind: Literal["mcp", "service"]
+    kind: Literal["mcp", "service", "llm"]
     ref: str
     """`<namespace>/<name>` of the AgentgatewayBackend or Service."""
     host: str
@@ -396,6 +403,8 @@ class Backend:
     """The MCP target's name, what agentgateway calls `mcp.tool.target`."""
     protocol: str | None = None
     """`StreamableHTTP` or `SSE` for an MCP target."""
+    llm: LlmProvider | None = None
+    """The provider of an AI backend (kind `llm`)."""
 
 
 @dataclass(frozen=True)
@@ -470,6 +479,8 @@ class _Entry:
             upstream = self.rule.rewrite.apply(path, self.match.path)
         else:
             upstream = path
+        if backend.llm is not None:
+            upstream = backend.llm.upstream_path(upstream)
         return RouteMatch(
             route=self.route.ref,
             rule=self.rule.index,
@@ -709,6 +720,10 @@ class _Builder:
                 f"{where}: backendRef AgentgatewayBackend {ref.namespace}/{ref.name} does not exist"
             )
             return None
+        if found.ai is not None:
+            provider = found.ai
+            backend = Backend("llm", found.ref, provider.host, provider.port, None, llm=provider)
+            return _Choice(ref.weight, backend, None)
         if len(found.targets) != 1:
             self.problems.append(
                 f"AgentgatewayBackend {found.ref}: the embedded waypoint serves exactly one MCP target"

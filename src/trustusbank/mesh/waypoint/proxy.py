@@ -4,7 +4,9 @@ Order follows agentgateway: route match; local rate limit; HTTP-level
 authorization (no MCP context); then, for MCP backends, the request is parsed
 exactly as the server will execute it and every message the backend's MCP
 policy judges must be allowed. `tools/list` answers are filtered to what the
-caller may call. Anything the proxy cannot judge is refused, never forwarded.
+caller may call. For AI backends the chat completion is prepared for the
+provider and its answer's model and token counts are recorded (`llm`).
+Anything the proxy cannot judge is refused, never forwarded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.waypoint.cel_policy import CelDecision, Identity, McpInfo, RequestInfo
 from trustusbank.mesh.waypoint.config import Backend, RouteMatch, WaypointConfig
 from trustusbank.mesh.waypoint.ingress import Caller, Ingress
+from trustusbank.mesh.waypoint.llm import (
+    LlmProvider,
+    LlmRefused,
+    LlmRequest,
+    log_fields,
+    prepare_request,
+    read_usage,
+)
 from trustusbank.mesh.waypoint.mcp import (
     McpMessage,
     McpRefused,
@@ -42,6 +52,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY = 1024 * 1024
+MAX_LLM_RESPONSE = 8 * 1024 * 1024  # how much of a model's answer is kept to read its usage from
 HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -124,6 +135,9 @@ class WaypointApp:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         context = extract(headers) if "traceparent" in headers else extract(caller.hbone_headers)
+        # The tunnel's own trace (the caller's ztunnel span) stays a separate trace: link it.
+        tunnel = trace.get_current_span(extract(caller.hbone_headers)).get_span_context()
+        links = [trace.Link(tunnel)] if "traceparent" in headers and tunnel.is_valid else []
         attributes = {
             "src.identity": str(caller.identity),
             "http.method": scope["method"],
@@ -134,6 +148,7 @@ class WaypointApp:
             context=context,
             kind=SpanKind.SERVER,
             attributes=attributes,
+            links=links,
         ) as span:
             record = RequestRecord(
                 gateway=self.gateway,
@@ -196,6 +211,7 @@ class WaypointApp:
         record.route = match.route if match else f"waypoint/{backend.host}"
         record.backend = backend.ref
         tools_list_ids: list[Any] = []
+        llm: LlmRequest | None = None
         if match is not None:
             self._limit(match)
             if match.http_authorization is not None:
@@ -210,9 +226,42 @@ class WaypointApp:
                 record.rule = _rule("traffic", decision)
             if backend.kind == "mcp":
                 tools_list_ids = self._judge_mcp(match, source, request, scope, headers, body, record)
+            elif backend.llm is not None:
+                llm = self._prepare_llm(backend.llm, body, record)
+                body = llm.body
         await self._forward(
-            scope, send, backend, match, body, headers, record, source, request, bool(tools_list_ids)
+            scope, send, backend, match, body, headers, record, source, request, bool(tools_list_ids), llm
         )
+
+    def _prepare_llm(self, provider: LlmProvider, body: bytes, record: RequestRecord) -> LlmRequest:
+        try:
+            llm = prepare_request(body, provider)
+        except LlmRefused as refused:
+            raise Denied(refused.status, refused.body(), f"llm refused: {refused.message}") from None
+        fields = log_fields(provider, llm.model, None)
+        record.extra.update(fields)
+        trace.get_current_span().set_attributes(fields)
+        return llm
+
+    def _record_usage(
+        self, provider: LlmProvider, llm: LlmRequest, content_type: str, raw: bytes, record: RequestRecord
+    ) -> dict[str, Any]:
+        """The answer's model and token counts into the log line and the token histogram."""
+        fields = log_fields(provider, llm.model, read_usage(content_type, raw))
+        record.extra.update(fields)
+        for kind, key in (("input", "gen_ai.usage.input_tokens"), ("output", "gen_ai.usage.output_tokens")):
+            if fields[key] is not None:
+                self.metrics.tokens.labels(
+                    kind,
+                    fields["gen_ai.operation.name"],
+                    provider.provider,
+                    llm.model,
+                    fields["gen_ai.response.model"] or "unknown",
+                    self.gateway,
+                    record.route or "none",
+                    record.src_identity or "none",
+                ).observe(fields[key])
+        return {k: v for k, v in fields.items() if v is not None}
 
     def _istio_authz(self, caller: Caller, request: RequestInfo) -> None:
         """Istio AuthorizationPolicies that target this waypoint, with their L7 fields."""
@@ -306,7 +355,9 @@ class WaypointApp:
         source: Identity | None,
         request: RequestInfo,
         filter_tools: bool,
+        llm: LlmRequest | None = None,
     ) -> None:
+        server_span = trace.get_current_span()
         path = match.upstream_path if match else scope["path"]
         query = scope.get("query_string", b"")
         url = f"http://{backend.host}:{backend.port}{path}" + (f"?{query.decode('latin-1')}" if query else "")
@@ -342,9 +393,18 @@ class WaypointApp:
                     await send({"type": "http.response.body", "body": filtered})
                     return
                 await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+                kept: list[bytes] = []
+                size = 0
                 async for chunk in response.aiter_stream():
+                    if llm is not None and size + len(chunk) <= MAX_LLM_RESPONSE:
+                        kept.append(chunk)
+                        size += len(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
+        if llm is not None and backend.llm is not None and response.status < 400:
+            server_span.set_attributes(
+                self._record_usage(backend.llm, llm, content_type, b"".join(kept), record)
+            )
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -90,3 +90,21 @@ class WaypointMetrics:
             ("gateway", "route", "reason", "source_principal"),
             registry=self.registry,
         )
+        # agentgateway's name and labels (plus the caller's identity, which the evidence needs);
+        # the buckets are the OTel GenAI conventions' advice for gen_ai.client.token.usage.
+        self.tokens = Histogram(
+            "agentgateway_gen_ai_client_token_usage",
+            "Number of tokens used per request.",
+            (
+                "gen_ai_token_type",
+                "gen_ai_operation_name",
+                "gen_ai_system",
+                "gen_ai_request_model",
+                "gen_ai_response_model",
+                "gateway",
+                "route",
+                "source_principal",
+            ),
+            buckets=tuple(float(4**n) for n in range(14)),
+            registry=self.registry,
+        )

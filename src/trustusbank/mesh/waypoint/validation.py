@@ -210,8 +210,22 @@ _MCP_TARGET = _object(
     required=("name",),
     unsupported=("selector",),
 )
+# `spec.ai`: one LLM provider (agentgateway's `LLMProvider`), of which the embedded waypoint
+# serves OpenAI chat completions to a host in the mesh (mesh/waypoint/llm.py).
+_AI_PROVIDER = _object(
+    {
+        "openai": _object({"model": _string(1, 256)}, unsupported=("moderation",)),
+        "host": _string(1, 256),
+        "port": _PORT,
+        "path": _string(1, 1024),
+        "pathPrefix": _string(1, 1024),
+    },
+    unsupported=("azureopenai", "azure", "anthropic", "gemini", "vertexai", "bedrock", "custom"),
+)
+_AI = _object({"provider": _AI_PROVIDER}, unsupported=("groups",))
 AGENTGATEWAY_BACKEND_SPEC: dict[str, Any] = _object(
     {
+        "ai": _AI,
         "mcp": _object(
             {
                 "targets": _array(_MCP_TARGET, 1, 128),
@@ -220,9 +234,9 @@ AGENTGATEWAY_BACKEND_SPEC: dict[str, Any] = _object(
                 "prefixMode": _string(enum=("Always", "Conditional", "Never")),
             },
             required=("targets",),
-        )
+        ),
     },
-    unsupported=("static", "a2a", "ai", "aws", "dynamicForwardProxy", "policies"),
+    unsupported=("static", "a2a", "aws", "dynamicForwardProxy", "policies"),
 )
 
 # --- AgentgatewayPolicy (agentgateway.dev v1alpha1) -----------------------------------------------
@@ -489,6 +503,8 @@ def _backend(body: Mapping[str, Any]) -> Iterator[FieldError]:
             ("spec",),
             "exactly one of the fields in [ai static dynamicForwardProxy mcp aws a2a] must be set",
         )
+    if spec.get("ai") is not None:
+        yield from _ai(spec["ai"])
     mcp = spec.get("mcp")
     if mcp is None:
         return
@@ -512,6 +528,34 @@ def _backend(body: Mapping[str, Any]) -> Iterator[FieldError]:
             yield (*path, "static"), "exactly one of the fields in [host backendRef] must be set"
         if static is not None and not str(static.get("path", "/")).startswith("/"):
             yield (*path, "static", "path"), "must start with '/'"
+
+
+def _ai(ai: Mapping[str, Any]) -> Iterator[FieldError]:
+    """The CRD's rules on `spec.ai`, then what the embedded waypoint needs on top."""
+    path: JsonPath = ("spec", "ai")
+    provider = ai.get("provider")
+    if provider is None:
+        yield path, "exactly one of the fields in [provider groups] must be set"
+        return
+    path = (*path, "provider")
+    kinds = ("openai", "azureopenai", "azure", "anthropic", "gemini", "vertexai", "bedrock", "custom")
+    if sum(kind in provider for kind in kinds) != 1:
+        yield path, f"exactly one of the fields in [{' '.join(kinds)}] must be set"
+    if ("host" in provider) != ("port" in provider):
+        yield path, "both host and port must be set together"
+    if "path" in provider and "pathPrefix" in provider:
+        yield path, "path and pathPrefix are mutually exclusive"
+    if "pathPrefix" in provider and "host" not in provider:
+        yield path, "pathPrefix requires host to be set"
+    for key in ("path", "pathPrefix"):
+        if key in provider and not str(provider[key]).startswith("/"):
+            yield (*path, key), "must start with '/'"
+    if "host" not in provider:
+        message = (
+            "not supported: the provider's public endpoint (api.openai.com over TLS); the embedded "
+            "waypoint reaches models in the mesh only, so set host and port to the model's Service"
+        )
+        yield path, message
 
 
 def _policy(body: Mapping[str, Any]) -> Iterator[FieldError]:

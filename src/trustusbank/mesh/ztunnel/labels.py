@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from trustusbank.runtime.topology import Pod, ServiceEntry
+
+if TYPE_CHECKING:
+    from trustusbank.mesh.ztunnel.destinations import Destination
 
 UNKNOWN = "unknown"
 
@@ -26,4 +31,19 @@ def peer_labels(
         "destination_principal": destination_principal or UNKNOWN,
         "destination_service": service.fqdn if service else UNKNOWN,
         "connection_security_policy": "mutual_tls" if mutual_tls else "none",
+    }
+
+
+def attempt_labels(
+    source_workload: str | None, source_namespace: str | None, source_principal: str | None, dest: Destination
+) -> dict[str, str]:
+    """Who tried to reach what: the intended destination (the Service's pod, not a waypoint in between)."""
+    return {
+        "source_workload": source_workload or UNKNOWN,
+        "source_workload_namespace": source_namespace or UNKNOWN,
+        "source_principal": source_principal or UNKNOWN,
+        "destination_workload": dest.pod.deployment if dest.pod else UNKNOWN,
+        "destination_workload_namespace": dest.pod.namespace if dest.pod else UNKNOWN,
+        "destination_service_name": dest.service.name if dest.service else UNKNOWN,
+        "destination_service_namespace": dest.service.namespace if dest.service else UNKNOWN,
     }

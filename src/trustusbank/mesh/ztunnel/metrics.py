@@ -2,7 +2,10 @@
 
 `istio_requests_total` counts HBONE CONNECT exchanges (the only request ztunnel
 sees), so a refused tunnel shows as `response_code="401"`; the denial counter
-is ours and names the policy that decided.
+is ours and names the policy that decided. The attempt counter is ours too: the
+source side counts every connection a pod tried, whatever the destination
+answered, so an alert on "the bank tried to reach the attacker" fires whether
+or not the defence held.
 """
 
 from __future__ import annotations
@@ -19,6 +22,17 @@ PEER_LABELS = (
     "destination_principal",
     "destination_service",
     "connection_security_policy",
+)
+
+ATTEMPT_LABELS = (
+    "source_workload",
+    "source_workload_namespace",
+    "source_principal",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_service_name",
+    "destination_service_namespace",
+    "outcome",
 )
 
 
@@ -45,6 +59,12 @@ class ZtunnelMetrics:
             "trustusbank_authz_denials",
             "Connections refused by AuthorizationPolicy at this node.",
             ("policy", "source_principal", "destination_workload", "destination_workload_namespace"),
+            registry=self.registry,
+        )
+        self.attempts = Counter(
+            "trustusbank_outbound_attempts",
+            "Outbound connections pods tried, by intended destination and outcome (allowed, denied, error).",
+            ATTEMPT_LABELS,
             registry=self.registry,
         )
         self.handshake_errors = Counter(

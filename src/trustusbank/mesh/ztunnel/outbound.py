@@ -18,7 +18,7 @@ from trustusbank.mesh.hbone.client import HboneError, HboneRefused, open_tunnel,
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
 from trustusbank.mesh.ztunnel.destinations import Destination, Unresolvable, resolve
-from trustusbank.mesh.ztunnel.labels import peer_labels
+from trustusbank.mesh.ztunnel.labels import attempt_labels, peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
 from trustusbank.mesh.ztunnel.socks import Reply, SocksError, read_connect, reply
 from trustusbank.runtime.topology import HBONE_PORT, Pod
@@ -73,7 +73,7 @@ class Outbound:
         elif dest.captured and dest.pod is not None:
             await self._hbone(pod, source, dest.pod, dest.authority, dest, reader, writer, record)
         else:
-            await self._passthrough(dest, reader, writer, record)
+            await self._passthrough(pod, source, dest, reader, writer, record)
 
     async def _refuse(
         self, writer: asyncio.StreamWriter, code: Reply, record: ConnectionRecord, error: str
@@ -86,16 +86,21 @@ class Outbound:
 
     async def _passthrough(
         self,
+        pod: Pod,
+        source: SpiffeId,
         dest: Destination,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         record: ConnectionRecord,
     ) -> None:
+        attempt = attempt_labels(pod.deployment, pod.namespace, source.uri, dest)
         try:
             up_reader, up_writer = await asyncio.open_connection(dest.host, dest.port)
         except OSError as exc:
+            self.node.metrics.attempts.labels(**attempt, outcome="error").inc()
             await self._refuse(writer, Reply.CONNECTION_REFUSED, record, f"connect {dest.authority}: {exc}")
             return
+        self.node.metrics.attempts.labels(**attempt, outcome="allowed").inc()
         await reply(writer, Reply.SUCCEEDED)
         record.bytes_sent, record.bytes_recv = await pipe_plain(reader, writer, up_reader, up_writer)
         self.node.access.write(record)
@@ -116,6 +121,7 @@ class Outbound:
         record.dst_identity = dest_identity.uri
         record.dst_hbone_addr = f"{target.ip}:{HBONE_PORT}"
         labels = peer_labels("source", pod, source.uri, target, dest_identity.uri, dest.service, True)
+        attempt = attempt_labels(pod.deployment, pod.namespace, source.uri, dest)
         attributes = {
             "src.identity": source.uri,
             "dst.identity": dest_identity.uri,
@@ -137,14 +143,17 @@ class Outbound:
                     local_addr=(pod.ip, 0),
                 )
             except HboneRefused as exc:
+                self.node.metrics.attempts.labels(**attempt, outcome="denied").inc()
                 self.node.metrics.requests.labels(**labels, response_code=str(exc.status)).inc()
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 await self._refuse(writer, Reply.NOT_ALLOWED, record, str(exc))
                 return
             except (HboneError, OSError, TimeoutError) as exc:
+                self.node.metrics.attempts.labels(**attempt, outcome="error").inc()
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 await self._refuse(writer, Reply.CONNECTION_REFUSED, record, f"hbone: {exc}")
                 return
+            self.node.metrics.attempts.labels(**attempt, outcome="allowed").inc()
             self.node.metrics.requests.labels(**labels, response_code="200").inc()
             self.node.metrics.opened.labels(**labels).inc()
             await reply(writer, Reply.SUCCEEDED)

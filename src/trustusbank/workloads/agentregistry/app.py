@@ -1,7 +1,8 @@
 """The registry's HTTP face: a JSON catalogue API and a page for people.
 
 Entries are computed once at start-up (tool lists come from each build through
-a real MCP client); the pins they are compared against live in SQLite.
+a real MCP client); the pins they are compared against live in SQLite. What
+each tag runs now, and who signed it, is read from the image store per request.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from trustusbank.images.store import IMAGE_STORE_ENV
 from trustusbank.manifests import ManifestError, load_bundle
 from trustusbank.paths import deploy_dir
 from trustusbank.workloads.agentregistry.catalogue import (
@@ -27,13 +29,17 @@ from trustusbank.workloads.agentregistry.catalogue import (
     build_entries,
     catalogue_from_bundle,
     parse_catalogue,
+    running_image,
 )
 
 CATALOGUE_ENV = "AGENTREGISTRY_CATALOGUE"
 
 
-def create_app(manifests: Path, catalogue: list[Registered] | None, pins: PinStore) -> Starlette:
-    """The app; `catalogue` None means: read it from the manifests' ConfigMap."""
+def create_app(
+    manifests: Path, catalogue: list[Registered] | None, pins: PinStore, images: Path | None = None
+) -> Starlette:
+    """The app; `catalogue` None means: read it from the manifests' ConfigMap; `images` is the image
+    store's directory (None: running digests and signatures are not checked)."""
     try:
         bundle = load_bundle(manifests)
     except ManifestError as exc:
@@ -47,14 +53,18 @@ def create_app(manifests: Path, catalogue: list[Registered] | None, pins: PinSto
         state["entries"] = await build_entries(bundle, registered, pins)
         yield
 
+    def current(entry: dict[str, Any]) -> dict[str, Any]:
+        return {**entry, **running_image(images, entry)}
+
     async def servers(_: Request) -> JSONResponse:
-        return JSONResponse({"count": len(state["entries"]), "servers": state["entries"]})
+        entries = [current(e) for e in state["entries"]]
+        return JSONResponse({"count": len(entries), "servers": entries})
 
     async def server(request: Request) -> JSONResponse:
         name = request.path_params["name"]
         for entry in state["entries"]:
             if entry["name"] == name:
-                return JSONResponse(entry)
+                return JSONResponse(current(entry))
         return JSONResponse({"error": f"no server named {name!r} is registered"}, status_code=404)
 
     async def index(_: Request) -> HTMLResponse:
@@ -83,4 +93,5 @@ def create_app_from_env(db: Path) -> Starlette:
         if not file.is_file():
             raise CatalogueError(f"{CATALOGUE_ENV}={path}: no such file")
         catalogue = parse_catalogue(file.read_text(encoding="utf-8"), path)
-    return create_app(deploy_dir(), catalogue, PinStore(db))
+    store = os.environ.get(IMAGE_STORE_ENV)
+    return create_app(deploy_dir(), catalogue, PinStore(db), Path(store) if store else None)

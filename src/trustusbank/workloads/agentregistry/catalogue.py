@@ -3,7 +3,9 @@
 The registered record (publisher, version, image) is what a bank files in its
 Art. 28 register, and it does not change when a vendor's tag is rewritten.
 What does change is the digest behind the tag; the registry pins it when an
-entry is first registered and reports every build against that pin.
+entry is first registered and reports every build against that pin. Which
+digest the tag resolves to *now*, and whether the org's key signed it, it asks
+the image store at each request (read-only): a rug pull shows up there first.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import yaml
 
 from trustusbank.images.digest import build_digest
+from trustusbank.images.store import ImageStore, ImageStoreError
 from trustusbank.images.tool_list import build_tools, tool_list_hash
 from trustusbank.manifests import Bundle, ConfigMap, Deployment, Service
 from trustusbank.sqlite_file import SqliteFile
@@ -161,10 +164,39 @@ async def build_entries(bundle: Bundle, catalogue: list[Registered], pins: PinSt
                 "tools": builds[0].tools,
                 "pinned": pin,
                 "builds": [asdict(build) for build in builds],
-                "signature": {
-                    "status": "not-checked",
-                    "detail": "image signatures are verified once the image store exists",
-                },
+                "running": None,
+                "matches_pin": None,
+                "signature": NOT_CHECKED,
             }
         )
     return entries
+
+
+NOT_CHECKED = {"status": "not-checked", "detail": "no image store is configured (TRUSTUSBANK_IMAGE_STORE)"}
+
+
+def running_image(store: Path | None, entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry's `running`, `matches_pin` and `signature`, from the image store as it is now.
+
+    `signature.status` is `org` only when a stored signature verifies with the org
+    public key published next to the store; a store that cannot be read says so."""
+    if store is None:
+        return {"running": None, "matches_pin": None, "signature": NOT_CHECKED}
+    from trustusbank.images.signing import org_public_key
+
+    try:
+        images = ImageStore(store, readonly=True)
+        found = images.lookup(entry["image"])
+        if found is None:
+            missing = {"status": "not-found", "detail": f"{entry['image']} is not in the image store"}
+            return {"running": None, "matches_pin": False, "signature": missing}
+        verdict = images.signature_status(found.tag, found.digest, org_public_key(store)).to_dict()
+    except (ImageStoreError, OSError, ValueError) as exc:
+        failed = {"status": "error", "detail": f"cannot check the image store: {exc}"}
+        return {"running": None, "matches_pin": False, "signature": failed}
+    running = {"tag": found.tag, "digest": found.digest, "updated_at": found.updated_at}
+    return {
+        "running": running,
+        "matches_pin": found.digest == entry["pinned"]["digest"],
+        "signature": verdict,
+    }

@@ -1,0 +1,176 @@
+"""`trustusbank serve alerts`: the alert evaluator as a workload, with its API and page.
+
+GET /api/alerts (`?since=<epoch>`: only alerts that fired since then) is what the
+demo and the console (port 18002 when forwarded) read; GET / is the same as a page.
+In a cluster pod it finds everything the platform gives a pod: the rules in force
+(deploy/ plus what was applied, reloaded on change, as the Prometheus Operator
+reloads PrometheusRules), the scrape targets in the topology, and the SOC inbox by
+its Service name through the mesh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from trustusbank.alerts.notifier import NotifyPolicy
+from trustusbank.alerts.rules import RuleGroup, rules_in_bundle
+from trustusbank.alerts.service import LOG_NAME, SMTP_ENV, AlertService, interval_from_env, smtp_address
+from trustusbank.alerts.smtp_client import socks_proxy
+from trustusbank.alerts.targets import Target, targets_from_topology
+from trustusbank.manifests import load_bundle
+from trustusbank.paths import LOGS_ENV, TOPOLOGY_ENV, deploy_dir, state_dir
+from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.runtime.topology import Topology
+from trustusbank.runtime.watch import ManifestWatch
+
+
+class _Cached:
+    """Reload a file-derived value only when the file changes (mtime and size)."""
+
+    def __init__(self, path: Path, load: Callable[[Path], Any]) -> None:
+        self.path, self.load = path, load
+        self._stamp: tuple[int, int] | None = None
+        self.value: Any = None
+
+    def get(self) -> Any:
+        stat = self.path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            self.value, self._stamp = self.load(self.path), stamp
+        return self.value
+
+
+def _rules_source(topology: Path | None) -> Callable[[], list[RuleGroup]]:
+    """The rules in force: deploy/ plus what has been applied when in a cluster, else deploy/ alone."""
+    if topology is None:
+        groups = rules_in_bundle(load_bundle(deploy_dir()).objects)
+        return lambda: groups
+    watch = ManifestWatch(deploy_dir(), ClusterFiles(topology.parent.parent))
+    current: list[RuleGroup] = []
+
+    def load() -> list[RuleGroup]:
+        nonlocal current
+        if watch.changed():
+            current = rules_in_bundle(watch.load().objects)
+        return current
+
+    return load
+
+
+def service_from_env() -> AlertService:
+    raw_topology = os.environ.get(TOPOLOGY_ENV)
+    topology_path = Path(raw_topology) if raw_topology else None
+    cached = _Cached(topology_path, Topology.load) if topology_path else None
+
+    def topology() -> Topology | None:
+        return cached.get() if cached else None
+
+    def targets() -> list[Target]:
+        found = topology()
+        return targets_from_topology(found) if found else []
+
+    logs = Path(os.environ[LOGS_ENV]) if os.environ.get(LOGS_ENV) else state_dir() / "logs"
+    return AlertService(
+        groups_source=_rules_source(topology_path),
+        targets_source=targets,
+        log_path=logs / LOG_NAME,
+        quarantine_dir=state_dir() / "quarantine",
+        smtp=smtp_address(os.environ.get(SMTP_ENV)),
+        proxy=socks_proxy(dict(os.environ)),
+        interval=interval_from_env(),
+        policy=NotifyPolicy.from_env(),
+        topology_source=topology,
+    )
+
+
+def create_app(service: AlertService) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    def _since(request: Request) -> float | None:
+        raw = request.query_params.get("since")
+        return float(raw) if raw else None
+
+    async def api_alerts(request: Request) -> JSONResponse:
+        try:
+            since = _since(request)
+        except ValueError:
+            return JSONResponse(
+                {"error": "since must be a number (seconds since the epoch)"}, status_code=400
+            )
+        return JSONResponse(service.snapshot(since))
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "evaluations": service.evaluations})
+
+    async def index(_: Request) -> HTMLResponse:
+        return HTMLResponse(render_page(service.snapshot()))
+
+    return Starlette(
+        routes=[
+            Route("/api/alerts", api_alerts, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/", index, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def create_app_from_env() -> Starlette:
+    # One request log line per scrape (seven a second) would drown the pod's log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return create_app(service_from_env())
+
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(epoch)) if epoch else "-"
+
+
+def render_page(snapshot: dict[str, Any]) -> str:
+    """Every alert as a table row; every value escaped (labels come from scraped, untrusted text)."""
+    rows = "".join(
+        "<tr class='{state}'><td>{state}</td><td>{name}</td><td>{summary}</td><td>{value}</td>"
+        "<td>{fired}</td><td>{notified}</td></tr>".format(
+            state=html.escape(a["state"]),
+            name=html.escape(a["alertname"]),
+            summary=html.escape(a["annotations"].get("summary", "")),
+            value=html.escape(f"{a['value']:g}"),
+            fired=_when(a["fired_at"]),
+            notified=_when(a["notified_at"]),
+        )
+        for a in snapshot["alerts"]
+    )
+    targets = "".join(
+        f"<li>{html.escape(t['job'])} {html.escape(t['url'])}: {'up' if t['up'] else 'DOWN'}</li>"
+        for t in snapshot["targets"]
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='2'>"
+        "<title>trustusbank alerts</title><style>body{font-family:sans-serif;margin:2em}"
+        "td,th{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left}"
+        "tr.firing{background:#fdd}tr.pending{background:#ffd}</style></head><body>"
+        f"<h1>Alerts</h1><p>{snapshot['evaluations']} evaluations every {snapshot['interval']:g}s; "
+        f"{snapshot['notifications']} notifications to {html.escape(str(snapshot['smtp']))}.</p>"
+        "<table><tr><th>state</th><th>alert</th><th>summary</th><th>value</th><th>fired (UTC)</th>"
+        f"<th>mailed (UTC)</th></tr>{rows}</table><h2>Targets</h2><ul>{targets}</ul></body></html>"
+    )

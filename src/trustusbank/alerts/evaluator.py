@@ -1,0 +1,165 @@
+"""Alerting and recording rules over the series store, with Prometheus' alert lifecycle.
+
+Per alerting rule and evaluation: each output sample is an alert whose labels are
+the sample's (metric name dropped) plus the rule's labels plus `alertname`; a new
+one is pending, and firing once it has been active for the rule's `for` (at once
+when there is none); one that stops appearing is resolved. Annotations are
+rendered each time with `$labels` and `$value` of the sample, as Prometheus does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from trustusbank.alerts import templates
+from trustusbank.alerts.promql.ast import NAME_LABEL
+from trustusbank.alerts.promql.engine import Engine, EvaluationError
+from trustusbank.alerts.promql.series import Labels, SeriesStore
+from trustusbank.alerts.rules import Rule, RuleGroup
+
+log = logging.getLogger(__name__)
+
+RESOLVED_RETENTION = 15 * 60.0  # Prometheus keeps resolved alerts this long, to notify and show them
+
+
+def fingerprint(labels: Labels) -> str:
+    text = "\x00".join(f"{k}\x01{v}" for k, v in labels)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Alert:
+    labels: Labels
+    annotations: dict[str, str]
+    value: float
+    active_at: float
+    state: str = "pending"  # pending, firing, resolved
+    fired_at: float | None = None
+    resolved_at: float | None = None
+    rule_group: str = ""
+
+    @property
+    def name(self) -> str:
+        return dict(self.labels).get("alertname", "")
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alertname": self.name,
+            "state": self.state,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "value": self.value,
+            "active_at": self.active_at,
+            "fired_at": self.fired_at,
+            "resolved_at": self.resolved_at,
+            "fingerprint": self.fingerprint,
+            "group": self.rule_group,
+        }
+
+
+@dataclass
+class Transition:
+    """An alert that changed state in an evaluation: what the log and the notifier hear about."""
+
+    alert: Alert
+    state: str  # firing or resolved
+
+
+@dataclass
+class RuleEvaluator:
+    groups: list[RuleGroup]
+    store: SeriesStore
+    engine: Engine = field(init=False)
+    active: dict[tuple[str, str], Alert] = field(default_factory=dict)
+    resolved: deque[Alert] = field(default_factory=lambda: deque(maxlen=500))
+    errors: dict[str, str] = field(default_factory=dict)
+    _recorded: dict[str, set[Labels]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(self.store)
+
+    def evaluate(self, t: float, groups: list[RuleGroup] | None = None) -> list[Transition]:
+        """Evaluate every rule of `groups` (default: all) at time `t`; returns the state changes."""
+        changes: list[Transition] = []
+        for group in self.groups if groups is None else groups:
+            for rule in group.rules:
+                key = f"{group.source}/{group.name}/{rule.name}"
+                try:
+                    if rule.alert:
+                        changes += self._alert(rule, group, t)
+                    else:
+                        self._record(rule, key, t)
+                    self.errors.pop(key, None)
+                except EvaluationError as exc:
+                    # A rule that cannot be evaluated keeps its alerts as they were (Prometheus does the
+                    # same), and the failure is visible in /api/alerts and the log.
+                    log.error("rule %s failed: %s", key, exc)
+                    self.errors[key] = str(exc)
+        self._forget(t)
+        return changes
+
+    def _alert(self, rule: Rule, group: RuleGroup, t: float) -> list[Transition]:
+        assert rule.alert is not None
+        rule_key = f"{group.source}/{group.name}/{rule.alert}"
+        seen: set[tuple[str, str]] = set()
+        changes = []
+        for sample in self.engine.vector(rule.expr, t):
+            names = dict(sample.labels)
+            final = {k: v for k, v in names.items() if k != NAME_LABEL}
+            final.update(rule.labels)
+            final["alertname"] = rule.alert
+            labels = tuple(sorted((k, v) for k, v in final.items() if v))
+            key = (rule_key, fingerprint(labels))
+            if key in seen:
+                raise EvaluationError(f"{rule.alert}: two alerts with labels {final} (check the by() clause)")
+            seen.add(key)
+            text = {
+                name: templates.render(tpl, names, sample.value) for name, tpl in rule.annotations.items()
+            }
+            alert = self.active.get(key)
+            if alert is None:
+                alert = self.active[key] = Alert(labels, text, sample.value, t, rule_group=group.name)
+            alert.value, alert.annotations = sample.value, text
+            if alert.state == "pending" and t - alert.active_at >= rule.for_seconds:
+                alert.state, alert.fired_at = "firing", t
+                changes.append(Transition(alert, "firing"))
+        for key in [k for k in self.active if k[0] == rule_key and k not in seen]:
+            alert = self.active.pop(key)
+            if alert.state == "firing":
+                alert.state, alert.resolved_at = "resolved", t
+                self.resolved.append(alert)
+                changes.append(Transition(alert, "resolved"))
+        return changes
+
+    def _record(self, rule: Rule, key: str, t: float) -> None:
+        assert rule.record is not None
+        now: set[Labels] = set()
+        for sample in self.engine.vector(rule.expr, t):
+            merged = {k: v for k, v in sample.labels if k != NAME_LABEL}
+            merged.update(rule.labels)
+            merged[NAME_LABEL] = rule.record
+            labels = tuple(sorted(merged.items()))
+            self.store.append(labels, t, sample.value)
+            now.add(labels)
+        for gone in self._recorded.get(key, set()) - now:
+            self.store.mark_stale(gone, t)
+        self._recorded[key] = now
+
+    def _forget(self, t: float) -> None:
+        while self.resolved and (self.resolved[0].resolved_at or 0) < t - RESOLVED_RETENTION:
+            self.resolved.popleft()
+
+    def firing(self) -> list[Alert]:
+        return [a for a in self.active.values() if a.state == "firing"]
+
+    def alerts(self) -> list[Alert]:
+        """Pending and firing alerts, then the recently resolved ones."""
+        return [*self.active.values(), *self.resolved]

@@ -1,0 +1,1 @@
+"""The PromQL subset our alert rules are written in: parser, store and evaluator."""

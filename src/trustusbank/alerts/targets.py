@@ -1,0 +1,38 @@
+"""What the evaluator scrapes, found in the cluster's topology as Prometheus' pod monitors would find it.
+
+- every node proxy (ztunnel's DaemonSet): `http://<node-ip>:15020/metrics`;
+- every waypoint proxy: `http://<pod-ip>:15020/metrics`;
+- every kagent agent (`app: kagent`): `http://<pod's app address>:<port>/metrics`.
+
+Scrapes go straight to those addresses, as a Prometheus scraping pod IPs would,
+never through the mesh (the node proxies' admin ports are not captured, and an
+agent's /metrics is reached the way a kubelet probe is).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trustusbank.runtime.topology import METRICS_PORT, Topology
+
+KAGENT_APP = "kagent"
+
+
+@dataclass(frozen=True)
+class Target:
+    job: str
+    url: str
+
+    @property
+    def instance(self) -> str:
+        return self.url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def targets_from_topology(topology: Topology) -> list[Target]:
+    found = [Target("ztunnel", f"http://{node.ip}:{METRICS_PORT}/metrics") for node in topology.nodes]
+    for pod in topology.pods:
+        if pod.role == "waypoint":
+            found.append(Target("waypoint", f"http://{pod.ip}:{METRICS_PORT}/metrics"))
+        elif pod.labels.get("app") == KAGENT_APP and pod.ports:
+            found.append(Target("agent", f"http://{pod.app_ip}:{pod.ports[0].port}/metrics"))
+    return found

@@ -1,0 +1,82 @@
+"""The three acts on the running cluster: clean, rug pull without defence, rug pull with defence.
+
+Each act changes the system the way its script does (`reset`, `upgrade-banking-app`,
+`policies on`), asks support-bot the seed's question through the chatbot, and then
+collects the receipts: the reply and tool-call chain, the attacker's counter, the
+denies from the evidence store (with the offending identity, image and digest), and
+the alerts that fired. Whether that tells the story is `verdict.judge`'s call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trustusbank.scenario.receipts as receipts
+from trustusbank.scenario.cluster import SEED_PROMPT, Cluster, Progress
+from trustusbank.scenario.verdict import ACT2_ALERTS, ACT3_ALERTS, ActRecord, judge
+
+CONVERTER_IDENTITY = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
+TITLES = {
+    1: "Act 1 — clean converter, no defence",
+    2: "Act 2 — rug pull (same tag, new bytes), no defence",
+    3: "Act 3 — rug pull, defence on",
+}
+
+
+@dataclass
+class DemoRecord:
+    prompt: str
+    acts: list[ActRecord]
+    problems: list[str]
+    evidence: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+Change = Callable[[Cluster, Progress], Awaitable[dict[str, Any]]]
+
+
+async def _act(cluster: Cluster, number: int, change: Change, progress: Progress) -> ActRecord:
+    act = ActRecord(number, TITLES[number])
+    started = time.time()
+    try:
+        act.image = await change(cluster, progress)
+        act.exfil_before = cluster.exfil_total()
+        progress(f"act {number}: asking support-bot")
+        answer = await cluster.ask(SEED_PROMPT)
+        act.reply, act.chain = answer.reply, answer.tool_calls
+        if answer.state != "completed":
+            act.error = f"the task ended {answer.state}: {answer.status_message}"
+        act.exfil_after = cluster.exfil_total()
+        expected = {1: (), 2: ACT2_ALERTS, 3: ACT3_ALERTS}[number]
+        act.alerts = await receipts.alerts_since(cluster, started, expected, progress)
+        act.denies = receipts.denies_since(cluster, started)
+    except Exception as exc:  # an act that breaks is reported, and the story fails
+        act.error = f"{type(exc).__name__}: {exc}"
+    act.seconds = time.time() - started
+    return act
+
+
+async def run_acts(cluster: Cluster, progress: Progress, acts: tuple[int, ...] = (1, 2, 3)) -> DemoRecord:
+    started = time.time()
+    changes: dict[int, Change] = {1: receipts.baseline, 2: receipts.rug_pull, 3: receipts.defence_on}
+    records = []
+    for number in acts:
+        progress(f"act {number}: {TITLES[number]}")
+        records.append(await _act(cluster, number, changes[number], progress))
+    problems = judge(records, CONVERTER_IDENTITY) if acts == (1, 2, 3) else _partial(records)
+    record = DemoRecord(SEED_PROMPT, records, problems, seconds=time.time() - started)
+    record.evidence = receipts.evidence_summary(cluster)
+    return record
+
+
+def _partial(records: list[ActRecord]) -> list[str]:
+    """One act on its own (`trustusbank act N`): judged against itself only."""
+    problems = judge(records, CONVERTER_IDENTITY)
+    return [p for p in problems if "differs from Act 1" not in p]

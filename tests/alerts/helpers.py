@@ -1,0 +1,79 @@
+"""In-process servers on 127.0.0.1 for the alert tests: real sockets, real clients, no processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from trustusbank.alerts.rule_tests import load_groups
+from trustusbank.alerts.rules import PrometheusRule, RuleGroup
+from trustusbank.workloads.serving import bind
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "deploy" / "10-observability" / "prometheus-rules.yaml"
+FIXTURES = Path(__file__).resolve().parent / "promtool"
+
+T = TypeVar("T")
+
+CONVERTER = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
+
+
+def deploy_groups() -> list[RuleGroup]:
+    return load_groups(RULES)
+
+
+def deploy_rule() -> PrometheusRule:
+    import yaml
+
+    body = yaml.safe_load(RULES.read_text())
+    return PrometheusRule.from_body(body, body["metadata"]["name"], body["metadata"]["namespace"])
+
+
+@contextlib.asynccontextmanager
+async def running(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve `app` (lifespan included) on a port-0 socket; yields its base URL."""
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def poll(fetch: Callable[[], Awaitable[T]], until: Callable[[T], bool], seconds: float = 20) -> T:
+    """Call `fetch` every 0.1 s until `until` holds for its result; the last result otherwise."""
+    deadline = time.monotonic() + seconds
+    result = await fetch()
+    while not until(result) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        result = await fetch()
+    return result
+
+
+def metrics_app(registry: CollectorRegistry) -> Starlette:
+    """A component's /metrics, as telemetry.control serves it."""
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/metrics", metrics)])

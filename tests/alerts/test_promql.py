@@ -1,0 +1,62 @@
+"""The PromQL subset's edges: what parses, what is refused, and templates rendered as Prometheus does."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from trustusbank.alerts.promql.engine import Engine, Sample, expand, label_replace
+from trustusbank.alerts.promql.parser import PromQLError, parse
+from trustusbank.alerts.promql.series import SeriesStore, labels_of
+from trustusbank.alerts.templates import TemplateError, go_float, render
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("x + 1", "arithmetic operator '+'"),
+        ("rate(x)", "rate() takes (matrix)"),
+        ("x == on(a) y", "modifier 'on'"),
+        ('{a=""}', "does not match the empty value"),
+        ("x > y", "between two vectors"),
+        ("1 > 2", "between two numbers"),
+        ('x{a=~"("}', "invalid regex"),
+        ("x @ 100", "@ modifier"),
+        ("sum(x) by (a) by (b)", "unexpected token"),
+    ],
+)
+def test_refused(expr: str, message: str) -> None:
+    with pytest.raises(PromQLError) as caught:
+        parse(expr)
+    assert message in str(caught.value)
+
+
+def test_staleness_ends_a_series_at_once_and_lookback_bounds_it() -> None:
+    store = SeriesStore()
+    labels = labels_of({"__name__": "up", "job": "ztunnel"})
+    store.append(labels, 0.0, 1.0)
+    engine = Engine(store)
+    assert engine.vector(parse("up"), 299.0) == [Sample(labels, 1.0)]
+    assert engine.vector(parse("up"), 300.0) == []  # left-open lookback: (0, 300]
+    store.mark_stale(labels, 10.0)
+    assert engine.vector(parse("up"), 20.0) == []
+
+
+def test_label_replace_follows_go_expansion() -> None:
+    sample = Sample(labels_of({"source_principal": "cluster.local/ns/a/sa/b"}), 1.0)
+    out = label_replace(
+        sample, "offender", "$1-$2", "source_principal", "(?:spiffe://)?[^/]+/ns/([^/]+)/sa/(.+)"
+    )
+    assert dict(out.labels)["offender"] == "a-b"
+    assert label_replace(sample, "x", "$1", "source_principal", "nomatch") == sample
+    match = re.fullmatch(r"(?P<ns>a)(b)", "ab")
+    assert match is not None
+    assert expand("${ns}$2$$ $1x $9", match) == "ab$  "
+
+
+def test_templates() -> None:
+    assert render("{{ $labels.a }} saw {{$value}}", {"a": "<x>"}, 1e6) == "<x> saw 1e+06"
+    assert [go_float(v) for v in (2.5, 123456.0, 0.0001, 1.5e-7)] == ["2.5", "123456", "0.0001", "1.5e-07"]
+    with pytest.raises(TemplateError):
+        render("{{ humanize $value }}", {}, 1)

@@ -1,0 +1,70 @@
+"""The shipped PrometheusRule under the real Prometheus tooling: `promtool check rules` and `test rules`.
+
+promtool comes from the Debian package `prometheus` (`.ci/run` installs it). Without it
+these tests skip on a developer machine, and fail in CI (CI=true), where a missing
+promtool would otherwise let broken PromQL through.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.alerts.helpers import FIXTURES, deploy_rule
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("promtool is missing in CI: install the Debian package `prometheus` (see .ci/run)")
+        pytest.skip("promtool not installed (Debian package `prometheus`); CI=true makes this a failure")
+    return found
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The PrometheusRule's spec as a plain rule file, beside copies of the test files."""
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(deploy_rule().rule_file(), sort_keys=False))
+    for test_file in FIXTURES.glob("*.test.yaml"):
+        shutil.copy(test_file, tmp_path / test_file.name)
+    return tmp_path
+
+
+def run(promtool: str, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool, *args], cwd=workdir, capture_output=True, text=True, timeout=60)
+
+
+def test_promtool_accepts_the_rules(promtool: str, workdir: Path) -> None:
+    result = run(promtool, workdir, "check", "rules", "rules.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 3 rules found" in result.stdout
+
+
+def test_promtool_unit_tests_pass(promtool: str, workdir: Path) -> None:
+    files = sorted(p.name for p in workdir.glob("*.test.yaml"))
+    assert {"authz-deny.test.yaml", "bank-to-attacker.test.yaml", "kagent-deny.test.yaml"} <= set(files)
+    result = run(promtool, workdir, "test", "rules", *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(files)
+
+
+def test_promtool_catches_the_naive_rule(promtool: str, workdir: Path) -> None:
+    """`increase(...) > 0` alone misses a counter born at its first event: the fixtures must say so."""
+    rule = deploy_rule().rule_file()
+    for group in rule["groups"]:
+        for r in group["rules"]:
+            if r["alert"] == "BankToAttackerAttempt":
+                r["expr"] = r["expr"].replace(
+                    "unless trustusbank_outbound_attempts_total offset 5m", "unless on() vector(1)"
+                )
+    (workdir / "rules.yaml").write_text(yaml.safe_dump(rule, sort_keys=False))
+    result = run(promtool, workdir, "test", "rules", "bank-to-attacker.test.yaml")
+    assert result.returncode != 0
+    assert "BankToAttackerAttempt, time: 3m" in result.stdout + result.stderr

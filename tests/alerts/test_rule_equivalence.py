@@ -1,0 +1,91 @@
+"""The embedded evaluator on promtool's own test files: one set of series, both engines agree.
+
+Each file under promtool/ is also run by the real promtool (test_promtool.py); here the
+same expectations are checked against our PromQL engine and alert lifecycle, with the
+rules read from the same PrometheusRule manifest.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.alerts.helpers import FIXTURES, RULES, deploy_rule
+from trustusbank.alerts.rule_tests import RuleTestError, expand_values, run_file
+from trustusbank.alerts.rules import API_VERSION, KIND, check_prometheus_rule
+from trustusbank.manifests.kinds import KINDS
+
+FILES = sorted(FIXTURES.glob("*.test.yaml"))
+RULE_KIND = (API_VERSION, KIND)
+
+
+@pytest.mark.parametrize("test_file", FILES, ids=[f.stem for f in FILES])
+def test_embedded_engine_meets_the_promtool_expectations(test_file: Path) -> None:
+    failures = run_file(test_file, [RULES])
+    assert not failures, "\n".join(map(str, failures))
+
+
+def test_the_naive_rule_fails_here_too(tmp_path: Path) -> None:
+    """Without the born-in-window branch, Act 2's first exfil attempt would never alert."""
+    rule = deploy_rule().rule_file()
+    for group in rule["groups"]:
+        for r in group["rules"]:
+            r["expr"] = r["expr"].replace(
+                "unless trustusbank_outbound_attempts_total offset 5m", 'and {x="1"}'
+            )
+    naive = tmp_path / "naive.yaml"
+    naive.write_text(yaml.safe_dump(rule))
+    failures = run_file(FIXTURES / "bank-to-attacker.test.yaml", [naive])
+    assert [(f.alertname, f.eval_time) for f in failures][:2] == [
+        ("BankToAttackerAttempt", 180.0),
+        ("BankToAttackerAttempt", 300.0),
+    ]
+
+
+def test_series_notation() -> None:
+    assert expand_values("1+2x3 _ stale 4 -1-1x1")[:4] == [1.0, 3.0, 5.0, 7.0]
+    missing, stale, *rest = expand_values("_ stale 4 -1-1x1")
+    assert missing is None
+    assert stale is not None
+    assert math.isnan(stale)
+    assert rest == [4.0, -1.0, -2.0]
+    with pytest.raises(RuleTestError):
+        expand_values("1x3")
+
+
+def _rule(expr: str, **extra: object) -> dict[str, object]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "r", "namespace": "trustusbank-observability"},
+        "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": expr, **extra}]}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("expr", "extra", "message"),
+    [
+        ("rate(x[5m]) * 60 > 1", {}, "arithmetic operator '*' is not supported"),
+        ("histogram_quantile(0.9, x)", {}, "function 'histogram_quantile' is not supported"),
+        ("x > 0", {"for": "5 minutes"}, "does not match"),
+        ("x > 0", {"annotations": {"summary": "{{ humanize $value }}"}}, "only {{ $labels.<name> }}"),
+        ("x > 0", {"labels": {"alertname": "B"}}, "not a label name a rule may set"),
+    ],
+)
+def test_rules_the_evaluator_cannot_honour_are_errors(
+    expr: str, extra: dict[str, object], message: str
+) -> None:
+    errors = KINDS[RULE_KIND].validate(_rule(expr, **extra))
+    assert any(message in text for _, text in errors), errors
+
+
+def test_unknown_fields_and_two_kinds_of_rule_are_refused() -> None:
+    body = _rule("x > 0", keep_firing_for="5m")
+    assert any("unknown field" in text for _, text in KINDS[RULE_KIND].validate(body))
+    both = _rule("x > 0", record="x:sum")
+    assert check_prometheus_rule(both) == [
+        (("spec", "groups", 0, "rules", 0), "a rule has exactly one of alert or record")
+    ]

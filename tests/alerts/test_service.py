@@ -1,0 +1,191 @@
+"""The evaluator end to end, in process: the node proxies' and an agent's real metric classes served on
+/metrics, scraped over HTTP, evaluated with the shipped rules, mailed over SMTP into a real inbox."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from tests.alerts.helpers import CONVERTER, REPO, deploy_groups, metrics_app, poll, running
+from trustusbank.agents.runtime.metrics import AgentMetrics
+from trustusbank.agents.spec import AgentSpec, ModelSpec
+from trustusbank.alerts.app import create_app
+from trustusbank.alerts.notifier import NotifyPolicy
+from trustusbank.alerts.service import AlertService
+from trustusbank.alerts.targets import Target
+from trustusbank.manifests import load_bundle
+from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
+from trustusbank.workloads.soc_inbox.app import create_app as inbox_app
+from trustusbank.workloads.soc_inbox.store import MailStore
+
+ATTACKER = {
+    "destination_workload": "mock-attacker",
+    "destination_workload_namespace": "external-attacker",
+    "destination_service_name": "mock-attacker",
+    "destination_service_namespace": "external-attacker",
+}
+FX = {
+    "destination_workload": "fx-api",
+    "destination_workload_namespace": "external-fx",
+    "destination_service_name": "fx-api",
+    "destination_service_namespace": "external-fx",
+}
+SOURCE = {
+    "source_workload": "currency-converter",
+    "source_workload_namespace": "trustusbank-bank-vendors",
+    "source_principal": CONVERTER,
+}
+
+
+def agent_metrics() -> AgentMetrics:
+    spec = AgentSpec(
+        "support-bot", "trustusbank-bank-agents", "", "", ModelSpec("m/m", "openai", "scripted-model")
+    )
+    return AgentMetrics(spec, CollectorRegistry())
+
+
+def service(
+    tmp_path: Path, targets: list[Target], smtp: tuple[str, int], interval: float | None = None
+) -> AlertService:
+    groups = deploy_groups()
+    return AlertService(
+        groups_source=lambda: groups,
+        targets_source=lambda: targets,
+        log_path=tmp_path / "logs" / "alerts.jsonl",
+        quarantine_dir=tmp_path / "quarantine",
+        smtp=smtp,
+        interval=interval,
+        policy=NotifyPolicy(group_wait=0, group_interval=1, repeat_interval=3600),
+    )
+
+
+async def mail(url: str) -> list[dict[str, object]]:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        return list((await client.get(f"{url}/api/messages", params={"all": "1"})).json()["messages"])
+
+
+async def test_act_two_then_act_three_mail_the_soc_once_per_new_alert(tmp_path: Path) -> None:
+    source_node, attacker_node = ZtunnelMetrics(), ZtunnelMetrics()
+    inbox = inbox_app(MailStore(tmp_path / "inbox.sqlite3"), ("127.0.0.1", 0))
+    async with (
+        running(metrics_app(source_node.registry)) as source_url,
+        running(metrics_app(attacker_node.registry)) as attacker_url,
+        running(inbox) as inbox_url,
+    ):
+        targets = [Target("ztunnel", f"{source_url}/metrics"), Target("ztunnel", f"{attacker_url}/metrics")]
+        alerts = service(tmp_path, targets, inbox.state.smtp_address)
+        t0 = time.time()
+        await alerts.step(t0)
+        assert [h["up"] for h in alerts.snapshot()["targets"]] == [True, True]
+        source_node.attempts.labels(**SOURCE, **FX, outcome="allowed").inc(5)  # legitimate: never alerts
+        await alerts.step(t0 + 1)
+        assert alerts.evaluator.alerts() == []
+
+        # Act 2: the rug-pulled converter reaches the attacker.
+        source_node.attempts.labels(**SOURCE, **ATTACKER, outcome="allowed").inc()
+        await alerts.step(t0 + 2)
+        await alerts.step(t0 + 3)
+        await alerts.step(t0 + 4)
+        act2 = await mail(inbox_url)
+        assert [m["alertname"] for m in act2] == ["BankToAttackerAttempt"]
+        body = str(act2[0]["body"])
+        assert f"Offending SPIFFE ID: {CONVERTER}" in body
+        assert "Destination: external-attacker/mock-attacker" in body
+        assert "Count:       1 in the rule's window" in body
+        assert "trustusbank apply -f quarantine-trustusbank-bank-vendors-currency-converter.yaml" in body
+
+        # Act 3: the defence denies; the destination's node counts the deny, the source the attempt.
+        source_node.attempts.labels(**SOURCE, **ATTACKER, outcome="denied").inc()
+        attacker_node.denied.labels(
+            policy="external-attacker/deny-bank-to-attacker",
+            source_principal=CONVERTER,
+            destination_workload="mock-attacker",
+            destination_workload_namespace="external-attacker",
+        ).inc()
+        await alerts.step(t0 + 5)
+        await alerts.step(t0 + 6)
+        act3 = [m for m in await mail(inbox_url) if m["id"] not in {x["id"] for x in act2}]
+
+    assert sorted(str(m["alertname"]) for m in act3) == ["BankToAttackerAttempt", "IstioAuthZDeny"]
+    [joined] = [m for m in act3 if m["alertname"] == "BankToAttackerAttempt"]
+    assert "[FIRING:2]" in str(joined["subject"])
+    assert "(denied) (new)" in str(joined["body"])
+    [deny] = [m for m in act3 if m["alertname"] == "IstioAuthZDeny"]
+    assert "denied by external-attacker/deny-bank-to-attacker at external-attacker/mock-attacker" in str(
+        deny["body"]
+    )
+
+    journal = [json.loads(line) for line in (tmp_path / "logs" / "alerts.jsonl").read_text().splitlines()]
+    events = [(e["event"], e["alertname"], e.get("labels", {}).get("outcome")) for e in journal]
+    assert events[:2] == [
+        ("firing", "BankToAttackerAttempt", "allowed"),
+        ("notified", "BankToAttackerAttempt", None),
+    ]
+    assert sorted(events[2:4]) == [
+        ("firing", "BankToAttackerAttempt", "denied"),
+        ("firing", "IstioAuthZDeny", None),
+    ]
+    assert sorted(events[4:]) == [
+        ("notified", "BankToAttackerAttempt", None),
+        ("notified", "IstioAuthZDeny", None),
+    ]
+
+    # The quarantine the mail names exists, and is a policy set the cluster accepts.
+    [quarantine] = list((tmp_path / "quarantine").glob("*.yaml"))
+    assert quarantine.name == "quarantine-trustusbank-bank-vendors-currency-converter.yaml"
+    bundle = load_bundle(REPO / "deploy", include=[quarantine], exclude=[REPO / "deploy" / "08-defence"])
+    policies = [m for m in bundle.objects if m.name.startswith("quarantine-")]
+    assert [(m.namespace, m.body["spec"]["action"]) for m in policies] == [("istio-system", "DENY")]
+    assert policies[0].body["spec"]["rules"][0]["from"][0]["source"]["principals"] == [
+        "cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
+    ]
+
+
+async def test_the_served_evaluator_loops_and_answers_its_api(tmp_path: Path) -> None:
+    """`serve alerts` as an app: its own loop (0.2 s here), GET /api/alerts with since, an escaped page."""
+    agent = agent_metrics()
+    inbox = inbox_app(MailStore(tmp_path / "inbox.sqlite3"), ("127.0.0.1", 0))
+    async with running(metrics_app(agent.registry)) as agent_url, running(inbox) as inbox_url:
+        alerts = service(tmp_path, [Target("agent", f"{agent_url}/metrics")], inbox.state.smtp_address, 0.2)
+        async with running(create_app(alerts)) as url, httpx.AsyncClient(trust_env=False) as client:
+            since = time.time()
+            agent.access_denied(
+                "cluster.local/ns/trustusbank-bank-agents/sa/<b>triage-bot</b>", "x/support-bot-callers"
+            )
+
+            async def alerts_since() -> list[dict[str, object]]:
+                return list((await client.get(f"{url}/api/alerts", params={"since": since})).json()["alerts"])
+
+            fired = await poll(alerts_since, bool)
+            page = (await client.get(url)).text
+            bad = await client.get(f"{url}/api/alerts", params={"since": "yesterday"})
+            before = (await client.get(f"{url}/api/alerts", params={"since": time.time() + 60})).json()
+            delivered = await poll(lambda: mail(inbox_url), bool)
+    [alert] = fired
+    assert alert["alertname"] == "KagentAccessPolicyDeny"
+    assert alert["labels"]["agent"] == "support-bot"
+    assert "<b>" not in page
+    assert "&lt;b&gt;triage-bot&lt;/b&gt;" in page
+    assert bad.status_code == 400
+    assert before["alerts"] == []
+    assert [m["alertname"] for m in delivered] == ["KagentAccessPolicyDeny"]
+    assert "No quarantine proposed" in str(delivered[0]["body"])  # not a valid SPIFFE ID: nothing to apply
+    assert not (tmp_path / "quarantine").exists()
+
+
+async def test_an_unreachable_inbox_is_retried_not_forgotten(tmp_path: Path) -> None:
+    node = ZtunnelMetrics()
+    async with running(metrics_app(node.registry)) as url:
+        closed = ("127.0.0.1", 9)  # discard port: nothing listens
+        alerts = service(tmp_path, [Target("ztunnel", f"{url}/metrics")], closed)
+        node.attempts.labels(**SOURCE, **ATTACKER, outcome="allowed").inc()
+        t0 = time.time()
+        await alerts.step(t0)
+        await alerts.step(t0 + 1)
+    journal = [json.loads(line) for line in (tmp_path / "logs" / "alerts.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in journal] == ["firing", "delivery-failed", "delivery-failed"]
+    assert alerts.snapshot()["notifications"] == 0
