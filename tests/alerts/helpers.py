@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import uvicorn
+import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,9 +36,15 @@ def deploy_groups() -> list[RuleGroup]:
     return load_groups(RULES)
 
 
-def deploy_rule() -> PrometheusRule:
-    import yaml
+def prepare_workdir(directory: Path) -> Path:
+    """The test files, their own rule files, and the shipped PrometheusRule's spec as `rules.yaml`."""
+    (directory / "rules.yaml").write_text(yaml.safe_dump(deploy_rule().rule_file(), sort_keys=False))
+    for path in FIXTURES.glob("*.yaml"):
+        shutil.copy(path, directory / path.name)
+    return directory
 
+
+def deploy_rule() -> PrometheusRule:
     body = yaml.safe_load(RULES.read_text())
     return PrometheusRule.from_body(body, body["metadata"]["name"], body["metadata"]["namespace"])
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.alerts.helpers import FIXTURES, deploy_rule
+from tests.alerts.helpers import deploy_rule, prepare_workdir
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,7 @@ def promtool() -> str:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    """The PrometheusRule's spec as a plain rule file, beside copies of the test files."""
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(deploy_rule().rule_file(), sort_keys=False))
-    for test_file in FIXTURES.glob("*.test.yaml"):
-        shutil.copy(test_file, tmp_path / test_file.name)
-    return tmp_path
+    return prepare_workdir(tmp_path)
 
 
 def run(promtool: str, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,6 +46,7 @@ def test_promtool_accepts_the_rules(promtool: str, workdir: Path) -> None:
 def test_promtool_unit_tests_pass(promtool: str, workdir: Path) -> None:
     files = sorted(p.name for p in workdir.glob("*.test.yaml"))
     assert {"authz-deny.test.yaml", "bank-to-attacker.test.yaml", "kagent-deny.test.yaml"} <= set(files)
+    assert "lifecycle.test.yaml" in files
     result = run(promtool, workdir, "test", "rules", *files)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(files)

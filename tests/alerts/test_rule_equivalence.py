@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.alerts.helpers import FIXTURES, RULES, deploy_rule
-from trustusbank.alerts.rule_tests import RuleTestError, expand_values, run_file
+from tests.alerts.helpers import FIXTURES, RULES, deploy_rule, prepare_workdir
+from trustusbank.alerts.rule_tests import RuleTestError, expand_values, load_groups, run_file
 from trustusbank.alerts.rules import API_VERSION, KIND, check_prometheus_rule
 from trustusbank.manifests.kinds import KINDS
 
@@ -23,9 +23,17 @@ RULE_KIND = (API_VERSION, KIND)
 
 
 @pytest.mark.parametrize("test_file", FILES, ids=[f.stem for f in FILES])
-def test_embedded_engine_meets_the_promtool_expectations(test_file: Path) -> None:
-    failures = run_file(test_file, [RULES])
+def test_embedded_engine_meets_the_promtool_expectations(test_file: Path, tmp_path: Path) -> None:
+    """The very files test_promtool.py hands to promtool, each with its own `rule_files`."""
+    failures = run_file(prepare_workdir(tmp_path) / test_file.name)
     assert not failures, "\n".join(map(str, failures))
+
+
+def test_the_rule_file_is_the_manifest() -> None:
+    """`rules.yaml` (what promtool reads) is the PrometheusRule's spec, expression for expression."""
+    from_manifest = [r.expr_text for g in load_groups(RULES) for r in g.rules]
+    assert from_manifest == [r["expr"] for g in deploy_rule().rule_file()["groups"] for r in g["rules"]]
+    assert len(from_manifest) == 3
 
 
 def test_the_naive_rule_fails_here_too(tmp_path: Path) -> None:

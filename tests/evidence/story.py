@@ -10,7 +10,8 @@ the addresses and identities of a hand-made topology. The story:
   restarted; support-bot passes the customer's profile to convert_currency, and
   while that call runs the converter connects to the attacker, successfully;
 - Act 3: the defence set is applied; the same call, and the attacker connection is
-  denied at the destination (policy rejection) and refused at the source (401);
+  denied at the destination (policy rejection) and refused at the source (401); an
+  alert fires naming the converter;
 - aside: a waypoint deny of a tool (its name an attacker's HTML) and an AccessPolicy
   deny of an A2A call.
 """
@@ -27,6 +28,8 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from trustusbank.agents.runtime import spans as genai
+from trustusbank.alerts.evaluator import Alert
+from trustusbank.alerts.service import LOG_NAME as ALERTS_LOG
 from trustusbank.images.store import Build, Pushed
 from trustusbank.mesh.authz.evaluate import DENIED_FMT
 from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog
@@ -173,6 +176,15 @@ class Story:
         self.access_log(src).write(outbound)
         return trace
 
+    def alert_fired(self, name: str, offender: str) -> None:
+        """The alert evaluator's journal line for a rule that starts firing (its writer and fields)."""
+        labels = (("alertname", name), ("source_principal", offender.removeprefix("spiffe://")))
+        now = time.time()
+        fired = Alert(labels, {"summary": f"{name} for {offender}"}, 1.0, now, "firing", now)
+        journal = JsonLinesLog(self.files.logs / ALERTS_LOG, component="alert-evaluator")
+        journal.write("warn", "alert", f"{name} firing", {"event": "firing", "ts": now, **fired.to_dict()})
+        tick()
+
     def ask(self, act: str, calls: list[tuple[str, str, dict[str, Any], Any]]) -> str:
         """support-bot's answer: one trace, a tool span per call, the waypoint's line inside each.
 
@@ -226,6 +238,10 @@ class Story:
     def setup(self) -> Story:
         seeded = Pushed(CONVERTER_IMAGE, None, CLEAN, Build("currency-converter", "clean"), "org")
         self.event("image-seeded", **seeded.to_dict(), actor="up", command="up")
+        agent = Pushed(
+            PODS["support-bot"].image, None, "sha256:" + "a9" * 32, Build("agent", "default"), "org"
+        )
+        self.event("image-seeded", **agent.to_dict(), actor="up", command="up")
         for pod in PODS.values():
             self.event("started", process=pod.ref, pid=1000, restarts=0)
         return self
@@ -284,6 +300,7 @@ class Story:
 
         args = {"amount": 4287.55, "from_ccy": "GBP", "to_ccy": "USD", "customer_profile": PROFILE}
         self.ask("3", [("convert_currency", "currency-converter", args, blocked)])
+        self.alert_fired("IstioAuthZDeny", CONVERTER)
         return self
 
     def asides(self) -> Story:

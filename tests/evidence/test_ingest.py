@@ -142,9 +142,20 @@ def test_no_cluster_state_is_a_clear_error(files: ClusterFiles) -> None:
 def test_odd_field_types_in_a_line_still_verify(files: ClusterFiles, store: EvidenceStore) -> None:
     """A log line is data: numbers where names belong must not make an honest chain fail to verify."""
     files.make()
-    line = {"time": "2026-01-01T00:00:00Z", "src.workload": 7, "src.namespace": ["x"], "dst.addr": "1.2.3.4:80"}
+    line = {
+        "time": "2026-01-01T00:00:00Z",
+        "src.workload": 7,
+        "src.namespace": ["x"],
+        "dst.addr": "1.2.3.4:80",
+    }
     files.access_log("trustusbank-worker").write_text(json.dumps(line) + "\n")
     assert ingest(files, store) == 1
     [record] = store.select()
     assert (record.workload, record.namespace) == ("7", '["x"]')
     assert store.verify().ok
+
+
+def test_alerts_are_evidence_with_the_offender(ingested: EvidenceStore) -> None:
+    [fired] = ingested.select("kind = 'alert-fired'")
+    assert (fired.source, fired.src_identity, fired.workload) == ("alert", CONVERTER, "currency-converter")
+    assert fired.summary.startswith("IstioAuthZDeny firing")

@@ -57,6 +57,7 @@ def test_by_kind_source_and_latest_n(ingested: EvidenceStore) -> None:
     assert query(ingested, Query(kinds=("tool-call",), limit=1)) == calls[-1:]
     assert kinds(query(ingested, Query(sources=("image", "policy")))) == [
         "image-seeded",
+        "image-seeded",
         "image-pushed",
         "manifest-applied",
     ]

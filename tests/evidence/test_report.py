@@ -82,7 +82,8 @@ def test_the_timeline_tells_the_story_in_order(ingested: EvidenceStore, files: C
     story = [
         (r.kind, r.flags)
         for r in report.timeline
-        if r.kind in ("image-seeded", "image-pushed", "rollout-restarted", "manifest-applied", "l4-deny")
+        if r.kind
+        in ("image-seeded", "image-pushed", "rollout-restarted", "manifest-applied", "l4-deny", "alert-fired")
         or r.kind in ("tool-call", "l4-allow")
     ]
     assert story == [
@@ -94,9 +95,15 @@ def test_the_timeline_tells_the_story_in_order(ingested: EvidenceStore, files: C
         ("manifest-applied", None),
         ("tool-call", "pii-in-arguments"),
         ("l4-deny", None),
+        ("alert-fired", None),
     ]
     times = [r.time for r in report.timeline]
     assert times == sorted(times)
+    # the baseline of an image nobody pushed over is not part of the incident
+    assert [r.image for r in report.timeline if r.kind == "image-seeded"] == [CONVERTER_IMAGE]
+    [push] = [r for r in report.timeline if r.kind == "image-pushed"]
+    assert report.window is not None
+    assert report.window[0] == push.time
     assert not any(r.kind in ("started", "mcp-allow", "model-call") for r in report.timeline)
 
 
@@ -118,6 +125,7 @@ def test_markdown_html_and_json_are_written(
         assert head.hash in text
         assert "intact" in text
     assert f"--anchor {head.seq}:{head.hash}" in markdown
+    assert "Alerts fired: IstioAuthZDeny" in markdown
     assert "alice@example.com" not in markdown + html  # field names, not the data
     assert data["verification"]["ok"] is True
     assert data["blocked"][0]["src_identity"] == CONVERTER

@@ -2,10 +2,10 @@
 
 GET /api/alerts (`?since=<epoch>`: only alerts that fired since then) is what the
 demo and the console (port 18002 when forwarded) read; GET / is the same as a page.
-In a cluster pod it finds everything the platform gives a pod: the rules in force
-(deploy/ plus what was applied, reloaded on change, as the Prometheus Operator
-reloads PrometheusRules), the scrape targets in the topology, and the SOC inbox by
-its Service name through the mesh.
+In a cluster pod it finds everything the platform gives a pod: the PrometheusRules in
+force (deploy/ plus what was applied, re-read when a file changes, as the Prometheus
+Operator reloads them), the scrape targets in the topology, and the SOC inbox by its
+Service name through the mesh.
 """
 
 from __future__ import annotations
@@ -26,15 +26,14 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from trustusbank.alerts.notifier import NotifyPolicy
-from trustusbank.alerts.rules import RuleGroup, rules_in_bundle
+from trustusbank.alerts.rules import RuleGroup, rules_in_files
 from trustusbank.alerts.service import LOG_NAME, SMTP_ENV, AlertService, interval_from_env, smtp_address
 from trustusbank.alerts.smtp_client import socks_proxy
 from trustusbank.alerts.targets import Target, targets_from_topology
-from trustusbank.manifests import load_bundle
+from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import LOGS_ENV, TOPOLOGY_ENV, deploy_dir, state_dir
-from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.runtime.topology import Topology
-from trustusbank.runtime.watch import ManifestWatch
 
 
 class _Cached:
@@ -53,18 +52,29 @@ class _Cached:
         return self.value
 
 
+def _rule_files(topology: Path | None) -> list[Path]:
+    """deploy/ (without the separately applied defence set) plus, in a cluster, what was applied."""
+    deploy = deploy_dir()
+    defence = (deploy / DEFENCE_DIR).resolve()
+    found = [f for f in yaml_files(deploy) if not f.resolve().is_relative_to(defence)]
+    if topology is not None:
+        applied = ClusterFiles(topology.parent.parent).applied
+        found += yaml_files(applied) if applied.exists() else []
+    return found
+
+
 def _rules_source(topology: Path | None) -> Callable[[], list[RuleGroup]]:
-    """The rules in force: deploy/ plus what has been applied when in a cluster, else deploy/ alone."""
-    if topology is None:
-        groups = rules_in_bundle(load_bundle(deploy_dir()).objects)
-        return lambda: groups
-    watch = ManifestWatch(deploy_dir(), ClusterFiles(topology.parent.parent))
+    """The rules in force, re-read when a manifest file changes (as the operator reloads Prometheus)."""
+    seen: tuple[tuple[str, int, int], ...] | None = None
     current: list[RuleGroup] = []
 
     def load() -> list[RuleGroup]:
-        nonlocal current
-        if watch.changed():
-            current = rules_in_bundle(watch.load().objects)
+        nonlocal seen, current
+        files = _rule_files(topology)
+        stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        if stamp != seen:
+            seen = stamp  # a broken edit is reported once; the last good rules stay until the next edit
+            current = rules_in_files(files)
         return current
 
     return load

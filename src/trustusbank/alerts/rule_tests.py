@@ -119,12 +119,14 @@ def _run_test(
             if value is not None:
                 store.append(labels, i * interval, value)
     checks = sorted(test.get("alert_rule_test") or [], key=lambda c: parse_duration(c["eval_time"]))
+    expressions = test.get("promql_expr_test") or []
     evaluator = RuleEvaluator(groups, store)
-    failures: list[Failure] = [
-        f for check in test.get("promql_expr_test") or [] if (f := _expression(name, index, check, evaluator))
-    ]
-    t, last = 0.0, max((parse_duration(c["eval_time"]) for c in checks), default=0.0)
+    failures: list[Failure] = []
+    times = [parse_duration(c["eval_time"]) for c in [*checks, *expressions]]
+    t, last = 0.0, max(times, default=0.0)
     pending = list(checks)
+    # As promtool: rules run at every evaluation step up to the last eval_time, alert checks at
+    # their step; expression checks run afterwards, so they see what recording rules wrote.
     while t <= last + 1e-9:
         due = [g for g in groups if g.interval is None or round(t / g.interval, 9).is_integer()]
         evaluator.evaluate(t, due)
@@ -134,6 +136,7 @@ def _run_test(
             if failure is not None:
                 failures.append(failure)
         t += step
+    failures += [f for check in expressions if (f := _expression(name, index, check, evaluator))]
     return failures
 
 

@@ -103,14 +103,17 @@ class AlertService:
         self.scraper.wanted = {name for g in groups for r in g.rules for name in metric_names(r.expr)}
 
     async def step(self, now: float | None = None) -> None:
-        at = time.time() if now is None else now
+        """One cycle. Samples are stamped when the scrape starts; rules are evaluated once it has
+        finished (`now`, if given, is both), so an alert's `fired_at` is never earlier than the
+        event it reports, and a caller can ask for "alerts since I did X" without a race."""
         self._load_rules()
         try:
             targets = self.targets_source()
         except Exception as exc:
             log.exception("scrape targets unavailable")
             self.last_error, targets = f"targets: {exc}", []
-        await self.scraper.scrape(targets, at)
+        await self.scraper.scrape(targets, time.time() if now is None else now)
+        at = time.time() if now is None else now
         for change in self.evaluator.evaluate(at):
             self._journal_transition(change, at)
         for notification in self.notifier.due(at, self.evaluator.firing()):

@@ -2,10 +2,12 @@
 
 An image tag is not evidence: the rug pull keeps `acme-fx/currency-converter:1.0.0`
 and changes the bytes. What ran is the digest the tag pointed to when the pod last
-started. The evidence chain itself records pushes (`image-pushed`, with the digest)
-and pod starts (`started`), so the digest is replayed from it, as of each record's
-time. Before any push is on record, the image store's current digest stands in (if
-that store exists); with neither, the digest stays unknown rather than guessed.
+started. The evidence chain itself records pushes (`image-seeded` at `up`,
+`image-pushed` later, each with the new digest) and pod starts (`started`), so the
+digest is replayed from it, as of each record's time. For an image with no push on
+record, the image store's current digest stands in (if that store exists); before
+the first push on record, that push's `old_digest`; otherwise the digest stays
+unknown rather than guessed.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ def _summary(report: DoraReport) -> list[str]:
     for group in report.blocked:
         kinds[group.kind] = kinds.get(group.kind, 0) + group.count
     offenders = sorted({g.src_identity for g in report.blocked if g.src_identity})
+    alerts = {r.summary.split(" ", 1)[0] for r in report.timeline if r.kind == "alert-fired"}
     window = f"{report.window[0]} to {report.window[1]}" if report.window else "no incident records"
     lines = [
         f"Incident window: {window}",
@@ -59,6 +60,7 @@ def _summary(report: DoraReport) -> list[str]:
         "Denies: "
         + (", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) if kinds else "none on record"),
         "Offending identities: " + (", ".join(offenders) if offenders else "none"),
+        "Alerts fired: " + (", ".join(sorted(alerts)) if alerts else "none on record"),
         f"Evidence chain: {_chain_line(report)}",
     ]
     return lines

@@ -217,6 +217,28 @@ def runtime_event(data: dict[str, Any], cluster: Cluster) -> Fields:
     return fields
 
 
+# -- the alert evaluator's journal (logs/alerts.jsonl) --------------------------
+ALERT_KINDS = {"firing": "alert-fired", "resolved": "alert-resolved", "notified": "alert-notified"}
+
+
+def alert(data: dict[str, Any], cluster: Cluster) -> Fields:
+    """A rule's transition (firing, resolved) or a notification (mailed, undelivered, failed)."""
+    event = str(data.get("event") or data.get("state") or "event")
+    labels: dict[str, Any] = data["labels"] if isinstance(data.get("labels"), dict) else {}
+    offender = normalize_identity(data.get("offender") or labels.get("source_principal"))
+    pod = cluster.pod_of_identity(offender)
+    name = data.get("alertname") or labels.get("alertname")
+    annotations: dict[str, Any] = data["annotations"] if isinstance(data.get("annotations"), dict) else {}
+    detail = annotations.get("summary") or data.get("subject") or data.get("error") or ""
+    return {
+        "kind": ALERT_KINDS.get(event, f"alert-{event}"),
+        **_pod_fields(pod),
+        "src_identity": offender,
+        "policy": labels.get("policy") if isinstance(labels.get("policy"), str) else None,
+        "summary": compact(f"{name} {event}" + (f": {detail}" if detail else ""), 400),
+    }
+
+
 # -- agent spans --------------------------------------------------------------
 def personal_data(arguments: Any) -> dict[str, list[str]]:
     """Argument paths whose value is personal data (a profile-like mapping), with its field names."""

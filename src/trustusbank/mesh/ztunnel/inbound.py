@@ -5,6 +5,11 @@ ID against the trust bundle (a headers-only claim counts for nothing), policy is
 evaluated for the *destination* workload on that proven identity, and only an
 allowed connection is ever connected to the app. Plaintext to a pod's ports
 meets the same policy, and is refused outright when PeerAuthentication is STRICT.
+
+An admitted connection is not admitted for ever: each one is tracked while it lasts,
+and when the policies change they are all judged again by the same decision and the
+ones now denied are closed (ztunnel's `PolicyWatcher`). Otherwise a pooled tunnel
+opened before a DENY would keep carrying calls the DENY was written to stop.
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ import errno
 import logging
 from typing import TYPE_CHECKING, Any
 
+from h2.errors import ErrorCodes
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from trustusbank.mesh.authz.evaluate import Decision, authorize
+from trustusbank.mesh.authz.evaluate import ERROR_FMT, Decision, authorize
 from trustusbank.mesh.authz.model import Connection, Workload
 from trustusbank.mesh.authz.peer_authn import mtls_mode
-from trustusbank.mesh.hbone.client import pipe
+from trustusbank.mesh.hbone.client import READ_CHUNK, HboneStream, pipe
 from trustusbank.mesh.hbone.server import HboneRequest, serve
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
+from trustusbank.mesh.ztunnel.connections import LiveConnection, LiveConnections
 from trustusbank.mesh.ztunnel.labels import peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
 from trustusbank.runtime.topology import Pod
@@ -36,13 +43,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLICY_REJECTION = "connection closed due to policy rejection: {reason}"
+# ztunnel's error for a connection closed by a policy update, plus the deciding reason as above.
+POLICY_CHANGE = "connection closed due to policy change: {reason}"
+STRICT_REFUSAL = "plaintext refused, PeerAuthentication mode is STRICT"
 
 
 class Inbound:
     def __init__(self, node: NodeProxy, tracer: trace.Tracer) -> None:
         self.node = node
         self.tracer = tracer
-        self._pending: dict[int, tuple[ConnectionRecord, dict[str, str]]] = {}
+        self.connections = LiveConnections()
+        # Bumped by every policy update: a CONNECT decided under an older set is judged again on delivery.
+        self._generation = 0
+        self._pending: dict[int, tuple[ConnectionRecord, dict[str, str], int]] = {}
 
     def _decide(self, pod: Pod, source: SpiffeId | None, source_ip: str, port: int) -> Decision:
         store = self.node.policies
@@ -51,17 +64,71 @@ class Inbound:
         workload = Workload(pod.deployment, pod.namespace, pod.labels)
         return authorize(Connection(source, source_ip, pod.ip, port), workload, store.authorization)
 
-    def _deny(
-        self, pod: Pod, record: ConnectionRecord, decision: Decision, source_principal: str | None
-    ) -> None:
-        record.error = POLICY_REJECTION.format(reason=decision.reason)
+    def _plaintext_refusal(self, pod: Pod, port: int) -> str | None:
+        """Why plaintext to `port` is refused before AuthorizationPolicy is asked, or None."""
+        workload = Workload(pod.deployment, pod.namespace, pod.labels)
+        try:
+            mode = mtls_mode(workload, port, self.node.policies.peer_authentication)
+        except Exception as exc:  # fail closed
+            log.exception("peer authentication lookup failed")
+            return f"peer authentication failed closed: {exc}"
+        return STRICT_REFUSAL if mode == "STRICT" else None
+
+    def _count_denial(self, pod: Pod, decision: Decision, source_principal: str | None) -> None:
         self.node.metrics.denied.labels(
             policy=decision.policy or "none",
             source_principal=source_principal or "unknown",
             destination_workload=pod.deployment,
             destination_workload_namespace=pod.namespace,
         ).inc()
+
+    def _deny(
+        self, pod: Pod, record: ConnectionRecord, decision: Decision, source_principal: str | None
+    ) -> None:
+        record.error = POLICY_REJECTION.format(reason=decision.reason)
+        self._count_denial(pod, decision, source_principal)
         self.node.access.write(record)
+
+    # -- policy updates ------------------------------------------------------
+    def recheck(self) -> int:
+        """Judge every live inbound connection under the policies now in force; close the denied ones.
+
+        Call after the policy set changed (including to unreadable, which denies
+        all). Each closed connection writes its access-log record, with the reason,
+        when its handler finishes. Returns how many were closed.
+        """
+        self._generation += 1
+        closed = 0
+        for live in self.connections.snapshot():
+            if not live.closed and self._recheck_one(live):
+                closed += 1
+        return closed
+
+    def _recheck_one(self, live: LiveConnection) -> bool:
+        decision = self._judge(live)
+        if decision.allowed:
+            return False
+        live.record.error = POLICY_CHANGE.format(reason=decision.reason)
+        self._count_denial(live.pod, decision, live.principal)
+        log.info(
+            "connection %s closed because it's no longer allowed after a policy update: %s",
+            live,
+            decision.reason,
+        )
+        self.connections.close(live)
+        return True
+
+    def _judge(self, live: LiveConnection) -> Decision:
+        """The decision a new connection like `live` would get now: the one made at connect time."""
+        try:
+            if live.plaintext:
+                refusal = self._plaintext_refusal(live.pod, live.port)
+                if refusal is not None:
+                    return Decision(False, refusal)
+            return self._decide(live.pod, live.source, live.source_ip, live.port)
+        except Exception as exc:  # fail closed
+            log.exception("re-checking %s failed; closing it", live)
+            return Decision(False, ERROR_FMT.format(error=f"{type(exc).__name__}: {exc}"))
 
     # -- HBONE ---------------------------------------------------------------
     async def serve_hbone(self, pod: Pod, identity: SpiffeId, port: int) -> asyncio.AbstractServer:
@@ -115,17 +182,41 @@ class Inbound:
             self.node.metrics.requests.labels(**labels, response_code="401").inc()
             return 401
         self.node.metrics.requests.labels(**labels, response_code="200").inc()
-        self._pending[id(request)] = (record, labels)
+        self._pending[id(request)] = (record, labels, self._generation)
         return 200
 
-    async def _deliver(self, pod: Pod, request: HboneRequest, stream: Any) -> None:
-        record, labels = self._pending.pop(id(request))
+    async def _deliver(self, pod: Pod, request: HboneRequest, stream: HboneStream) -> None:
+        record, labels, generation = self._pending.pop(id(request))
+        live = self.connections.track(
+            pod, request.port, request.peer_identity, _host(request.peer_addr), record
+        )
+        if generation != self._generation:  # a policy update came between the decision and now
+            self._recheck_one(live)
+        try:
+            await self._deliver_tracked(pod, request, stream, live, labels)
+        finally:
+            self.connections.release(live)
+
+    async def _deliver_tracked(
+        self,
+        pod: Pod,
+        request: HboneRequest,
+        stream: HboneStream,
+        live: LiveConnection,
+        labels: dict[str, str],
+    ) -> None:
+        record = live.record
         context = extract(request.headers)
         attributes = {"src.identity": record.src_identity or "", "dst.identity": record.dst_identity or ""}
         with self.tracer.start_as_current_span(
             "ztunnel inbound", context=context, kind=SpanKind.SERVER, attributes=attributes
         ) as span:
             record.trace_id = format(span.get_span_context().trace_id, "032x")
+            if live.closed:
+                span.set_status(Status(StatusCode.ERROR, record.error))
+                self.node.access.write(record)
+                await stream.reset(ErrorCodes.CANCEL)
+                return
             try:
                 app_reader, app_writer = await connect_app(pod, request.port, _host(request.peer_addr))
             except OSError as exc:
@@ -135,7 +226,20 @@ class Inbound:
                 await stream.close()
                 return
             self.node.metrics.opened.labels(**labels).inc()
-            record.bytes_recv, record.bytes_sent = await pipe(stream, app_reader, app_writer)
+            tunnel = _TrackedStream(stream, live)
+            piping = asyncio.create_task(pipe(tunnel, app_reader, app_writer))
+            live.on_close(piping.cancel)
+            try:
+                await piping
+            except asyncio.CancelledError:
+                if not live.closed or _being_cancelled():
+                    raise
+                span.set_status(Status(StatusCode.ERROR, record.error))
+            finally:
+                if live.closed:  # `pipe` may have been cancelled before it started: close both sides here
+                    await tunnel.close()
+                    app_writer.close()
+            record.bytes_recv, record.bytes_sent = tunnel.written, tunnel.read_bytes
         self.node.metrics.closed.labels(**labels).inc()
         self.node.metrics.received.labels(**labels).inc(record.bytes_recv)
         self.node.metrics.sent.labels(**labels).inc(record.bytes_sent)
@@ -154,35 +258,86 @@ class Inbound:
             dst_namespace=pod.namespace,
             dst_identity=self.node.identity(pod).uri,
         )
-        workload = Workload(pod.deployment, pod.namespace, pod.labels)
-        try:
-            mode = mtls_mode(workload, port, self.node.policies.peer_authentication)
-        except Exception as exc:  # fail closed
-            log.exception("peer authentication lookup failed")
-            mode, record.error = "STRICT", f"peer authentication failed closed: {exc}"
-        if mode == "STRICT" or self.node.policies.error is not None:
-            record.error = (
-                record.error or "connection closed: plaintext refused, PeerAuthentication mode is STRICT"
-            )
+        refusal = self._plaintext_refusal(pod, port)
+        if refusal is not None:
+            record.error = f"connection closed: {refusal}"
             self.node.access.write(record)
             writer.close()
             return
-        decision = self._decide(pod, None, str(peer[0]), port)
+        decision = self._decide(pod, None, str(peer[0]), port)  # denies all if the policy set is unreadable
         if not decision.allowed:
             self._deny(pod, record, decision, None)
             writer.close()
             return
+        live = self.connections.track(pod, port, None, str(peer[0]), record, plaintext=True)
         try:
-            app_reader, app_writer = await connect_app(pod, port, str(peer[0]))
+            await self._pipe_plaintext(pod, port, reader, writer, live)
+        finally:
+            self.connections.release(live)
+
+    async def _pipe_plaintext(
+        self,
+        pod: Pod,
+        port: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        live: LiveConnection,
+    ) -> None:
+        record = live.record
+        try:
+            app_reader, app_writer = await connect_app(pod, port, live.source_ip)
         except OSError as exc:
             record.error = f"connect to the pod: {exc}"
             self.node.access.write(record)
             writer.close()
             return
+
+        def close_both() -> None:  # both copies end at once, and still report what they moved
+            writer.transport.abort()
+            app_writer.transport.abort()
+
+        live.on_close(close_both)
         record.bytes_recv, record.bytes_sent = await pipe_plain(reader, writer, app_reader, app_writer)
         self.node.access.write(record)
         with contextlib.suppress(OSError):
             writer.close()
+
+
+class _TrackedStream:
+    """The HBONE stream as `pipe` uses it, counting bytes both ways.
+
+    Once its connection is closed by a policy update, closing it resets the stream
+    (RST_STREAM CANCEL) instead of ending it cleanly, so the peer cannot mistake the
+    cut for the app's normal end of data.
+    """
+
+    def __init__(self, stream: HboneStream, live: LiveConnection) -> None:
+        self.stream = stream
+        self.live = live
+        self.read_bytes = 0
+        self.written = 0
+
+    async def read(self, n: int = READ_CHUNK) -> bytes:
+        data = await self.stream.read(n)
+        self.read_bytes += len(data)
+        return data
+
+    async def write(self, data: bytes) -> None:
+        await self.stream.write(data)
+        self.written += len(data)
+
+    async def write_eof(self) -> None:
+        await self.stream.write_eof()
+
+    async def close(self) -> None:
+        if self.live.closed:
+            await self.stream.reset(ErrorCodes.CANCEL)
+        await self.stream.close()
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def connect_app(

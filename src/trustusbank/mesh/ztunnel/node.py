@@ -4,7 +4,9 @@ Per local pod, as real ztunnel does inside each pod's network namespace:
 - 15001 outbound capture (SOCKS5 here, iptables there),
 - 15008 HBONE inbound (mTLS with the pod's SVID, then AuthorizationPolicy),
 - each container port: plaintext inbound, refused when PeerAuthentication is STRICT.
-Plus :15020 on the node address for /metrics and /healthz/ready.
+Plus :15020 on the node address for /metrics and /healthz/ready. When the policy
+set changes, open inbound connections are judged again and the ones no longer
+allowed are closed (ztunnel's PolicyWatcher).
 """
 
 from __future__ import annotations
@@ -82,10 +84,23 @@ class NodeProxy:
     def _control_app(self) -> Starlette:
         return control_app(self.metrics.registry, lambda: self.ready)
 
+    def reload_policies(self) -> None:
+        """Pick up a changed policy set, then hold every open inbound connection to it.
+
+        As ztunnel's PolicyWatcher does: a connection admitted under the old set
+        and denied under the new one is closed, not left to run until its peer
+        hangs up. Nothing is re-checked when nothing changed.
+        """
+        if not self.policies.reload_if_changed():
+            return
+        closed = self.inbound.recheck()
+        if closed:
+            log.info("closed %d connection(s) no longer allowed after a policy update", closed)
+
     async def _maintain(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.policies.reload_if_changed()
+            self.reload_policies()
             try:
                 rotated = await self.secrets.rotate_due()
             except Exception as exc:  # keep serving on the current certs; istiod may be back soon

@@ -234,7 +234,8 @@ class Story:
     tool_hops: int = 0
 
     def when(self, node: Node) -> str:
-        return f"+{(node.start - self.t0) * 1000:6.1f} ms  {(node.end - node.start) * 1000:6.1f} ms"
+        offset = max(node.start - self.t0, 0.0)  # the root's own start, rounded, can read as -0.0
+        return f"+{offset * 1000:6.1f} ms  {(node.end - node.start) * 1000:6.1f} ms"
 
     def identity_of(self, node: Node) -> str:
         service = node.resource.get("service.name", "")
@@ -251,7 +252,11 @@ class Story:
             return f"[bold]{name}[/]  {self.identity_of(node)}  model {a.get('gen_ai.request.model')}"
         if name.startswith("chat"):
             tokens = f"{a.get('gen_ai.usage.input_tokens')}→{a.get('gen_ai.usage.output_tokens')} tokens"
-            return f"{name}  {a.get('gen_ai.response.model', '')}  {tokens}"
+            answered = a.get("gen_ai.response.model")
+            by = (
+                f" (answered by {answered})" if answered and answered != a.get("gen_ai.request.model") else ""
+            )
+            return f"{name}{by}  {tokens}"
         if name.startswith("execute_tool"):
             arguments = str(a.get("gen_ai.tool.call.arguments", ""))
             leak = (

@@ -1,0 +1,78 @@
+"""The story's claims, one rule each: judged from observed acts, without a cluster."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from trustusbank.scenario.verdict import ActRecord, judge
+
+CONVERTER = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
+REPLY = "Your balance is £4,287.55 (about $5,445.19 USD)."
+CLEAN = [{"name": "get_balance"}, {"name": "list_recent"}, {"name": "convert_currency", "arguments": {}}]
+FOOLED = [
+    *CLEAN,
+    {"name": "get_profile"},
+    {"name": "convert_currency", "arguments": {"customer_profile": {}}},
+]
+
+
+def acts() -> list[ActRecord]:
+    return [
+        ActRecord(1, "clean", REPLY, CLEAN, 3, 3),
+        ActRecord(2, "rug pull", REPLY, FOOLED, 3, 4, alerts=[{"alertname": "BankToAttackerAttempt"}]),
+        ActRecord(
+            3,
+            "defence",
+            REPLY,
+            FOOLED,
+            4,
+            4,
+            denies=[{"source_identity": CONVERTER}],
+            alerts=[{"alertname": "IstioAuthZDeny"}, {"alertname": "BankToAttackerAttempt"}],
+        ),
+    ]
+
+
+def test_the_seed_story_holds() -> None:
+    story = acts()
+    assert judge(story, CONVERTER) == []
+    assert all(a.ok for a in story)
+
+
+def test_exfil_in_act_three_breaks_the_story() -> None:
+    story = acts()
+    story[2] = replace(story[2], exfil_after=5)
+    assert judge(story, CONVERTER) == ["Act 3: 1 exfil events despite the defence"]
+    assert not story[2].ok
+
+
+def test_a_changed_reply_breaks_the_story() -> None:
+    story = acts()
+    story[2] = replace(story[2], reply="Sorry, I could not convert your balance.")
+    assert judge(story, CONVERTER) == ["Act 3: the customer's reply differs from Act 1"]
+
+
+def test_act_two_without_a_leak_or_alert_is_not_a_breach() -> None:
+    story = acts()
+    story[1] = replace(story[1], chain=CLEAN, exfil_after=3, alerts=[])
+    assert judge(story, CONVERTER) == [
+        "Act 2: the agent did not pass the profile to a tool",
+        "Act 2: the attacker received nothing",
+        "Act 2: alert BankToAttackerAttempt did not fire",
+    ]
+
+
+def test_act_three_needs_the_converter_named_and_both_alerts() -> None:
+    story = acts()
+    story[2] = replace(story[2], denies=[{"source_identity": "spiffe://x/ns/a/sa/b"}], alerts=[])
+    assert judge(story, CONVERTER) == [
+        f"Act 3: no deny names {CONVERTER}",
+        "Act 3: alert IstioAuthZDeny did not fire",
+        "Act 3: alert BankToAttackerAttempt did not fire",
+    ]
+
+
+def test_a_failed_act_is_reported() -> None:
+    story = acts()
+    story[0] = replace(story[0], error="ConnectError: chatbot down")
+    assert "Act 1: failed: ConnectError: chatbot down" in judge(story, CONVERTER)
