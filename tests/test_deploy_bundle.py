@@ -22,6 +22,8 @@ SERVICES = {
     ("external-fx", "fx-api"): 8080,
     ("trustusbank-bank-agents", "scripted-model"): 8080,
     ("trustusbank-bank-frontend", "chatbot"): 80,
+    ("trustusbank-observability", "soc-inbox"): 8080,
+    ("trustusbank-observability", "alert-evaluator"): 8080,
 }
 
 

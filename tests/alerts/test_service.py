@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import httpx
+import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
-from tests.alerts.helpers import CONVERTER, REPO, deploy_groups, metrics_app, poll, running
+from tests.alerts.helpers import CONVERTER, REPO, RULES, deploy_groups, metrics_app, poll, running
 from trustusbank.agents.runtime.metrics import AgentMetrics
 from trustusbank.agents.spec import AgentSpec, ModelSpec
 from trustusbank.alerts.app import create_app
@@ -189,3 +192,47 @@ async def test_an_unreachable_inbox_is_retried_not_forgotten(tmp_path: Path) -> 
     journal = [json.loads(line) for line in (tmp_path / "logs" / "alerts.jsonl").read_text().splitlines()]
     assert [e["event"] for e in journal] == ["firing", "delivery-failed", "delivery-failed"]
     assert alerts.snapshot()["notifications"] == 0
+
+
+def test_rules_are_reread_when_a_manifest_changes(tmp_path: Path, monkeypatch) -> None:
+    """deploy/ plus cluster/applied/, as the operator reloads PrometheusRules; a broken edit keeps the last
+    good rules (and says so once)."""
+    from trustusbank.alerts.app import _rules_source
+
+    deploy = tmp_path / "deploy"
+    (deploy / "10").mkdir(parents=True)
+    (deploy / "08-defence").mkdir()
+    shutil.copy(RULES, deploy / "10" / "rules.yaml")
+    (deploy / "08-defence" / "ignored.yaml").write_text(
+        "kind: PrometheusRule\napiVersion: monitoring.coreos.com/v1\n"
+    )
+    state = tmp_path / "state"
+    applied = state / "cluster" / "applied"
+    applied.mkdir(parents=True)
+    monkeypatch.setenv("TRUSTUSBANK_DEPLOY_DIR", str(deploy))
+    source = _rules_source(state / "cluster" / "topology.json")
+    assert [r.name for g in source() for r in g.rules] == [
+        "IstioAuthZDeny",
+        "BankToAttackerAttempt",
+        "KagentAccessPolicyDeny",
+    ]
+    extra = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "extra", "namespace": "trustusbank-observability"},
+        "spec": {
+            "groups": [
+                {
+                    "name": "x",
+                    "rules": [{"alert": "AnyDenial", "expr": "trustusbank_authz_denials_total > 0"}],
+                }
+            ]
+        },
+    }
+    (applied / "extra.yaml").write_text(yaml.safe_dump(extra))
+    assert [r.name for g in source() for r in g.rules][-1] == "AnyDenial"
+    extra["spec"]["groups"][0]["rules"][0]["expr"] = "trustusbank_authz_denials_total * 2"
+    (applied / "extra.yaml").write_text(yaml.safe_dump(extra))
+    with pytest.raises(ValueError, match="arithmetic operator"):
+        source()
+    assert [r.name for g in source() for r in g.rules][-1] == "AnyDenial"

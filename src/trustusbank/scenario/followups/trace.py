@@ -119,22 +119,6 @@ async def ask_traced(cluster: Cluster, prompt: str, traceparent: str) -> AskResu
 # --- the rug pull, if this build has it ----------------------------------------------------------
 
 
-async def _restart_support_bot(cluster: Cluster, act_scripts: Any, progress: Progress) -> None:
-    """support-bot lists a server's tools once per process: a restart makes it see the converter's
-    current schema (the rug-pulled one has the `customer_profile` parameter the injection asks for)."""
-    from trustusbank.runtime.rollout import rollout_restart
-    from trustusbank.runtime.supervisor import ready_timeout
-
-    await rollout_restart(
-        cluster.files,
-        SUPPORT_BOT,
-        actor=act_scripts.current_actor(),
-        command=COMMAND,
-        progress=progress,
-        timeout=ready_timeout() + 30,
-    )
-
-
 def _act_scripts() -> Any:
     """`upgrade-banking-app`'s module, or None in a build that has no rug pull yet."""
     try:
@@ -157,10 +141,7 @@ async def _restore(
     if act_scripts is not None and put_back is not None:
         progress(f"trace: putting the {put_back} build back under the converter's tag")
         await act_scripts.upgrade(cluster.files, put_back, progress=progress, command=COMMAND)
-        await _restart_support_bot(cluster, act_scripts, progress)
-        notes.append(
-            f"converter put back on its {put_back} build; support-bot restarted to re-list its tools"
-        )
+        notes.append(f"converter put back on its {put_back} build")
     if view_was_zero and await _attacker_view(cluster) > 0:
         async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
             (await http.post(f"{cluster.attacker}/api/reset")).raise_for_status()
@@ -403,7 +384,6 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
             progress("trace: rug-pulling the converter (upgrade-banking-app)")
             swap = await act_scripts.upgrade(cluster.files, RUG_PULL, progress=progress, command=COMMAND)
             put_back = (swap.old_variant or "clean") if swap.changed else None
-            await _restart_support_bot(cluster, act_scripts, progress)
         progress("trace: sending the seed prompt with a traceparent")
         t0 = time.time()
         try:

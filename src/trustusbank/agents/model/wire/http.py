@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from trustusbank.agents.model.types import ModelError
+from trustusbank.telemetry.tracing import inject
 
 
 async def post_json(
@@ -23,9 +24,13 @@ async def post_json(
     *,
     error_message: Callable[[Any], str],
 ) -> Any:
-    """POST `body` to `url`; the decoded JSON reply. `error_message` reads the provider's error body."""
+    """POST `body` to `url`; the decoded JSON reply. `error_message` reads the provider's error body.
+
+    The W3C trace context of the calling span goes along, so an LLM gateway on the way (the
+    waypoint, in the egress-llm demo) joins the agent's `chat` span.
+    """
     try:
-        response = await http.post(url, json=body, headers=dict(headers))
+        response = await http.post(url, json=body, headers={**inject(), **headers})
     except httpx.TimeoutException as exc:
         raise ModelError(f"no answer from {url} in time ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
