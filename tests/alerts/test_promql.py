@@ -8,7 +8,7 @@ import pytest
 
 from trustusbank.alerts.promql.engine import Engine, Sample, expand, label_replace
 from trustusbank.alerts.promql.parser import PromQLError, parse
-from trustusbank.alerts.promql.series import SeriesStore, labels_of
+from trustusbank.alerts.promql.series import STALE, Series, SeriesStore, labels_of
 from trustusbank.alerts.templates import TemplateError, go_float, render
 
 
@@ -60,3 +60,19 @@ def test_templates() -> None:
     assert [go_float(v) for v in (2.5, 123456.0, 0.0001, 1.5e-7)] == ["2.5", "123456", "0.0001", "1.5e-07"]
     with pytest.raises(TemplateError):
         render("{{ humanize $value }}", {}, 1)
+
+
+def test_last_increase_sees_growth_restarts_and_birth_but_not_a_pruned_start() -> None:
+    series = Series(labels_of({"__name__": "c"}))
+    for t, v in [(1.0, 1.0), (2.0, 1.0), (3.0, 3.0), (4.0, 3.0)]:
+        series.add(t, v)
+    assert series.last_increase() == 3.0
+    series.add(5.0, STALE)
+    series.add(6.0, 1.0)  # a restarted node proxy counted again
+    assert series.last_increase() == 6.0
+    born = Series(labels_of({"__name__": "c"}))
+    born.add(7.0, 2.0)
+    assert born.last_increase() == 7.0
+    born.add(8.0, 2.0)
+    born.prune(7.5)
+    assert born.last_increase() is None

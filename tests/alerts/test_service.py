@@ -236,3 +236,26 @@ def test_rules_are_reread_when_a_manifest_changes(tmp_path: Path, monkeypatch) -
     with pytest.raises(ValueError, match="arithmetic operator"):
         source()
     assert [r.name for g in source() for r in g.rules][-1] == "AnyDenial"
+
+
+async def test_a_repeat_is_one_alert_and_one_mail_but_new_evidence_since(tmp_path: Path) -> None:
+    """The same attempt again keeps the alert firing (no second mail, as Alertmanager dedupes), and
+    `since` still finds it: its evidence grew after that instant (a rerun of an act within 5 min)."""
+    node = ZtunnelMetrics()
+    inbox = inbox_app(MailStore(tmp_path / "inbox.sqlite3"), ("127.0.0.1", 0))
+    async with running(metrics_app(node.registry)) as url, running(inbox) as inbox_url:
+        alerts = service(tmp_path, [Target("ztunnel", f"{url}/metrics")], inbox.state.smtp_address)
+        attempts = node.attempts.labels(**SOURCE, **ATTACKER, outcome="allowed")
+        t0 = time.time()
+        await alerts.step(t0)
+        attempts.inc()
+        await alerts.step(t0 + 1)
+        await alerts.step(t0 + 2)
+        attempts.inc()
+        await alerts.step(t0 + 3)
+        await alerts.step(t0 + 4)
+        assert len(await mail(inbox_url)) == 1
+    [alert] = alerts.snapshot(since=t0 + 2.5)["alerts"]
+    assert (alert["fired_at"], alert["last_event_at"], alert["value"]) == (t0 + 1, t0 + 3, 2.0)
+    assert alert["notified_at"] == t0 + 1
+    assert alerts.snapshot(since=t0 + 3.5)["alerts"] == []

@@ -195,6 +195,13 @@ async def echoed(tunnel: Tunnel, data: bytes) -> bytes:
         return await tunnel.read()
 
 
+async def read_to_end(tunnel: Tunnel) -> bytes:
+    data = b""
+    while chunk := await tunnel.read():
+        data += chunk
+    return data
+
+
 async def until_released(mesh: Mesh, count: int) -> None:
     async with asyncio.timeout(DEADLINE):
         while len(mesh.inbound.connections) != count:  # noqa: ASYNC110 - the registry has no event to wait on
@@ -326,8 +333,7 @@ async def test_a_half_closed_tunnel_waiting_for_its_answer_is_reset_not_ended(me
 
     async with asyncio.timeout(DEADLINE):
         with pytest.raises(HboneError, match="reset by peer"):
-            while await tunnel.read():
-                pass
+            await read_to_end(tunnel)
     [record] = await mesh.records(1)
     assert record["error"] == SUPPORT_BOT_DENIED
     await tunnel.close()

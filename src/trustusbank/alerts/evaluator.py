@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustusbank.alerts import templates
-from trustusbank.alerts.promql.ast import NAME_LABEL
+from trustusbank.alerts.promql.ast import NAME_LABEL, metric_names
 from trustusbank.alerts.promql.engine import Engine, EvaluationError
 from trustusbank.alerts.promql.series import Labels, SeriesStore
 from trustusbank.alerts.rules import Rule, RuleGroup
@@ -41,6 +41,8 @@ class Alert:
     fired_at: float | None = None
     resolved_at: float | None = None
     rule_group: str = ""
+    inputs: tuple[str, ...] = ()  # the metrics the rule reads
+    rule_labels: tuple[str, ...] = ()  # labels the rule adds (not found on the inputs)
 
     @property
     def name(self) -> str:
@@ -126,7 +128,15 @@ class RuleEvaluator:
             }
             alert = self.active.get(key)
             if alert is None:
-                alert = self.active[key] = Alert(labels, text, sample.value, t, rule_group=group.name)
+                alert = self.active[key] = Alert(
+                    labels,
+                    text,
+                    sample.value,
+                    t,
+                    rule_group=group.name,
+                    inputs=tuple(sorted(metric_names(rule.expr))),
+                    rule_labels=("alertname", *rule.labels),
+                )
             alert.value, alert.annotations = sample.value, text
             if alert.state == "pending" and t - alert.active_at >= rule.for_seconds:
                 alert.state, alert.fired_at = "firing", t
@@ -156,6 +166,22 @@ class RuleEvaluator:
     def _forget(self, t: float) -> None:
         while self.resolved and (self.resolved[0].resolved_at or 0) < t - RESOLVED_RETENTION:
             self.resolved.popleft()
+
+    def last_event_at(self, alert: Alert) -> float | None:
+        """When the evidence behind `alert` last grew: the latest increase of an input series whose
+        labels agree with the alert's (on the labels both have). An alert keeps firing while its
+        window holds events; this says whether a *new* one arrived, e.g. since an act began."""
+        wanted = {k: v for k, v in alert.labels if k not in alert.rule_labels}
+        latest: float | None = None
+        for metric in alert.inputs:
+            for series in self.store.series(metric):
+                names = dict(series.labels)
+                if any(names[k] != v for k, v in wanted.items() if k in names):
+                    continue
+                found = series.last_increase()
+                if found is not None and (latest is None or found > latest):
+                    latest = found
+        return latest
 
     def firing(self) -> list[Alert]:
         return [a for a in self.active.values() if a.state == "firing"]

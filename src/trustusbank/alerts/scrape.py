@@ -5,6 +5,10 @@ kept as `exported_<name>`, Prometheus' default). A series missing from a target'
 latest scrape, and every series of a target that did not answer, is marked stale
 at once, so a restarted node proxy's old counters stop counting as present.
 Scrapes never go through the mesh: the client ignores proxy settings.
+
+Samples are stamped when the target's answer arrives (Prometheus stamps the start of the
+scrape): a sample is then never older than the counter value it carries, so "did this
+counter grow after time T" has no race with a scrape in flight at T.
 """
 
 from __future__ import annotations
@@ -55,23 +59,25 @@ class Scraper:
         await self._client.aclose()
 
     async def scrape(self, targets: list[Target], t: float | None = None) -> None:
-        """Scrape every target concurrently; samples are stamped with `t` (default: now)."""
-        at = time.time() if t is None else t
+        """Scrape every target concurrently; samples are stamped with `t`, or when each answer came."""
         for gone in set(self.health) - set(targets):
-            self._stale(self.health.pop(gone), at)
-        await asyncio.gather(*(self._one(target, at) for target in targets))
+            self._stale(self.health.pop(gone), time.time() if t is None else t)
+        await asyncio.gather(*(self._one(target, t) for target in targets))
 
-    async def _one(self, target: Target, at: float) -> None:
+    async def _one(self, target: Target, t: float | None) -> None:
         health = self.health.setdefault(target, TargetHealth(target))
-        health.last_scrape = at
         try:
             response = await self._client.get(target.url, headers={"Accept": "text/plain;version=0.0.4"})
             response.raise_for_status()
             parsed = list(samples(response.text, self.wanted))
         except (httpx.HTTPError, ExpositionError) as exc:
+            at = time.time() if t is None else t
+            health.last_scrape = at
             health.up, health.last_error, health.samples = False, f"{type(exc).__name__}: {exc}", 0
             self._stale(health, at)
             return
+        at = time.time() if t is None else t
+        health.last_scrape = at
         seen: set[Labels] = set()
         for name, raw, value in parsed:
             labels = dict(raw)

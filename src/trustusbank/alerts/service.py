@@ -103,16 +103,17 @@ class AlertService:
         self.scraper.wanted = {name for g in groups for r in g.rules for name in metric_names(r.expr)}
 
     async def step(self, now: float | None = None) -> None:
-        """One cycle. Samples are stamped when the scrape starts; rules are evaluated once it has
-        finished (`now`, if given, is both), so an alert's `fired_at` is never earlier than the
-        event it reports, and a caller can ask for "alerts since I did X" without a race."""
+        """One cycle. Samples are stamped as each answer arrives and rules are evaluated once every
+        scrape has finished (`now`, if given, is used for both), so neither an alert's `fired_at`
+        nor its `last_event_at` is earlier than the event it reports: "alerts since I did X" has
+        no race with a cycle in flight."""
         self._load_rules()
         try:
             targets = self.targets_source()
         except Exception as exc:
             log.exception("scrape targets unavailable")
             self.last_error, targets = f"targets: {exc}", []
-        await self.scraper.scrape(targets, time.time() if now is None else now)
+        await self.scraper.scrape(targets, now)
         at = time.time() if now is None else now
         for change in self.evaluator.evaluate(at):
             self._journal_transition(change, at)
@@ -189,14 +190,27 @@ class AlertService:
             await self.scraper.close()
 
     def alert_dict(self, alert: Alert) -> dict[str, Any]:
-        return {**alert.to_dict(), "notified_at": self.notified_at.get(alert.fingerprint)}
+        return {
+            **alert.to_dict(),
+            "last_event_at": self.evaluator.last_event_at(alert),
+            "notified_at": self.notified_at.get(alert.fingerprint),
+        }
 
     def snapshot(self, since: float | None = None) -> dict[str, Any]:
-        alerts = self.evaluator.alerts()
+        """Every alert; with `since`, those that fired at or after it, or that were already firing and
+        whose evidence grew since (a repeat of the same event keeps one alert, as in Prometheus)."""
+        alerts = [self.alert_dict(a) for a in self.evaluator.alerts()]
         if since is not None:
-            alerts = [a for a in alerts if a.fired_at is not None and a.fired_at >= since]
+            alerts = [
+                a
+                for a in alerts
+                if a["fired_at"] is not None
+                and (
+                    a["fired_at"] >= since or (a["last_event_at"] is not None and a["last_event_at"] >= since)
+                )
+            ]
         return {
-            "alerts": [self.alert_dict(a) for a in alerts],
+            "alerts": alerts,
             "evaluated_at": self.evaluated_at,
             "evaluations": self.evaluations,
             "interval": self.period,

@@ -40,6 +40,7 @@ class Series:
     labels: Labels
     times: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    pruned: bool = False  # older samples were forgotten: the first one kept is not the series' birth
 
     def add(self, t: float, value: float) -> bool:
         """Append in time order; a sample at or before the last one is dropped (out of order)."""
@@ -63,9 +64,22 @@ class Series:
         hi = bisect.bisect_right(self.times, end)
         return [(t, v) for t, v in zip(self.times[lo:hi], self.values[lo:hi], strict=True) if not is_stale(v)]
 
+    def last_increase(self) -> float | None:
+        """When this counter last went up: a higher value, a restart that counted again, or its birth."""
+        points = [(t, v) for t, v in zip(self.times, self.values, strict=True) if not is_stale(v)]
+        for i in range(len(points) - 1, -1, -1):
+            t, value = points[i]
+            if i == 0:
+                return None if self.pruned else t
+            previous = points[i - 1][1]
+            if value > previous or (value < previous and value > 0):
+                return t
+        return None
+
     def prune(self, before: float) -> None:
         cut = bisect.bisect_left(self.times, before)
         if cut:
+            self.pruned = True
             del self.times[:cut]
             del self.values[:cut]
 

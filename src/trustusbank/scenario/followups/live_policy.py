@@ -157,10 +157,14 @@ class Demo:
         lines += ["[bold]the next prompt[/], judged by the new policy:", *_chain(after)]
         data["reply_before"], data["reply_during"] = before.reply, after.reply
         step = _convert_step(after)
-        if step is None or not step.get("is_error"):
+        if step is not None and not step.get("is_error"):
             self.problem("the next prompt's convert_currency was not refused")
         elif after.reply == before.reply:
             self.problem("the reply did not change although the conversion failed")
+        elif step is None:
+            # The agent lists its tools per prompt: with the converter refused, even the listing
+            # fails, so convert_currency is not on offer at all and the model says so.
+            lines.append("the converter's tools could not even be listed: the model was not offered them")
         log = self.cluster.files.access_log(node)
         denies = [
             r
