@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-import uvicorn
 import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
 
 from trustusbank.alerts.rule_tests import load_groups
 from trustusbank.alerts.rules import PrometheusRule, RuleGroup
-from trustusbank.workloads.serving import bind
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "10-observability" / "prometheus-rules.yaml"
@@ -47,25 +43,6 @@ def prepare_workdir(directory: Path) -> Path:
 def deploy_rule() -> PrometheusRule:
     body = yaml.safe_load(RULES.read_text())
     return PrometheusRule.from_body(body, body["metadata"]["name"], body["metadata"]["namespace"])
-
-
-@contextlib.asynccontextmanager
-async def running(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) on a port-0 socket; yields its base URL."""
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def poll(fetch: Callable[[], Awaitable[T]], until: Callable[[T], bool], seconds: float = 20) -> T:

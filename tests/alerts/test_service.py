@@ -13,7 +13,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from tests.alerts.helpers import CONVERTER, REPO, RULES, deploy_groups, metrics_app, poll, running
+from tests.alerts.helpers import CONVERTER, REPO, RULES, deploy_groups, metrics_app, poll
+from tests.serving import serving as running
 from trustusbank.agents.runtime.metrics import AgentMetrics
 from trustusbank.agents.spec import AgentSpec, ModelSpec
 from trustusbank.alerts.app import create_app

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.alerts.helpers import running
+from tests.serving import serving as running
 from trustusbank.alerts.smtp_client import DeliveryError, send
 from trustusbank.mesh.ztunnel.socks import Reply, read_connect, reply
 from trustusbank.workloads.soc_inbox.app import create_app

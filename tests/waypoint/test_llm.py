@@ -19,7 +19,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import generate_latest
 
-from tests.agents.model.live import serving
+from tests.serving import serving
 from trustusbank.agents.model.openai_client import OpenAIChatClient
 from trustusbank.agents.model.types import Message, ModelRequest, ToolSpec
 from trustusbank.agents.scripted.http_app import create_app

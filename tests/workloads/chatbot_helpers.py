@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from a2a.helpers.proto_helpers import (
     new_data_part,
     new_task_from_user_message,
@@ -33,8 +31,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from tests.serving import Served
 from trustusbank.workloads.chatbot.app import create_app
-from trustusbank.workloads.serving import bind
 
 NS = "trustusbank-bank-agents"
 DENY_MESSAGE = (
@@ -167,29 +165,8 @@ def denying_agent(name: str = "fraud-bot") -> Starlette:
     return Starlette(routes=[*create_agent_card_routes(card), Route("/", deny, methods=["POST"])])
 
 
-@dataclass
-class Running:
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-def start(app: ASGIApp) -> Running:
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(1000):
-        if server.started or not thread.is_alive():
-            break
-        time.sleep(0.01)
-    assert server.started, "test server did not start"
-    return Running(f"http://127.0.0.1:{port}", server, thread)
+def start(app: ASGIApp) -> Served:
+    return Served(lambda _: app).start()
 
 
 def closed_port_url() -> str:

@@ -17,7 +17,7 @@ from tests.agents.model.fakes import (
     openai_completion,
     openai_error,
 )
-from tests.agents.model.live import refused_url, serving
+from tests.serving import refused_url, serving
 from trustusbank.agents.model.anthropic_client import AnthropicClient
 from trustusbank.agents.model.openai_client import OpenAIChatClient
 from trustusbank.agents.model.types import (

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from tests.agents.model.fakes import Fake, anthropic_app, anthropic_message, openai_app, openai_completion
-from tests.agents.model.live import serving
+from tests.serving import serving
 from trustusbank.agents.model.anthropic_client import AnthropicClient
 from trustusbank.agents.model.factory import check_model, client_for
 from trustusbank.agents.model.openai_client import OpenAIChatClient

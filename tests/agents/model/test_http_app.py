@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agents.model.live import serving
+from tests.serving import serving
 from trustusbank.agents.model.anthropic_client import AnthropicClient
 from trustusbank.agents.model.openai_client import OpenAIChatClient
 from trustusbank.agents.model.types import (

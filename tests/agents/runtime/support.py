@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import uvicorn
 from a2a.client import ClientCallContext, ClientConfig, create_client
 from a2a.helpers import get_artifact_text, get_data_parts, get_message_text
 from a2a.types import a2a_pb2 as a2a
@@ -21,6 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tests.serving import Served as Served
+from tests.serving import served as served
 from trustusbank.agents.model.types import (
     Message,
     ModelError,
@@ -32,45 +32,8 @@ from trustusbank.agents.model.types import (
 from trustusbank.agents.runtime.callers import CallerResolver
 from trustusbank.agents.runtime.server import create_app
 from trustusbank.agents.spec import AgentSpec, McpServerSpec, ModelSpec, SubAgentSpec
-from trustusbank.workloads.serving import bind
 
 # --- servers ------------------------------------------------------------------------------------
-
-
-class Served:
-    """An ASGI app under uvicorn on 127.0.0.1:<free port>, in a thread."""
-
-    def __init__(self, build: Callable[[str], ASGIApp]) -> None:
-        self._sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self.app = build(self.url)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def start(self) -> Served:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert self._thread.is_alive(), "uvicorn exited"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
-
-
-@contextmanager
-def served(build: Callable[[str], ASGIApp]) -> Iterator[Served]:
-    server = Served(build).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass

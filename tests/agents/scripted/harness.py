@@ -10,24 +10,20 @@ running its own loop, which is how the three bots talk to each other.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from starlette.types import ASGIApp
 
+from tests.serving import serving as serving
 from trustusbank.agents.model.types import Message, ModelReply, ModelRequest, ToolCall, ToolSpec
 from trustusbank.agents.scripted.gullibility import Gullibility
 from trustusbank.agents.scripted.model import ScriptedModel
 from trustusbank.workloads.registry import WORKLOADS
-from trustusbank.workloads.serving import bind
 
 SEED_PROMPT = (
     "I am customer 12345. Please check my balance, list my recent transactions, "
@@ -182,22 +178,3 @@ def tool_result(call: ToolCall, payload: Any, *, extra: str = "", is_error: bool
     if extra:
         text = f"{text}\n{extra}"
     return Message("tool", text, tool_call_id=call.id, tool_name=call.name, is_error=is_error)
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    """`app` on a port-0 socket on 127.0.0.1, in the test's event loop; yields its base URL."""
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.005)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
