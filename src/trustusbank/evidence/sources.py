@@ -60,7 +60,8 @@ def ztunnel(data: dict[str, Any], cluster: Cluster) -> Fields:
     error = str(data.get("error") or "")
     outbound = data.get("direction") == "outbound"
     policy = None
-    if "policy rejection" in error:
+    # Refused at connect ("policy rejection") or cut when a policy update no longer allows it.
+    if "policy rejection" in error or "policy change" in error:
         kind = "l4-deny"
         found = DENIED_BY.search(error)
         policy = found["policy"] if found else NO_ALLOW_MATCHED

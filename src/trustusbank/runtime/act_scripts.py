@@ -11,12 +11,8 @@ in the runtime log.
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
 import shlex
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +24,7 @@ from trustusbank.images.signing import Keys, org_public_key
 from trustusbank.images.store import Build, ImageStore
 from trustusbank.paths import deploy_dir
 from trustusbank.runtime import control
+from trustusbank.runtime.apply import actor as apply_actor
 from trustusbank.runtime.apply import delete
 from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.runtime.rollout import Restarted, RolloutError, rollout_restart
@@ -116,23 +113,12 @@ class ResetReport:
         }
 
 
-def current_actor() -> str:
-    """The OS user doing it: what an audit trail names."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
-
-
 def current_command() -> str:
     return shlex.join(["trustusbank", *sys.argv[1:]])
 
 
 def record(files: ClusterFiles, kind: str, fields: dict[str, Any]) -> None:
-    """One event in the runtime log, the same log and shape the supervisor writes."""
-    files.logs.mkdir(parents=True, exist_ok=True)
-    with files.events.open("a", encoding="utf-8") as out:
-        out.write(json.dumps({"time": time.time(), "event": kind, **fields}) + "\n")
+    files.record_event(kind, fields)
 
 
 def _running(files: ClusterFiles) -> dict[str, Any]:
@@ -231,7 +217,7 @@ async def upgrade(
     builds = WORKLOADS[CONVERTER_WORKLOAD].variants
     if variant not in builds:
         raise ActError(f"no converter build {variant!r}; choose one of: {', '.join(builds)}")
-    actor = actor or current_actor()
+    actor = actor or apply_actor()
     command = command or current_command()
     swap = await swap_converter(
         files,
@@ -275,7 +261,7 @@ async def reset(
     """The Solo-OFF baseline: clean converter, no defence set, the attacker's view at zero.
 
     Counters and evidence are kept; running it again changes nothing and says so."""
-    actor = actor or current_actor()
+    actor = actor or apply_actor()
     command = command or current_command()
     status = _running(files)
     who = {"actor": actor, "command": command}
@@ -299,9 +285,8 @@ async def reset(
     )
 
     progress("removing the defence set")
-    removed = [p.name for p in delete(files, [_deploy(status) / DEFENCE_DIR])]  # what `policies off` does
-    if removed:
-        record(files, "policies-removed", {"files": removed, **who})
+    # What `policies off` does; `delete` records each removal with its actor and file hash.
+    removed = [p.name for p in delete(files, [_deploy(status) / DEFENCE_DIR])]
     steps.append(
         Step("defence policies", bool(removed), f"removed {', '.join(removed)}" if removed else "already off")
     )

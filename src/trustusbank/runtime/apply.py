@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -88,20 +86,17 @@ def record(
     labels: dict[str, str] = {}
     for item in objects:
         labels.update(item["labels"])
-    entry = {
-        "time": time.time(),
-        "event": event,
-        "actor": actor(),
-        "file": source.name,
-        "path": str(source.resolve()),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "objects": objects,
-        "labels": labels,
-    }
-    files.events.parent.mkdir(parents=True, exist_ok=True)
-    with files.events.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(entry) + "\n")
-    return entry
+    return files.record_event(
+        event,
+        {
+            "actor": actor(),
+            "file": source.name,
+            "path": str(source.resolve()),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "objects": objects,
+            "labels": labels,
+        },
+    )
 
 
 def _object(manifest: Manifest) -> dict[str, Any]:

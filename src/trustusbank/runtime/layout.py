@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFENCE_DIR = "08-defence"
 
@@ -72,6 +76,14 @@ class ClusterFiles:
     @property
     def events(self) -> Path:
         return self.logs / "runtime.jsonl"
+
+    def record_event(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Append one event (a JSON line) to the runtime log the evidence trail ingests; the one writer."""
+        entry = {"time": time.time(), "event": event, **fields}
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with self.events.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+        return entry
 
     @property
     def evidence_db(self) -> Path:

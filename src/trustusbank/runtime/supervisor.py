@@ -78,9 +78,7 @@ class Supervisor:
 
     # -- events and status -------------------------------------------------
     def event(self, kind: str, fields: dict[str, object]) -> None:
-        record = {"time": time.time(), "event": kind, **fields}
-        with self.files.events.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
+        self.files.record_event(kind, fields)
         if kind == "crashed":
             self.progress(
                 f"{fields['process']} exited ({fields['exit_code']}); restarting in {fields['restart_in_s']}s"
