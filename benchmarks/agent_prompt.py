@@ -37,16 +37,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tests.agents.runtime.support import Served  # noqa: E402
 
 from mesh import start_cluster, stop_cluster  # noqa: E402
-from trustusbank.agents.kagent.controller import agent_spec  # noqa: E402
 from trustusbank.agents.model.factory import client_for  # noqa: E402
 from trustusbank.agents.runtime.server import create_app  # noqa: E402
 from trustusbank.agents.scripted.http_app import create_app as model_app  # noqa: E402
 from trustusbank.agents.scripted.model import ScriptedModel  # noqa: E402
+from trustusbank.cluster.topology import Topology  # noqa: E402
 from trustusbank.manifests import load_bundle  # noqa: E402
-from trustusbank.runtime.topology import Topology  # noqa: E402
+from trustusbank.manifests.kagent.controller import agent_spec  # noqa: E402
 from trustusbank.workloads.chatbot.app import create_app as chatbot_app  # noqa: E402
 from trustusbank.workloads.chatbot.client import ask  # noqa: E402
-from trustusbank.workloads.registry import WORKLOADS  # noqa: E402
+from trustusbank.workloads.entrypoints import WORKLOADS  # noqa: E402
 
 PROMPT = (
     "I am customer 12345. Please check my balance, list my recent transactions, "

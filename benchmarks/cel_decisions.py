@@ -21,7 +21,7 @@ from pathlib import Path
 
 from trustusbank.manifests import load_bundle
 from trustusbank.mesh.waypoint.cel_policy import Identity, McpAuthorization, McpInfo, RequestInfo
-from trustusbank.mesh.waypoint.config import WaypointConfig
+from trustusbank.mesh.waypoint.routes import WaypointConfig
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 SUPPORT = Identity("cluster.local", "trustusbank-bank-agents", "support-bot")

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from trustusbank.runtime.topology import Topology  # noqa: E402
+from trustusbank.cluster.topology import Topology  # noqa: E402
 from trustusbank.scenario.cluster import SEED_PROMPT  # noqa: E402
 
 SEED_PROMPT_SECONDS = 5.0

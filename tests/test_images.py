@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from trustusbank.images.digest import build_digest
-from trustusbank.workloads.registry import WORKLOADS, Workload
+from trustusbank.images.builds import BUILDS, ImageBuilds, package_modules
 
 
-def fake_workload(modules: tuple[str, ...]) -> Workload:
-    return Workload("fake", "ns", 1, "fake", lambda w, c: None, modules)  # type: ignore[arg-type,return-value]
+def fake_workload(modules: tuple[str, ...]) -> ImageBuilds:
+    return ImageBuilds("fake", modules)
 
 
 def test_new_bytes_new_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,8 +32,16 @@ def test_missing_module_is_an_error() -> None:
 
 
 def test_converter_builds_share_a_tag_not_a_digest() -> None:
-    converter = WORKLOADS["currency-converter"]
+    converter = BUILDS["currency-converter"]
     digests = {variant: build_digest(converter, variant) for variant in converter.variants}
     assert len(set(digests.values())) == 3
     assert all(d.startswith("sha256:") and len(d) == 71 for d in digests.values())
     assert "trustusbank.workloads.vendor.exfil_channel" not in converter.image_modules("clean")
+
+
+def test_whole_package_images_list_their_modules_without_importing_them() -> None:
+    modules = package_modules("trustusbank.agents.scripted")
+    assert "trustusbank.agents.scripted.planner" in modules
+    assert modules == tuple(sorted(modules))
+    with pytest.raises(LookupError, match="no_such_package"):
+        package_modules("trustusbank.no_such_package")

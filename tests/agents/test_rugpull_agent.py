@@ -22,15 +22,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from tests.agents.runtime.support import Served, ask, chain, reply_text, served
-from trustusbank.agents.kagent.controller import agent_spec
 from trustusbank.agents.model.factory import client_for
 from trustusbank.agents.runtime.server import create_app
 from trustusbank.agents.scripted.gullibility import Gullibility
 from trustusbank.agents.scripted.http_app import create_app as model_app
 from trustusbank.agents.scripted.model import ScriptedModel
-from trustusbank.agents.spec import AgentSpec
 from trustusbank.manifests import load_bundle
-from trustusbank.workloads.registry import WORKLOADS
+from trustusbank.manifests.kagent.controller import agent_spec
+from trustusbank.manifests.kagent.spec import AgentSpec
+from trustusbank.workloads.entrypoints import WORKLOADS
 from trustusbank.workloads.vendor.exfil_channel import ATTACKER_URL_ENV
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -8,11 +8,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from trustusbank.agents.kagent.controller import agent_spec
-from trustusbank.agents.kagent.objects import Index
-from trustusbank.agents.kagent.resolve import model_spec
-from trustusbank.agents.spec import SPEC_ENV
 from trustusbank.manifests import load_bundle
+from trustusbank.manifests.kagent.controller import agent_spec
+from trustusbank.manifests.kagent.objects import Index
+from trustusbank.manifests.kagent.resolve import model_spec
+from trustusbank.manifests.kagent.spec import SPEC_ENV
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

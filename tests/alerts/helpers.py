@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trustusbank.alerts.rule_tests import load_groups
-from trustusbank.alerts.rules import PrometheusRule, RuleGroup
+from trustusbank.manifests.prometheus import PrometheusRule, RuleGroup
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "10-observability" / "prometheus-rules.yaml"

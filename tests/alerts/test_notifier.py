@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from trustusbank.alerts.evaluator import Alert
 from trustusbank.alerts.notifier import Notifier, NotifyPolicy
-from trustusbank.alerts.promql.series import labels_of
+from trustusbank.promql.series import labels_of
 
 CONVERTER = "trustusbank-bank-vendors-currency-converter"
 

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from trustusbank.alerts.promql.engine import Engine, Sample, expand, label_replace
-from trustusbank.alerts.promql.parser import PromQLError, parse
-from trustusbank.alerts.promql.series import STALE, Series, SeriesStore, labels_of
-from trustusbank.alerts.templates import TemplateError, go_float, render
+from trustusbank.promql.engine import Engine, Sample, expand, label_replace
+from trustusbank.promql.parser import PromQLError, parse
+from trustusbank.promql.series import STALE, Series, SeriesStore, labels_of
+from trustusbank.promql.templates import TemplateError, go_float, render
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ import yaml
 
 from tests.alerts.helpers import FIXTURES, RULES, deploy_rule, prepare_workdir
 from trustusbank.alerts.rule_tests import RuleTestError, expand_values, load_groups, run_file
-from trustusbank.alerts.rules import API_VERSION, KIND, check_prometheus_rule
 from trustusbank.manifests.kinds import KINDS
+from trustusbank.manifests.prometheus import API_VERSION, KIND, check_prometheus_rule
 
 FILES = sorted(FIXTURES.glob("*.test.yaml"))
 RULE_KIND = (API_VERSION, KIND)

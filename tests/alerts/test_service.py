@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry
 from tests.alerts.helpers import CONVERTER, REPO, RULES, deploy_groups, metrics_app, poll
 from tests.serving import serving as running
 from trustusbank.agents.runtime.metrics import AgentMetrics
-from trustusbank.agents.spec import AgentSpec, ModelSpec
 from trustusbank.alerts.app import create_app
 from trustusbank.alerts.notifier import NotifyPolicy
 from trustusbank.alerts.service import AlertService
 from trustusbank.alerts.targets import Target
 from trustusbank.manifests import load_bundle
+from trustusbank.manifests.kagent.spec import AgentSpec, ModelSpec
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
 from trustusbank.workloads.soc_inbox.app import create_app as inbox_app
 from trustusbank.workloads.soc_inbox.store import MailStore

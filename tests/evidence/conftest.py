@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.evidence.story import Story
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import EvidenceStore
-from trustusbank.runtime.layout import ClusterFiles
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ from opentelemetry.trace import SpanKind
 from trustusbank.agents.runtime import spans as genai
 from trustusbank.alerts.evaluator import Alert
 from trustusbank.alerts.service import LOG_NAME as ALERTS_LOG
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.topology import Node, Pod, PodPort, Topology
 from trustusbank.images.store import Build, Pushed
 from trustusbank.mesh.authz.evaluate import DENIED_FMT
 from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog
@@ -37,8 +39,6 @@ from trustusbank.mesh.ztunnel.access_log import AccessLog, ConnectionRecord
 from trustusbank.mesh.ztunnel.inbound import POLICY_REJECTION
 from trustusbank.runtime.apply import APPLIED_EVENT
 from trustusbank.runtime.apply import record as record_change
-from trustusbank.runtime.layout import ClusterFiles
-from trustusbank.runtime.topology import Node, Pod, PodPort, Topology
 from trustusbank.telemetry.jsonlog import JsonLinesLog
 from trustusbank.telemetry.tracing import setup_tracing
 

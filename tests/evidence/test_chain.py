@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.evidence.story import Story
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import EvidenceStore, Head, ingest
 from trustusbank.evidence.record import Record, canonical
 from trustusbank.evidence.store import ChainBroken
-from trustusbank.runtime.layout import ClusterFiles
 
 
 def tamper(store: EvidenceStore, *statements: str) -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 
 from tests.evidence.story import CONVERTER, RUGPULL, Story
 from trustusbank.cli.app import app
-from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.cluster.layout import ClusterFiles
 
 
 @pytest.fixture(autouse=True)

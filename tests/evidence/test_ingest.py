@@ -17,9 +17,9 @@ from tests.evidence.story import (
     SUPPORT_BOT,
     Story,
 )
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import EvidenceStore, NoClusterState, ingest
 from trustusbank.evidence.sources import PII_FLAG
-from trustusbank.runtime.layout import ClusterFiles
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.evidence.story import ATTACKER_ID, CONVERTER, CONVERTER_IMAGE, RUGPULL, SUPPORT_BOT, Story
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import EvidenceStore, Query, QueryError, explain, ingest, query, trace
 from trustusbank.evidence.query import when
-from trustusbank.runtime.layout import ClusterFiles
 
 
 @pytest.fixture

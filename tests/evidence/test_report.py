@@ -20,8 +20,8 @@ from tests.evidence.story import (
     RUGPULL,
     Story,
 )
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import EvidenceStore, build_report, ingest, write_dora_report
-from trustusbank.runtime.layout import ClusterFiles
 
 REGISTER: list[dict[str, Any]] = [
     {

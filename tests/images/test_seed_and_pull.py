@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from trustusbank.agents.kagent.controller import AGENT_IMAGE, expand
+from trustusbank.cluster.layout import DEFENCE_DIR
 from trustusbank.images.pull import pull
-from trustusbank.images.seed import image_builds, seed
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import IMAGE_ENV, IMAGE_STORE_ENV, Build, ImageStore, ImageStoreError
 from trustusbank.manifests import Bundle, load_bundle
+from trustusbank.manifests.kagent.controller import AGENT_IMAGE, expand
 from trustusbank.paths import deploy_dir
-from trustusbank.runtime.layout import DEFENCE_DIR
+from trustusbank.runtime.image_seed import image_builds, seed
 
 CONVERTER = "localhost:5001/acme-fx/currency-converter:1.0.0"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from trustusbank.mesh.authz.model import AuthorizationPolicy
+from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.mesh.authz.waypoint import HttpRequest, authorize_request
 from trustusbank.mesh.identity.spiffe import SpiffeId
 

@@ -23,13 +23,13 @@ import pytest
 from opentelemetry.trace import NoOpTracer
 
 from tests.mesh.identities import CONVERTER, FRAUD_BOT, SUPPORT_BOT
-from trustusbank.mesh.authz.model import AuthorizationPolicy, PeerAuthentication
+from trustusbank.cluster.topology import Pod, PodPort
+from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthentication
 from trustusbank.mesh.hbone import HboneError, HboneRefused, Tunnel, open_tunnel
 from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
 from trustusbank.mesh.ztunnel.access_log import AccessLog
 from trustusbank.mesh.ztunnel.inbound import Inbound
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
-from trustusbank.runtime.topology import Pod, PodPort
 
 VENDORS = "trustusbank-bank-vendors"
 DEADLINE = 20  # a guard against hanging, never an assertion about speed

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from trustusbank.runtime.layout import ClusterFiles
-from trustusbank.runtime.topology import Topology
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.topology import Topology
 
 
 @dataclass

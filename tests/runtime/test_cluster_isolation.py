@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from tests.runtime.conftest import Cluster
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.control import alive
-from trustusbank.runtime.layout import ClusterFiles
 
 
 def test_a_second_state_gets_its_own_cluster_and_down_stops_it(cluster: Cluster, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from tests.runtime.conftest import Cluster as ClusterFixture
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.apply import applied, apply, delete
-from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.scenario.cluster import Cluster
 from trustusbank.scenario.followups import runner
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from tests.runtime.conftest import Cluster
-from trustusbank.runtime.act_scripts import ActError, reset
-from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.processes import ManagedProcess
 from trustusbank.runtime.rollout import ControlServer, RolloutError, rollout_restart
+from trustusbank.scenario.changes import ActError, reset
 
 # -- the control channel ------------------------------------------------------------------------
 

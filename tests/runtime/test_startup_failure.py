@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.control import alive, read_status
-from trustusbank.runtime.layout import ClusterFiles
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from trustusbank.cluster.layout import DEFENCE_DIR
+from trustusbank.cluster.topology import Topology, plan
 from trustusbank.manifests import load_bundle
 from trustusbank.mesh.ztunnel.destinations import Unresolvable, resolve
-from trustusbank.runtime.layout import DEFENCE_DIR
-from trustusbank.runtime.topology import Topology, plan
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from trustusbank.manifests import Manifest, load_bundle
-from trustusbank.mesh.waypoint.config import (
-    Backend,
-    HeaderModifier,
-    WaypointConfig,
-    WaypointConfigError,
-    is_waypoint_class,
-)
+from trustusbank.manifests.gateway.objects import HeaderModifier, is_waypoint_class
+from trustusbank.mesh.waypoint.routes import Backend, WaypointConfig, WaypointConfigError
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PLATFORM = "trustusbank-platform"

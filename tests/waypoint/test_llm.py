@@ -25,13 +25,14 @@ from trustusbank.agents.model.types import Message, ModelRequest, ToolSpec
 from trustusbank.agents.scripted.http_app import create_app
 from trustusbank.agents.scripted.model import ScriptedModel
 from trustusbank.manifests import Manifest, load_bundle
+from trustusbank.manifests.gateway.objects import LlmProvider
+from trustusbank.manifests.gateway.schema import check_agentgateway_backend
 from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.mesh.waypoint.config import WaypointConfig
 from trustusbank.mesh.waypoint.ingress import Caller
-from trustusbank.mesh.waypoint.llm import LlmProvider, LlmRefused, prepare_request, read_usage
+from trustusbank.mesh.waypoint.llm import LlmRefused, prepare_request, read_usage
 from trustusbank.mesh.waypoint.proxy import WaypointApp
+from trustusbank.mesh.waypoint.routes import WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
-from trustusbank.mesh.waypoint.validation import check_agentgateway_backend
 
 GATEWAY = "shop/wp"
 CALLER = SpiffeId("cluster.local", "agents", "support-bot")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trustusbank.mesh.waypoint.ratelimit import LocalRateLimit, LocalRateLimits, LocalRateLimitSpec
+from trustusbank.manifests.gateway.objects import LocalRateLimitSpec
+from trustusbank.mesh.waypoint.ratelimit import LocalRateLimit, LocalRateLimits, bucket
 
 
 class FakeClock:
@@ -98,7 +99,7 @@ def test_spec_builds_a_fresh_bucket() -> None:
     spec = LocalRateLimitSpec.from_spec({"requests": 600, "unit": "Minutes", "burst": 60})
 
     assert spec == LocalRateLimitSpec(600, "Minutes", 60)
-    assert spec.build(FakeClock()).capacity == 660
+    assert bucket(spec, FakeClock()).capacity == 660
 
 
 @pytest.mark.parametrize(

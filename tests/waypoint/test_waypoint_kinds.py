@@ -12,16 +12,16 @@ import pytest
 import yaml
 
 from trustusbank.manifests import KINDS, check_bundle, load_bundle
-from trustusbank.manifests.kinds import known_kinds
-from trustusbank.mesh.waypoint.config import (
+from trustusbank.manifests.gateway.objects import (
     AgentgatewayBackend,
     AgentgatewayPolicy,
     Gateway,
     HTTPRoute,
+    LocalRateLimitSpec,
     McpTarget,
     TargetRef,
 )
-from trustusbank.mesh.waypoint.ratelimit import LocalRateLimitSpec
+from trustusbank.manifests.kinds import known_kinds
 
 AGENTGATEWAY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "06-agentgateway"
 

@@ -26,14 +26,14 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from trustusbank.alerts.notifier import NotifyPolicy
-from trustusbank.alerts.rules import RuleGroup, rules_in_files
 from trustusbank.alerts.service import LOG_NAME, SMTP_ENV, AlertService, interval_from_env, smtp_address
 from trustusbank.alerts.smtp_client import socks_proxy
 from trustusbank.alerts.targets import Target, targets_from_topology
+from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.cluster.topology import Topology
+from trustusbank.manifests.prometheus import RuleGroup, rules_in_files
 from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import LOGS_ENV, TOPOLOGY_ENV, deploy_dir, state_dir
-from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
-from trustusbank.runtime.topology import Topology
 
 
 class _Cached:

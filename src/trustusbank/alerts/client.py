@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 
 from trustusbank.alerts.service import LOG_NAME
-from trustusbank.runtime.layout import ClusterFiles
-from trustusbank.runtime.topology import Topology
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.topology import Topology
 
 NAMESPACE = "trustusbank-observability"
 EVALUATOR = "alert-evaluator"

@@ -15,11 +15,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from trustusbank.alerts import templates
-from trustusbank.alerts.promql.ast import NAME_LABEL, metric_names
-from trustusbank.alerts.promql.engine import Engine, EvaluationError
-from trustusbank.alerts.promql.series import Labels, SeriesStore
-from trustusbank.alerts.rules import Rule, RuleGroup
+from trustusbank.manifests.prometheus import Rule, RuleGroup
+from trustusbank.promql import templates
+from trustusbank.promql.ast import NAME_LABEL, metric_names
+from trustusbank.promql.engine import Engine, EvaluationError
+from trustusbank.promql.series import Labels, SeriesStore
 
 log = logging.getLogger(__name__)
 

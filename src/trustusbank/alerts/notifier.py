@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from trustusbank.alerts.durations import parse_duration
 from trustusbank.alerts.evaluator import Alert
+from trustusbank.promql.durations import parse_duration
 
 GROUP_BY_ENV = "TRUSTUSBANK_ALERTS_GROUP_BY"
 GROUP_WAIT_ENV = "TRUSTUSBANK_ALERTS_GROUP_WAIT"

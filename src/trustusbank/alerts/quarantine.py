@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from trustusbank.mesh.authz.model import ROOT_NAMESPACE
+from trustusbank.cluster.topology import Topology
+from trustusbank.manifests.istio.objects import ROOT_NAMESPACE
 from trustusbank.mesh.identity.spiffe import SCHEME, SpiffeId
-from trustusbank.runtime.topology import Topology
 
 SOURCE_LABEL = "source_principal"
 

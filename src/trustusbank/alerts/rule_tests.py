@@ -20,12 +20,12 @@ from typing import Any
 
 import yaml
 
-from trustusbank.alerts.durations import parse_duration
 from trustusbank.alerts.evaluator import RuleEvaluator
-from trustusbank.alerts.promql.ast import VectorSelector
-from trustusbank.alerts.promql.parser import parse
-from trustusbank.alerts.promql.series import STALE, Labels, SeriesStore, labels_of
-from trustusbank.alerts.rules import PrometheusRule, RuleGroup
+from trustusbank.manifests.prometheus import PrometheusRule, RuleGroup
+from trustusbank.promql.ast import VectorSelector
+from trustusbank.promql.durations import parse_duration
+from trustusbank.promql.parser import parse
+from trustusbank.promql.series import STALE, Labels, SeriesStore, labels_of
 
 _EXPANDING = re.compile(r"(-?[0-9.eE+]+?)([+-])([0-9.eE]+)x(\d+)")
 _TEST_KEYS = {"interval", "input_series", "alert_rule_test", "promql_expr_test", "name"}

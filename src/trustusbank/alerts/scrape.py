@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import httpx
 
 from trustusbank.alerts.exposition import ExpositionError, samples
-from trustusbank.alerts.promql.ast import NAME_LABEL
-from trustusbank.alerts.promql.series import Labels, SeriesStore, labels_of
 from trustusbank.alerts.targets import Target
+from trustusbank.promql.ast import NAME_LABEL
+from trustusbank.promql.series import Labels, SeriesStore, labels_of
 
 TARGET_LABELS = ("job", "instance")
 

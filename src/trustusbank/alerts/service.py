@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.alerts import mail, quarantine, smtp_client
-from trustusbank.alerts.durations import parse_duration
 from trustusbank.alerts.evaluator import Alert, RuleEvaluator, Transition
 from trustusbank.alerts.notifier import Notification, Notifier, NotifyPolicy
-from trustusbank.alerts.promql.ast import lookbehind, metric_names
-from trustusbank.alerts.promql.engine import LOOKBACK_DELTA
-from trustusbank.alerts.promql.series import SeriesStore
-from trustusbank.alerts.rules import DEFAULT_INTERVAL, RuleGroup
 from trustusbank.alerts.scrape import Scraper
 from trustusbank.alerts.targets import Target
-from trustusbank.runtime.topology import Topology
+from trustusbank.cluster.topology import Topology
+from trustusbank.manifests.prometheus import DEFAULT_INTERVAL, RuleGroup
+from trustusbank.promql.ast import lookbehind, metric_names
+from trustusbank.promql.durations import parse_duration
+from trustusbank.promql.engine import LOOKBACK_DELTA
+from trustusbank.promql.series import SeriesStore
 from trustusbank.telemetry.jsonlog import JsonLinesLog
 
 log = logging.getLogger(__name__)

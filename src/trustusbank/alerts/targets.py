@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trustusbank.runtime.topology import METRICS_PORT, Topology
+from trustusbank.cluster.topology import METRICS_PORT, Topology
 
 KAGENT_APP = "kagent"
 

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import state_dir
-from trustusbank.runtime.act_scripts import (
+from trustusbank.scenario.changes import (
     CLEAN,
     DEFAULT_RUG_PULL,
     RUG_PULLS,
@@ -20,7 +21,6 @@ from trustusbank.runtime.act_scripts import (
     reset,
     upgrade,
 )
-from trustusbank.runtime.layout import ClusterFiles
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, highlight=False)

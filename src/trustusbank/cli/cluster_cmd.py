@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.manifests import ManifestError
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime import control
-from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.supervisor import StartupFailed, Supervisor, ready_timeout
 
 out = Console()

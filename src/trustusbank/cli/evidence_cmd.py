@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import (
     EvidenceStore,
     Head,
@@ -33,7 +34,6 @@ from trustusbank.evidence import (
 from trustusbank.evidence.render import short
 from trustusbank.evidence.store import ChainBroken
 from trustusbank.paths import state_dir
-from trustusbank.runtime.layout import ClusterFiles
 
 app = typer.Typer(
     help="The evidence store: ingest the cluster's logs and spans, verify the chain, query, trace, report.",

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import state_dir
-from trustusbank.runtime.layout import ClusterFiles
 
 app = typer.Typer(help="The mesh's own processes (started by `trustusbank up`).")
 

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.manifests import ManifestError
 from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime.apply import applied, apply, delete
-from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
 
 app = typer.Typer(help="Apply or remove the defence policy set (deploy/08-defence).", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -13,8 +13,8 @@ from rich.console import Console
 from trustusbank.images.pull import pull
 from trustusbank.images.store import VARIANT_ENV, ImageStoreError
 from trustusbank.paths import POD_IP_ENV
+from trustusbank.workloads.entrypoints import WORKLOADS
 from trustusbank.workloads.errors import WorkloadConfigError
-from trustusbank.workloads.registry import WORKLOADS
 from trustusbank.workloads.serving import PortInUse, bind, run
 
 err = Console(stderr=True, soft_wrap=True)

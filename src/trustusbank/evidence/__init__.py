@@ -8,6 +8,7 @@ evidence and the Art. 28 register.
 
 from __future__ import annotations
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence.ingest import NoClusterState, has_cluster_state, ingest
 from trustusbank.evidence.query import Query, QueryError, TraceView, explain, query, trace
 from trustusbank.evidence.record import Record
@@ -19,7 +20,6 @@ from trustusbank.evidence.report import (
     write_dora_report_async,
 )
 from trustusbank.evidence.store import EvidenceStore, Head, Verification
-from trustusbank.runtime.layout import ClusterFiles
 
 
 def open_store(files: ClusterFiles) -> EvidenceStore:

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import sources
 from trustusbank.evidence.context import Cluster
 from trustusbank.evidence.digests import PUSH_KINDS, START_KINDS, DigestTracker, image_store_lookup
 from trustusbank.evidence.record import NewRecord, canonical, iso, parse_time
 from trustusbank.evidence.store import EvidenceStore, Writer
-from trustusbank.runtime.layout import ClusterFiles
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import deploy_dir
-from trustusbank.runtime.layout import ClusterFiles
 
 REGISTRY_NAMESPACE = "trustusbank-platform"
 REGISTRY_POD = "agentregistry-0"

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence.digests import PUSH_KINDS, START_KINDS, DigestTracker, image_store_lookup
 from trustusbank.evidence.query import related
 from trustusbank.evidence.record import Record, iso
@@ -32,7 +33,6 @@ from trustusbank.evidence.register import RegisterError, register_entries
 from trustusbank.evidence.render import html, markdown
 from trustusbank.evidence.sources import PII_FLAG, personal_data
 from trustusbank.evidence.store import EvidenceStore, Verification
-from trustusbank.runtime.layout import ClusterFiles
 
 ROUTINE_RUNTIME = frozenset({"started", "ready", "stopped"})
 TIMELINE_SOURCES = frozenset({"image", "policy", "alert"})

@@ -33,8 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence.record import COLUMNS, GENESIS, NewRecord, Record, iso
-from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.sqlite_file import SqliteFile
 
 _SUBJECTS = (

@@ -10,7 +10,7 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-from trustusbank.workloads.registry import Workload
+from trustusbank.images.builds import ImageBuilds
 
 
 def module_source(module: str) -> bytes:
@@ -20,9 +20,9 @@ def module_source(module: str) -> bytes:
     return Path(spec.origin).read_bytes()
 
 
-def build_digest(workload: Workload, variant: str) -> str:
+def build_digest(image: ImageBuilds, variant: str) -> str:
     h = hashlib.sha256()
-    for module in sorted(workload.image_modules(variant)):
+    for module in sorted(image.image_modules(variant)):
         source = module_source(module)
         h.update(f"{module}\0{len(source)}\0".encode())
         h.update(source)

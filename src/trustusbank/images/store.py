@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trustusbank.images.builds import BUILDS
 from trustusbank.images.digest import build_digest
 from trustusbank.sqlite_file import SqliteFile
-from trustusbank.workloads.registry import WORKLOADS
 
 if TYPE_CHECKING:  # signing needs `cryptography`, which a pod pulling its image never loads
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -69,19 +69,19 @@ class Build:
     variant: str
 
     def __post_init__(self) -> None:
-        workload = WORKLOADS.get(self.workload)
-        if workload is None or self.variant not in workload.variants:
+        image = BUILDS.get(self.workload)
+        if image is None or self.variant not in image.variants:
             raise ImageStoreError(f"no build {self.variant!r} of workload {self.workload!r}")
 
     @classmethod
     def default(cls, workload: str) -> Build:
-        if workload not in WORKLOADS:
+        if workload not in BUILDS:
             raise ImageStoreError(f"no workload {workload!r}")
-        return cls(workload, WORKLOADS[workload].default_variant)
+        return cls(workload, BUILDS[workload].default_variant)
 
     def digest(self) -> str:
         """The digest of this build's bytes as they are now."""
-        return build_digest(WORKLOADS[self.workload], self.variant)
+        return build_digest(BUILDS[self.workload], self.variant)
 
     def __str__(self) -> str:
         return f"{self.workload} ({self.variant})"

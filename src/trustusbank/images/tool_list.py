@@ -1,4 +1,4 @@
-"""The tool list a build advertises, and a hash of it, read through a real MCP client.
+"""A hash of the tool list a build advertises (`workloads/agentregistry/inspect.py` lists it).
 
 The hash is over canonical JSON of what `tools/list` returns, so it changes when
 a tool's name, description or schemas change, and for nothing else.
@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
-
-from mcp import Client
-from mcp.server.mcpserver import MCPServer
-
-from trustusbank.workloads.registry import Workload
 
 
 def canonical_tools(tools: list[Any]) -> list[dict[str, Any]]:
@@ -26,13 +19,3 @@ def canonical_tools(tools: list[Any]) -> list[dict[str, Any]]:
 def tool_list_hash(tools: list[Any]) -> str:
     blob = json.dumps(canonical_tools(tools), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return f"sha256:{hashlib.sha256(blob.encode()).hexdigest()}"
-
-
-async def build_tools(workload: Workload, variant: str) -> list[Any]:
-    """List the build's tools in-process, over the SDK's in-memory transport."""
-    with tempfile.TemporaryDirectory(prefix="trustusbank-inspect-") as scratch:
-        server = workload.build(variant, db=Path(scratch) / "inspect.sqlite3")
-        if not isinstance(server, MCPServer):
-            raise TypeError(f"{workload.name} is not an MCP server")
-        async with Client(server) as client:
-            return list((await client.list_tools()).tools)

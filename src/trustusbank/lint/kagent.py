@@ -3,7 +3,7 @@
 An Agent says whom it calls (its tools of `type: Agent`); AccessPolicies say who may call
 whom. When the two disagree, the YAML looks right and the system does not work: a hand-off
 the policies refuse is a 403 at the callee's waypoint, and a grant no agent uses only widens
-who can call. The decision is `trustusbank.agents.kagent.access.decide`, the same one the
+who can call. The decision is `trustusbank.manifests.kagent.access.decide`, the same one the
 agent runtime enforces. Other facts these checks rest on (kagent and kagent Enterprise):
 
 * kagent Enterprise enforces an agent's AccessPolicies at a waypoint it provisions only for
@@ -21,10 +21,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Iterator
 
-from trustusbank.agents.kagent.access import decide, rules_for
-from trustusbank.agents.kagent.objects import ANY_AGENT, WAYPOINT_LABEL, AccessPolicy, Agent, Index
 from trustusbank.lint.findings import Emitter, Finding, Severity
 from trustusbank.manifests import Manifest
+from trustusbank.manifests.kagent.access import decide, rules_for
+from trustusbank.manifests.kagent.objects import ANY_AGENT, WAYPOINT_LABEL, AccessPolicy, Agent, Index
 
 
 def check(manifests: Iterable[Manifest]) -> list[Finding]:

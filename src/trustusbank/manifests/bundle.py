@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from trustusbank.agents.kagent import checks as kagent_checks
+from trustusbank.images.builds import BUILDS
+from trustusbank.manifests.kagent import checks as kagent_checks
 from trustusbank.manifests.kinds import KINDS, to_manifest
 from trustusbank.manifests.objects import (
     ConfigMap,
@@ -192,18 +193,16 @@ def _target_ports_exist(bundle: Bundle) -> Iterator[Problem]:
 
 def _commands_runnable(bundle: Bundle) -> Iterator[Problem]:
     """The embedded runtime runs `trustusbank serve <workload>`; anything else it cannot honour."""
-    from trustusbank.workloads.registry import WORKLOADS
-
     for d in bundle.deployments():
         for index, container in enumerate(d.containers):
             path = ("spec", "template", "spec", "containers", index)
             command = container.command
             if not command:
                 yield d.manifest.problem(path, f"container {container.name!r}: {NO_COMMAND}")
-            elif command[:2] != ["trustusbank", "serve"] or len(command) < 3 or command[2] not in WORKLOADS:
+            elif command[:2] != ["trustusbank", "serve"] or len(command) < 3 or command[2] not in BUILDS:
                 message = (
                     f"container {container.name!r}: the embedded runtime can only start "
-                    f"`trustusbank serve <workload>` with one of: {', '.join(WORKLOADS)}; got {command[:3]}"
+                    f"`trustusbank serve <workload>` with one of: {', '.join(BUILDS)}; got {command[:3]}"
                 )
                 yield d.manifest.problem((*path, "command"), message)
 

@@ -22,9 +22,13 @@ import kubernetes_validate
 from kubernetes_validate.utils import schema_contents
 from referencing import Registry, Resource
 
-from trustusbank.agents.kagent import kinds as kagent_kinds
-from trustusbank.agents.kagent import objects as kagent
-from trustusbank.alerts import rules as alert_rules
+from trustusbank.manifests import prometheus
+from trustusbank.manifests.gateway import objects as gateway
+from trustusbank.manifests.gateway import schema as gateway_schema
+from trustusbank.manifests.istio import schema as istio_schema
+from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthentication
+from trustusbank.manifests.kagent import objects as kagent
+from trustusbank.manifests.kagent import schema as kagent_schema
 from trustusbank.manifests.objects import (
     ConfigMap,
     Deployment,
@@ -38,10 +42,6 @@ from trustusbank.manifests.objects import (
     Source,
 )
 from trustusbank.manifests.yaml_source import Document
-from trustusbank.mesh.authz import validation as istio_security
-from trustusbank.mesh.authz.model import AuthorizationPolicy, PeerAuthentication
-from trustusbank.mesh.waypoint import config as waypoint
-from trustusbank.mesh.waypoint import validation as waypoint_kinds
 
 FieldError = tuple[JsonPath, str]
 Validator = Callable[[dict[str, Any]], list[FieldError]]
@@ -100,23 +100,23 @@ def json_schema(spec_schema: dict[str, Any], *checks: Validator) -> Validator:
 
 _AUTHORIZATION_POLICY = KindSpec(
     True,
-    json_schema(istio_security.AUTHORIZATION_POLICY_SPEC, istio_security.check_authorization_policy),
+    json_schema(istio_schema.AUTHORIZATION_POLICY_SPEC, istio_schema.check_authorization_policy),
     AuthorizationPolicy.from_manifest,
 )
 _PEER_AUTHENTICATION = KindSpec(
     True,
-    json_schema(istio_security.PEER_AUTHENTICATION_SPEC, istio_security.check_peer_authentication),
+    json_schema(istio_schema.PEER_AUTHENTICATION_SPEC, istio_schema.check_peer_authentication),
     PeerAuthentication.from_manifest,
 )
 _GATEWAY = KindSpec(
     True,
-    json_schema(waypoint_kinds.GATEWAY_SPEC, waypoint_kinds.check_gateway),
-    waypoint.Gateway.from_manifest,
+    json_schema(gateway_schema.GATEWAY_SPEC, gateway_schema.check_gateway),
+    gateway.Gateway.from_manifest,
 )
 _HTTP_ROUTE = KindSpec(
     True,
-    json_schema(waypoint_kinds.HTTP_ROUTE_SPEC, waypoint_kinds.check_http_route),
-    waypoint.HTTPRoute.from_manifest,
+    json_schema(gateway_schema.HTTP_ROUTE_SPEC, gateway_schema.check_http_route),
+    gateway.HTTPRoute.from_manifest,
 )
 
 
@@ -157,37 +157,37 @@ KINDS: dict[tuple[str, str], KindSpec] = {
     ("gateway.networking.k8s.io/v1beta1", "HTTPRoute"): _HTTP_ROUTE,
     ("agentgateway.dev/v1alpha1", "AgentgatewayBackend"): KindSpec(
         True,
-        json_schema(waypoint_kinds.AGENTGATEWAY_BACKEND_SPEC, waypoint_kinds.check_agentgateway_backend),
-        waypoint.AgentgatewayBackend.from_manifest,
+        json_schema(gateway_schema.AGENTGATEWAY_BACKEND_SPEC, gateway_schema.check_agentgateway_backend),
+        gateway.AgentgatewayBackend.from_manifest,
     ),
     ("agentgateway.dev/v1alpha1", "AgentgatewayPolicy"): KindSpec(
         True,
-        json_schema(waypoint_kinds.AGENTGATEWAY_POLICY_SPEC, waypoint_kinds.check_agentgateway_policy),
-        waypoint.AgentgatewayPolicy.from_manifest,
+        json_schema(gateway_schema.AGENTGATEWAY_POLICY_SPEC, gateway_schema.check_agentgateway_policy),
+        gateway.AgentgatewayPolicy.from_manifest,
     ),
     (kagent.KAGENT_API, "Agent"): KindSpec(
-        True, json_schema(kagent_kinds.AGENT_SPEC, kagent_kinds.check_agent), kagent.Agent.from_manifest
+        True, json_schema(kagent_schema.AGENT_SPEC, kagent_schema.check_agent), kagent.Agent.from_manifest
     ),
     (kagent.KAGENT_API, "ModelConfig"): KindSpec(
         True,
-        json_schema(kagent_kinds.MODEL_CONFIG_SPEC, kagent_kinds.check_model_config),
+        json_schema(kagent_schema.MODEL_CONFIG_SPEC, kagent_schema.check_model_config),
         kagent.ModelConfig.from_manifest,
     ),
     (kagent.KAGENT_API, "RemoteMCPServer"): KindSpec(
         True,
-        json_schema(kagent_kinds.REMOTE_MCP_SERVER_SPEC, kagent_kinds.check_remote_mcp_server),
+        json_schema(kagent_schema.REMOTE_MCP_SERVER_SPEC, kagent_schema.check_remote_mcp_server),
         kagent.RemoteMCPServer.from_manifest,
     ),
     (kagent.ACCESS_API, "AccessPolicy"): KindSpec(
         True,
-        json_schema(kagent_kinds.ACCESS_POLICY_SPEC, kagent_kinds.check_access_policy),
+        json_schema(kagent_schema.ACCESS_POLICY_SPEC, kagent_schema.check_access_policy),
         kagent.AccessPolicy.from_manifest,
     ),
     # Prometheus Operator; its expressions must also be runnable by the embedded alert evaluator.
-    (alert_rules.API_VERSION, alert_rules.KIND): KindSpec(
+    (prometheus.API_VERSION, prometheus.KIND): KindSpec(
         True,
-        json_schema(alert_rules.PROMETHEUS_RULE_SPEC, alert_rules.check_prometheus_rule),
-        alert_rules.PrometheusRule.from_manifest,
+        json_schema(prometheus.PROMETHEUS_RULE_SPEC, prometheus.check_prometheus_rule),
+        prometheus.PrometheusRule.from_manifest,
     ),
 }
 

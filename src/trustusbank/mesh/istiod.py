@@ -20,9 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from trustusbank.cluster.topology import Topology
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.runtime.topology import Topology
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.manifests import Manifest, load_bundle
 from trustusbank.manifests.yaml_source import read_documents, yaml_files
-from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
 
 APPLIED_EVENT = "manifest-applied"
 DELETED_EVENT = "manifest-deleted"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.cluster.layout import ClusterFiles
 
 STOP_TIMEOUT = 30.0
 
@@ -112,9 +112,9 @@ def stop(files: ClusterFiles, progress: Callable[[str], None]) -> bool:
 
 def pod_env(files: ClusterFiles, pod_ref: str) -> tuple[dict[str, str], Path] | None:
     """The environment a command needs to run "inside" a pod (kubectl exec), and the pod's dir."""
+    from trustusbank.cluster.topology import OUTBOUND_PORT, Topology
     from trustusbank.paths import POD_IP_ENV
     from trustusbank.runtime.podspec import PROXY_VARS
-    from trustusbank.runtime.topology import OUTBOUND_PORT, Topology
 
     topo = Topology.load(files.topology)
     namespace, _, name = pod_ref.partition("/")

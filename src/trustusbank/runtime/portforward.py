@@ -12,7 +12,7 @@ import contextlib
 import functools
 from dataclasses import dataclass
 
-from trustusbank.runtime.topology import Topology
+from trustusbank.cluster.topology import Topology
 
 # (namespace, deployment, container port) -> the seed's local port
 SEED_PORTS: dict[tuple[str, str, int], int] = {

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.processes import ManagedProcess
 
 log = logging.getLogger("trustusbank.runtime")

@@ -20,21 +20,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from trustusbank.images.seed import SEED_ACTOR, seed
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.subnet import allocate
+from trustusbank.cluster.topology import METRICS_PORT, Pod, Topology, plan
+from trustusbank.cluster.watch import load_in_force
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import ImageStore
 from trustusbank.manifests import Bundle, Deployment
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
 from trustusbank.paths import STATE_ENV
-from trustusbank.runtime.layout import ClusterFiles
+from trustusbank.runtime.image_seed import SEED_ACTOR, seed
 from trustusbank.runtime.podspec import http_ready, launch_spec
 from trustusbank.runtime.portforward import Forward, start_forwards, stop_forwards
 from trustusbank.runtime.processes import ManagedProcess
 from trustusbank.runtime.rollout import ControlServer
-from trustusbank.runtime.subnet import allocate
-from trustusbank.runtime.topology import METRICS_PORT, Pod, Topology, plan
-from trustusbank.runtime.watch import load_in_force
 
 log = logging.getLogger("trustusbank.runtime")
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.topology import Pod, Topology
 from trustusbank.runtime import control
-from trustusbank.runtime.layout import ClusterFiles
 from trustusbank.runtime.supervisor import ready_timeout
-from trustusbank.runtime.topology import Pod, Topology
 from trustusbank.workloads.chatbot.client import AskResult, ask
 
 Progress = Callable[[str], None]

@@ -15,17 +15,17 @@ from typing import Any
 
 from trustusbank import evidence
 from trustusbank.alerts import client as alerts
+from trustusbank.cluster.layout import DEFENCE_DIR
 from trustusbank.paths import deploy_dir
-from trustusbank.runtime import act_scripts
 from trustusbank.runtime.apply import apply, delete
-from trustusbank.runtime.layout import DEFENCE_DIR
+from trustusbank.scenario import changes
 from trustusbank.scenario.cluster import Cluster, Progress
 
 ALERT_WAIT_SECONDS = 20.0
 POLICY_PICKUP_SECONDS = 1.5  # node proxies and the waypoint reload applied policy within a second
 
 
-def _image(swap: act_scripts.Swap) -> dict[str, Any]:
+def _image(swap: changes.Swap) -> dict[str, Any]:
     return {
         "tag": swap.tag,
         "digest": swap.new_digest,
@@ -45,19 +45,19 @@ async def _defence(cluster: Cluster, on: bool) -> None:
 
 async def baseline(cluster: Cluster, progress: Progress) -> dict[str, Any]:
     """Act 1: the Solo-OFF baseline (`trustusbank reset`)."""
-    report = await act_scripts.reset(cluster.files, progress=progress)
+    report = await changes.reset(cluster.files, progress=progress)
     return _image(report.converter)
 
 
 async def rug_pull(cluster: Cluster, progress: Progress) -> dict[str, Any]:
     """Act 2: no defence, and the vendor's new bytes under the same tag (`upgrade-banking-app`)."""
     await _defence(cluster, on=False)
-    return _image(await act_scripts.upgrade(cluster.files, progress=progress))
+    return _image(await changes.upgrade(cluster.files, progress=progress))
 
 
 async def defence_on(cluster: Cluster, progress: Progress) -> dict[str, Any]:
     """Act 3: the rug-pulled build still running, and `policies on`."""
-    swap = await act_scripts.upgrade(cluster.files, progress=progress)
+    swap = await changes.upgrade(cluster.files, progress=progress)
     progress("applying the defence set")
     await _defence(cluster, on=True)
     return _image(swap)

@@ -1,6 +1,6 @@
 """AccessPolicy -> AccessRule, and the decision the rules make for one caller.
 
-Semantics (see trustusbank.agents.kagent.access): an Agent subject is the ServiceAccount
+Semantics (see trustusbank.manifests.kagent.access): an Agent subject is the ServiceAccount
 named after it; a DENY naming the caller wins; an ALLOW is an allowlist; a policy with no
 subjects names nobody but puts its targets under an allowlist (the deny-all baseline with
 target "*"); an agent targeted only by DENYs stays open to everyone else.
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trustusbank.agents.kagent.access import DEFAULT_ALLOW, decide, rule_of, rules_for
-from trustusbank.agents.kagent.objects import AccessPolicy, principal
-from trustusbank.agents.spec import AccessRule
 from trustusbank.manifests import Manifest, Source
+from trustusbank.manifests.kagent.access import DEFAULT_ALLOW, decide, rule_of, rules_for
+from trustusbank.manifests.kagent.objects import AccessPolicy, principal
+from trustusbank.manifests.kagent.spec import AccessRule
 
 FRONTEND_CHATBOT = "cluster.local/ns/frontend/sa/chatbot"
 SUPPORT = "cluster.local/ns/bank/sa/support-bot"

@@ -12,11 +12,18 @@ import pytest
 import yaml
 
 from tests.agents.kagent import AGENTS_DIR, DEPLOY, MODEL, NS, agent, documents, line_of, write
-from trustusbank.agents.kagent.access import decide
-from trustusbank.agents.kagent.controller import AGENT_COMMAND, AGENT_IMAGE, agent_spec, expand
-from trustusbank.agents.kagent.objects import principal
-from trustusbank.agents.spec import SPEC_ENV, AccessRule, AgentSpec, McpServerSpec, ModelSpec, SubAgentSpec
 from trustusbank.manifests import CHECKS, KINDS, Bundle, Deployment, ManifestError, check_bundle, load_bundle
+from trustusbank.manifests.kagent.access import decide
+from trustusbank.manifests.kagent.controller import AGENT_COMMAND, AGENT_IMAGE, agent_spec, expand
+from trustusbank.manifests.kagent.objects import principal
+from trustusbank.manifests.kagent.spec import (
+    SPEC_ENV,
+    AccessRule,
+    AgentSpec,
+    McpServerSpec,
+    ModelSpec,
+    SubAgentSpec,
+)
 
 GATEWAY = "http://trustusbank-agentgw.trustusbank-platform.svc.cluster.local:8080"
 CHATBOT = principal("trustusbank-bank-frontend", "chatbot")

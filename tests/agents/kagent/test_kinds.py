@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.agents.kagent import AGENTS_DIR, MODEL, SERVER, agent, documents, line_of, policy, write
-from trustusbank.agents.kagent.objects import Index, duration_seconds
 from trustusbank.manifests import check_bundle, load_bundle
+from trustusbank.manifests.kagent.objects import Index, duration_seconds
 from trustusbank.manifests.kinds import known_kinds, to_manifest
 from trustusbank.manifests.yaml_source import read_documents
 

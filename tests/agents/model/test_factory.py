@@ -12,7 +12,7 @@ from trustusbank.agents.model.anthropic_client import AnthropicClient
 from trustusbank.agents.model.factory import check_model, client_for
 from trustusbank.agents.model.openai_client import OpenAIChatClient
 from trustusbank.agents.model.types import Message, ModelConfigError, ModelRequest
-from trustusbank.agents.spec import ModelSpec
+from trustusbank.manifests.kagent.spec import ModelSpec
 
 CLAUDE = ModelSpec(
     config="trustusbank-bank-agents/claude",

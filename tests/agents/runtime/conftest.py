@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.agents.runtime.support import Gate, Served
-from trustusbank.workloads.registry import WORKLOADS
+from trustusbank.workloads.entrypoints import WORKLOADS
 
 
 @dataclass

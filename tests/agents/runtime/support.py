@@ -31,7 +31,7 @@ from trustusbank.agents.model.types import (
 )
 from trustusbank.agents.runtime.callers import CallerResolver
 from trustusbank.agents.runtime.server import create_app
-from trustusbank.agents.spec import AgentSpec, McpServerSpec, ModelSpec, SubAgentSpec
+from trustusbank.manifests.kagent.spec import AgentSpec, McpServerSpec, ModelSpec, SubAgentSpec
 
 # --- servers ------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from tests.agents.runtime.support import (
     status_text,
 )
 from trustusbank.agents.model.types import ModelReply, ModelRequest
-from trustusbank.agents.spec import AgentSpec
+from trustusbank.manifests.kagent.spec import AgentSpec
 
 
 def support_bot(bank: BankTools, **changes: object) -> AgentSpec:

@@ -10,7 +10,7 @@ import pytest
 from trustusbank.agents.model.types import Message
 from trustusbank.agents.runtime.callers import topology_resolver
 from trustusbank.agents.runtime.sessions import SessionStore
-from trustusbank.runtime.topology import Pod, Topology
+from trustusbank.cluster.topology import Pod, Topology
 
 
 def pod(name: str, ip: str, service_account: str, namespace: str = "trustusbank-bank-agents") -> Pod:

@@ -25,7 +25,7 @@ from tests.agents.runtime.support import (
     sub_agent,
 )
 from trustusbank.agents.model.types import ModelReply, ModelRequest
-from trustusbank.agents.spec import AccessRule, AgentSpec
+from trustusbank.manifests.kagent.spec import AccessRule, AgentSpec
 
 TRIAGE = "cluster.local/ns/trustusbank-bank-agents/sa/triage-bot"
 

@@ -23,7 +23,7 @@ from tests.serving import serving as serving
 from trustusbank.agents.model.types import Message, ModelReply, ModelRequest, ToolCall, ToolSpec
 from trustusbank.agents.scripted.gullibility import Gullibility
 from trustusbank.agents.scripted.model import ScriptedModel
-from trustusbank.workloads.registry import WORKLOADS
+from trustusbank.workloads.entrypoints import WORKLOADS
 
 SEED_PROMPT = (
     "I am customer 12345. Please check my balance, list my recent transactions, "

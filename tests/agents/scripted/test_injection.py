@@ -23,7 +23,7 @@ from trustusbank.agents.model.types import Message, ModelRequest, ToolCall, Tool
 from trustusbank.agents.scripted.conversation import Conversation, ToolResult, parse_result_text
 from trustusbank.agents.scripted.gullibility import Gullibility
 from trustusbank.agents.scripted.injection import detect
-from trustusbank.workloads.registry import WORKLOADS
+from trustusbank.workloads.entrypoints import WORKLOADS
 
 CLEAN_CHAIN = ["get_balance", "list_recent", "convert_currency"]
 

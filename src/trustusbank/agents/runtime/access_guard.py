@@ -27,11 +27,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from trustusbank.agents.kagent import access
-from trustusbank.agents.kagent.access import principal_matches as principal_matches
 from trustusbank.agents.runtime.callers import CallerResolver
 from trustusbank.agents.runtime.metrics import AgentMetrics
-from trustusbank.agents.spec import AgentSpec
+from trustusbank.manifests.kagent import access
+from trustusbank.manifests.kagent.access import principal_matches as principal_matches
+from trustusbank.manifests.kagent.spec import AgentSpec
 from trustusbank.paths import LOGS_ENV, state_dir
 from trustusbank.telemetry.jsonlog import JsonLinesLog
 

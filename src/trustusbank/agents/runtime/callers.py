@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from trustusbank.cluster.topology import Topology
 from trustusbank.paths import TOPOLOGY_ENV as TOPOLOGY_ENV
-from trustusbank.runtime.topology import Topology
 
 # peer IP -> SPIFFE principal "cluster.local/ns/<ns>/sa/<sa>", or None when nobody is known there
 CallerResolver = Callable[[str], str | None]

@@ -13,7 +13,7 @@ from a2a.types import a2a_pb2 as a2a
 from a2a.utils.constants import PROTOCOL_VERSION_0_3, PROTOCOL_VERSION_1_0, TransportProtocol
 
 from trustusbank import __version__
-from trustusbank.agents.spec import AgentSpec
+from trustusbank.manifests.kagent.spec import AgentSpec
 
 URL_EXTRA = "url"
 

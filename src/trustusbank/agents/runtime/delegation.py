@@ -25,7 +25,7 @@ from a2a.helpers import get_artifact_text, get_data_parts, get_message_text
 from a2a.types import a2a_pb2 as a2a
 
 from trustusbank.agents.runtime.mcp_tools import describe_error
-from trustusbank.agents.spec import SubAgentSpec
+from trustusbank.manifests.kagent.spec import SubAgentSpec
 from trustusbank.telemetry.tracing import inject
 
 REPLY_ARTIFACT = "reply"

@@ -37,7 +37,7 @@ from trustusbank.agents.runtime.delegation import AgentCaller, DelegationOutcome
 from trustusbank.agents.runtime.mcp_tools import McpTool, McpToolbox, ToolOutcome
 from trustusbank.agents.runtime.metrics import AgentMetrics
 from trustusbank.agents.runtime.sessions import SessionStore
-from trustusbank.agents.spec import AgentSpec, SubAgentSpec
+from trustusbank.manifests.kagent.spec import AgentSpec, SubAgentSpec
 
 log = logging.getLogger(__name__)
 

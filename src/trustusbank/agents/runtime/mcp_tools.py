@@ -29,7 +29,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from trustusbank.agents.model.types import ToolSpec
-from trustusbank.agents.spec import McpServerSpec
+from trustusbank.manifests.kagent.spec import McpServerSpec
 from trustusbank.telemetry.tracing import inject
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from trustusbank.agents.spec import AgentSpec
+from trustusbank.manifests.kagent.spec import AgentSpec
 
 
 class AgentMetrics:

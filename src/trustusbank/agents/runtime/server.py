@@ -39,7 +39,7 @@ from trustusbank.agents.runtime.loop import AgentLoop
 from trustusbank.agents.runtime.mcp_tools import McpToolbox
 from trustusbank.agents.runtime.metrics import AgentMetrics
 from trustusbank.agents.runtime.sessions import SessionStore
-from trustusbank.agents.spec import SPEC_ENV, AgentSpec
+from trustusbank.manifests.kagent.spec import SPEC_ENV, AgentSpec
 from trustusbank.paths import TRACES_ENV, state_dir
 from trustusbank.telemetry.tracing import setup_tracing
 

@@ -8,9 +8,7 @@ the mTLS mode; `validation` what a cluster's webhook would refuse.
 
 from __future__ import annotations
 
-from trustusbank.mesh.authz.evaluate import Decision, authorize
-from trustusbank.mesh.authz.match import L4Match, Scope, StringMatch, ZtunnelPolicy
-from trustusbank.mesh.authz.model import (
+from trustusbank.manifests.istio.objects import (
     ROOT_NAMESPACE,
     Action,
     AuthorizationPolicy,
@@ -26,6 +24,8 @@ from trustusbank.mesh.authz.model import (
     TargetRef,
     Workload,
 )
+from trustusbank.mesh.authz.evaluate import Decision, authorize
+from trustusbank.mesh.authz.match import L4Match, Scope, StringMatch, ZtunnelPolicy
 from trustusbank.mesh.authz.peer_authn import mtls_mode, requires_mtls
 from trustusbank.mesh.authz.scope import (
     applies_to,

@@ -23,8 +23,14 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from trustusbank.manifests.istio.objects import (
+    ROOT_NAMESPACE,
+    Action,
+    AuthorizationPolicy,
+    Connection,
+    Workload,
+)
 from trustusbank.mesh.authz.match import ZtunnelPolicy
-from trustusbank.mesh.authz.model import ROOT_NAMESPACE, Action, AuthorizationPolicy, Connection, Workload
 from trustusbank.mesh.authz.scope import policies_for_workload
 from trustusbank.mesh.authz.ztunnel import convert
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Literal, TypeVar
 
-from trustusbank.mesh.authz.model import Action, Connection, PeerIdentity
+from trustusbank.manifests.istio.objects import Action, Connection, PeerIdentity
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from trustusbank.mesh.authz.model import ROOT_NAMESPACE, MtlsMode, PeerAuthentication, Workload
+from trustusbank.manifests.istio.objects import ROOT_NAMESPACE, MtlsMode, PeerAuthentication, Workload
 
 
 def mtls_mode(

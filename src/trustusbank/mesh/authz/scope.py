@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from trustusbank.mesh.authz.model import ROOT_NAMESPACE, AuthorizationPolicy, TargetRef, Workload
+from trustusbank.manifests.istio.objects import ROOT_NAMESPACE, AuthorizationPolicy, TargetRef, Workload
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 ISTIO_NETWORKING_GROUP = "networking.istio.io"

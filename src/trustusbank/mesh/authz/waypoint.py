@@ -14,9 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from trustusbank.mesh.authz.evaluate import Decision
-from trustusbank.mesh.authz.match import StringMatch
-from trustusbank.mesh.authz.model import (
+from trustusbank.manifests.istio.objects import (
     Action,
     AuthorizationPolicy,
     Condition,
@@ -25,6 +23,8 @@ from trustusbank.mesh.authz.model import (
     Rule,
     Source,
 )
+from trustusbank.mesh.authz.evaluate import Decision
+from trustusbank.mesh.authz.match import StringMatch
 
 log = logging.getLogger(__name__)
 

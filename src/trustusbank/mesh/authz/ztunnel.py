@@ -32,6 +32,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from trustusbank.manifests.istio.objects import (
+    ROOT_NAMESPACE,
+    Action,
+    AuthorizationPolicy,
+    Condition,
+    Operation,
+    Rule,
+    Source,
+)
 from trustusbank.mesh.authz.match import (
     SPIFFE_PREFIX,
     Clause,
@@ -43,15 +52,6 @@ from trustusbank.mesh.authz.match import (
     StringMatch,
     ZtunnelPolicy,
     group_can_match,
-)
-from trustusbank.mesh.authz.model import (
-    ROOT_NAMESPACE,
-    Action,
-    AuthorizationPolicy,
-    Condition,
-    Operation,
-    Rule,
-    Source,
 )
 
 JsonPath = tuple[str | int, ...]

@@ -13,11 +13,11 @@ import typing
 
 import httpcore
 
+from trustusbank.cluster.topology import HBONE_PORT, Topology
 from trustusbank.mesh.hbone.client import HboneError, Tunnel, open_tunnel
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.destinations import Unresolvable, resolve
-from trustusbank.runtime.topology import HBONE_PORT, Topology
 from trustusbank.telemetry.tracing import inject
 
 

@@ -12,11 +12,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from trustusbank.mesh.hbone.client import pipe
-from trustusbank.mesh.hbone.server import HboneRequest, HboneStream, serve
+from trustusbank.cluster.topology import Pod, Topology
+from trustusbank.mesh.hbone.client import HboneStream, pipe
+from trustusbank.mesh.hbone.server import HboneRequest, serve
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.runtime.topology import Pod, Topology
 
 log = logging.getLogger(__name__)
 

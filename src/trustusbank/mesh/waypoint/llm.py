@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PROVIDER_OPENAI = "openai"
+from trustusbank.manifests.gateway.objects import LlmProvider
+
 OPERATION_CHAT = "chat"
-COMPLETIONS_SUFFIX = "/chat/completions"
 
 # Log fields and span attributes, as agentgateway names them (OTel GenAI semantic conventions).
 OPERATION_NAME = "gen_ai.operation.name"
@@ -50,39 +50,6 @@ class LlmRefused(Exception):
         """OpenAI's error shape, so an OpenAI client reports the message as it is."""
         error = {"message": self.message, "type": "invalid_request_error", "code": None}
         return json.dumps({"error": error}).encode()
-
-
-@dataclass(frozen=True)
-class LlmProvider:
-    """`spec.ai.provider` of an AgentgatewayBackend, as far as the embedded waypoint serves it."""
-
-    host: str
-    port: int
-    model: str | None = None  # `openai.model`: replaces the model the client asked for
-    path: str | None = None
-    path_prefix: str | None = None
-    provider: str = PROVIDER_OPENAI
-
-    @classmethod
-    def from_spec(cls, ai: Mapping[str, Any]) -> LlmProvider:
-        """From a validated `spec.ai` (validation refuses what this cannot serve)."""
-        provider = ai["provider"]
-        openai = provider.get("openai") or {}
-        return cls(
-            host=provider["host"],
-            port=int(provider["port"]),
-            model=openai.get("model"),
-            path=provider.get("path"),
-            path_prefix=provider.get("pathPrefix"),
-        )
-
-    def upstream_path(self, path: str) -> str:
-        """The path sent to the provider for a chat completion that arrived at `path`."""
-        if self.path:
-            return self.path
-        if self.path_prefix is not None:
-            return self.path_prefix.rstrip("/") + COMPLETIONS_SUFFIX
-        return path  # a host override without a prefix keeps the (rewritten) request path
 
 
 @dataclass(frozen=True)

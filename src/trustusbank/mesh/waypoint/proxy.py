@@ -20,20 +20,14 @@ import httpcore
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from trustusbank.mesh.authz.model import AuthorizationPolicy
+from trustusbank.cluster.topology import Topology
+from trustusbank.manifests.gateway.objects import LlmProvider
+from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.mesh.authz.waypoint import HttpRequest, authorize_request
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.waypoint.cel_policy import CelDecision, Identity, McpInfo, RequestInfo
-from trustusbank.mesh.waypoint.config import Backend, RouteMatch, WaypointConfig
 from trustusbank.mesh.waypoint.ingress import Caller, Ingress
-from trustusbank.mesh.waypoint.llm import (
-    LlmProvider,
-    LlmRefused,
-    LlmRequest,
-    log_fields,
-    prepare_request,
-    read_usage,
-)
+from trustusbank.mesh.waypoint.llm import LlmRefused, LlmRequest, log_fields, prepare_request, read_usage
 from trustusbank.mesh.waypoint.mcp import (
     McpMessage,
     McpRefused,
@@ -41,8 +35,8 @@ from trustusbank.mesh.waypoint.mcp import (
     jsonrpc_error,
     parse_request,
 )
+from trustusbank.mesh.waypoint.routes import Backend, RouteMatch, WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics
-from trustusbank.runtime.topology import Topology
 from trustusbank.telemetry.tracing import extract, inject
 
 log = logging.getLogger(__name__)

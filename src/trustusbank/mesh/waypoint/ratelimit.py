@@ -14,9 +14,9 @@ Not thread-safe: the waypoint calls it from one asyncio loop, where a plain coun
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
+
+from trustusbank.manifests.gateway.objects import LocalRateLimitSpec
 
 Clock = Callable[[], float]
 
@@ -99,17 +99,6 @@ class LocalRateLimits:
         return f"LocalRateLimits({list(self.limits)!r})"
 
 
-@dataclass(frozen=True)
-class LocalRateLimitSpec:
-    """One `traffic.rateLimit.local[]` entry as written; `build` makes its (stateful) bucket."""
-
-    requests: int
-    unit: str
-    burst: int | None = None
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> LocalRateLimitSpec:
-        return cls(int(spec["requests"]), str(spec["unit"]), spec.get("burst"))
-
-    def build(self, clock: Clock = time.monotonic) -> LocalRateLimit:
-        return LocalRateLimit(self.requests, self.unit, self.burst, clock)
+def bucket(spec: LocalRateLimitSpec, clock: Clock = time.monotonic) -> LocalRateLimit:
+    """The stateful bucket for one `traffic.rateLimit.local[]` entry."""
+    return LocalRateLimit(spec.requests, spec.unit, spec.burst, clock)

@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from trustusbank.cluster.topology import Pod
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
-from trustusbank.runtime.topology import Pod
 
 log = logging.getLogger(__name__)
 

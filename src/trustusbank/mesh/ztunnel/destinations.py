@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from trustusbank.runtime.topology import Pod, ServiceEntry, Topology
+from trustusbank.cluster.topology import Pod, ServiceEntry, Topology
 
 
 class Unresolvable(LookupError):

@@ -24,8 +24,9 @@ from h2.errors import ErrorCodes
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from trustusbank.cluster.topology import Pod
+from trustusbank.manifests.istio.objects import Connection, Workload
 from trustusbank.mesh.authz.evaluate import ERROR_FMT, Decision, authorize
-from trustusbank.mesh.authz.model import Connection, Workload
 from trustusbank.mesh.authz.peer_authn import mtls_mode
 from trustusbank.mesh.hbone.client import READ_CHUNK, HboneStream, pipe
 from trustusbank.mesh.hbone.server import HboneRequest, serve
@@ -34,7 +35,6 @@ from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
 from trustusbank.mesh.ztunnel.connections import LiveConnection, LiveConnections
 from trustusbank.mesh.ztunnel.labels import peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
-from trustusbank.runtime.topology import Pod
 from trustusbank.telemetry.tracing import extract
 
 if TYPE_CHECKING:

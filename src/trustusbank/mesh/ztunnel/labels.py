@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trustusbank.runtime.topology import Pod, ServiceEntry
+from trustusbank.cluster.topology import Pod, ServiceEntry
 
 if TYPE_CHECKING:
     from trustusbank.mesh.ztunnel.destinations import Destination

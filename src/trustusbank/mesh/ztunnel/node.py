@@ -21,6 +21,8 @@ import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.topology import HBONE_PORT, METRICS_PORT, OUTBOUND_PORT, Pod, Topology
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.istiod import CsrClient
@@ -29,8 +31,6 @@ from trustusbank.mesh.ztunnel.inbound import Inbound
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
 from trustusbank.mesh.ztunnel.outbound import Outbound
 from trustusbank.mesh.ztunnel.policy_store import PolicyStore
-from trustusbank.runtime.layout import ClusterFiles
-from trustusbank.runtime.topology import HBONE_PORT, METRICS_PORT, OUTBOUND_PORT, Pod, Topology
 from trustusbank.telemetry.control import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 

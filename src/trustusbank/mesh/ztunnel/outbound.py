@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from trustusbank.cluster.topology import HBONE_PORT, Pod
 from trustusbank.mesh.hbone.client import HboneError, HboneRefused, open_tunnel, pipe
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
@@ -21,7 +22,6 @@ from trustusbank.mesh.ztunnel.destinations import Destination, Unresolvable, res
 from trustusbank.mesh.ztunnel.labels import attempt_labels, peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
 from trustusbank.mesh.ztunnel.socks import Reply, SocksError, read_connect, reply
-from trustusbank.runtime.topology import HBONE_PORT, Pod
 from trustusbank.telemetry.tracing import inject
 
 if TYPE_CHECKING:

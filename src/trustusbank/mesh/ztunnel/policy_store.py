@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.watch import ManifestWatch
 from trustusbank.manifests import ManifestError
-from trustusbank.mesh.authz.model import AuthorizationPolicy, PeerAuthentication
-from trustusbank.runtime.layout import ClusterFiles
-from trustusbank.runtime.watch import ManifestWatch
+from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthentication
 
 log = logging.getLogger(__name__)
 

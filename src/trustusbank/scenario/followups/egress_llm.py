@@ -31,12 +31,12 @@ from typing import Any
 
 import httpx
 
-from trustusbank.agents.spec import SPEC_ENV
+from trustusbank.cluster.topology import METRICS_PORT
+from trustusbank.cluster.watch import load_in_force
 from trustusbank.manifests import ManifestError
+from trustusbank.manifests.kagent.spec import SPEC_ENV
 from trustusbank.runtime import control
 from trustusbank.runtime.apply import apply, delete
-from trustusbank.runtime.topology import METRICS_PORT
-from trustusbank.runtime.watch import load_in_force
 from trustusbank.scenario.cluster import Cluster, Progress
 from trustusbank.scenario.followups import FollowUp
 from trustusbank.scenario.followups.a2a import metric, read_jsonl, run_in_pod, sizes
@@ -142,7 +142,7 @@ from trustusbank.agents.runtime.loop import AgentLoop
 from trustusbank.agents.runtime.mcp_tools import McpToolbox
 from trustusbank.agents.runtime.metrics import AgentMetrics
 from trustusbank.agents.runtime.sessions import SessionStore
-from trustusbank.agents.spec import AgentSpec
+from trustusbank.manifests.kagent.spec import AgentSpec
 
 async def main():
     spec = AgentSpec.from_json(os.environ["{SPEC_ENV}"])

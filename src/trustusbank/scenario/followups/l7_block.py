@@ -140,7 +140,7 @@ class RugPull:
         self.scripts: Any = None
         self.previous: str | None = None
         try:
-            self.scripts = importlib.import_module("trustusbank.runtime.act_scripts")
+            self.scripts = importlib.import_module("trustusbank.scenario.changes")
         except ImportError:
             self.scripts = None
 

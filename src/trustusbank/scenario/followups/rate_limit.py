@@ -22,9 +22,9 @@ from typing import Any
 
 from rich.markup import escape
 
-from trustusbank.mesh.waypoint.config import WaypointConfig
+from trustusbank.cluster.watch import load_in_force
 from trustusbank.mesh.waypoint.ratelimit import UNIT_SECONDS, LocalRateLimits
-from trustusbank.runtime.watch import load_in_force
+from trustusbank.mesh.waypoint.routes import WaypointConfig
 from trustusbank.scenario.cluster import Cluster, Progress
 from trustusbank.scenario.followups import FollowUp
 from trustusbank.scenario.followups.policies import (

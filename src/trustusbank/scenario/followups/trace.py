@@ -122,7 +122,7 @@ async def ask_traced(cluster: Cluster, prompt: str, traceparent: str) -> AskResu
 def _act_scripts() -> Any:
     """`upgrade-banking-app`'s module, or None in a build that has no rug pull yet."""
     try:
-        from trustusbank.runtime import act_scripts
+        from trustusbank.scenario import changes as act_scripts
     except ImportError:
         return None
     return act_scripts

@@ -19,11 +19,12 @@ import yaml
 
 from trustusbank.images.digest import build_digest
 from trustusbank.images.store import ImageStore, ImageStoreError
-from trustusbank.images.tool_list import build_tools, tool_list_hash
+from trustusbank.images.tool_list import tool_list_hash
 from trustusbank.manifests import Bundle, ConfigMap, Deployment, Service
 from trustusbank.sqlite_file import SqliteFile
+from trustusbank.workloads.agentregistry.inspect import build_tools
+from trustusbank.workloads.entrypoints import WORKLOADS, Workload
 from trustusbank.workloads.errors import WorkloadConfigError
-from trustusbank.workloads.registry import WORKLOADS, Workload
 
 CATALOGUE_CONFIGMAP = ("trustusbank-platform", "agentregistry-catalogue", "catalogue.yaml")
 TRUST_DOMAIN = "cluster.local"
@@ -130,7 +131,7 @@ async def _builds(workload: Workload) -> list[BuildInfo]:
     builds = []
     for variant in workload.variants:
         tools = await build_tools(workload, variant)
-        digest = build_digest(workload, variant)
+        digest = build_digest(workload.image, variant)
         builds.append(BuildInfo(variant, digest, tool_list_hash(tools), [t.name for t in tools]))
     return builds
 

@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from trustusbank.cluster.topology import Topology
 from trustusbank.paths import POD_IP_ENV, TOPOLOGY_ENV
-from trustusbank.runtime.topology import Topology
 from trustusbank.workloads.soc_inbox.smtp import InboxHandler, start_smtp
 from trustusbank.workloads.soc_inbox.store import MailStore
 

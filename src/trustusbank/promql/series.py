@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from trustusbank.alerts.promql.ast import NAME_LABEL
+from trustusbank.promql.ast import NAME_LABEL
 
 Labels = tuple[tuple[str, str], ...]
 STALE = math.nan  # marker value; counters and gauges we store are never NaN themselves

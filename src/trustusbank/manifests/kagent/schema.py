@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from trustusbank.agents.kagent.objects import duration_seconds
 from trustusbank.manifests import schema
-from trustusbank.mesh.waypoint.validation import unsupported_fields
+from trustusbank.manifests.gateway.schema import unsupported_fields
+from trustusbank.manifests.kagent.objects import duration_seconds
 
 JsonPath = tuple[str | int, ...]
 FieldError = tuple[JsonPath, str]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trustusbank.images.builds import BUILDS
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import Build, ImageStore, ImageStoreError, Pushed
 from trustusbank.manifests import Bundle
-from trustusbank.workloads.registry import WORKLOADS
 
 SEED_ACTOR = "trustusbank up"
 
@@ -35,7 +35,7 @@ def image_builds(bundle: Bundle) -> dict[str, Build]:
         argv = [*container.command, *container.args]
         if not container.image or argv[:2] != ["trustusbank", "serve"] or len(argv) < 3:
             continue
-        if argv[2] not in WORKLOADS:
+        if argv[2] not in BUILDS:
             continue  # `manifests check` reports it; the pod would not start either
         build = Build.default(argv[2])
         other = builds.setdefault(container.image, build)

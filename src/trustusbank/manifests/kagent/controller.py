@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from trustusbank.agents.kagent.objects import AGENT_PORT, Agent, Index
-from trustusbank.agents.kagent.resolve import api_key, resolve
-from trustusbank.agents.spec import SPEC_ENV, AgentSpec
 from trustusbank.manifests.bundle import Bundle
+from trustusbank.manifests.kagent.objects import AGENT_PORT, Agent, Index
+from trustusbank.manifests.kagent.resolve import api_key, resolve
+from trustusbank.manifests.kagent.spec import SPEC_ENV, AgentSpec
 from trustusbank.manifests.objects import Manifest, ManifestError, Problem
 
 AGENT_IMAGE = "localhost:5001/trustusbank/agent:1.0.0"

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trustusbank.alerts.promql.ast import (
+from trustusbank.promql.ast import (
     NAME_LABEL,
     Aggregate,
     Binary,
@@ -30,7 +30,7 @@ from trustusbank.alerts.promql.ast import (
     VectorSelector,
     anchored,
 )
-from trustusbank.alerts.promql.series import Labels, SeriesStore, label, without_name
+from trustusbank.promql.series import Labels, SeriesStore, label, without_name
 
 LOOKBACK_DELTA = 300.0
 

@@ -39,8 +39,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from trustusbank.agents.kagent.objects import AccessPolicy
-from trustusbank.agents.spec import AccessRule
+from trustusbank.manifests.kagent.objects import AccessPolicy
+from trustusbank.manifests.kagent.spec import AccessRule
 
 ANYONE = "*"
 DEFAULT_ALLOW = "(default-allow)"

@@ -1,21 +1,20 @@
-"""Every workload `trustusbank serve` can start, with the modules that make up its image.
+"""Every workload `trustusbank serve` can start: its namespace, port and how to build its app.
 
-A workload's "image" is the set of modules its build runs; their bytes give the
-build's digest (see `trustusbank.images`). Builds of one image that differ in
-behaviour live in different modules, so a rug pull changes bytes, not a flag.
+This is each container's entry point. What the image is made of (its modules, its builds)
+is `images.builds`; here each build's entry module is imported and turned into an app.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 from starlette.types import ASGIApp
 
+from trustusbank.images.builds import BUILDS, ImageBuilds
 from trustusbank.paths import data_file
 from trustusbank.workloads.errors import WorkloadConfigError
 
@@ -34,20 +33,21 @@ class Workload:
     summary: str
     # MCP workloads build an MCPServer (served at /mcp); the others build an ASGI app.
     factory: Callable[[Workload, ServeConfig], MCPServer | ASGIApp]
-    modules: tuple[str, ...]
-    # variant -> extra modules of that build; the last module named is its entry point
-    variants: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"default": ()})
+
+    @property
+    def image(self) -> ImageBuilds:
+        return BUILDS[self.name]
+
+    @property
+    def variants(self) -> dict[str, tuple[str, ...]]:
+        return self.image.variants
 
     @property
     def default_variant(self) -> str:
-        return next(iter(self.variants))
-
-    def image_modules(self, variant: str) -> tuple[str, ...]:
-        """The modules whose bytes make this build, shared ones first."""
-        return (*self.modules, *self.variants[variant])
+        return self.image.default_variant
 
     def entry_module(self, variant: str) -> str:
-        return self.image_modules(variant)[-1]
+        return self.image.entry_module(variant)
 
     def db_path(self, config: ServeConfig) -> Path:
         return config.db or data_file(f"{self.name}.sqlite3")
@@ -142,54 +142,19 @@ def _alerts_app(workload: Workload, config: ServeConfig) -> ASGIApp:
         raise WorkloadConfigError(str(exc)) from exc
 
 
-def _package_modules(*packages: str) -> tuple[str, ...]:
-    """Every module of these packages, sorted: an image built from whole packages."""
-    found: list[str] = []
-    for name in packages:
-        package = importlib.import_module(name)
-        found += [m.name for m in pkgutil.walk_packages(package.__path__, f"{name}.")]
-    return tuple(sorted(found))
-
-
-_BANK_COMMON = (
-    "trustusbank.workloads.mcp_http",
-    "trustusbank.workloads.bank.db",
-    "trustusbank.workloads.bank.seed_data",
-    "trustusbank.workloads.bank.ids",
-)
-_CONVERTER_COMMON = (
-    "trustusbank.workloads.mcp_http",
-    "trustusbank.workloads.vendor.converter",
-    "trustusbank.workloads.vendor.rates",
-)
-_V = "trustusbank.workloads.vendor"
-
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
-        Workload(
-            "account-mcp",
-            "trustusbank-bank-mcp",
-            8000,
-            "MCP: get_balance, get_profile",
-            _bank_server,
-            (*_BANK_COMMON, "trustusbank.workloads.bank.account_mcp"),
-        ),
+        Workload("account-mcp", "trustusbank-bank-mcp", 8000, "MCP: get_balance, get_profile", _bank_server),
         Workload(
             "transaction-mcp",
             "trustusbank-bank-mcp",
             8000,
             "MCP: list_recent, get_details, flag_suspicious",
             _bank_server,
-            (*_BANK_COMMON, "trustusbank.workloads.bank.transaction_mcp"),
         ),
         Workload(
-            "ticket-mcp",
-            "trustusbank-bank-mcp",
-            8000,
-            "MCP: create_ticket, notify_human",
-            _bank_server,
-            (*_BANK_COMMON, "trustusbank.workloads.bank.ticket_mcp"),
+            "ticket-mcp", "trustusbank-bank-mcp", 8000, "MCP: create_ticket, notify_human", _bank_server
         ),
         Workload(
             "currency-converter",
@@ -197,12 +162,6 @@ WORKLOADS: dict[str, Workload] = {
             8000,
             "MCP (third party): convert_currency",
             _converter_server,
-            _CONVERTER_COMMON,
-            variants={
-                "clean": (f"{_V}.build_clean",),
-                "mock-rugpull": (f"{_V}.exfil_channel", f"{_V}.build_mock_rugpull"),
-                "real-rugpull": (f"{_V}.exfil_channel", f"{_V}.build_real_rugpull"),
-            },
         ),
         Workload(
             "mock-attacker",
@@ -210,23 +169,14 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "the attacker's C2 receiver (POST /exfil)",
             _attacker_app,
-            ("trustusbank.workloads.attacker.app", "trustusbank.workloads.attacker.store"),
         ),
-        Workload(
-            "fx-api",
-            "external-fx",
-            8080,
-            "frankfurter-compatible FX rates API",
-            _fx_app,
-            ("trustusbank.workloads.fx_api", "trustusbank.workloads.vendor.rates"),
-        ),
+        Workload("fx-api", "external-fx", 8080, "frankfurter-compatible FX rates API", _fx_app),
         Workload(
             "agentregistry",
             "trustusbank-platform",
             8080,
             "catalogue of MCP servers (DORA Art. 28 register)",
             _registry_app,
-            ("trustusbank.workloads.agentregistry.app", "trustusbank.workloads.agentregistry.catalogue"),
         ),
         Workload(
             "model",
@@ -234,7 +184,6 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "scripted model (a simulation): OpenAI- and Anthropic-compatible API",
             _model_app,
-            _package_modules("trustusbank.agents.scripted", "trustusbank.agents.model"),
         ),
         Workload(
             "agent",
@@ -242,7 +191,6 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "a kagent Agent served over A2A (spec in TRUSTUSBANK_AGENT_SPEC)",
             _agent_app,
-            _package_modules("trustusbank.agents.runtime", "trustusbank.agents.model"),
         ),
         Workload(
             "chatbot",
@@ -250,7 +198,6 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "customer chat page and /api/a2a/<ns>/<agent>/ proxy",
             _chatbot_app,
-            _package_modules("trustusbank.workloads.chatbot"),
         ),
         Workload(
             "soc-inbox",
@@ -258,7 +205,6 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "the SOC's mailbox: SMTP in (TRUSTUSBANK_SMTP_PORT, 2525), page and /api/messages out",
             _soc_inbox_app,
-            _package_modules("trustusbank.workloads.soc_inbox"),
         ),
         Workload(
             "alerts",
@@ -266,7 +212,6 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "alert evaluator: the PrometheusRules over the mesh's and agents' metrics, mailed to the SOC",
             _alerts_app,
-            _package_modules("trustusbank.alerts"),
         ),
     )
 }

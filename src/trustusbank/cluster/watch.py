@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trustusbank.agents.kagent.controller import expand
+from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.manifests import Bundle, load_bundle
-from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.manifests.kagent.controller import expand
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trustusbank.agents.kagent.access import rules_for
-from trustusbank.agents.kagent.objects import (
+from trustusbank.manifests.kagent.access import rules_for
+from trustusbank.manifests.kagent.objects import (
     Agent,
     AgentTool,
     AllowedNamespaces,
@@ -29,7 +29,7 @@ from trustusbank.agents.kagent.objects import (
     ValueSource,
     agent_url,
 )
-from trustusbank.agents.spec import AgentSpec, McpServerSpec, ModelSpec, Provider, SubAgentSpec
+from trustusbank.manifests.kagent.spec import AgentSpec, McpServerSpec, ModelSpec, Provider, SubAgentSpec
 from trustusbank.manifests.objects import Manifest, Problem
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"

@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from trustusbank.alerts.durations import PATTERN as DURATION_PATTERN
-from trustusbank.alerts.durations import parse_duration
-from trustusbank.alerts.promql.ast import (
+from trustusbank.promql.ast import (
     AGGREGATIONS,
     COMPARISONS,
     FUNCTIONS,
@@ -28,6 +26,8 @@ from trustusbank.alerts.promql.ast import (
     VectorSelector,
     anchored,
 )
+from trustusbank.promql.durations import PATTERN as DURATION_PATTERN
+from trustusbank.promql.durations import parse_duration
 
 
 class PromQLError(ValueError):

@@ -20,22 +20,22 @@ from typing import Any
 
 import httpx
 
+from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.cluster.topology import Pod, Topology
+from trustusbank.images.builds import BUILDS
 from trustusbank.images.signing import Keys, org_public_key
 from trustusbank.images.store import Build, ImageStore
 from trustusbank.paths import deploy_dir
 from trustusbank.runtime import control
 from trustusbank.runtime.apply import actor as apply_actor
 from trustusbank.runtime.apply import delete
-from trustusbank.runtime.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.runtime.rollout import Restarted, RolloutError, rollout_restart
 from trustusbank.runtime.supervisor import ready_timeout
-from trustusbank.runtime.topology import Pod, Topology
-from trustusbank.workloads.registry import WORKLOADS
 
 CONVERTER = ("trustusbank-bank-vendors", "currency-converter")
 CONVERTER_WORKLOAD = "currency-converter"
 ATTACKER = ("external-attacker", "mock-attacker")
-RUG_PULLS = tuple(v for v in WORKLOADS[CONVERTER_WORKLOAD].variants if v != "clean")
+RUG_PULLS = tuple(v for v in BUILDS[CONVERTER_WORKLOAD].variants if v != "clean")
 DEFAULT_RUG_PULL = "real-rugpull"
 CLEAN = "clean"
 
@@ -214,7 +214,7 @@ async def upgrade(
     command: str | None = None,
 ) -> Swap:
     """`upgrade-banking-app`: the vendor's new bytes under the same tag, and the pod restarted onto them."""
-    builds = WORKLOADS[CONVERTER_WORKLOAD].variants
+    builds = BUILDS[CONVERTER_WORKLOAD].variants
     if variant not in builds:
         raise ActError(f"no converter build {variant!r}; choose one of: {', '.join(builds)}")
     actor = actor or apply_actor()

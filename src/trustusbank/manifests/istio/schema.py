@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from trustusbank.mesh.authz.model import OPERATION_FIELDS, SOURCE_FIELDS
+from trustusbank.manifests.istio.objects import OPERATION_FIELDS, SOURCE_FIELDS
 
 JsonPath = tuple[str | int, ...]
 FieldError = tuple[JsonPath, str]

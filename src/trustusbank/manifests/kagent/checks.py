@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from trustusbank.agents.kagent.objects import ANY_AGENT, Agent, Index
-from trustusbank.agents.kagent.resolve import resolve
+from trustusbank.manifests.kagent.objects import ANY_AGENT, Agent, Index
+from trustusbank.manifests.kagent.resolve import resolve
 from trustusbank.manifests.objects import Problem
 
 if TYPE_CHECKING:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from trustusbank.alerts import templates
-from trustusbank.alerts.durations import parse_duration
-from trustusbank.alerts.promql.ast import Expr
-from trustusbank.alerts.promql.parser import PromQLError, parse
+from trustusbank.promql import templates
+from trustusbank.promql.ast import Expr
+from trustusbank.promql.durations import parse_duration
+from trustusbank.promql.parser import PromQLError, parse
 
 if TYPE_CHECKING:
     from trustusbank.manifests.objects import Manifest
