@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tests.agents.runtime.support import Served  # noqa: E402
 
 from mesh import start_cluster, stop_cluster  # noqa: E402
+from trustusbank.agents.a2a.server import create_app  # noqa: E402
 from trustusbank.agents.model.factory import client_for  # noqa: E402
-from trustusbank.agents.runtime.server import create_app  # noqa: E402
 from trustusbank.agents.scripted.http_app import create_app as model_app  # noqa: E402
 from trustusbank.agents.scripted.model import ScriptedModel  # noqa: E402
 from trustusbank.cluster.topology import Topology  # noqa: E402

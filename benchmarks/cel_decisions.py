@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trustusbank.manifests import load_bundle
-from trustusbank.mesh.waypoint.cel_policy import Identity, McpAuthorization, McpInfo, RequestInfo
+from trustusbank.mesh.authz.cel import Identity, McpAuthorization, McpInfo, RequestInfo
 from trustusbank.mesh.waypoint.routes import WaypointConfig
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"

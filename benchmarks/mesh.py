@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from trustusbank.cluster.layout import ClusterFiles  # noqa: E402
-from trustusbank.cluster.topology import OUTBOUND_PORT, Topology  # noqa: E402
+from trustusbank.cluster.ports import OUTBOUND_PORT  # noqa: E402
+from trustusbank.cluster.topology import Topology  # noqa: E402
 
 ARGS = {"customer_id": "12345"}
 # deploy/'s gateway-wide limit (600/min) is a brake on runaway agents; a benchmark is one.
@@ -117,7 +118,7 @@ async def measure(url: str, proxy: str | None, concurrency: int, calls: int) -> 
 
 def cel_rate(seconds: float) -> float:
     from trustusbank.manifests import load_bundle
-    from trustusbank.mesh.waypoint.cel_policy import Identity, McpInfo, RequestInfo
+    from trustusbank.mesh.authz.cel import Identity, McpInfo, RequestInfo
     from trustusbank.mesh.waypoint.routes import WaypointConfig
 
     bundle = load_bundle(ROOT / "deploy", exclude=[ROOT / "deploy/08-defence"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trustusbank.images.digest import build_digest
 from trustusbank.images.builds import BUILDS, ImageBuilds, package_modules
+from trustusbank.images.digest import build_digest
 
 
 def fake_workload(modules: tuple[str, ...]) -> ImageBuilds:

@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from tests.agents.runtime.support import Served, ask, chain, reply_text, served
+from trustusbank.agents.a2a.server import create_app
 from trustusbank.agents.model.factory import client_for
-from trustusbank.agents.runtime.server import create_app
 from trustusbank.agents.scripted.gullibility import Gullibility
 from trustusbank.agents.scripted.http_app import create_app as model_app
 from trustusbank.agents.scripted.model import ScriptedModel

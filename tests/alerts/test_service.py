@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.alerts.helpers import CONVERTER, REPO, RULES, deploy_groups, metrics_app, poll
 from tests.serving import serving as running
-from trustusbank.agents.runtime.metrics import AgentMetrics
+from trustusbank.agents.a2a.metrics import AgentMetrics
 from trustusbank.alerts.app import create_app
 from trustusbank.alerts.notifier import NotifyPolicy
 from trustusbank.alerts.service import AlertService

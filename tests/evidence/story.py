@@ -27,7 +27,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from trustusbank.agents.runtime import spans as genai
+from trustusbank.agents.a2a import spans as genai
 from trustusbank.alerts.evaluator import Alert
 from trustusbank.alerts.service import LOG_NAME as ALERTS_LOG
 from trustusbank.cluster.layout import ClusterFiles

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.lint import DEPLOY, by_code, fixture, line_of, lint, shape
 from trustusbank.lint import Severity
-from trustusbank.mesh.authz.ztunnel import ALLOW_DROPPED, DENY_MIXED, DENY_NO_EFFECT
+from trustusbank.mesh.authz.l4 import ALLOW_DROPPED, DENY_MIXED, DENY_NO_EFFECT
 
 E, W = Severity.ERROR, Severity.WARNING
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
-from trustusbank.mesh.authz.waypoint import HttpRequest, authorize_request
+from trustusbank.mesh.authz.l7 import HttpRequest, authorize_request
 from trustusbank.mesh.identity.spiffe import SpiffeId
 
 SUPPORT = SpiffeId("cluster.local", "trustusbank-bank-agents", "support-bot")

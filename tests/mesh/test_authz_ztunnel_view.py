@@ -20,7 +20,7 @@ from trustusbank.mesh.authz import (
     authorize,
     ztunnel_view,
 )
-from trustusbank.mesh.authz.ztunnel import ALLOW_DROPPED, DENY_MIXED, DENY_NO_EFFECT, HTTP_RULE_FMT
+from trustusbank.mesh.authz.l4 import ALLOW_DROPPED, DENY_MIXED, DENY_NO_EFFECT, HTTP_RULE_FMT
 from trustusbank.mesh.identity.spiffe import SpiffeId
 
 REGISTRY = SpiffeId("cluster.local", "trustusbank-platform", "agentregistry")

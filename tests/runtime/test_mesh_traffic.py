@@ -16,9 +16,9 @@ import pytest
 
 from tests.runtime.conftest import Cluster
 from trustusbank.mesh.hbone.client import HboneError, HboneRefused, open_tunnel
-from trustusbank.mesh.hbone.tls import client_context
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.identity.tls import client_context
 
 CONVERTER = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
 FX_API = "spiffe://cluster.local/ns/external-fx/sa/fx-api"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from trustusbank.manifests import load_bundle
-from trustusbank.mesh.waypoint.cel_policy import (
+from trustusbank.mesh.authz.cel import (
     CelDecision,
     HttpAuthorization,
     Identity,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trustusbank.cluster.topology import METRICS_PORT, Topology
+from trustusbank.cluster.ports import METRICS_PORT
+from trustusbank.cluster.topology import Topology
 
 KAGENT_APP = "kagent"
 

@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trustusbank.cluster.ports import HBONE_PORT
 from trustusbank.manifests import Bundle, Deployment, Manifest, Service
+from trustusbank.manifests.gateway.schema import AGENTGATEWAY_CLASSES
 
 CLUSTER = "trustusbank"
 NODES = (
@@ -28,10 +30,6 @@ NODES = (
 )
 FIRST_POD = 10
 APP_OFFSET = 128
-HBONE_PORT = 15008
-OUTBOUND_PORT = 15001
-METRICS_PORT = 15020
-WAYPOINT_CLASSES = ("enterprise-agentgateway-waypoint", "agentgateway-waypoint", "agentgateway")
 
 
 @dataclass(frozen=True)
@@ -215,7 +213,7 @@ def _waypoint_gateways(bundle: Bundle) -> list[Manifest]:
         (
             m
             for m in bundle.objects
-            if m.kind == "Gateway" and m.body["spec"]["gatewayClassName"] in WAYPOINT_CLASSES
+            if m.kind == "Gateway" and m.body["spec"]["gatewayClassName"] in AGENTGATEWAY_CLASSES
         ),
         key=lambda m: (m.namespace or "", m.name),
     )

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from trustusbank.agents.runtime import spans as genai
+from trustusbank.agents.a2a import spans as genai
 from trustusbank.evidence.context import Cluster, Pod, normalize_identity
 
 Fields = dict[str, Any]

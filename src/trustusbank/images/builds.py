@@ -110,7 +110,7 @@ BUILDS: dict[str, ImageBuilds] = {
         ),
         ImageBuilds(
             "agent",
-            package_modules("trustusbank.agents.runtime", "trustusbank.agents.model"),
+            package_modules("trustusbank.agents.a2a", "trustusbank.agents.model"),
         ),
         ImageBuilds(
             "chatbot",

@@ -20,7 +20,7 @@ from trustusbank.lint.findings import Emitter, Finding, Severity
 from trustusbank.manifests import Manifest, Namespace
 from trustusbank.mesh.authz import ROOT_NAMESPACE, Action, AuthorizationPolicy, Rule, ztunnel_view
 from trustusbank.mesh.authz import Finding as AuthzFinding
-from trustusbank.mesh.authz.ztunnel import (
+from trustusbank.mesh.authz.l4 import (
     DENY_NO_EFFECT,
     HTTP_OPERATION_FIELDS,
     HTTP_SOURCE_FIELDS,

@@ -7,22 +7,19 @@ through this package, so a mistake in it is reported once, with file and line.
 from __future__ import annotations
 
 from trustusbank.manifests.bundle import CHECKS, Bundle, CheckReport, check_bundle, load_bundle
-from trustusbank.manifests.kinds import KINDS, KindSpec, kubernetes_schema
-from trustusbank.manifests.objects import (
+from trustusbank.manifests.core import (
     ConfigMap,
     Container,
     ContainerPort,
     Deployment,
     LabelSelector,
-    Manifest,
-    ManifestError,
     Namespace,
-    Problem,
     Service,
     ServiceAccount,
     ServicePort,
-    Source,
 )
+from trustusbank.manifests.kinds import KINDS, KindSpec, kubernetes_schema
+from trustusbank.manifests.manifest import Manifest, ManifestError, Problem, Source
 
 __all__ = [
     "CHECKS",

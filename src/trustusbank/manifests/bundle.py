@@ -14,18 +14,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from trustusbank.images.builds import BUILDS
+from trustusbank.manifests.core import ConfigMap, Deployment, Namespace, Service, ServiceAccount
 from trustusbank.manifests.kagent import checks as kagent_checks
 from trustusbank.manifests.kinds import KINDS, to_manifest
-from trustusbank.manifests.objects import (
-    ConfigMap,
-    Deployment,
-    Manifest,
-    ManifestError,
-    Namespace,
-    Problem,
-    Service,
-    ServiceAccount,
-)
+from trustusbank.manifests.manifest import Manifest, ManifestError, Problem
 from trustusbank.manifests.yaml_source import read_documents, yaml_files
 
 View = TypeVar("View")

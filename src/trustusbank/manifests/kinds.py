@@ -23,24 +23,14 @@ from kubernetes_validate.utils import schema_contents
 from referencing import Registry, Resource
 
 from trustusbank.manifests import prometheus
+from trustusbank.manifests.core import ConfigMap, Deployment, Namespace, Secret, Service, ServiceAccount
 from trustusbank.manifests.gateway import objects as gateway
 from trustusbank.manifests.gateway import schema as gateway_schema
 from trustusbank.manifests.istio import schema as istio_schema
 from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthentication
 from trustusbank.manifests.kagent import objects as kagent
 from trustusbank.manifests.kagent import schema as kagent_schema
-from trustusbank.manifests.objects import (
-    ConfigMap,
-    Deployment,
-    JsonPath,
-    Manifest,
-    Namespace,
-    Problem,
-    Secret,
-    Service,
-    ServiceAccount,
-    Source,
-)
+from trustusbank.manifests.manifest import JsonPath, Manifest, Problem, Source
 from trustusbank.manifests.yaml_source import Document
 
 FieldError = tuple[JsonPath, str]

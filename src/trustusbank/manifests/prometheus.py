@@ -23,7 +23,7 @@ from trustusbank.promql.durations import parse_duration
 from trustusbank.promql.parser import PromQLError, parse
 
 if TYPE_CHECKING:
-    from trustusbank.manifests.objects import Manifest
+    from trustusbank.manifests.manifest import Manifest
 
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"

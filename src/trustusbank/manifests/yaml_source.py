@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from trustusbank.manifests.objects import JsonPath, Position, Problem, line_at
+from trustusbank.manifests.manifest import JsonPath, Position, Problem, line_at
 
 YAML_SUFFIXES = (".yaml", ".yml")
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"

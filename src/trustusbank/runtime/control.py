@@ -112,7 +112,8 @@ def stop(files: ClusterFiles, progress: Callable[[str], None]) -> bool:
 
 def pod_env(files: ClusterFiles, pod_ref: str) -> tuple[dict[str, str], Path] | None:
     """The environment a command needs to run "inside" a pod (kubectl exec), and the pod's dir."""
-    from trustusbank.cluster.topology import OUTBOUND_PORT, Topology
+    from trustusbank.cluster.ports import OUTBOUND_PORT
+    from trustusbank.cluster.topology import Topology
     from trustusbank.paths import POD_IP_ENV
     from trustusbank.runtime.podspec import PROXY_VARS
 

@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.ports import METRICS_PORT
 from trustusbank.cluster.subnet import allocate
-from trustusbank.cluster.topology import METRICS_PORT, Pod, Topology, plan
+from trustusbank.cluster.topology import Pod, Topology, plan
 from trustusbank.cluster.watch import load_in_force
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import ImageStore
 from trustusbank.manifests import Bundle, Deployment
 from trustusbank.mesh.identity.ca import CertificateAuthority
-from trustusbank.mesh.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
+from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
 from trustusbank.paths import STATE_ENV
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
 from trustusbank.runtime.podspec import http_ready, launch_spec

@@ -106,8 +106,8 @@ def _model_app(workload: Workload, config: ServeConfig) -> ASGIApp:
 
 
 def _agent_app(workload: Workload, config: ServeConfig) -> ASGIApp:
+    from trustusbank.agents.a2a.server import app_from_env
     from trustusbank.agents.model.types import ModelConfigError
-    from trustusbank.agents.runtime.server import app_from_env
 
     try:
         return app_from_env()

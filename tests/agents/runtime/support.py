@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.serving import Served as Served
 from tests.serving import served as served
+from trustusbank.agents.a2a.callers import CallerResolver
+from trustusbank.agents.a2a.server import create_app
 from trustusbank.agents.model.types import (
     Message,
     ModelError,
@@ -29,8 +31,6 @@ from trustusbank.agents.model.types import (
     ToolCall,
     Usage,
 )
-from trustusbank.agents.runtime.callers import CallerResolver
-from trustusbank.agents.runtime.server import create_app
 from trustusbank.manifests.kagent.spec import AgentSpec, McpServerSpec, ModelSpec, SubAgentSpec
 
 # --- servers ------------------------------------------------------------------------------------

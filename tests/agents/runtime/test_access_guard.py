@@ -12,7 +12,7 @@ from a2a.types import a2a_pb2 as a2a
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.agents.runtime.support import PlanModel, agent_spec, answer, ask, reply_text, running_agent
-from trustusbank.agents.runtime.access_guard import decide, principal_matches
+from trustusbank.agents.a2a.access_guard import decide, principal_matches
 from trustusbank.manifests.kagent.spec import AccessRule, AgentSpec
 from trustusbank.paths import LOGS_ENV
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from trustusbank.agents.a2a.callers import topology_resolver
+from trustusbank.agents.a2a.sessions import SessionStore
 from trustusbank.agents.model.types import Message
-from trustusbank.agents.runtime.callers import topology_resolver
-from trustusbank.agents.runtime.sessions import SessionStore
 from trustusbank.cluster.topology import Pod, Topology
 
 

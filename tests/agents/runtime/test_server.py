@@ -20,9 +20,9 @@ from tests.agents.runtime.support import (
     running_agent,
     sub_agent,
 )
+from trustusbank.agents.a2a.card import agent_card
+from trustusbank.agents.a2a.server import AGENT_URL_ENV, app_from_env
 from trustusbank.agents.model.types import ModelConfigError, ModelReply, ModelRequest
-from trustusbank.agents.runtime.card import agent_card
-from trustusbank.agents.runtime.server import AGENT_URL_ENV, app_from_env
 from trustusbank.manifests.kagent.spec import SPEC_ENV, ModelSpec
 from trustusbank.paths import TRACES_ENV
 

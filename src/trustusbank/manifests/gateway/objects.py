@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from trustusbank.manifests.gateway.schema import AGENTGATEWAY_CLASSES, GATEWAY_GROUP
-from trustusbank.manifests.objects import Manifest
+from trustusbank.manifests.manifest import Manifest, namespace_of
 
 PROVIDER_OPENAI = "openai"
 COMPLETIONS_SUFFIX = "/chat/completions"
 
-WAYPOINT_LABEL = "istio.io/use-waypoint"
 WAYPOINT_NAMESPACE_LABEL = "istio.io/use-waypoint-namespace"
 CLUSTER_DOMAIN = "cluster.local"
 _ROUTE_PROTOCOLS = ("HTTP", "HTTPS", "HBONE")
@@ -27,10 +26,6 @@ _DEFAULT_MCP_PATH = {"StreamableHTTP": "/mcp", "SSE": "/sse"}
 def is_waypoint_class(name: str) -> bool:
     """Whether a Gateway of this class is agentgateway's to serve (enterprise, OSS waypoint, OSS)."""
     return name in AGENTGATEWAY_CLASSES
-
-
-def namespace_of(manifest: Manifest) -> str:
-    return manifest.namespace or "default"
 
 
 def service_host(name: str, namespace: str) -> str:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from trustusbank.manifests.objects import Manifest
+    from trustusbank.manifests.manifest import Manifest
 
 ROOT_NAMESPACE = "istio-system"
 """istiod's default `meshConfig.rootNamespace`: policies here apply mesh-wide."""

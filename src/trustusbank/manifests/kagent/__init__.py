@@ -1,14 +1,8 @@
 """What kagent's controller reads and writes, for the embedded runtime.
 
-`kinds` says what a cluster (and the embedded runtime) accepts in an Agent, ModelConfig,
+`schema` says what a cluster (and the embedded runtime) accepts in an Agent, ModelConfig,
 RemoteMCPServer or AccessPolicy; `objects` are their typed views; `access` is what an
 AccessPolicy means for one caller; `resolve` turns an Agent and what it names into the
 `AgentSpec` the agent runtime reads; `checks` are the bundle's cross-object checks;
 `controller` makes the Deployment, Service and ServiceAccount kagent would make.
-
-`manifests` imports `kinds` and `checks` while it loads, and these read `manifests.objects`;
-so the manifests package is loaded first whichever side is imported first (else importing
-one of these modules first would meet a half-loaded `manifests`).
 """
-
-import trustusbank.manifests  # noqa: F401  (load order, see above)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from trustusbank.manifests.kagent.objects import ANY_AGENT, Agent, Index
 from trustusbank.manifests.kagent.resolve import resolve
-from trustusbank.manifests.objects import Problem
+from trustusbank.manifests.manifest import Problem
 
 if TYPE_CHECKING:
     from trustusbank.manifests.bundle import Bundle

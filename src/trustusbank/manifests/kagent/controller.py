@@ -23,7 +23,7 @@ from trustusbank.manifests.bundle import Bundle
 from trustusbank.manifests.kagent.objects import AGENT_PORT, Agent, Index
 from trustusbank.manifests.kagent.resolve import api_key, resolve
 from trustusbank.manifests.kagent.spec import SPEC_ENV, AgentSpec
-from trustusbank.manifests.objects import Manifest, ManifestError, Problem
+from trustusbank.manifests.manifest import Manifest, ManifestError, Problem
 
 AGENT_IMAGE = "localhost:5001/trustusbank/agent:1.0.0"
 AGENT_COMMAND = ("trustusbank", "serve", "agent", "--host", "0.0.0.0", "--port", str(AGENT_PORT))

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from trustusbank.manifests.objects import ConfigMap, LabelSelector, Manifest, Secret, ServiceAccount
+from trustusbank.manifests.core import ConfigMap, LabelSelector, Secret, ServiceAccount
+from trustusbank.manifests.manifest import Manifest
 
 KAGENT_GROUP = "kagent.dev"
 KAGENT_API = "kagent.dev/v1alpha2"

@@ -30,7 +30,7 @@ from trustusbank.manifests.kagent.objects import (
     agent_url,
 )
 from trustusbank.manifests.kagent.spec import AgentSpec, McpServerSpec, ModelSpec, Provider, SubAgentSpec
-from trustusbank.manifests.objects import Manifest, Problem
+from trustusbank.manifests.manifest import Manifest, Problem
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 DEFAULT_MCP_TIMEOUT_SECONDS = 30.0

@@ -25,6 +25,7 @@ from trustusbank.manifests.istio.objects import (
     Workload,
 )
 from trustusbank.mesh.authz.evaluate import Decision, authorize
+from trustusbank.mesh.authz.l4 import Finding, ZtunnelView, ztunnel_view
 from trustusbank.mesh.authz.match import L4Match, Scope, StringMatch, ZtunnelPolicy
 from trustusbank.mesh.authz.peer_authn import mtls_mode, requires_mtls
 from trustusbank.mesh.authz.scope import (
@@ -33,7 +34,6 @@ from trustusbank.mesh.authz.scope import (
     policies_for_service,
     policies_for_workload,
 )
-from trustusbank.mesh.authz.ztunnel import Finding, ZtunnelView, ztunnel_view
 
 __all__ = [
     "ROOT_NAMESPACE",

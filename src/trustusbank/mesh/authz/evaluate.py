@@ -30,9 +30,9 @@ from trustusbank.manifests.istio.objects import (
     Connection,
     Workload,
 )
+from trustusbank.mesh.authz.l4 import convert
 from trustusbank.mesh.authz.match import ZtunnelPolicy
 from trustusbank.mesh.authz.scope import policies_for_workload
-from trustusbank.mesh.authz.ztunnel import convert
 
 logger = logging.getLogger(__name__)
 

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from trustusbank.mesh.hbone.client import (
-    ByteStream,
-    HboneError,
-    HboneRefused,
-    HboneStream,
-    Tunnel,
-    open_tunnel,
-    pipe,
-)
+from trustusbank.cluster.ports import HBONE_PORT
+from trustusbank.mesh.hbone.client import HboneError, HboneRefused, HboneStream, Tunnel, open_tunnel
+from trustusbank.mesh.hbone.h2 import ByteStream, pipe
 from trustusbank.mesh.hbone.server import (
     Authority,
     HboneRequest,
@@ -19,9 +13,7 @@ from trustusbank.mesh.hbone.server import (
     serve,
     shutdown,
 )
-from trustusbank.mesh.hbone.tls import ALPN_H2, client_context, server_context
-
-HBONE_PORT = 15008
+from trustusbank.mesh.identity.tls import ALPN_H2, client_context, server_context
 
 __all__ = [
     "ALPN_H2",

@@ -26,15 +26,10 @@ from typing import NamedTuple
 
 from h2.errors import ErrorCodes
 
-from trustusbank.mesh.hbone.client import (
-    HboneConnection,
-    HboneError,
-    HboneStream,
-    describe_error,
-    header_dict,
-)
-from trustusbank.mesh.hbone.tls import ALPN_H2
+from trustusbank.mesh.hbone.client import HboneConnection, HboneError, HboneStream, describe_error
+from trustusbank.mesh.hbone.h2 import header_dict
 from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.identity.tls import ALPN_H2
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from trustusbank.mesh.hbone import tls
+from trustusbank.mesh.identity import tls
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.identity.svid import Svid, new_key_and_csr, utcnow
 

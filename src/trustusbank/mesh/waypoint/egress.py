@@ -13,7 +13,8 @@ import typing
 
 import httpcore
 
-from trustusbank.cluster.topology import HBONE_PORT, Topology
+from trustusbank.cluster.ports import HBONE_PORT
+from trustusbank.cluster.topology import Topology
 from trustusbank.mesh.hbone.client import HboneError, Tunnel, open_tunnel
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId

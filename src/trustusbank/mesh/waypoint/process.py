@@ -18,20 +18,21 @@ import uvicorn
 from starlette.applications import Starlette
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.cluster.topology import HBONE_PORT, METRICS_PORT, Topology
+from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT
+from trustusbank.cluster.topology import Topology
 from trustusbank.cluster.watch import ManifestWatch
 from trustusbank.manifests import ManifestError
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.mesh.authz.scope import policies_for_gateway
+from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, CsrClient
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.mesh.istiod import WAYPOINT_PREFIX, CsrClient
 from trustusbank.mesh.waypoint.egress import HboneBackend
 from trustusbank.mesh.waypoint.ingress import Ingress
 from trustusbank.mesh.waypoint.proxy import WaypointApp
 from trustusbank.mesh.waypoint.routes import WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
-from trustusbank.telemetry.control import control_app
+from trustusbank.telemetry.admin import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)

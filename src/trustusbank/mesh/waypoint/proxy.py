@@ -23,9 +23,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from trustusbank.cluster.topology import Topology
 from trustusbank.manifests.gateway.objects import LlmProvider
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
-from trustusbank.mesh.authz.waypoint import HttpRequest, authorize_request
+from trustusbank.mesh.authz.cel import CelDecision, Identity, McpInfo, RequestInfo
+from trustusbank.mesh.authz.l7 import HttpRequest, authorize_request
 from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.mesh.waypoint.cel_policy import CelDecision, Identity, McpInfo, RequestInfo
 from trustusbank.mesh.waypoint.ingress import Caller, Ingress
 from trustusbank.mesh.waypoint.llm import LlmRefused, LlmRequest, log_fields, prepare_request, read_usage
 from trustusbank.mesh.waypoint.mcp import (

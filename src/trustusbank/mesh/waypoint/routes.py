@@ -34,8 +34,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from trustusbank.manifests.core import WAYPOINT_LABEL
 from trustusbank.manifests.gateway.objects import (
-    WAYPOINT_LABEL,
     WAYPOINT_NAMESPACE_LABEL,
     AgentgatewayBackend,
     AgentgatewayPolicy,
@@ -50,12 +50,11 @@ from trustusbank.manifests.gateway.objects import (
     RuleMatch,
     TargetRef,
     is_waypoint_class,
-    namespace_of,
     service_host,
 )
 from trustusbank.manifests.gateway.schema import AGENTGATEWAY_GROUP, GATEWAY_GROUP
-from trustusbank.manifests.objects import Manifest
-from trustusbank.mesh.waypoint.cel_policy import HttpAuthorization, McpAuthorization
+from trustusbank.manifests.manifest import Manifest, namespace_of
+from trustusbank.mesh.authz.cel import HttpAuthorization, McpAuthorization
 from trustusbank.mesh.waypoint.ratelimit import Clock, LocalRateLimits, bucket
 
 # Attachment levels, least specific first (agentgateway: Gateway < Listener < Route < Route Rule);

@@ -22,16 +22,17 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.cluster.topology import HBONE_PORT, METRICS_PORT, OUTBOUND_PORT, Pod, Topology
+from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT, OUTBOUND_PORT
+from trustusbank.cluster.topology import Pod, Topology
+from trustusbank.mesh.identity.istiod import CsrClient
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.mesh.istiod import CsrClient
 from trustusbank.mesh.ztunnel.access_log import AccessLog
 from trustusbank.mesh.ztunnel.inbound import Inbound
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
 from trustusbank.mesh.ztunnel.outbound import Outbound
 from trustusbank.mesh.ztunnel.policy_store import PolicyStore
-from trustusbank.telemetry.control import control_app
+from trustusbank.telemetry.admin import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)

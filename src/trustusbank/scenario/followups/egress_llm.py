@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from trustusbank.cluster.topology import METRICS_PORT
+from trustusbank.cluster.ports import METRICS_PORT
 from trustusbank.cluster.watch import load_in_force
 from trustusbank.manifests import ManifestError
 from trustusbank.manifests.kagent.spec import SPEC_ENV
@@ -137,11 +137,11 @@ import asyncio, dataclasses, json, os, secrets
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from trustusbank.agents.model.factory import client_for
-from trustusbank.agents.runtime.delegation import AgentCaller
-from trustusbank.agents.runtime.loop import AgentLoop
-from trustusbank.agents.runtime.mcp_tools import McpToolbox
-from trustusbank.agents.runtime.metrics import AgentMetrics
-from trustusbank.agents.runtime.sessions import SessionStore
+from trustusbank.agents.a2a.delegation import AgentCaller
+from trustusbank.agents.a2a.loop import AgentLoop
+from trustusbank.agents.a2a.mcp_tools import McpToolbox
+from trustusbank.agents.a2a.metrics import AgentMetrics
+from trustusbank.agents.a2a.sessions import SessionStore
 from trustusbank.manifests.kagent.spec import AgentSpec
 
 async def main():

@@ -1,9 +1,9 @@
 """Streaming: server-sent events as both providers send them, and how a reply is cut into pieces.
 
-Events are `event:` (Anthropic only) plus one `data:` line. Parsing lives here
-too so tests and any streaming client read a stream the way the SSE spec says
-rather than splitting on newlines by hand. Replies are cut the way real models
-stream them (text by word, tool arguments mid-JSON) so that reassembly is tested.
+Events are `event:` (Anthropic only) plus one `data:` line, read back with the one
+strict parser (`trustusbank.sse`) rather than by splitting on newlines by hand. Replies are
+cut the way real models stream them (text by word, tool arguments mid-JSON) so that
+reassembly is tested.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
+from trustusbank.sse import events
 
 
 def encode(data: dict[str, Any] | str, event: str | None = None) -> bytes:
@@ -21,25 +23,8 @@ def encode(data: dict[str, Any] | str, event: str | None = None) -> bytes:
 
 
 def parse(text: str) -> list[tuple[str | None, str]]:
-    """(event name or None, data) for every event in a complete stream; comments are skipped."""
-    events: list[tuple[str | None, str]] = []
-    event: str | None = None
-    data: list[str] = []
-    for line in [*text.replace("\r\n", "\n").split("\n"), ""]:
-        if not line:
-            if data:
-                events.append((event, "\n".join(data)))
-            event, data = None, []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-    return events
+    """(event name or None, data) for every event with data in a complete stream."""
+    return [(e.event or None, "\n".join(e.data)) for e in events(text) if e.data]
 
 
 def text_pieces(text: str) -> list[str]:

@@ -21,7 +21,8 @@ import httpx2
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 
-from trustusbank.cluster.topology import OUTBOUND_PORT, Pod
+from trustusbank.cluster.ports import OUTBOUND_PORT
+from trustusbank.cluster.topology import Pod
 from trustusbank.scenario.cluster import Cluster, ClusterUnavailable
 
 PROTOCOL = "2026-07-28"

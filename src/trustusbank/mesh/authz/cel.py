@@ -44,6 +44,8 @@ from typing import Any, Self
 
 import cel
 
+from trustusbank.mesh.authz.cel_attributes import EMBEDDED_ROOTS_AT, MCP_AUTHZ, TRAFFIC
+
 log = logging.getLogger(__name__)
 
 JUDGED_METHODS = frozenset(
@@ -221,7 +223,7 @@ class _Authorization:
 class HttpAuthorization(_Authorization):
     """`traffic.authorization`: the HTTP request and the caller, no MCP."""
 
-    _provides = frozenset({"source", "request"})
+    _provides = EMBEDDED_ROOTS_AT[TRAFFIC]
 
     def decide(self, source: Identity | None, request: RequestInfo) -> CelDecision:
         try:
@@ -241,7 +243,7 @@ class McpAuthorization(_Authorization):
     not name one (with one target per backend, agentgateway resolves every call to it).
     """
 
-    _provides = frozenset({"source", "request", "mcp"})
+    _provides = EMBEDDED_ROOTS_AT[MCP_AUTHZ]
 
     def __init__(self, rules: Iterable[Rule], target: str | None = None) -> None:
         super().__init__(rules)

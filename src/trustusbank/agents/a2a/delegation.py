@@ -24,7 +24,7 @@ from a2a.client import A2ACardResolver, A2AClientError, ClientConfig, ClientFact
 from a2a.helpers import get_artifact_text, get_data_parts, get_message_text
 from a2a.types import a2a_pb2 as a2a
 
-from trustusbank.agents.runtime.mcp_tools import describe_error
+from trustusbank.agents.a2a.mcp_tools import describe_error
 from trustusbank.manifests.kagent.spec import SubAgentSpec
 from trustusbank.telemetry.tracing import inject
 

@@ -49,14 +49,12 @@ sources (paths under `site-packages/mcp`, line numbers of mcp 2.3.0):
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-import pydantic_core
 from mcp.shared.inbound import NAME_BEARING_METHODS, decode_header_value
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.jsonrpc import (
@@ -68,22 +66,10 @@ from mcp_types.jsonrpc import (
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
-__all__ = [
-    "MAX_BODY_DEFAULT",
-    "MAX_DEPTH",
-    "McpMessage",
-    "McpRefused",
-    "McpRequest",
-    "filter_tools_list",
-    "jsonrpc_error",
-    "parse_request",
-]
+from trustusbank.mesh.waypoint.mcp.strict_json import JsonError, loads
 
 MAX_BODY_DEFAULT: Final = 1024 * 1024
 """Largest POST body judged (bytes); the SDK's own default limit is 4 MiB."""
-
-MAX_DEPTH: Final = 64
-"""Deepest JSON nesting judged; pydantic_core (the session era's parser) stops near 200."""
 
 PROTOCOL_VERSION_HEADER: Final = "mcp-protocol-version"
 METHOD_HEADER: Final = "mcp-method"
@@ -110,7 +96,6 @@ _SINGLE_HEADERS: Final = frozenset(
 
 _SESSION_ID = re.compile(r"^[\x21-\x7E]+$")  # server/streamable_http.py:78
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _REQUEST_KEYS: Final = frozenset({"jsonrpc", "id", "method", "params"})
 _ERROR_KEYS: Final = frozenset({"code", "message", "data"})
 
@@ -161,94 +146,10 @@ def jsonrpc_error(request_id: str | int | None, code: int, message: str) -> byte
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-# --- strict JSON ---------------------------------------------------------------------------------
-
-
-class _JsonError(ValueError):
-    """A body the gateway will not judge as JSON."""
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _JsonError(f"duplicate object key {key!r}")
-        obj[key] = value
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise _JsonError(f"non-standard JSON constant {name}")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _JsonError("number out of range")
-    return value
-
-
-def _check_tree(value: Any) -> None:
-    """Depth bound and no lone surrogates anywhere (keys included); iterative, so total."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, str):
-            if _SURROGATE.search(node):
-                raise _JsonError("lone surrogate in string")
-        elif isinstance(node, dict | list):
-            if depth > MAX_DEPTH:
-                raise _JsonError(f"nesting deeper than {MAX_DEPTH}")
-            if isinstance(node, dict):
-                stack.extend((key, depth) for key in node)
-                stack.extend((item, depth + 1) for item in node.values())
-            else:
-                stack.extend((item, depth + 1) for item in node)
-
-
-def _identical(a: Any, b: Any) -> bool:
-    """Equal with equal types at every level (so 1 vs 1.0 or True vs 1 differ)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_identical(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def _strict_json(raw: bytes) -> Any:
-    """Parse `raw` as strict UTF-8 JSON that both SDK parsers read exactly as we do."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raise _JsonError("UTF-8 byte order mark")
-    if json.detect_encoding(raw) != "utf-8":
-        raise _JsonError("body is not UTF-8")
-    try:
-        text = raw.decode("utf-8")
-        value = json.loads(
-            text,
-            object_pairs_hook=_object_without_duplicates,
-            parse_constant=_no_constant,
-            parse_float=_finite_float,
-        )
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _JsonError(str(exc) or type(exc).__name__) from exc
-    _check_tree(value)
-    # The 2026 entry reads json.loads(bytes); the session era and the client read pydantic_core.
-    try:
-        stdlib = json.loads(raw)
-        jiter = pydantic_core.from_json(raw)
-    except (ValueError, RecursionError) as exc:
-        raise _JsonError("the SDK parsers disagree with this body") from exc
-    if not (_identical(value, stdlib) and _identical(value, jiter)):
-        raise _JsonError("the SDK parsers read this body differently")
-    return value
-
-
 # --- headers -------------------------------------------------------------------------------------
 
 
-def _media_type_ok(value: str | None, expected: str) -> bool:
+def media_type_ok(value: str | None, expected: str) -> bool:
     """`expected` exactly, optionally with `charset=utf-8` (the only body encoding judged)."""
     if value is None or not value.startswith(expected):
         return False
@@ -505,14 +406,14 @@ def parse_request(
             raise McpRefused(400, INVALID_REQUEST, "Content-Length does not match the body")
     if len(body) > max_body:
         raise McpRefused(413, INVALID_REQUEST, "request body too large")
-    if not _media_type_ok(hdrs.get("content-type"), "application/json"):
+    if not media_type_ok(hdrs.get("content-type"), "application/json"):
         raise McpRefused(415, INVALID_REQUEST, "Content-Type must be application/json")
     if not has_json or not (has_sse or json_response):
         raise McpRefused(406, INVALID_REQUEST, "client must accept application/json and text/event-stream")
 
     try:
-        decoded = _strict_json(body)
-    except _JsonError as exc:
+        decoded = loads(body)
+    except JsonError as exc:
         raise McpRefused(400, PARSE_ERROR, f"Parse error: {exc}") from exc
     if isinstance(decoded, list):
         raise _invalid("JSON-RPC batches are not accepted (the MCP server rejects them)")
@@ -535,133 +436,3 @@ def parse_request(
             )
         protocol_version = offered
     return McpRequest(http_method, protocol_version, session_id, (message,), False)
-
-
-# --- tools/list filtering ------------------------------------------------------------------------
-
-
-def _filter_message(obj: Any, allowed: Callable[[str], bool]) -> bool:
-    """Drop disallowed tools from a tools/list result in place; True if anything was dropped."""
-    if not isinstance(obj, dict) or obj.get("jsonrpc") != "2.0":
-        raise ValueError("not a JSON-RPC message")
-    if "result" not in obj:
-        if "error" in obj or "method" in obj:
-            return False  # an error, or a server request/notification: untouched
-        raise ValueError("not a JSON-RPC message")
-    if "error" in obj or "method" in obj:
-        raise ValueError("ambiguous JSON-RPC message")
-    result = obj["result"]
-    tools = result.get("tools") if isinstance(result, dict) else None
-    if not isinstance(tools, list):
-        raise ValueError("result carries no tools list")
-    kept = []
-    for tool in tools:
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            raise ValueError("a tool without a string name")
-        if allowed(tool["name"]):
-            kept.append(tool)
-    if len(kept) == len(tools):
-        return False
-    result["tools"] = kept
-    return True
-
-
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-@dataclass
-class _Event:
-    """One dispatched SSE event, with only the fields it carried (httpx2 `_SSEEventDecoder`)."""
-
-    event: str = ""
-    data: list[str] | None = None
-    id: str | None = None
-    retry: int | None = None
-
-    def render(self) -> str:
-        lines = []
-        if self.event:
-            lines.append(f"event: {self.event}")
-        if self.id is not None:
-            lines.append(f"id: {self.id}")
-        if self.retry is not None:
-            lines.append(f"retry: {self.retry}")
-        lines.extend(f"data: {line}" for line in self.data or ())
-        return "".join(f"{line}\r\n" for line in lines) + "\r\n"
-
-
-def _sse_events(text: str) -> list[_Event]:
-    """Split an SSE body into events exactly as the MCP client's decoder (httpx2/_sse.py) does."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    tail = lines.pop()  # text after the last line break: an unterminated line
-    events: list[_Event] = []
-    current: _Event | None = None
-    for line in lines:
-        if not line:
-            if current is not None:
-                events.append(current)
-            current = None
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            current = current or _Event()
-            current.event = value
-        elif field == "data":
-            current = current or _Event()
-            current.data = [*(current.data or []), value]
-        elif field == "id" and "\0" not in value:
-            current = current or _Event()
-            current.id = value
-        elif field == "retry":
-            try:
-                retry = int(value)
-            except ValueError:
-                continue
-            current = current or _Event()
-            current.retry = retry
-    if current is not None or tail:
-        raise ValueError("SSE body ends inside an event")
-    return events
-
-
-def filter_tools_list(content_type: str, body: bytes, allowed: Callable[[str], bool]) -> bytes:
-    """A tools/list response with the tools `allowed` refuses removed; other messages untouched.
-
-    `content_type` is the response's: `application/json` (one JSON-RPC response) or
-    `text/event-stream` (JSON-RPC messages in `data:` lines of `message` events). A JSON body
-    with nothing removed is returned byte for byte; an SSE body is re-serialised from the
-    events as parsed, so the client reads exactly the events that were judged. Raises
-    `ValueError` for anything it cannot parse, so the caller fails closed.
-    """
-    if _media_type_ok(content_type.lower(), "application/json"):
-        try:
-            obj = _strict_json(body)
-        except _JsonError as exc:
-            raise ValueError(f"tools/list response: {exc}") from exc
-        return _dump(obj).encode() if _filter_message(obj, allowed) else body
-    if not _media_type_ok(content_type.lower(), "text/event-stream"):
-        raise ValueError(f"unexpected tools/list response content type {content_type!r}")
-    if body.startswith(b"\xef\xbb\xbf"):
-        raise ValueError("SSE body starts with a byte order mark")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError("SSE body is not UTF-8") from exc
-    out: list[str] = []
-    for event in _sse_events(text):
-        data = "\n".join(event.data or ())
-        if (
-            event.event in ("", "message") and data
-        ):  # what the client parses (mcp/client/streamable_http.py:182)
-            try:
-                obj = _strict_json(data.encode())
-            except _JsonError as exc:
-                raise ValueError(f"SSE message event: {exc}") from exc
-            if _filter_message(obj, allowed):
-                event.data = [_dump(obj)]
-        out.append(event.render())
-    return "".join(out).encode()

@@ -23,6 +23,11 @@ from typing import Any, Literal
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
+from trustusbank.agents.a2a import spans as attr
+from trustusbank.agents.a2a.delegation import AgentCaller, DelegationOutcome, request_text
+from trustusbank.agents.a2a.mcp_tools import McpTool, McpToolbox, ToolOutcome
+from trustusbank.agents.a2a.metrics import AgentMetrics
+from trustusbank.agents.a2a.sessions import SessionStore
 from trustusbank.agents.model.types import (
     Message,
     ModelClient,
@@ -32,11 +37,6 @@ from trustusbank.agents.model.types import (
     ToolSpec,
     Usage,
 )
-from trustusbank.agents.runtime import spans as attr
-from trustusbank.agents.runtime.delegation import AgentCaller, DelegationOutcome, request_text
-from trustusbank.agents.runtime.mcp_tools import McpTool, McpToolbox, ToolOutcome
-from trustusbank.agents.runtime.metrics import AgentMetrics
-from trustusbank.agents.runtime.sessions import SessionStore
 from trustusbank.manifests.kagent.spec import AgentSpec, SubAgentSpec
 
 log = logging.getLogger(__name__)

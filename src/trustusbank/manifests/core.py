@@ -1,90 +1,20 @@
-"""Typed, read-only views of the manifest bundle.
+"""Typed, read-only views of the core Kubernetes kinds in the bundle.
 
 Later code (the runtime, the mesh model) reads these instead of raw dicts, so that
-a field's name and default are decided once, here. Each view keeps its `Manifest`
-so a check about any field can still point at the line that declares it.
+a field's name and default are decided once, here.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
-JsonPath = tuple[str | int, ...]
-Position = tuple[int, int]
+from trustusbank.manifests.manifest import Manifest, namespace_of
 
 AMBIENT_LABEL = "istio.io/dataplane-mode"
 WAYPOINT_LABEL = "istio.io/use-waypoint"
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with the bundle; `line` 0 means the file as a whole."""
-
-    file: Path
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else str(self.file)
-        return f"{where}: {self.message}"
-
-
-class ManifestError(Exception):
-    """The bundle cannot be used; carries every problem found, not just the first."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = sorted(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-def line_at(positions: Mapping[JsonPath, Position], path: Sequence[str | int]) -> int | None:
-    """The line of `path`, else of its nearest ancestor: an absent field is reported where it belongs."""
-    key = tuple(path)
-    while key not in positions:
-        if not key:
-            return None
-        key = key[:-1]
-    return positions[key][0]
-
-
-@dataclass(frozen=True)
-class Source:
-    file: Path
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """One validated document; `body` is the whole document as parsed."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str | None
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    body: dict[str, Any]
-    source: Source
-    positions: Mapping[JsonPath, Position] = field(default_factory=dict, repr=False, compare=False)
-
-    def path_line(self, path: Sequence[str | int]) -> int:
-        return line_at(self.positions, path) or self.source.line
-
-    def problem(self, path: Sequence[str | int], message: str) -> Problem:
-        return Problem(self.source.file, self.path_line(path), f"{self.ref}: {message}")
-
-    @property
-    def ref(self) -> str:
-        """How messages name this object: `Kind namespace/name`."""
-        scope = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {scope}{self.name}"
 
 
 def _get(body: Mapping[str, Any], *keys: str) -> Any:
@@ -95,11 +25,6 @@ def _get(body: Mapping[str, Any], *keys: str) -> Any:
             return None
         node = node.get(key)
     return node
-
-
-def _namespace(manifest: Manifest) -> str:
-    # Kubernetes places an object without metadata.namespace in "default"; so do we.
-    return manifest.namespace or "default"
 
 
 @dataclass(frozen=True)
@@ -129,7 +54,7 @@ class ServiceAccount:
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> ServiceAccount:
-        return cls(manifest.name, _namespace(manifest), manifest)
+        return cls(manifest.name, namespace_of(manifest), manifest)
 
 
 class ContainerPort(NamedTuple):
@@ -217,7 +142,7 @@ class Deployment:
         replicas = spec.get("replicas")
         return cls(
             name=manifest.name,
-            namespace=_namespace(manifest),
+            namespace=namespace_of(manifest),
             labels=manifest.labels,
             selector=LabelSelector.from_body(spec.get("selector")),
             pod_labels=dict(_get(spec, "template", "metadata", "labels") or {}),
@@ -268,7 +193,7 @@ class Service:
             )
             for p in spec.get("ports") or []
         ]
-        return cls(manifest.name, _namespace(manifest), dict(spec.get("selector") or {}), ports, manifest)
+        return cls(manifest.name, namespace_of(manifest), dict(spec.get("selector") or {}), ports, manifest)
 
 
 @dataclass(frozen=True)
@@ -280,7 +205,7 @@ class ConfigMap:
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> ConfigMap:
-        return cls(manifest.name, _namespace(manifest), dict(manifest.body.get("data") or {}), manifest)
+        return cls(manifest.name, namespace_of(manifest), dict(manifest.body.get("data") or {}), manifest)
 
 
 @dataclass(frozen=True)
@@ -303,4 +228,4 @@ class Secret:
         data = {k: base64.b64decode(v or "") for k, v in (manifest.body.get("data") or {}).items()}
         data |= {k: (v or "").encode() for k, v in (manifest.body.get("stringData") or {}).items()}
         kind = manifest.body.get("type") or "Opaque"
-        return cls(manifest.name, _namespace(manifest), kind, data, manifest)
+        return cls(manifest.name, namespace_of(manifest), kind, data, manifest)

@@ -19,11 +19,11 @@ from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2 as a2a
 
+from trustusbank.agents.a2a.delegation import REPLY_ARTIFACT, TOOL_CALLS_ARTIFACT
+from trustusbank.agents.a2a.loop import AgentLoop
+from trustusbank.agents.a2a.mcp_tools import describe_error
+from trustusbank.agents.a2a.metrics import AgentMetrics
 from trustusbank.agents.model.types import ModelError
-from trustusbank.agents.runtime.delegation import REPLY_ARTIFACT, TOOL_CALLS_ARTIFACT
-from trustusbank.agents.runtime.loop import AgentLoop
-from trustusbank.agents.runtime.mcp_tools import describe_error
-from trustusbank.agents.runtime.metrics import AgentMetrics
 from trustusbank.telemetry.tracing import extract
 
 log = logging.getLogger(__name__)

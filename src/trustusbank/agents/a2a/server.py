@@ -29,16 +29,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from trustusbank import __version__
+from trustusbank.agents.a2a.access_guard import AccessGuard, access_log_path
+from trustusbank.agents.a2a.callers import TOPOLOGY_ENV, CallerResolver, no_callers, topology_resolver
+from trustusbank.agents.a2a.card import URL_EXTRA, agent_card
+from trustusbank.agents.a2a.delegation import AgentCaller
+from trustusbank.agents.a2a.executor import LoopExecutor
+from trustusbank.agents.a2a.loop import AgentLoop
+from trustusbank.agents.a2a.mcp_tools import McpToolbox
+from trustusbank.agents.a2a.metrics import AgentMetrics
+from trustusbank.agents.a2a.sessions import SessionStore
 from trustusbank.agents.model.types import ModelClient
-from trustusbank.agents.runtime.access_guard import AccessGuard, access_log_path
-from trustusbank.agents.runtime.callers import TOPOLOGY_ENV, CallerResolver, no_callers, topology_resolver
-from trustusbank.agents.runtime.card import URL_EXTRA, agent_card
-from trustusbank.agents.runtime.delegation import AgentCaller
-from trustusbank.agents.runtime.executor import LoopExecutor
-from trustusbank.agents.runtime.loop import AgentLoop
-from trustusbank.agents.runtime.mcp_tools import McpToolbox
-from trustusbank.agents.runtime.metrics import AgentMetrics
-from trustusbank.agents.runtime.sessions import SessionStore
 from trustusbank.manifests.kagent.spec import SPEC_ENV, AgentSpec
 from trustusbank.paths import TRACES_ENV, state_dir
 from trustusbank.telemetry.tracing import setup_tracing
@@ -59,7 +59,7 @@ def create_app(
 ) -> Starlette:
     registry = registry if registry is not None else CollectorRegistry()
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-    tracer = provider.get_tracer("trustusbank.agents.runtime", __version__)
+    tracer = provider.get_tracer("trustusbank.agents.a2a", __version__)
     metrics = AgentMetrics(spec, registry)
     toolbox = McpToolbox(spec.mcp_servers)
     loop = AgentLoop(

@@ -27,8 +27,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from trustusbank.agents.runtime.callers import CallerResolver
-from trustusbank.agents.runtime.metrics import AgentMetrics
+from trustusbank.agents.a2a.callers import CallerResolver
+from trustusbank.agents.a2a.metrics import AgentMetrics
 from trustusbank.manifests.kagent import access
 from trustusbank.manifests.kagent.access import principal_matches as principal_matches
 from trustusbank.manifests.kagent.spec import AgentSpec
