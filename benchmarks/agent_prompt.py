@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tests.agents.runtime.support import Served  # noqa: E402
+from tests.agents.a2a.support import Served  # noqa: E402
 
 from mesh import start_cluster, stop_cluster  # noqa: E402
 from trustusbank.agents.a2a.server import create_app  # noqa: E402

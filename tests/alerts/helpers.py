@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.paths import REPO
 from trustusbank.alerts.rule_tests import load_groups
 from trustusbank.manifests.prometheus import PrometheusRule, RuleGroup
 
-REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "10-observability" / "prometheus-rules.yaml"
 FIXTURES = Path(__file__).resolve().parent / "promtool"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.paths import DEPLOY as DEPLOY
 from trustusbank.lint import Finding, Severity, lint_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def fixture(name: str) -> Path:

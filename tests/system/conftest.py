@@ -1,0 +1,83 @@
+"""One embedded cluster for the test session: `trustusbank up --detach` in a private state directory.
+
+Tests that change it (policies, killed pods) put it back as they found it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.paths import DEPLOY
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.topology import Topology
+
+
+@dataclass
+class Cluster:
+    files: ClusterFiles
+    env: dict[str, str]
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "trustusbank", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def exec_python(self, pod: str, code: str) -> subprocess.CompletedProcess[str]:
+        return self.cli("exec", pod, "--", sys.executable, "-c", code)
+
+    @property
+    def topology(self) -> Topology:
+        return Topology.load(self.files.topology)
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.files.status.read_text()))
+
+    def access_log(self) -> list[dict[str, Any]]:
+        records = []
+        for path in sorted(self.files.logs.glob("ztunnel-*.jsonl")):
+            records += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return records
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    state = tmp_path_factory.mktemp("cluster-state")
+    env = {
+        **os.environ,
+        "TRUSTUSBANK_STATE_DIR": str(state),
+        "TRUSTUSBANK_PORT_FORWARDS": "0",
+        # Short-lived SVIDs, so that rotation happens while the module's tests run.
+        "TRUSTUSBANK_SVID_TTL_SECONDS": "8",
+        "TRUSTUSBANK_DEPLOY_DIR": str(DEPLOY),
+    }
+    cluster = Cluster(ClusterFiles(state), env)
+    cluster.files.make()
+    started = cluster.cli("up", "--detach", timeout=300)
+    if started.returncode != 0:
+        supervisor_log = cluster.files.logs / "supervisor.log"
+        tail = supervisor_log.read_text()[-3000:] if supervisor_log.exists() else ""
+        pytest.fail(f"up --detach failed:\n{started.stderr}\n{tail}")
+    yield cluster
+    cluster.cli("down", timeout=120)

@@ -1,0 +1,107 @@
+"""On the embedded cluster: `trustusbank apply -f` a DENY, and a tunnel opened before it is cut.
+
+The tunnel is a real mesh client's: an SVID from the cluster's CA, HBONE to fx-api's
+node proxy, an HTTP/1.1 keep-alive connection to the app with a second request under
+way. Applying the DENY must close it (ztunnel's PolicyWatcher), not only refuse the
+next tunnel; the access log says why. The policy is deleted again afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.system.conftest import Cluster
+from trustusbank.mesh.hbone import HboneError, HboneRefused, Tunnel, client_context, open_tunnel
+from trustusbank.mesh.identity import CertificateAuthority, SpiffeId
+
+ACCOUNT_MCP = SpiffeId("cluster.local", "trustusbank-bank-mcp", "account-mcp")
+FX_API = SpiffeId("cluster.local", "external-fx", "fx-api")
+NAME = "test-deny-account-mcp-to-fx-api"
+POLICY = f"""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: {NAME}
+  namespace: external-fx
+spec:
+  selector:
+    matchLabels:
+      app: fx-api
+  action: DENY
+  rules:
+    - from:
+        - source:
+            principals: ["cluster.local/ns/trustusbank-bank-mcp/sa/account-mcp"]
+"""
+REQUEST = b"GET /latest?from=GBP&to=USD HTTP/1.1\r\nHost: fx-api\r\n\r\n"
+DEADLINE = 20  # a guard against hanging, never an assertion about speed
+
+
+async def _answer(tunnel: Tunnel) -> bytes:
+    data = b""
+    async with asyncio.timeout(DEADLINE):
+        while b"1.27" not in data:
+            chunk = await tunnel.read()
+            assert chunk, f"fx-api ended the connection: {data!r}"
+            data += chunk
+    return data
+
+
+async def test_applying_a_deny_closes_the_open_tunnel_it_denies(cluster: Cluster, tmp_path: Path) -> None:
+    ca = CertificateAuthority.load_or_create(cluster.files.ca)
+    svid = ca.issue(ACCOUNT_MCP, timedelta(minutes=5))
+    (tmp_path / "cert.pem").write_bytes(svid.cert_pem)
+    (tmp_path / "key.pem").write_bytes(svid.key_pem)
+    context = client_context(
+        tmp_path / "cert.pem", tmp_path / "key.pem", cluster.files.trust_bundle.read_bytes()
+    )
+    fx_ip = next(p.ip for p in cluster.topology.pods if p.deployment == "fx-api")
+
+    async def tunnel() -> Tunnel:
+        return await open_tunnel(
+            fx_ip, 15008, authority=f"{fx_ip}:8080", ssl_context=context, expected_identity=FX_API
+        )
+
+    policy = tmp_path / f"{NAME}.yaml"
+    policy.write_text(POLICY)
+    held = await tunnel()
+    await held.write(REQUEST)
+    assert b"200 OK" in await _answer(held)
+    await held.write(b"GET /latest HTTP/1.1\r\n")  # the next request under way: no idle timeout applies
+
+    applied = await asyncio.to_thread(cluster.cli, "apply", "-f", str(policy))
+    assert applied.returncode == 0, applied.stderr
+    try:
+        async with asyncio.timeout(DEADLINE):
+            with pytest.raises(HboneError, match="reset by peer"):
+                await held.read()
+        with pytest.raises(HboneRefused) as refused:
+            await tunnel()
+        assert refused.value.status == 401
+        closed = cluster.wait_for(
+            lambda: [
+                r
+                for r in cluster.access_log()
+                if r.get("src.identity") == ACCOUNT_MCP.uri
+                and r.get("error")
+                == f"connection closed due to policy change: explicitly denied by: external-fx/{NAME}"
+            ],
+            what="the access-log line of the closed tunnel",
+        )
+        assert closed[-1]["dst.workload"] == "fx-api-0"
+        assert closed[-1]["bytes_sent"] > len(REQUEST), "both requests reached the app before the cut"
+    finally:
+        await held.close()
+        deleted = await asyncio.to_thread(cluster.cli, "delete", "-f", str(policy))
+        assert deleted.returncode == 0, deleted.stderr
+    async with asyncio.timeout(DEADLINE):  # put back: fx-api serves account-mcp again
+        while True:
+            try:
+                await (await tunnel()).close()
+                break
+            except HboneRefused:
+                await asyncio.sleep(0.1)
