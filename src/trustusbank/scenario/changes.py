@@ -149,7 +149,8 @@ def _pod(files: ClusterFiles, namespace: str, deployment: str) -> Pod:
 def _running_digest(status: dict[str, Any], pod: Pod) -> str | None:
     for entry in status.get("pods", []):
         if (entry.get("namespace"), entry.get("name")) == (pod.namespace, pod.name):
-            return entry.get("image_id")
+            image_id = entry.get("image_id")
+            return str(image_id) if image_id is not None else None
     return None
 
 

@@ -69,14 +69,16 @@ def _bank_server(workload: Workload, config: ServeConfig) -> MCPServer:
     from trustusbank.workloads.bank.db import BankDB
 
     module = importlib.import_module(workload.entry_module(config.variant))
-    return module.build(BankDB(workload.db_path(config)))
+    server: MCPServer = module.build(BankDB(workload.db_path(config)))
+    return server
 
 
 def _converter_server(workload: Workload, config: ServeConfig) -> MCPServer:
     from trustusbank.workloads.vendor.converter import ConverterConfig
 
     module = importlib.import_module(workload.entry_module(config.variant))
-    return module.build(ConverterConfig.from_env())
+    server: MCPServer = module.build(ConverterConfig.from_env())
+    return server
 
 
 def _attacker_app(workload: Workload, config: ServeConfig) -> ASGIApp:

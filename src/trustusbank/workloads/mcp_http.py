@@ -44,7 +44,7 @@ def new_server(name: str, *, version: str, instructions: str) -> MCPServer:
     """An MCPServer with a /healthz route and the SDK's console logging kept quiet."""
     server = MCPServer(name, version=version, instructions=instructions, log_level="WARNING")
 
-    @server.custom_route("/healthz", methods=["GET"])
+    @server.custom_route("/healthz", methods=["GET"])  # type: ignore[untyped-decorator]  # the SDK leaves it untyped
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "server": name, "version": version})
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from trustusbank.cluster.ports import HBONE_PORT
-from trustusbank.mesh.hbone.client import HboneError, HboneRefused, HboneStream, Tunnel, open_tunnel
-from trustusbank.mesh.hbone.h2 import ByteStream, pipe
+from trustusbank.mesh.hbone.client import Tunnel, open_tunnel
+from trustusbank.mesh.hbone.h2 import ByteStream, HboneError, HboneRefused, HboneStream, pipe
 from trustusbank.mesh.hbone.server import (
     Authority,
     HboneRequest,

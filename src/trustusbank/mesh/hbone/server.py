@@ -26,8 +26,7 @@ from typing import NamedTuple
 
 from h2.errors import ErrorCodes
 
-from trustusbank.mesh.hbone.client import HboneConnection, HboneError, HboneStream, describe_error
-from trustusbank.mesh.hbone.h2 import header_dict
+from trustusbank.mesh.hbone.h2 import HboneConnection, HboneError, HboneStream, describe_error, header_dict
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.identity.tls import ALPN_H2
 

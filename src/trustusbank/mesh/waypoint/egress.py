@@ -15,7 +15,8 @@ import httpcore
 
 from trustusbank.cluster.ports import HBONE_PORT
 from trustusbank.cluster.topology import Topology
-from trustusbank.mesh.hbone.client import HboneError, Tunnel, open_tunnel
+from trustusbank.mesh.hbone.client import Tunnel, open_tunnel
+from trustusbank.mesh.hbone.h2 import HboneError
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.destinations import Unresolvable, resolve

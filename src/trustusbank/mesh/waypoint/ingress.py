@@ -13,8 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from trustusbank.cluster.topology import Pod, Topology
-from trustusbank.mesh.hbone.client import HboneStream
-from trustusbank.mesh.hbone.h2 import pipe
+from trustusbank.mesh.hbone.h2 import HboneStream, pipe
 from trustusbank.mesh.hbone.server import HboneRequest, serve
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId

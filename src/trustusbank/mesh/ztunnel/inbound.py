@@ -28,8 +28,7 @@ from trustusbank.cluster.topology import Pod
 from trustusbank.manifests.istio.objects import Connection, Workload
 from trustusbank.mesh.authz.evaluate import ERROR_FMT, Decision, authorize
 from trustusbank.mesh.authz.peer_authn import mtls_mode
-from trustusbank.mesh.hbone.client import HboneStream
-from trustusbank.mesh.hbone.h2 import READ_CHUNK, pipe
+from trustusbank.mesh.hbone.h2 import READ_CHUNK, HboneStream, pipe
 from trustusbank.mesh.hbone.server import HboneRequest, serve
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord

@@ -16,8 +16,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from trustusbank.cluster.ports import HBONE_PORT
 from trustusbank.cluster.topology import Pod
-from trustusbank.mesh.hbone.client import HboneError, HboneRefused, open_tunnel
-from trustusbank.mesh.hbone.h2 import pipe
+from trustusbank.mesh.hbone.client import open_tunnel
+from trustusbank.mesh.hbone.h2 import HboneError, HboneRefused, pipe
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
 from trustusbank.mesh.ztunnel.destinations import Destination, Unresolvable, resolve

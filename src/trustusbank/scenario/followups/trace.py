@@ -219,7 +219,7 @@ class Story:
         return f"+{offset * 1000:6.1f} ms  {(node.end - node.start) * 1000:6.1f} ms"
 
     def identity_of(self, node: Node) -> str:
-        service = node.resource.get("service.name", "")
+        service = str(node.resource.get("service.name", ""))
         namespace = node.resource.get("service.namespace", "")
         for pod in self.cluster.topology.pods:
             if (pod.namespace, pod.deployment) == (namespace, service):

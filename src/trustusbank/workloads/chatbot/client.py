@@ -41,7 +41,7 @@ class AskError(Exception):
 
 
 def _state_name(state: int) -> str:
-    return TaskState.Name(state).removeprefix("TASK_STATE_").lower()
+    return str(TaskState.Name(state)).removeprefix("TASK_STATE_").lower()
 
 
 def _whole_numbers(value: Any) -> Any:
