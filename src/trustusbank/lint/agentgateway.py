@@ -31,7 +31,7 @@ from trustusbank.lint.cel_refs import (
 )
 from trustusbank.lint.cel_rules import T, describe, outcomes, reference_problems, tool_call_scopes
 from trustusbank.lint.findings import Emitter, Finding, Severity
-from trustusbank.manifests import Manifest
+from trustusbank.manifests.manifest import Manifest, field_at, namespace_of
 from trustusbank.mesh.authz.cel_attributes import MCP_AUTHZ, TRAFFIC
 
 POLICY_KIND = "AgentgatewayPolicy"
@@ -51,25 +51,13 @@ class Objects:
     gateways: Sequence[Manifest] = ()
 
     def backend(self, namespace: str, name: str) -> Manifest | None:
-        return next((b for b in self.backends if (_ns(b), b.name) == (namespace, name)), None)
+        return next((b for b in self.backends if (namespace_of(b), b.name) == (namespace, name)), None)
 
     def route(self, namespace: str, name: str) -> Manifest | None:
-        return next((r for r in self.routes if (_ns(r), r.name) == (namespace, name)), None)
+        return next((r for r in self.routes if (namespace_of(r), r.name) == (namespace, name)), None)
 
     def gateway(self, namespace: str, name: str) -> Manifest | None:
-        return next((g for g in self.gateways if (_ns(g), g.name) == (namespace, name)), None)
-
-
-def _ns(manifest: Manifest) -> str:
-    return manifest.namespace or "default"
-
-
-def _get(body: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(body, Mapping):
-            return None
-        body = body.get(key)
-    return body
+        return next((g for g in self.gateways if (namespace_of(g), g.name) == (namespace, name)), None)
 
 
 def check_policy(policy: Manifest, objects: Objects) -> list[Finding]:
@@ -79,10 +67,10 @@ def check_policy(policy: Manifest, objects: Objects) -> list[Finding]:
     if not isinstance(spec, Mapping):
         return []
     findings = list(_target_findings(policy, spec, objects, emit))
-    traffic = _get(spec, "traffic", "authorization")
+    traffic = field_at(spec, "traffic", "authorization")
     if isinstance(traffic, Mapping):
         findings += _authorization(("spec", "traffic", "authorization"), traffic, TRAFFIC, emit)
-    mcp = _get(spec, "backend", "mcp", "authorization")
+    mcp = field_at(spec, "backend", "mcp", "authorization")
     if isinstance(mcp, Mapping):
         findings += _authorization(("spec", "backend", "mcp", "authorization"), mcp, MCP_AUTHZ, emit)
     return findings
@@ -92,7 +80,7 @@ def _authorization(
     base: tuple[str, ...], authorization: Mapping[str, Any], where: str, emit: Emitter
 ) -> list[Finding]:
     action = str(authorization.get("action") or "Allow")
-    expressions = _get(authorization, "policy", "matchExpressions")
+    expressions = field_at(authorization, "policy", "matchExpressions")
     if not isinstance(expressions, list):
         return []
     parsed: list[Parsed | CelSyntaxError] = []
@@ -219,10 +207,10 @@ def _target_findings(
     refs = spec.get("targetRefs")
     if not isinstance(refs, list):
         return
-    namespace = _ns(policy)
+    namespace = namespace_of(policy)
     has_traffic = isinstance(spec.get("traffic"), Mapping)
-    has_mcp = isinstance(_get(spec, "backend", "mcp"), Mapping)
-    mcp_authz = isinstance(_get(spec, "backend", "mcp", "authorization"), Mapping)
+    has_mcp = isinstance(field_at(spec, "backend", "mcp"), Mapping)
+    mcp_authz = isinstance(field_at(spec, "backend", "mcp", "authorization"), Mapping)
     for index, ref in enumerate(refs):
         if not isinstance(ref, Mapping):
             continue
@@ -268,20 +256,20 @@ def _missing_target(kind: str, namespace: str, name: str, objects: Objects) -> s
     """A target absent from an input that has objects of its kind (else we cannot tell)."""
     pools = {BACKEND_KIND: objects.backends, "HTTPRoute": objects.routes, "Gateway": objects.gateways}
     pool = pools.get(kind)
-    if not pool or any((_ns(m), m.name) == (namespace, name) for m in pool):
+    if not pool or any((namespace_of(m), m.name) == (namespace, name) for m in pool):
         return None
     return f"targets {kind} {namespace}/{name}, which is not in the input"
 
 
 def _is_mcp_backend(backend: Manifest | None) -> bool:
-    return backend is not None and isinstance(_get(backend.body, "spec", "mcp"), Mapping)
+    return backend is not None and isinstance(field_at(backend.body, "spec", "mcp"), Mapping)
 
 
 def _route_backends(route: Manifest) -> list[tuple[str, str, str]]:
     """(group, kind, name) of each backendRef of the route, in the route's namespace."""
     found = []
-    for rule in _get(route.body, "spec", "rules") or []:
-        for ref in _get(rule, "backendRefs") or []:
+    for rule in field_at(route.body, "spec", "rules") or []:
+        for ref in field_at(rule, "backendRefs") or []:
             if isinstance(ref, Mapping):
                 kind = str(ref.get("kind") or "Service")
                 found.append((str(ref.get("group") or ""), kind, str(ref.get("name") or "")))
@@ -292,7 +280,7 @@ def _route_has_mcp(route: Manifest, objects: Objects) -> bool:
     return any(
         group == AGENTGATEWAY_GROUP
         and kind == BACKEND_KIND
-        and _is_mcp_backend(objects.backend(_ns(route), name))
+        and _is_mcp_backend(objects.backend(namespace_of(route), name))
         for group, kind, name in _route_backends(route)
     )
 
@@ -320,8 +308,8 @@ def _no_mcp_reason(kind: str, namespace: str, name: str, objects: Objects) -> st
 
 
 def _parents(route: Manifest, namespace: str, name: str) -> bool:
-    for parent in _get(route.body, "spec", "parentRefs") or []:
+    for parent in field_at(route.body, "spec", "parentRefs") or []:
         same = isinstance(parent, Mapping) and parent.get("name") == name
-        if same and str(parent.get("namespace") or _ns(route)) == namespace:
+        if same and str(parent.get("namespace") or namespace_of(route)) == namespace:
             return True
     return False

@@ -11,20 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from trustusbank.manifests.manifest import Manifest, namespace_of
+from trustusbank.manifests.manifest import Manifest, field_at, namespace_of
 
 AMBIENT_LABEL = "istio.io/dataplane-mode"
 WAYPOINT_LABEL = "istio.io/use-waypoint"
-
-
-def _get(body: Mapping[str, Any], *keys: str) -> Any:
-    """Walk nested mappings, treating missing and null alike (the schema allows both)."""
-    node: Any = body
-    for key in keys:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(key)
-    return node
 
 
 @dataclass(frozen=True)
@@ -138,14 +128,14 @@ class Deployment:
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> Deployment:
         spec = manifest.body.get("spec") or {}
-        pod_spec = _get(spec, "template", "spec") or {}
+        pod_spec = field_at(spec, "template", "spec") or {}
         replicas = spec.get("replicas")
         return cls(
             name=manifest.name,
             namespace=namespace_of(manifest),
             labels=manifest.labels,
             selector=LabelSelector.from_body(spec.get("selector")),
-            pod_labels=dict(_get(spec, "template", "metadata", "labels") or {}),
+            pod_labels=dict(field_at(spec, "template", "metadata", "labels") or {}),
             service_account=pod_spec.get("serviceAccountName") or "default",
             containers=[Container.from_body(c) for c in pod_spec.get("containers") or []],
             replicas=1 if replicas is None else replicas,

@@ -85,3 +85,13 @@ class Manifest:
 def namespace_of(manifest: Manifest) -> str:
     # Kubernetes places an object without metadata.namespace in "default"; so do we.
     return manifest.namespace or "default"
+
+
+def field_at(body: Any, *keys: str) -> Any:
+    """Walk nested mappings, treating missing and null alike (the schemas allow both)."""
+    node: Any = body
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node

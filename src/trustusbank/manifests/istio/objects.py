@@ -13,10 +13,9 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from trustusbank.manifests.manifest import Manifest
+from trustusbank.manifests.manifest import Manifest, namespace_of
 
 ROOT_NAMESPACE = "istio-system"
 """istiod's default `meshConfig.rootNamespace`: policies here apply mesh-wide."""
@@ -236,7 +235,7 @@ class AuthorizationPolicy:
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> AuthorizationPolicy:
-        namespace = manifest.namespace or "default"
+        namespace = namespace_of(manifest)
         spec = manifest.body.get("spec")
         return cls.from_spec(manifest.name, namespace, spec, manifest.annotations, manifest)
 
@@ -275,9 +274,7 @@ class PeerAuthentication:
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> PeerAuthentication:
-        return cls.from_spec(
-            manifest.name, manifest.namespace or "default", manifest.body.get("spec"), manifest
-        )
+        return cls.from_spec(manifest.name, namespace_of(manifest), manifest.body.get("spec"), manifest)
 
 
 class PeerIdentity(Protocol):

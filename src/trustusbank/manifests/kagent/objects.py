@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from trustusbank.manifests.core import ConfigMap, LabelSelector, Secret, ServiceAccount
-from trustusbank.manifests.manifest import Manifest
+from trustusbank.manifests.manifest import Manifest, field_at, namespace_of
 
 KAGENT_GROUP = "kagent.dev"
 KAGENT_API = "kagent.dev/v1alpha2"
@@ -30,18 +30,6 @@ CLUSTER_DOMAIN = "cluster.local"
 AGENT_PORT = 8080
 
 AccessAction = Literal["ALLOW", "DENY"]
-
-
-def _namespace(manifest: Manifest) -> str:
-    return manifest.namespace or "default"
-
-
-def _get(body: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(body, Mapping):
-            return None
-        body = body.get(key)
-    return body
 
 
 def principal(namespace: str, service_account: str) -> str:
@@ -184,7 +172,7 @@ class Agent:
         source = declarative.get("systemMessageFrom")
         return cls(
             name=manifest.name,
-            namespace=_namespace(manifest),
+            namespace=namespace_of(manifest),
             type=str(spec.get("type") or "Declarative"),
             description=str(spec.get("description") or ""),
             system_message=str(declarative.get("systemMessage") or ""),
@@ -195,7 +183,7 @@ class Agent:
             stream=bool(declarative.get("stream")),
             mcp_tools=tuple(mcp_tools),
             agent_tools=tuple(agent_tools),
-            a2a_skills=tuple(dict(s) for s in _get(declarative, "a2aConfig", "skills") or ()),
+            a2a_skills=tuple(dict(s) for s in field_at(declarative, "a2aConfig", "skills") or ()),
             allowed_namespaces=AllowedNamespaces.from_body(spec.get("allowedNamespaces")),
             labels=dict(manifest.labels),
             manifest=manifest,
@@ -230,7 +218,7 @@ class ModelConfig:
         temperature = options.get("temperature")
         return cls(
             name=manifest.name,
-            namespace=_namespace(manifest),
+            namespace=namespace_of(manifest),
             provider=provider,
             model=str(spec.get("model") or ""),
             api_key_secret=spec.get("apiKeySecret") or None,
@@ -238,7 +226,7 @@ class ModelConfig:
             base_url=options.get("baseUrl") or None,
             max_tokens=int(max_tokens) if isinstance(max_tokens, int) else None,
             temperature=str(temperature) if temperature not in (None, "") else None,
-            ollama_host=_get(spec, "ollama", "host") or None,
+            ollama_host=field_at(spec, "ollama", "host") or None,
             manifest=manifest,
         )
 
@@ -264,7 +252,7 @@ class RemoteMCPServer:
         timeout = spec.get("timeout")
         return cls(
             name=manifest.name,
-            namespace=_namespace(manifest),
+            namespace=namespace_of(manifest),
             description=str(spec.get("description") or ""),
             protocol=str(spec.get("protocol") or "STREAMABLE_HTTP"),
             url=str(spec.get("url") or ""),
@@ -328,7 +316,7 @@ class AccessPolicy:
     def from_manifest(cls, manifest: Manifest) -> AccessPolicy:
         spec = manifest.body.get("spec") or {}
         target = spec.get("targetRef") or {}
-        namespace = _namespace(manifest)
+        namespace = namespace_of(manifest)
         subjects = tuple(
             AccessSubject(
                 index,
@@ -336,7 +324,7 @@ class AccessPolicy:
                 str(s.get("name") or ""),
                 str(s.get("namespace") or namespace),
             )
-            for index, s in enumerate(_get(spec, "from", "subjects") or ())
+            for index, s in enumerate(field_at(spec, "from", "subjects") or ())
             if isinstance(s, Mapping)
         )
         action: AccessAction = "DENY" if str(spec.get("action") or "").upper() == "DENY" else "ALLOW"
@@ -386,7 +374,7 @@ class Index:
 
     def _add(self, manifest: Manifest) -> None:
         group = manifest.api_version.rpartition("/")[0]
-        key = (_namespace(manifest), manifest.name)
+        key = (namespace_of(manifest), manifest.name)
         kind = (group, manifest.kind)
         if kind == (KAGENT_GROUP, "Agent"):
             self.agents[key] = Agent.from_manifest(manifest)
