@@ -63,6 +63,7 @@ async def register_entries(files: ClusterFiles, registry_url: str | None = None)
         build_entries,
         catalogue_from_bundle,
     )
+    from trustusbank.workloads.entrypoints import WORKLOADS
 
     if registry_url:
         try:
@@ -78,7 +79,7 @@ async def register_entries(files: ClusterFiles, registry_url: str | None = None)
         with tempfile.TemporaryDirectory(prefix="trustusbank-register-") as scratch:
             pins_path = Path(scratch) / PINS_FILE
             _copy_pins(files, pins_path)
-            entries = await build_entries(bundle, catalogue, PinStore(pins_path))
+            entries = await build_entries(bundle, catalogue, PinStore(pins_path), WORKLOADS)
     except (ManifestError, CatalogueError, sqlite3.Error, OSError) as exc:
         raise RegisterError(f"the registry's catalogue cannot be read: {exc}") from exc
     return [{**entry, **_running_image(files, entry)} for entry in entries]

@@ -34,6 +34,11 @@ class Bundle:
         self.objects = list(objects)
         self._views = [KINDS[(m.api_version, m.kind)].view(m) for m in self.objects]
 
+    def replaced(self, objects: Iterable[Manifest]) -> Bundle:
+        """A bundle of `objects` instead; how a controller's output stays a Bundle without
+        the controller importing this module (it sits below the kinds it expands)."""
+        return Bundle(objects)
+
     def _of(self, view_type: type[View]) -> list[View]:
         return [v for v in self._views if isinstance(v, view_type)]
 

@@ -126,7 +126,7 @@ def _chatbot_app(workload: Workload, config: ServeConfig) -> ASGIApp:
 def _registry_app(workload: Workload, config: ServeConfig) -> ASGIApp:
     from trustusbank.workloads.agentregistry.app import create_app_from_env
 
-    return create_app_from_env(workload.db_path(config))
+    return create_app_from_env(workload.db_path(config), WORKLOADS)
 
 
 def _soc_inbox_app(workload: Workload, config: ServeConfig) -> ASGIApp:

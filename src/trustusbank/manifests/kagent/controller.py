@@ -17,9 +17,8 @@ problem with the Agent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trustusbank.manifests.bundle import Bundle
 from trustusbank.manifests.kagent.objects import AGENT_PORT, Agent, Index
 from trustusbank.manifests.kagent.resolve import api_key, resolve
 from trustusbank.manifests.kagent.spec import SPEC_ENV, AgentSpec
@@ -29,6 +28,9 @@ AGENT_IMAGE = "localhost:5001/trustusbank/agent:1.0.0"
 AGENT_COMMAND = ("trustusbank", "serve", "agent", "--host", "0.0.0.0", "--port", str(AGENT_PORT))
 MANAGED_BY = "app.kubernetes.io/managed-by"
 GENERATED_KINDS = ("Deployment", "Service", "ServiceAccount")
+
+if TYPE_CHECKING:
+    from trustusbank.manifests.bundle import Bundle
 
 
 def agent_spec(bundle: Bundle, namespace: str, name: str) -> AgentSpec:
@@ -70,7 +72,7 @@ def expand(bundle: Bundle) -> Bundle:
             created.append(_service_account(agent))
     if problems:
         raise ManifestError(problems)
-    return Bundle([*kept, *created])
+    return bundle.replaced([*kept, *created])
 
 
 def _generated(manifest: Manifest) -> bool:

@@ -8,11 +8,11 @@ each tag runs now, and who signed it, is read from the image store per request.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,10 +33,16 @@ from trustusbank.workloads.agentregistry.catalogue import (
 )
 
 CATALOGUE_ENV = "AGENTREGISTRY_CATALOGUE"
+if TYPE_CHECKING:
+    from trustusbank.workloads.entrypoints import Workload
 
 
 def create_app(
-    manifests: Path, catalogue: list[Registered] | None, pins: PinStore, images: Path | None = None
+    manifests: Path,
+    catalogue: list[Registered] | None,
+    pins: PinStore,
+    workloads: Mapping[str, Workload],
+    images: Path | None = None,
 ) -> Starlette:
     """The app; `catalogue` None means: read it from the manifests' ConfigMap; `images` is the image
     store's directory (None: running digests and signatures are not checked)."""
@@ -50,7 +56,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        state["entries"] = await build_entries(bundle, registered, pins)
+        state["entries"] = await build_entries(bundle, registered, pins, workloads)
         yield
 
     def current(entry: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +90,7 @@ def create_app(
     )
 
 
-def create_app_from_env(db: Path) -> Starlette:
+def create_app_from_env(db: Path, workloads: Mapping[str, Workload]) -> Starlette:
     """As deployed: the catalogue file from `AGENTREGISTRY_CATALOGUE` if set, else the manifests."""
     path = os.environ.get(CATALOGUE_ENV)
     catalogue = None
@@ -94,4 +100,4 @@ def create_app_from_env(db: Path) -> Starlette:
             raise CatalogueError(f"{CATALOGUE_ENV}={path}: no such file")
         catalogue = parse_catalogue(file.read_text(encoding="utf-8"), path)
     store = os.environ.get(IMAGE_STORE_ENV)
-    return create_app(deploy_dir(), catalogue, PinStore(db), Path(store) if store else None)
+    return create_app(deploy_dir(), catalogue, PinStore(db), workloads, Path(store) if store else None)

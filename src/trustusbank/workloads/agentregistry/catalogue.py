@@ -11,9 +11,10 @@ the image store at each request (read-only): a rug pull shows up there first.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -23,8 +24,10 @@ from trustusbank.images.tool_list import tool_list_hash
 from trustusbank.manifests import Bundle, ConfigMap, Deployment, Service
 from trustusbank.sqlite_file import SqliteFile
 from trustusbank.workloads.agentregistry.inspect import build_tools
-from trustusbank.workloads.entrypoints import WORKLOADS, Workload
 from trustusbank.workloads.errors import WorkloadConfigError
+
+if TYPE_CHECKING:
+    from trustusbank.workloads.entrypoints import Workload
 
 CATALOGUE_CONFIGMAP = ("trustusbank-platform", "agentregistry-catalogue", "catalogue.yaml")
 TRUST_DOMAIN = "cluster.local"
@@ -103,16 +106,18 @@ class PinStore:
         }
 
 
-def _workload_of(bundle: Bundle, entry: Registered) -> tuple[Deployment, Service | None, Workload]:
+def _workload_of(
+    bundle: Bundle, entry: Registered, workloads: Mapping[str, Workload]
+) -> tuple[Deployment, Service | None, Workload]:
     namespace, _, name = entry.deployment.partition("/")
     deployment = bundle.view("Deployment", namespace, name)
     if not isinstance(deployment, Deployment):
         raise CatalogueError(f"{entry.name}: no Deployment {entry.deployment} in the manifests")
     command = deployment.containers[0].command
-    if len(command) < 3 or command[:2] != ["trustusbank", "serve"] or command[2] not in WORKLOADS:
+    if len(command) < 3 or command[:2] != ["trustusbank", "serve"] or command[2] not in workloads:
         raise CatalogueError(f"{entry.name}: Deployment {entry.deployment} does not run a known workload")
     services = bundle.service_for(deployment)
-    return deployment, services[0] if services else None, WORKLOADS[command[2]]
+    return deployment, services[0] if services else None, workloads[command[2]]
 
 
 @dataclass
@@ -136,15 +141,20 @@ async def _builds(workload: Workload) -> list[BuildInfo]:
     return builds
 
 
-async def build_entries(bundle: Bundle, catalogue: list[Registered], pins: PinStore) -> list[dict[str, Any]]:
+async def build_entries(
+    bundle: Bundle, catalogue: list[Registered], pins: PinStore, workloads: Mapping[str, Workload]
+) -> list[dict[str, Any]]:
     """Every registered server with its pin and how each known build compares to it.
+
+    `workloads` are the programs the registry can build to list their tools (every `serve`
+    target); they are passed in because the registry is one of them.
 
     The first build of a workload is the one its publisher shipped, so that is
     what gets pinned when the entry has no pin yet.
     """
     entries = []
     for reg in catalogue:
-        deployment, service, workload = _workload_of(bundle, reg)
+        deployment, service, workload = _workload_of(bundle, reg, workloads)
         builds = await _builds(workload)
         pin = pins.pin(reg.name, builds[0].digest, builds[0].tool_list_hash)
         for build in builds:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from trustusbank.workloads.entrypoints import Workload
+if TYPE_CHECKING:
+    from trustusbank.workloads.entrypoints import Workload
 
 
 async def build_tools(workload: Workload, variant: str) -> list[Any]:
