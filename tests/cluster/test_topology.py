@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.paths import DEPLOY
+from trustusbank.cluster.discovery import Unresolvable, resolve
 from trustusbank.cluster.layout import DEFENCE_DIR
 from trustusbank.cluster.topology import Topology, plan
 from trustusbank.manifests import load_bundle
-from trustusbank.mesh.ztunnel.destinations import Unresolvable, resolve
 
 
 @pytest.fixture(scope="module")

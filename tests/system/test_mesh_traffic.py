@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.system.conftest import Cluster
-from trustusbank.mesh.hbone.h2 import HboneError, HboneRefused
 from trustusbank.mesh.hbone.client import open_tunnel
+from trustusbank.mesh.hbone.h2 import HboneError, HboneRefused
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.identity.tls import client_context

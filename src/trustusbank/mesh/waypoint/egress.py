@@ -13,13 +13,13 @@ import typing
 
 import httpcore
 
+from trustusbank.cluster.discovery import Unresolvable, resolve
 from trustusbank.cluster.ports import HBONE_PORT
 from trustusbank.cluster.topology import Topology
 from trustusbank.mesh.hbone.client import Tunnel, open_tunnel
 from trustusbank.mesh.hbone.h2 import HboneError
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
-from trustusbank.mesh.ztunnel.destinations import Unresolvable, resolve
 from trustusbank.telemetry.tracing import inject
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from trustusbank.cluster.topology import Pod, ServiceEntry
 
 if TYPE_CHECKING:
-    from trustusbank.mesh.ztunnel.destinations import Destination
+    from trustusbank.cluster.discovery import Destination
 
 UNKNOWN = "unknown"
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from trustusbank.cluster.discovery import Destination, Unresolvable, resolve
 from trustusbank.cluster.ports import HBONE_PORT
 from trustusbank.cluster.topology import Pod
 from trustusbank.mesh.hbone.client import open_tunnel
 from trustusbank.mesh.hbone.h2 import HboneError, HboneRefused, pipe
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
-from trustusbank.mesh.ztunnel.destinations import Destination, Unresolvable, resolve
 from trustusbank.mesh.ztunnel.labels import attempt_labels, peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
 from trustusbank.mesh.ztunnel.socks import Reply, SocksError, read_connect, reply
