@@ -31,10 +31,8 @@ from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthent
 from trustusbank.manifests.kagent import objects as kagent
 from trustusbank.manifests.kagent import schema as kagent_schema
 from trustusbank.manifests.manifest import JsonPath, Manifest, Problem, Source
+from trustusbank.manifests.schema import FieldError, Validator
 from trustusbank.manifests.yaml_source import Document
-
-FieldError = tuple[JsonPath, str]
-Validator = Callable[[dict[str, Any]], list[FieldError]]
 
 
 @dataclass(frozen=True)

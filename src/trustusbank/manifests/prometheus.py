@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from trustusbank.manifests.manifest import JsonPath
+from trustusbank.manifests.schema import (
+    FieldError,
+    array_schema,
+    map_schema,
+    object_schema,
+    string_schema,
+)
 from trustusbank.promql import templates
 from trustusbank.promql.ast import Expr
 from trustusbank.promql.durations import parse_duration
@@ -29,45 +37,25 @@ API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"
 DEFAULT_INTERVAL = 60.0  # Prometheus' global evaluation_interval default
 
-JsonPath = tuple[str | int, ...]
-FieldError = tuple[JsonPath, str]
-
 # The operator CRD's duration pattern (units largest first, each at most once).
 _DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
-_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
-_RULE = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["expr"],
-    "properties": {
-        "alert": {"type": "string", "minLength": 1},
-        "record": {"type": "string", "minLength": 1},
-        "expr": {"type": "string", "minLength": 1},
-        "for": {"type": "string", "pattern": _DURATION},
-        "labels": _STRING_MAP,
-        "annotations": _STRING_MAP,
+_RULE = object_schema(
+    {
+        "alert": string_schema(1),
+        "record": string_schema(1),
+        "expr": string_schema(1),
+        "for": string_schema(pattern=_DURATION),
+        "labels": map_schema(string_schema()),
+        "annotations": map_schema(string_schema()),
     },
-}
-PROMETHEUS_RULE_SPEC: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "groups": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1},
-                    "interval": {"type": "string", "pattern": _DURATION},
-                    "rules": {"type": "array", "items": _RULE},
-                },
-            },
-        }
-    },
-}
+    required=("expr",),
+)
+_GROUP = object_schema(
+    {"name": string_schema(1), "interval": string_schema(pattern=_DURATION), "rules": array_schema(_RULE)},
+    required=("name",),
+)
+PROMETHEUS_RULE_SPEC: dict[str, Any] = object_schema({"groups": array_schema(_GROUP)})
 
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _METRIC_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")

@@ -11,42 +11,36 @@ silently either. Errors are `(path, message)` from the document root, as for eve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import cel
 
-from trustusbank.manifests import schema
-from trustusbank.manifests.schema import UNSUPPORTED
-
-JsonPath = tuple[str | int, ...]
-FieldError = tuple[JsonPath, str]
+from trustusbank.manifests.manifest import JsonPath
+from trustusbank.manifests.schema import (
+    FieldError,
+    array_schema,
+    check_spec,
+    integer_schema,
+    map_schema,
+    object_schema,
+    string_schema,
+    unsupported,
+)
 
 AGENTGATEWAY_CLASSES = ("enterprise-agentgateway-waypoint", "agentgateway-waypoint", "agentgateway")
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 AGENTGATEWAY_GROUP = "agentgateway.dev"
 
 _NOT_EMBEDDED = "agentgateway has this field, the embedded waypoint does not implement it"
+# Every object here refuses its unsupported fields with this group's sentence; a field that
+# needs its own reason is declared with `unsupported(why)`.
+_object = functools.partial(object_schema, why=_NOT_EMBEDDED)
 
-
-def _unsupported(why: str = _NOT_EMBEDDED) -> dict[str, Any]:
-    return schema.unsupported(why)
-
-
-def _object(
-    properties: dict[str, Any], required: tuple[str, ...] = (), unsupported: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    return schema.object_schema(properties, required, unsupported, why=_NOT_EMBEDDED)
-
-
-_array = schema.array_schema
-_string = schema.string_schema
-
-
-_NAME = _string(1, 253)
-_PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
+_NAME = string_schema(1, 253)
+_PORT = integer_schema(1, 65535)
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-_LABELS: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
 
 # --- Gateway (gateway.networking.k8s.io v1) -------------------------------------------------------
 
@@ -54,26 +48,30 @@ _ALLOWED_ROUTES = _object(
     {
         "namespaces": _object(
             {
-                "from": _string(enum=("All", "Same", "Selector", "None")),
-                "selector": _object({"matchLabels": _LABELS}, unsupported=("matchExpressions",)),
+                "from": string_schema(enum=("All", "Same", "Selector", "None")),
+                "selector": _object(
+                    {"matchLabels": map_schema(string_schema())}, unsupported=("matchExpressions",)
+                ),
             }
         ),
-        "kinds": _array(_object({"group": _string(max_length=253), "kind": _string(1, 63)}, ("kind",))),
+        "kinds": array_schema(
+            _object({"group": string_schema(max_length=253), "kind": string_schema(1, 63)}, ("kind",))
+        ),
     }
 )
 _LISTENER = _object(
     {
         "name": _NAME,
-        "hostname": _string(1, 253),
+        "hostname": string_schema(1, 253),
         "port": _PORT,
-        "protocol": _string(enum=("HTTP", "HTTPS", "TLS", "TCP", "UDP", "HBONE")),
+        "protocol": string_schema(enum=("HTTP", "HTTPS", "TLS", "TCP", "UDP", "HBONE")),
         "allowedRoutes": _ALLOWED_ROUTES,
     },
     required=("name", "port", "protocol"),
     unsupported=("tls",),
 )
 GATEWAY_SPEC: dict[str, Any] = _object(
-    {"gatewayClassName": _NAME, "listeners": _array(_LISTENER, 1, 64)},
+    {"gatewayClassName": _NAME, "listeners": array_schema(_LISTENER, 1, 64)},
     required=("gatewayClassName", "listeners"),
     unsupported=("addresses", "infrastructure", "backendTLS", "allowedListeners", "tls", "defaultScope"),
 )
@@ -82,30 +80,32 @@ GATEWAY_SPEC: dict[str, Any] = _object(
 
 _PARENT_REF = _object(
     {
-        "group": _string(max_length=253),
-        "kind": _string(1, 63),
-        "namespace": _string(1, 63),
+        "group": string_schema(max_length=253),
+        "kind": string_schema(1, 63),
+        "namespace": string_schema(1, 63),
         "name": _NAME,
         "sectionName": _NAME,
         "port": _PORT,
     },
     required=("name",),
 )
-_HEADER_VALUE = _object({"name": _string(1, 256), "value": _string(max_length=4096)}, ("name", "value"))
+_HEADER_VALUE = _object(
+    {"name": string_schema(1, 256), "value": string_schema(max_length=4096)}, ("name", "value")
+)
 _HEADER_MODIFIER = _object(
     {
-        "set": _array(_HEADER_VALUE, max_items=16),
-        "add": _array(_HEADER_VALUE, max_items=16),
-        "remove": _array(_string(1, 256), max_items=16),
+        "set": array_schema(_HEADER_VALUE, max_items=16),
+        "add": array_schema(_HEADER_VALUE, max_items=16),
+        "remove": array_schema(string_schema(1, 256), max_items=16),
     }
 )
 _URL_REWRITE = _object(
     {
         "path": _object(
             {
-                "type": _string(enum=("ReplaceFullPath", "ReplacePrefixMatch")),
-                "replaceFullPath": _string(max_length=1024),
-                "replacePrefixMatch": _string(max_length=1024),
+                "type": string_schema(enum=("ReplaceFullPath", "ReplacePrefixMatch")),
+                "replaceFullPath": string_schema(max_length=1024),
+                "replacePrefixMatch": string_schema(max_length=1024),
             },
             required=("type",),
         )
@@ -125,7 +125,7 @@ _FILTER_TYPES = (
 _SUPPORTED_FILTERS = {"RequestHeaderModifier": "requestHeaderModifier", "URLRewrite": "urlRewrite"}
 _FILTER = _object(
     {
-        "type": _string(enum=_FILTER_TYPES),
+        "type": string_schema(enum=_FILTER_TYPES),
         "requestHeaderModifier": _HEADER_MODIFIER,
         "urlRewrite": _URL_REWRITE,
     },
@@ -143,33 +143,33 @@ _MATCH = _object(
     {
         "path": _object(
             {
-                "type": _string(enum=("Exact", "PathPrefix", "RegularExpression")),
-                "value": _string(max_length=1024),
+                "type": string_schema(enum=("Exact", "PathPrefix", "RegularExpression")),
+                "value": string_schema(max_length=1024),
             }
         ),
-        "headers": _array(
+        "headers": array_schema(
             _object(
                 {
-                    "type": _string(enum=("Exact", "RegularExpression")),
-                    "name": _string(1, 256),
-                    "value": _string(1, 4096),
+                    "type": string_schema(enum=("Exact", "RegularExpression")),
+                    "name": string_schema(1, 256),
+                    "value": string_schema(1, 4096),
                 },
                 required=("name", "value"),
             ),
             max_items=16,
         ),
-        "method": _string(enum=_HTTP_METHODS),
+        "method": string_schema(enum=_HTTP_METHODS),
     },
     unsupported=("queryParams",),
 )
 _BACKEND_REF = _object(
     {
-        "group": _string(max_length=253),
-        "kind": _string(1, 63),
+        "group": string_schema(max_length=253),
+        "kind": string_schema(1, 63),
         "name": _NAME,
-        "namespace": _string(1, 63),
+        "namespace": string_schema(1, 63),
         "port": _PORT,
-        "weight": {"type": "integer", "minimum": 0, "maximum": 1000000},
+        "weight": integer_schema(0, 1000000),
     },
     required=("name",),
     unsupported=("filters",),
@@ -177,17 +177,17 @@ _BACKEND_REF = _object(
 _RULE = _object(
     {
         "name": _NAME,
-        "matches": _array(_MATCH, max_items=64),
-        "filters": _array(_FILTER, max_items=16),
-        "backendRefs": _array(_BACKEND_REF, max_items=16),
+        "matches": array_schema(_MATCH, max_items=64),
+        "filters": array_schema(_FILTER, max_items=16),
+        "backendRefs": array_schema(_BACKEND_REF, max_items=16),
     },
     unsupported=("timeouts", "retry", "sessionPersistence"),
 )
 HTTP_ROUTE_SPEC: dict[str, Any] = _object(
     {
-        "parentRefs": _array(_PARENT_REF, max_items=32),
-        "hostnames": _array(_string(1, 253), max_items=16),
-        "rules": _array(_RULE, max_items=16),
+        "parentRefs": array_schema(_PARENT_REF, max_items=32),
+        "hostnames": array_schema(string_schema(1, 253), max_items=16),
+        "rules": array_schema(_RULE, max_items=16),
     }
 )
 
@@ -196,17 +196,17 @@ HTTP_ROUTE_SPEC: dict[str, Any] = _object(
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _MCP_STATIC = _object(
     {
-        "host": _string(1, 256),
-        "backendRef": _object({"name": _string()}),
+        "host": string_schema(1, 256),
+        "backendRef": _object({"name": string_schema()}),
         "port": _PORT,
-        "path": _string(1, 1024),
-        "protocol": _string(enum=("SSE", "StreamableHTTP")),
+        "path": string_schema(1, 1024),
+        "protocol": string_schema(enum=("SSE", "StreamableHTTP")),
     },
     required=("port",),
     unsupported=("policies",),
 )
 _MCP_TARGET = _object(
-    {"name": {**_NAME, "pattern": _DNS_SUBDOMAIN}, "static": _MCP_STATIC},
+    {"name": string_schema(1, 253, pattern=_DNS_SUBDOMAIN), "static": _MCP_STATIC},
     required=("name",),
     unsupported=("selector",),
 )
@@ -214,11 +214,11 @@ _MCP_TARGET = _object(
 # serves OpenAI chat completions to a host in the mesh (mesh/waypoint/llm.py).
 _AI_PROVIDER = _object(
     {
-        "openai": _object({"model": _string(1, 256)}, unsupported=("moderation",)),
-        "host": _string(1, 256),
+        "openai": _object({"model": string_schema(1, 256)}, unsupported=("moderation",)),
+        "host": string_schema(1, 256),
         "port": _PORT,
-        "path": _string(1, 1024),
-        "pathPrefix": _string(1, 1024),
+        "path": string_schema(1, 1024),
+        "pathPrefix": string_schema(1, 1024),
     },
     unsupported=("azureopenai", "azure", "anthropic", "gemini", "vertexai", "bedrock", "custom"),
 )
@@ -228,10 +228,10 @@ AGENTGATEWAY_BACKEND_SPEC: dict[str, Any] = _object(
         "ai": _AI,
         "mcp": _object(
             {
-                "targets": _array(_MCP_TARGET, 1, 128),
-                "sessionRouting": _string(enum=("Stateful", "Stateless")),
-                "failureMode": _string(enum=("FailClosed", "FailOpen")),
-                "prefixMode": _string(enum=("Always", "Conditional", "Never")),
+                "targets": array_schema(_MCP_TARGET, 1, 128),
+                "sessionRouting": string_schema(enum=("Stateful", "Stateless")),
+                "failureMode": string_schema(enum=("FailClosed", "FailOpen")),
+                "prefixMode": string_schema(enum=("Always", "Conditional", "Never")),
             },
             required=("targets",),
         ),
@@ -243,26 +243,27 @@ AGENTGATEWAY_BACKEND_SPEC: dict[str, Any] = _object(
 
 _AUTHORIZATION = _object(
     {
-        "action": _string(enum=("Allow", "Deny", "Require")),
+        "action": string_schema(enum=("Allow", "Deny", "Require")),
         "policy": _object(
-            {"matchExpressions": _array(_string(1, 16384), 1, 256)}, required=("matchExpressions",)
+            {"matchExpressions": array_schema(string_schema(1, 16384), 1, 256)},
+            required=("matchExpressions",),
         ),
     },
     required=("policy",),
 )
 _LOCAL_RATE_LIMIT = _object(
     {
-        "requests": {"type": "integer", "minimum": 1},
-        "unit": _string(enum=("Seconds", "Minutes", "Hours")),
-        "burst": {"type": "integer", "minimum": 0},
-        "tokens": _unsupported("`tokens` limits count LLM tokens; the embedded waypoint has no LLM backends"),
+        "requests": integer_schema(1),
+        "unit": string_schema(enum=("Seconds", "Minutes", "Hours")),
+        "burst": integer_schema(0),
+        "tokens": unsupported("`tokens` limits count LLM tokens; the embedded waypoint has no LLM backends"),
     },
     required=("unit",),
 )
 _TARGET_REF = _object(
     {
-        "group": _string(max_length=253),
-        "kind": _string(1, 63),
+        "group": string_schema(max_length=253),
+        "kind": string_schema(1, 63),
         "name": _NAME,
         "sectionName": _NAME,
         "port": _PORT,
@@ -271,12 +272,12 @@ _TARGET_REF = _object(
 )
 AGENTGATEWAY_POLICY_SPEC: dict[str, Any] = _object(
     {
-        "targetRefs": _array(_TARGET_REF, 1, 16),
+        "targetRefs": array_schema(_TARGET_REF, 1, 16),
         "traffic": _object(
             {
                 "authorization": _AUTHORIZATION,
                 "rateLimit": _object(
-                    {"local": _array(_LOCAL_RATE_LIMIT, 1, 16)}, unsupported=("global", "conditional")
+                    {"local": array_schema(_LOCAL_RATE_LIMIT, 1, 16)}, unsupported=("global", "conditional")
                 ),
             },
             unsupported=(
@@ -322,50 +323,22 @@ _TRAFFIC_TARGET_KINDS = {"Gateway", "HTTPRoute", "GRPCRoute", "ListenerSet", "In
 
 
 def check_gateway(body: Mapping[str, Any]) -> list[FieldError]:
-    return list(_gateway(body))
+    return check_spec(body, GATEWAY_SPEC, _gateway)
 
 
 def check_http_route(body: Mapping[str, Any]) -> list[FieldError]:
-    return list(_http_route(body))
+    return check_spec(body, HTTP_ROUTE_SPEC, _http_route)
 
 
 def check_agentgateway_backend(body: Mapping[str, Any]) -> list[FieldError]:
-    return list(_backend(body))
+    return check_spec(body, AGENTGATEWAY_BACKEND_SPEC, _backend)
 
 
 def check_agentgateway_policy(body: Mapping[str, Any]) -> list[FieldError]:
-    return list(_policy(body))
+    return check_spec(body, AGENTGATEWAY_POLICY_SPEC, _policy)
 
 
-def unsupported_fields(spec_schema: Mapping[str, Any], body: Mapping[str, Any]) -> Iterator[FieldError]:
-    """Every field present in `body.spec` that the schema marks as real but not implemented here."""
-    yield from _walk(spec_schema, body.get("spec"), ("spec",))
-
-
-def _walk(schema: Mapping[str, Any], value: Any, path: JsonPath) -> Iterator[FieldError]:
-    if UNSUPPORTED in schema:
-        yield path, f"not supported: {schema[UNSUPPORTED]}"
-    elif isinstance(value, Mapping):
-        properties = schema.get("properties") or {}
-        for key, item in value.items():
-            if key in properties:
-                yield from _walk(properties[key], item, (*path, key))
-    elif isinstance(value, list) and "items" in schema:
-        for index, item in enumerate(value):
-            yield from _walk(schema["items"], item, (*path, index))
-
-
-def _spec(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    spec = body.get("spec")
-    return spec if isinstance(spec, Mapping) else None
-
-
-def _gateway(body: Mapping[str, Any]) -> Iterator[FieldError]:
-    spec = _spec(body)
-    if spec is None:
-        yield ("spec",), "spec is required"
-        return
-    yield from unsupported_fields(GATEWAY_SPEC, body)
+def _gateway(spec: Mapping[str, Any]) -> Iterator[FieldError]:
     class_name = spec["gatewayClassName"]
     if class_name not in AGENTGATEWAY_CLASSES:
         message = (
@@ -386,12 +359,7 @@ def _gateway(body: Mapping[str, Any]) -> Iterator[FieldError]:
             yield (*path, "allowedRoutes", "namespaces"), "`from: Selector` requires `selector`"
 
 
-def _http_route(body: Mapping[str, Any]) -> Iterator[FieldError]:
-    spec = _spec(body)
-    if spec is None:
-        yield ("spec",), "spec is required"
-        return
-    yield from unsupported_fields(HTTP_ROUTE_SPEC, body)
+def _http_route(spec: Mapping[str, Any]) -> Iterator[FieldError]:
     for index, parent in enumerate(spec.get("parentRefs") or []):
         path: JsonPath = ("spec", "parentRefs", index)
         group, kind = parent.get("group", GATEWAY_GROUP), parent.get("kind", "Gateway")
@@ -491,12 +459,7 @@ def _url_rewrite(
         )
 
 
-def _backend(body: Mapping[str, Any]) -> Iterator[FieldError]:
-    spec = _spec(body)
-    if spec is None:
-        yield ("spec",), "spec is required"
-        return
-    yield from unsupported_fields(AGENTGATEWAY_BACKEND_SPEC, body)
+def _backend(spec: Mapping[str, Any]) -> Iterator[FieldError]:
     kinds = [key for key in ("ai", "static", "dynamicForwardProxy", "mcp", "aws", "a2a") if key in spec]
     if len(kinds) != 1:
         yield (
@@ -558,12 +521,7 @@ def _ai(ai: Mapping[str, Any]) -> Iterator[FieldError]:
         yield path, message
 
 
-def _policy(body: Mapping[str, Any]) -> Iterator[FieldError]:
-    spec = _spec(body)
-    if spec is None:
-        yield ("spec",), "spec is required"
-        return
-    yield from unsupported_fields(AGENTGATEWAY_POLICY_SPEC, body)
+def _policy(spec: Mapping[str, Any]) -> Iterator[FieldError]:
     if "targetRefs" not in spec and "targetSelectors" not in spec:
         yield ("spec",), "exactly one of the fields in [targetRefs targetSelectors] must be set"
     if not any(key in spec for key in ("traffic", "frontend", "backend")):

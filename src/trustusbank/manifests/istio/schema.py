@@ -17,71 +17,63 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from trustusbank.manifests.istio.objects import OPERATION_FIELDS, SOURCE_FIELDS
+from trustusbank.manifests.manifest import JsonPath
+from trustusbank.manifests.schema import (
+    FieldError,
+    array_schema,
+    map_schema,
+    object_schema,
+    string_schema,
+    strings_schema,
+)
 
-JsonPath = tuple[str | int, ...]
-FieldError = tuple[JsonPath, str]
-
-
-def _strings(max_items: int | None = None, max_length: int | None = None) -> dict[str, Any]:
-    items: dict[str, Any] = {"type": "string"}
-    if max_length is not None:
-        items["maxLength"] = max_length
-    schema: dict[str, Any] = {"type": "array", "items": items}
-    if max_items is not None:
-        schema["maxItems"] = max_items
-    return schema
-
-
-def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-_SELECTOR = _object({"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}})
-_TARGET_REF = _object(
+_SELECTOR = object_schema({"matchLabels": map_schema(string_schema())})
+_TARGET_REF = object_schema(
     {
-        "group": {"type": "string", "maxLength": 253},
-        "kind": {"type": "string", "minLength": 1, "maxLength": 63},
-        "name": {"type": "string", "minLength": 1, "maxLength": 253},
-        "namespace": {"type": "string"},
+        "group": string_schema(max_length=253),
+        "kind": string_schema(1, 63),
+        "name": string_schema(1, 253),
+        "namespace": string_schema(),
     },
     required=("kind", "name"),
 )
-_SOURCE = _object(
+_SOURCE = object_schema(
     {
-        name: _strings(16, 320) if name in ("serviceAccounts", "notServiceAccounts") else _strings()
+        name: strings_schema(16, 320)
+        if name in ("serviceAccounts", "notServiceAccounts")
+        else strings_schema()
         for name in SOURCE_FIELDS
     }
 )
-_OPERATION = _object({name: _strings() for name in OPERATION_FIELDS})
-_CONDITION = _object({"key": {"type": "string"}, "values": _strings(), "notValues": _strings()}, ("key",))
-_RULE = _object(
+_OPERATION = object_schema({name: strings_schema() for name in OPERATION_FIELDS})
+_CONDITION = object_schema(
+    {"key": string_schema(), "values": strings_schema(), "notValues": strings_schema()}, ("key",)
+)
+_RULE = object_schema(
     {
-        "from": {"type": "array", "maxItems": 512, "items": _object({"source": _SOURCE})},
-        "to": {"type": "array", "items": _object({"operation": _OPERATION})},
-        "when": {"type": "array", "items": _CONDITION},
+        "from": array_schema(object_schema({"source": _SOURCE}), max_items=512),
+        "to": array_schema(object_schema({"operation": _OPERATION})),
+        "when": array_schema(_CONDITION),
     }
 )
 
-AUTHORIZATION_POLICY_SPEC: dict[str, Any] = _object(
+AUTHORIZATION_POLICY_SPEC: dict[str, Any] = object_schema(
     {
         "selector": _SELECTOR,
         "targetRef": _TARGET_REF,
-        "targetRefs": {"type": "array", "maxItems": 16, "items": _TARGET_REF},
-        "action": {"type": "string", "enum": ["ALLOW", "DENY", "AUDIT", "CUSTOM"]},
-        "provider": _object({"name": {"type": "string"}}),
-        "rules": {"type": "array", "maxItems": 512, "items": _RULE},
+        "targetRefs": array_schema(_TARGET_REF, max_items=16),
+        "action": string_schema(enum=("ALLOW", "DENY", "AUDIT", "CUSTOM")),
+        "provider": object_schema({"name": string_schema()}),
+        "rules": array_schema(_RULE, max_items=512),
     }
 )
 
-_MTLS = _object({"mode": {"type": "string", "enum": ["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]}})
-PEER_AUTHENTICATION_SPEC: dict[str, Any] = _object(
+_MTLS = object_schema({"mode": string_schema(enum=("UNSET", "DISABLE", "PERMISSIVE", "STRICT"))})
+PEER_AUTHENTICATION_SPEC: dict[str, Any] = object_schema(
     {
         "selector": _SELECTOR,
         "mtls": _MTLS,
-        "portLevelMtls": {"type": "object", "additionalProperties": _MTLS},
+        "portLevelMtls": map_schema(_MTLS),
     }
 )
 

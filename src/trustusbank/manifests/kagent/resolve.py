@@ -30,7 +30,7 @@ from trustusbank.manifests.kagent.objects import (
     agent_url,
 )
 from trustusbank.manifests.kagent.spec import AgentSpec, McpServerSpec, ModelSpec, Provider, SubAgentSpec
-from trustusbank.manifests.manifest import Manifest, Problem
+from trustusbank.manifests.manifest import JsonPath, Manifest, Problem
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 DEFAULT_MCP_TIMEOUT_SECONDS = 30.0
@@ -89,7 +89,7 @@ class _Resolver:
         self.agent = agent
         self.problems: list[Problem] = []
 
-    def problem(self, path: tuple[str | int, ...], message: str, manifest: Manifest | None = None) -> None:
+    def problem(self, path: JsonPath, message: str, manifest: Manifest | None = None) -> None:
         self.problems.append((manifest or self.agent.manifest).problem(path, message))
 
     def spec(self) -> AgentSpec | None:
@@ -162,7 +162,7 @@ class _Resolver:
         secret = self.index.secrets.get(key)
         return secret.text(source.key) if secret is not None else None
 
-    def _tool_path(self, index: int) -> tuple[str | int, ...]:
+    def _tool_path(self, index: int) -> JsonPath:
         return ("spec", "declarative", "tools", index)
 
     def _mcp_server(self, tool: McpServerTool) -> McpServerSpec | None:

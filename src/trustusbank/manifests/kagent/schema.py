@@ -13,17 +13,24 @@ kagent Enterprise's examples and the seed use: `action`, `targetRef{kind, name, 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from trustusbank.manifests import schema
-from trustusbank.manifests.gateway.schema import unsupported_fields
 from trustusbank.manifests.kagent.objects import duration_seconds
-
-JsonPath = tuple[str | int, ...]
-FieldError = tuple[JsonPath, str]
+from trustusbank.manifests.manifest import JsonPath
+from trustusbank.manifests.schema import (
+    FieldError,
+    array_schema,
+    check_spec,
+    integer_schema,
+    map_schema,
+    object_schema,
+    string_schema,
+    strings_schema,
+)
 
 _NOT_EMBEDDED = "kagent has this field, the embedded runtime does not implement it"
 
@@ -54,33 +61,22 @@ PROVIDER_BLOCKS = {
 }
 EMBEDDED_PROVIDERS = ("OpenAI", "Anthropic", "Ollama")
 
+# Every object here refuses its unsupported fields with this group's sentence; a field that
+# needs its own reason is declared with `unsupported(why)`.
+_object = functools.partial(object_schema, why=_NOT_EMBEDDED)
 
-def _unsupported(why: str = _NOT_EMBEDDED) -> dict[str, Any]:
-    return schema.unsupported(why)
-
-
-def _object(
-    properties: dict[str, Any], required: tuple[str, ...] = (), unsupported: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    return schema.object_schema(properties, required, unsupported, why=_NOT_EMBEDDED)
-
-
-_array = schema.array_schema
-_string = schema.string_schema
-
-
-_NAME = _string(1, 253)
-_STRINGS = _array({"type": "string"})
-_INTEGER: dict[str, Any] = {"type": "integer"}
+_NAME = string_schema(1, 253)
+_STRINGS = strings_schema()
+_INTEGER = integer_schema()
 _BOOLEAN: dict[str, Any] = {"type": "boolean"}
 _LABEL_SELECTOR = _object(
     {
-        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "matchExpressions": _array(
+        "matchLabels": map_schema(string_schema()),
+        "matchExpressions": array_schema(
             _object(
                 {
-                    "key": _string(1),
-                    "operator": _string(enum=("In", "NotIn", "Exists", "DoesNotExist")),
+                    "key": string_schema(1),
+                    "operator": string_schema(enum=("In", "NotIn", "Exists", "DoesNotExist")),
                     "values": _STRINGS,
                 },
                 required=("key", "operator"),
@@ -89,13 +85,13 @@ _LABEL_SELECTOR = _object(
     }
 )
 _ALLOWED_NAMESPACES = _object(
-    {"from": _string(enum=("All", "Same", "Selector")), "selector": _LABEL_SELECTOR}
+    {"from": string_schema(enum=("All", "Same", "Selector")), "selector": _LABEL_SELECTOR}
 )
 _VALUE_SOURCE = _object(
     {
-        "type": _string(enum=("ConfigMap", "Secret")),
-        "name": _string(max_length=253),
-        "key": _string(max_length=253),
+        "type": string_schema(enum=("ConfigMap", "Secret")),
+        "name": string_schema(max_length=253),
+        "key": string_schema(max_length=253),
     },
     required=("type", "name", "key"),
 )
@@ -103,30 +99,35 @@ _VALUE_SOURCE = _object(
 # --- Agent (kagent.dev v1alpha2) ------------------------------------------------------------------
 
 _TYPED_REF = _object(
-    {"kind": _string(), "apiGroup": _string(), "name": _NAME, "namespace": _string(max_length=63)},
+    {
+        "kind": string_schema(),
+        "apiGroup": string_schema(),
+        "name": _NAME,
+        "namespace": string_schema(max_length=63),
+    },
     required=("name",),
 )
 _MCP_SERVER_TOOL = _object(
     {
-        "kind": _string(),
-        "apiGroup": _string(),
+        "kind": string_schema(),
+        "apiGroup": string_schema(),
         "name": _NAME,
-        "namespace": _string(max_length=63),
+        "namespace": string_schema(max_length=63),
         "toolNames": _STRINGS,
     },
     required=("name",),
     unsupported=("allowedHeaders",),
 )
 _TOOL = _object(
-    {"type": _string(enum=("McpServer", "Agent")), "mcpServer": _MCP_SERVER_TOOL, "agent": _TYPED_REF},
+    {"type": string_schema(enum=("McpServer", "Agent")), "mcpServer": _MCP_SERVER_TOOL, "agent": _TYPED_REF},
     required=("type",),
     unsupported=("headersFrom",),
 )
 _A2A_SKILL = _object(
     {
-        "id": _string(1),
-        "name": _string(1),
-        "description": _string(),
+        "id": string_schema(1),
+        "name": string_schema(1),
+        "description": string_schema(),
         "tags": _STRINGS,
         "examples": _STRINGS,
         "inputModes": _STRINGS,
@@ -136,19 +137,19 @@ _A2A_SKILL = _object(
 )
 _DECLARATIVE = _object(
     {
-        "systemMessage": _string(),
+        "systemMessage": string_schema(),
         "systemMessageFrom": _VALUE_SOURCE,
-        "modelConfig": _string(),
+        "modelConfig": string_schema(),
         "stream": _BOOLEAN,
-        "tools": _array(_TOOL, max_items=20),
-        "a2aConfig": _object({"skills": _array(_A2A_SKILL, 1)}),
+        "tools": array_schema(_TOOL, max_items=20),
+        "a2aConfig": _object({"skills": array_schema(_A2A_SKILL, 1)}),
     },
     unsupported=("deployment", "executeCodeBlocks"),
 )
 AGENT_SPEC: dict[str, Any] = _object(
     {
-        "type": _string(enum=("Declarative", "BYO")),
-        "description": _string(),
+        "type": string_schema(enum=("Declarative", "BYO")),
+        "description": string_schema(),
         "declarative": _DECLARATIVE,
         "allowedNamespaces": _ALLOWED_NAMESPACES,
     },
@@ -159,7 +160,7 @@ AGENT_SPEC: dict[str, Any] = _object(
 # --- ModelConfig (kagent.dev v1alpha2) ------------------------------------------------------------
 
 _OPENAI = _object(
-    {"baseUrl": _string(), "temperature": _string(), "maxTokens": _INTEGER},
+    {"baseUrl": string_schema(), "temperature": string_schema(), "maxTokens": _INTEGER},
     unsupported=(
         "organization",
         "topP",
@@ -173,15 +174,16 @@ _OPENAI = _object(
     ),
 )
 _ANTHROPIC = _object(
-    {"baseUrl": _string(), "maxTokens": _INTEGER, "temperature": _string()}, unsupported=("topP", "topK")
+    {"baseUrl": string_schema(), "maxTokens": _INTEGER, "temperature": string_schema()},
+    unsupported=("topP", "topK"),
 )
-_OLLAMA = _object({"host": _string()}, unsupported=("options",))
+_OLLAMA = _object({"host": string_schema()}, unsupported=("options",))
 MODEL_CONFIG_SPEC: dict[str, Any] = _object(
     {
-        "model": _string(1),
-        "provider": _string(enum=PROVIDERS),
-        "apiKeySecret": _string(),
-        "apiKeySecretKey": _string(),
+        "model": string_schema(1),
+        "provider": string_schema(enum=PROVIDERS),
+        "apiKeySecret": string_schema(),
+        "apiKeySecretKey": string_schema(),
         "openAI": _OPENAI,
         "anthropic": _ANTHROPIC,
         "ollama": _OLLAMA,
@@ -205,10 +207,10 @@ MODEL_CONFIG_SPEC: dict[str, Any] = _object(
 
 REMOTE_MCP_SERVER_SPEC: dict[str, Any] = _object(
     {
-        "description": _string(),
-        "protocol": _string(enum=("SSE", "STREAMABLE_HTTP")),
-        "url": _string(1),
-        "timeout": _string(),
+        "description": string_schema(),
+        "protocol": string_schema(enum=("SSE", "STREAMABLE_HTTP")),
+        "url": string_schema(1),
+        "timeout": string_schema(),
         "terminateOnClose": _BOOLEAN,
         "allowedNamespaces": _ALLOWED_NAMESPACES,
     },
@@ -220,52 +222,42 @@ REMOTE_MCP_SERVER_SPEC: dict[str, Any] = _object(
 
 _SUBJECT = _object(
     {
-        "kind": _string(enum=("ServiceAccount", "Agent", "UserGroup")),
-        "name": _string(1),
-        "namespace": _string(max_length=63),
+        "kind": string_schema(enum=("ServiceAccount", "Agent", "UserGroup")),
+        "name": string_schema(1),
+        "namespace": string_schema(max_length=63),
     },
     required=("kind", "name"),
 )
 ACCESS_POLICY_SPEC: dict[str, Any] = _object(
     {
-        "action": _string(enum=("ALLOW", "DENY")),
+        "action": string_schema(enum=("ALLOW", "DENY")),
         "targetRef": _object(
-            {"kind": _string(enum=("Agent", "MCPServer")), "name": _string(1), "tools": _STRINGS},
+            {"kind": string_schema(enum=("Agent", "MCPServer")), "name": string_schema(1), "tools": _STRINGS},
             required=("kind", "name"),
         ),
-        "from": _object({"subjects": _array(_SUBJECT)}),
+        "from": _object({"subjects": array_schema(_SUBJECT)}),
     },
     required=("action", "targetRef"),
 )
 
 
 def check_agent(body: Mapping[str, Any]) -> list[FieldError]:
-    return list(_agent(body))
+    return check_spec(body, AGENT_SPEC, _agent)
 
 
 def check_model_config(body: Mapping[str, Any]) -> list[FieldError]:
-    return list(_model_config(body))
+    return check_spec(body, MODEL_CONFIG_SPEC, _model_config)
 
 
 def check_remote_mcp_server(body: Mapping[str, Any]) -> list[FieldError]:
-    return list(_remote_mcp_server(body))
+    return check_spec(body, REMOTE_MCP_SERVER_SPEC, _remote_mcp_server)
 
 
 def check_access_policy(body: Mapping[str, Any]) -> list[FieldError]:
-    return list(_access_policy(body))
+    return check_spec(body, ACCESS_POLICY_SPEC, _access_policy)
 
 
-def _spec(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    spec = body.get("spec")
-    return spec if isinstance(spec, Mapping) else None
-
-
-def _agent(body: Mapping[str, Any]) -> Iterator[FieldError]:
-    spec = _spec(body)
-    if spec is None:
-        yield ("spec",), "spec is required"
-        return
-    yield from unsupported_fields(AGENT_SPEC, body)
+def _agent(spec: Mapping[str, Any]) -> Iterator[FieldError]:
     kind = spec["type"]
     if kind == "BYO":
         yield ("spec", "type"), "not supported: BYO agents (the embedded runtime serves Declarative agents)"
@@ -316,12 +308,7 @@ def _tool(path: JsonPath, tool: Mapping[str, Any]) -> Iterator[FieldError]:
         yield (*path, "agent", "kind"), "an Agent tool must reference an Agent (apiGroup kagent.dev)"
 
 
-def _model_config(body: Mapping[str, Any]) -> Iterator[FieldError]:
-    spec = _spec(body)
-    if spec is None:
-        yield ("spec",), "spec is required"
-        return
-    yield from unsupported_fields(MODEL_CONFIG_SPEC, body)
+def _model_config(spec: Mapping[str, Any]) -> Iterator[FieldError]:
     provider = spec.get("provider", "OpenAI")
     for other, block in PROVIDER_BLOCKS.items():
         if block in spec and other != provider:
@@ -352,12 +339,7 @@ def _model_config(body: Mapping[str, Any]) -> Iterator[FieldError]:
         yield ("spec", block, "maxTokens"), "must be at least 1"
 
 
-def _remote_mcp_server(body: Mapping[str, Any]) -> Iterator[FieldError]:
-    spec = _spec(body)
-    if spec is None:
-        yield ("spec",), "spec is required"
-        return
-    yield from unsupported_fields(REMOTE_MCP_SERVER_SPEC, body)
+def _remote_mcp_server(spec: Mapping[str, Any]) -> Iterator[FieldError]:
     if spec.get("protocol") == "SSE":
         message = (
             "not supported: the SSE protocol; the embedded agents speak streamable HTTP to MCP servers "
@@ -377,11 +359,7 @@ def _remote_mcp_server(body: Mapping[str, Any]) -> Iterator[FieldError]:
         yield ("spec", "terminateOnClose"), message
 
 
-def _access_policy(body: Mapping[str, Any]) -> Iterator[FieldError]:
-    spec = _spec(body)
-    if spec is None:
-        yield ("spec",), "spec is required"
-        return
+def _access_policy(spec: Mapping[str, Any]) -> Iterator[FieldError]:
     target = spec["targetRef"]
     if target["kind"] == "MCPServer":
         message = (
