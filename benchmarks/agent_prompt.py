@@ -42,7 +42,7 @@ from trustusbank.agents.model.factory import client_for  # noqa: E402
 from trustusbank.agents.scripted.http_app import create_app as model_app  # noqa: E402
 from trustusbank.agents.scripted.model import ScriptedModel  # noqa: E402
 from trustusbank.cluster.topology import Topology  # noqa: E402
-from trustusbank.manifests import load_bundle  # noqa: E402
+from trustusbank.manifests.bundle import load_bundle  # noqa: E402
 from trustusbank.manifests.kagent.controller import agent_spec  # noqa: E402
 from trustusbank.workloads.chatbot.app import create_app as chatbot_app  # noqa: E402
 from trustusbank.workloads.chatbot.client import ask  # noqa: E402

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from trustusbank.manifests import load_bundle
+from trustusbank.manifests.bundle import load_bundle
 from trustusbank.mesh.authz.cel import Identity, McpAuthorization, McpInfo, RequestInfo
 from trustusbank.mesh.waypoint.routes import WaypointConfig
 

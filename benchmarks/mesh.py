@@ -117,7 +117,7 @@ async def measure(url: str, proxy: str | None, concurrency: int, calls: int) -> 
 
 
 def cel_rate(seconds: float) -> float:
-    from trustusbank.manifests import load_bundle
+    from trustusbank.manifests.bundle import load_bundle
     from trustusbank.mesh.authz.cel import Identity, McpInfo, RequestInfo
     from trustusbank.mesh.waypoint.routes import WaypointConfig
 

@@ -20,7 +20,7 @@ from trustusbank.alerts.app import create_app
 from trustusbank.alerts.notifier import NotifyPolicy
 from trustusbank.alerts.service import AlertService
 from trustusbank.alerts.targets import Target
-from trustusbank.manifests import load_bundle
+from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent.spec import AgentSpec, ModelSpec
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
 from trustusbank.workloads.soc_inbox.app import create_app as inbox_app

@@ -10,7 +10,7 @@ from tests.paths import DEPLOY
 from trustusbank.cluster.discovery import Unresolvable, resolve
 from trustusbank.cluster.layout import DEFENCE_DIR
 from trustusbank.cluster.topology import Topology, plan
-from trustusbank.manifests import load_bundle
+from trustusbank.manifests.bundle import load_bundle
 
 
 @pytest.fixture(scope="module")

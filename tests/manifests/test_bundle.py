@@ -7,17 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.paths import FIXTURES
-from trustusbank.manifests import (
-    KINDS,
-    ContainerPort,
-    KindSpec,
-    ManifestError,
-    Problem,
-    ServicePort,
-    check_bundle,
-    load_bundle,
-)
-from trustusbank.manifests.bundle import NO_COMMAND
+from trustusbank.manifests.bundle import NO_COMMAND, check_bundle, load_bundle
+from trustusbank.manifests.core import ContainerPort, ServicePort
+from trustusbank.manifests.kinds import KINDS, KindSpec
+from trustusbank.manifests.manifest import ManifestError, Problem
 
 VALID = FIXTURES / "manifests" / "valid"
 

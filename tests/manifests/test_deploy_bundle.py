@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tests.paths import DEPLOY
 from trustusbank.cli.app import app
-from trustusbank.manifests import load_bundle
+from trustusbank.manifests.bundle import load_bundle
 
 SERVICES = {
     ("trustusbank-bank-mcp", "account-mcp"): 8000,

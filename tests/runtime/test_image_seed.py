@@ -9,7 +9,7 @@ import pytest
 from trustusbank.cluster.layout import DEFENCE_DIR
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import Build, ImageStore
-from trustusbank.manifests import Bundle, load_bundle
+from trustusbank.manifests.bundle import Bundle, load_bundle
 from trustusbank.manifests.kagent.controller import AGENT_IMAGE, expand
 from trustusbank.paths import deploy_dir
 from trustusbank.runtime.image_seed import image_builds, seed

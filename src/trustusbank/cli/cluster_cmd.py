@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.manifests import ManifestError
+from trustusbank.manifests.manifest import ManifestError
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime import control
 from trustusbank.runtime.supervisor import StartupFailed, Supervisor, ready_timeout

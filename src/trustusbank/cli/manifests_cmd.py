@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from trustusbank import paths
-from trustusbank.manifests import ManifestError, Problem, check_bundle
+from trustusbank.manifests.bundle import check_bundle
+from trustusbank.manifests.manifest import ManifestError, Problem
 
 app = typer.Typer(help="Inspect and validate the Kubernetes manifest bundle.", no_args_is_help=True)
 

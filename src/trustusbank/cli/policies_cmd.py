@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
-from trustusbank.manifests import ManifestError
+from trustusbank.manifests.manifest import ManifestError
 from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime.apply import applied, apply, delete

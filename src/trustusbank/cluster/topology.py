@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.ports import HBONE_PORT
-from trustusbank.manifests import Bundle, Deployment, Manifest, Service
+from trustusbank.manifests.bundle import Bundle
+from trustusbank.manifests.core import Deployment, Service
 from trustusbank.manifests.gateway.schema import AGENTGATEWAY_CLASSES
+from trustusbank.manifests.manifest import Manifest
 
 CLUSTER = "trustusbank"
 NODES = (

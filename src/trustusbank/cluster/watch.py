@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
-from trustusbank.manifests import Bundle, load_bundle
+from trustusbank.manifests.bundle import Bundle, load_bundle
 from trustusbank.manifests.kagent.controller import expand
 
 Fingerprint = tuple[tuple[str, int, int], ...]

@@ -56,7 +56,8 @@ async def register_entries(files: ClusterFiles, registry_url: str | None = None)
     # Loaded here: the catalogue brings the workloads and the MCP SDK, which evidence queries never need.
     import httpx
 
-    from trustusbank.manifests import ManifestError, load_bundle
+    from trustusbank.manifests.bundle import load_bundle
+    from trustusbank.manifests.manifest import ManifestError
     from trustusbank.workloads.agentregistry.catalogue import (
         CatalogueError,
         PinStore,

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from trustusbank.manifests import Manifest
+from trustusbank.manifests.manifest import Manifest
 
 
 class Severity(StrEnum):

@@ -17,7 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from trustusbank.lint.findings import Emitter, Finding, Severity
-from trustusbank.manifests import Manifest, Namespace
+from trustusbank.manifests.core import Namespace
+from trustusbank.manifests.manifest import Manifest
 from trustusbank.mesh.authz import ROOT_NAMESPACE, Action, AuthorizationPolicy, Rule, ztunnel_view
 from trustusbank.mesh.authz import Finding as AuthzFinding
 from trustusbank.mesh.authz.l4 import (

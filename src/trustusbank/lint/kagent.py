@@ -22,9 +22,9 @@ import difflib
 from collections.abc import Iterable, Iterator
 
 from trustusbank.lint.findings import Emitter, Finding, Severity
-from trustusbank.manifests import Manifest
 from trustusbank.manifests.kagent.access import decide, rules_for
 from trustusbank.manifests.kagent.objects import ANY_AGENT, WAYPOINT_LABEL, AccessPolicy, Agent, Index
+from trustusbank.manifests.manifest import Manifest
 
 
 def check(manifests: Iterable[Manifest]) -> list[Finding]:

@@ -16,8 +16,9 @@ from typing import Any
 
 from trustusbank.lint import agentgateway, istio, kagent
 from trustusbank.lint.findings import Finding, Severity, sort_findings
-from trustusbank.manifests import KINDS, Deployment, Manifest, Namespace, Problem, Source
-from trustusbank.manifests.kinds import to_manifest
+from trustusbank.manifests.core import Deployment, Namespace
+from trustusbank.manifests.kinds import KINDS, to_manifest
+from trustusbank.manifests.manifest import Manifest, Problem, Source
 from trustusbank.manifests.yaml_source import Document, read_documents, yaml_files
 
 # Kinds the linter reads from the raw document whether or not the loader knows them.

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
-from trustusbank.manifests import Manifest, load_bundle
+from trustusbank.manifests.bundle import load_bundle
+from trustusbank.manifests.manifest import Manifest
 from trustusbank.manifests.yaml_source import read_documents, yaml_files
 
 APPLIED_EVENT = "manifest-applied"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from trustusbank.images.builds import BUILDS
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import Build, ImageStore, ImageStoreError, Pushed
-from trustusbank.manifests import Bundle
+from trustusbank.manifests.bundle import Bundle
 
 SEED_ACTOR = "trustusbank up"
 

@@ -25,7 +25,8 @@ import httpx
 from trustusbank.cluster.ports import OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod
 from trustusbank.images.store import IMAGE_ENV, IMAGE_STORE_ENV, VARIANT_ENV
-from trustusbank.manifests import Bundle, ConfigMap, Container, Deployment
+from trustusbank.manifests.bundle import Bundle
+from trustusbank.manifests.core import ConfigMap, Container, Deployment
 from trustusbank.paths import DEPLOY_ENV, LOGS_ENV, POD_IP_ENV, STATE_ENV, TOPOLOGY_ENV, TRACES_ENV
 
 PROXY_VARS = (

@@ -27,7 +27,8 @@ from trustusbank.cluster.topology import Pod, Topology, plan
 from trustusbank.cluster.watch import load_in_force
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import ImageStore
-from trustusbank.manifests import Bundle, Deployment
+from trustusbank.manifests.bundle import Bundle
+from trustusbank.manifests.core import Deployment
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
 from trustusbank.paths import STATE_ENV

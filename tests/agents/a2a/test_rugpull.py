@@ -27,7 +27,7 @@ from trustusbank.agents.model.factory import client_for
 from trustusbank.agents.scripted.gullibility import Gullibility
 from trustusbank.agents.scripted.http_app import create_app as model_app
 from trustusbank.agents.scripted.model import ScriptedModel
-from trustusbank.manifests import load_bundle
+from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent.controller import agent_spec
 from trustusbank.manifests.kagent.spec import AgentSpec
 from trustusbank.workloads.entrypoints import WORKLOADS

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.paths import DEPLOY
-from trustusbank.manifests import load_bundle
+from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent.controller import agent_spec
 from trustusbank.manifests.kagent.objects import Index
 from trustusbank.manifests.kagent.resolve import model_spec

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.paths import DEPLOY
-from trustusbank.manifests import KINDS, check_bundle, load_bundle
+from trustusbank.manifests.bundle import check_bundle, load_bundle
 from trustusbank.manifests.gateway.objects import (
     AgentgatewayBackend,
     AgentgatewayPolicy,
@@ -22,7 +22,7 @@ from trustusbank.manifests.gateway.objects import (
     McpTarget,
     TargetRef,
 )
-from trustusbank.manifests.kinds import known_kinds
+from trustusbank.manifests.kinds import KINDS, known_kinds
 
 AGENTGATEWAY_DIR = DEPLOY / "06-agentgateway"
 

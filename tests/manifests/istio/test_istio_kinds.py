@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trustusbank.manifests import check_bundle, load_bundle
+from trustusbank.manifests.bundle import check_bundle, load_bundle
 from trustusbank.manifests.kinds import known_kinds
 from trustusbank.mesh.authz import (
     Action,

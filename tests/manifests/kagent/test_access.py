@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trustusbank.manifests import Manifest, Source
 from trustusbank.manifests.kagent.access import DEFAULT_ALLOW, decide, rule_of, rules_for
 from trustusbank.manifests.kagent.objects import AccessPolicy, principal
 from trustusbank.manifests.kagent.spec import AccessRule
+from trustusbank.manifests.manifest import Manifest, Source
 
 FRONTEND_CHATBOT = "cluster.local/ns/frontend/sa/chatbot"
 SUPPORT = "cluster.local/ns/bank/sa/support-bot"

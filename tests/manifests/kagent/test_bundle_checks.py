@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.manifests.kagent import MODEL, SERVER, agent, documents, line_of, policy, write
-from trustusbank.manifests import check_bundle
+from trustusbank.manifests.bundle import check_bundle
 
 MCP_TOOL = (
     "- type: McpServer\n  mcpServer:\n    apiGroup: kagent.dev\n    kind: RemoteMCPServer\n    name: {name}"

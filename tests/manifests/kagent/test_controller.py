@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from tests.manifests.kagent import AGENTS_DIR, DEPLOY, MODEL, NS, agent, documents, line_of, write
-from trustusbank.manifests import CHECKS, KINDS, Bundle, Deployment, ManifestError, check_bundle, load_bundle
+from trustusbank.manifests.bundle import CHECKS, Bundle, check_bundle, load_bundle
+from trustusbank.manifests.core import Deployment
 from trustusbank.manifests.kagent.access import decide
 from trustusbank.manifests.kagent.controller import AGENT_COMMAND, AGENT_IMAGE, agent_spec, expand
 from trustusbank.manifests.kagent.objects import principal
@@ -24,6 +25,8 @@ from trustusbank.manifests.kagent.spec import (
     ModelSpec,
     SubAgentSpec,
 )
+from trustusbank.manifests.kinds import KINDS
+from trustusbank.manifests.manifest import ManifestError
 
 GATEWAY = "http://trustusbank-agentgw.trustusbank-platform.svc.cluster.local:8080"
 CHATBOT = principal("trustusbank-bank-frontend", "chatbot")

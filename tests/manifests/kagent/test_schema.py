@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.manifests.kagent import AGENTS_DIR, MODEL, SERVER, agent, documents, line_of, policy, write
-from trustusbank.manifests import check_bundle, load_bundle
+from trustusbank.manifests.bundle import check_bundle, load_bundle
 from trustusbank.manifests.kagent.objects import Index, duration_seconds
 from trustusbank.manifests.kinds import known_kinds, to_manifest
 from trustusbank.manifests.yaml_source import read_documents

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.paths import DEPLOY
-from trustusbank.manifests import load_bundle
+from trustusbank.manifests.bundle import load_bundle
 from trustusbank.mesh.authz.cel import (
     CelDecision,
     HttpAuthorization,

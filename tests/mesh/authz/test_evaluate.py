@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.mesh.identities import ACCOUNT_MCP, ATTACKER, CONVERTER, FRAUD_BOT, FX_API, SUPPORT_BOT
-from trustusbank.manifests import KINDS
+from trustusbank.manifests.kinds import KINDS
 from trustusbank.mesh.authz import (
     AuthorizationPolicy,
     Connection,

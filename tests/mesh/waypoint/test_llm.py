@@ -24,9 +24,10 @@ from trustusbank.agents.model.openai_client import OpenAIChatClient
 from trustusbank.agents.model.types import Message, ModelRequest, ToolSpec
 from trustusbank.agents.scripted.http_app import create_app
 from trustusbank.agents.scripted.model import ScriptedModel
-from trustusbank.manifests import Manifest, load_bundle
+from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.gateway.objects import LlmProvider
 from trustusbank.manifests.gateway.schema import check_agentgateway_backend
+from trustusbank.manifests.manifest import Manifest
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.waypoint.ingress import Caller
 from trustusbank.mesh.waypoint.llm import LlmRefused, prepare_request, read_usage

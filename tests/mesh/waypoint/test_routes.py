@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.paths import DEPLOY
-from trustusbank.manifests import Manifest, load_bundle
+from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.gateway.objects import HeaderModifier, is_waypoint_class
+from trustusbank.manifests.manifest import Manifest
 from trustusbank.mesh.waypoint.routes import Backend, WaypointConfig, WaypointConfigError
 
 PLATFORM = "trustusbank-platform"

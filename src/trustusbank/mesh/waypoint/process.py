@@ -21,8 +21,8 @@ from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT
 from trustusbank.cluster.topology import Topology
 from trustusbank.cluster.watch import ManifestWatch
-from trustusbank.manifests import ManifestError
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
+from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.authz.scope import policies_for_gateway
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, CsrClient
 from trustusbank.mesh.identity.secrets import SecretManager

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.watch import ManifestWatch
-from trustusbank.manifests import ManifestError
 from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthentication
+from trustusbank.manifests.manifest import ManifestError
 
 log = logging.getLogger(__name__)
 

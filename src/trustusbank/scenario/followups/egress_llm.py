@@ -33,8 +33,8 @@ import httpx
 
 from trustusbank.cluster.ports import METRICS_PORT
 from trustusbank.cluster.watch import load_in_force
-from trustusbank.manifests import ManifestError
 from trustusbank.manifests.kagent.spec import SPEC_ENV
+from trustusbank.manifests.manifest import ManifestError
 from trustusbank.runtime import control
 from trustusbank.runtime.apply import apply, delete
 from trustusbank.scenario.cluster import Cluster, Progress

@@ -20,7 +20,8 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from trustusbank.images.store import IMAGE_STORE_ENV
-from trustusbank.manifests import ManifestError, load_bundle
+from trustusbank.manifests.bundle import load_bundle
+from trustusbank.manifests.manifest import ManifestError
 from trustusbank.paths import deploy_dir
 from trustusbank.workloads.agentregistry.catalogue import (
     CatalogueError,

@@ -21,7 +21,8 @@ import yaml
 from trustusbank.images.digest import build_digest
 from trustusbank.images.store import ImageStore, ImageStoreError
 from trustusbank.images.tool_list import tool_list_hash
-from trustusbank.manifests import Bundle, ConfigMap, Deployment, Service
+from trustusbank.manifests.bundle import Bundle
+from trustusbank.manifests.core import ConfigMap, Deployment, Service
 from trustusbank.sqlite_file import SqliteFile
 from trustusbank.workloads.agentregistry.inspect import build_tools
 from trustusbank.workloads.errors import WorkloadConfigError
