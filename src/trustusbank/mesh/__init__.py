@@ -1,1 +1,1 @@
-"""The embedded Istio-ambient mesh: identity, HBONE, ztunnel, policy."""
+"""The embedded Istio-ambient mesh: identity, HBONE, ztunnel, the waypoint, and policy evaluation."""

@@ -1,9 +1,11 @@
-"""Istio AuthorizationPolicy and PeerAuthentication, with the semantics ztunnel gives them.
+"""Policy evaluation: Istio AuthorizationPolicy / PeerAuthentication and agentgateway CEL.
 
-`model` is the policy as written; `ztunnel` is what istiod hands ztunnel and what is
-lost on the way (the linter's findings); `match` is ztunnel's matching; `scope` says
-which proxy enforces which policy; `evaluate` is the inbound decision; `peer_authn`
-the mTLS mode; `validation` what a cluster's webhook would refuse.
+The policies as written are `manifests/istio/` and `manifests/gateway/`. Here: `match` is
+ztunnel's matching; `scope` says which proxy enforces which policy; `evaluate` is the inbound
+decision; `l4` is what istiod hands ztunnel and what is lost on the way (the linter's findings);
+`l7` is a waypoint's evaluation of the same policies with their HTTP fields; `peer_authn` the
+mTLS mode; `cel` agentgateway's CEL authorization, on the one attribute table in
+`cel_attributes` that `policy lint` reads too.
 """
 
 from __future__ import annotations
