@@ -6,29 +6,28 @@ directory so that two states never collide; `TRUSTUSBANK_STATE_DIR` selects it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import platformdirs
 
-STATE_ENV = "TRUSTUSBANK_STATE_DIR"
-DEPLOY_ENV = "TRUSTUSBANK_DEPLOY_DIR"
-# Set by the embedded runtime: the pod's private address, what "0.0.0.0" means inside the pod.
-POD_IP_ENV = "TRUSTUSBANK_POD_IP"
-# Set by the embedded runtime: where components write their spans, and the cluster's topology
-# (which pod has which address and ServiceAccount).
-TRACES_ENV = "TRUSTUSBANK_TRACES_DIR"
-TOPOLOGY_ENV = "TRUSTUSBANK_TOPOLOGY"
-# Set by the embedded runtime: where components write decision logs the evidence trail reads.
-LOGS_ENV = "TRUSTUSBANK_LOGS_DIR"
+from trustusbank.env import DEPLOY_DIR, LOGS_DIR, POD_IP, STATE_DIR, TOPOLOGY, TRACES_DIR
+
+# The names of the settings about where things are, as they were known here before env.py
+# (which says what each means); new code uses env.STATE_DIR.name and friends.
+STATE_ENV = STATE_DIR.name
+DEPLOY_ENV = DEPLOY_DIR.name
+POD_IP_ENV = POD_IP.name
+TRACES_ENV = TRACES_DIR.name
+TOPOLOGY_ENV = TOPOLOGY.name
+LOGS_ENV = LOGS_DIR.name
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def state_dir() -> Path:
     """The state directory, created on first use."""
-    raw = os.environ.get(STATE_ENV)
-    path = Path(raw).expanduser() if raw else Path(platformdirs.user_state_dir("trustusbank"))
+    configured = STATE_DIR.read()
+    path = configured if configured is not None else Path(platformdirs.user_state_dir("trustusbank"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -42,9 +41,9 @@ def data_file(name: str) -> Path:
 
 def deploy_dir() -> Path:
     """The manifest bundle: `TRUSTUSBANK_DEPLOY_DIR`, else `./deploy`, else the checkout's."""
-    raw = os.environ.get(DEPLOY_ENV)
-    if raw:
-        return Path(raw).expanduser()
+    configured = DEPLOY_DIR.read()
+    if configured is not None:
+        return configured
     local = Path.cwd() / "deploy"
     if local.is_dir():
         return local

@@ -26,14 +26,15 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from trustusbank.alerts.notifier import NotifyPolicy
-from trustusbank.alerts.service import LOG_NAME, SMTP_ENV, AlertService, interval_from_env, smtp_address
+from trustusbank.alerts.service import LOG_NAME, AlertService, interval_from_env, smtp_address
 from trustusbank.alerts.smtp_client import socks_proxy
 from trustusbank.alerts.targets import Target, targets_from_topology
 from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.cluster.topology import Topology
+from trustusbank.env import ALERTS_SMTP, LOGS_DIR, TOPOLOGY
 from trustusbank.manifests.prometheus import RuleGroup, rules_in_files
 from trustusbank.manifests.yaml_source import yaml_files
-from trustusbank.paths import LOGS_ENV, TOPOLOGY_ENV, deploy_dir, state_dir
+from trustusbank.paths import deploy_dir, state_dir
 
 
 class _Cached:
@@ -81,8 +82,7 @@ def _rules_source(topology: Path | None) -> Callable[[], list[RuleGroup]]:
 
 
 def service_from_env() -> AlertService:
-    raw_topology = os.environ.get(TOPOLOGY_ENV)
-    topology_path = Path(raw_topology) if raw_topology else None
+    topology_path = TOPOLOGY.read()
     cached = _Cached(topology_path, Topology.load) if topology_path else None
 
     def topology() -> Topology | None:
@@ -92,13 +92,14 @@ def service_from_env() -> AlertService:
         found = topology()
         return targets_from_topology(found) if found else []
 
-    logs = Path(os.environ[LOGS_ENV]) if os.environ.get(LOGS_ENV) else state_dir() / "logs"
+    configured_logs = LOGS_DIR.read()
+    logs = configured_logs if configured_logs is not None else state_dir() / "logs"
     return AlertService(
         groups_source=_rules_source(topology_path),
         targets_source=targets,
         log_path=logs / LOG_NAME,
         quarantine_dir=state_dir() / "quarantine",
-        smtp=smtp_address(os.environ.get(SMTP_ENV)),
+        smtp=smtp_address(ALERTS_SMTP.read()),
         proxy=socks_proxy(dict(os.environ)),
         interval=interval_from_env(),
         policy=NotifyPolicy.from_env(),

@@ -11,16 +11,17 @@ at the next evaluation.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from trustusbank.alerts.evaluator import Alert
+from trustusbank.env import (
+    ALERTS_GROUP_BY,
+    ALERTS_GROUP_INTERVAL,
+    ALERTS_GROUP_WAIT,
+    ALERTS_REPEAT_INTERVAL,
+    Setting,
+)
 from trustusbank.promql.durations import parse_duration
-
-GROUP_BY_ENV = "TRUSTUSBANK_ALERTS_GROUP_BY"
-GROUP_WAIT_ENV = "TRUSTUSBANK_ALERTS_GROUP_WAIT"
-GROUP_INTERVAL_ENV = "TRUSTUSBANK_ALERTS_GROUP_INTERVAL"
-REPEAT_INTERVAL_ENV = "TRUSTUSBANK_ALERTS_REPEAT_INTERVAL"
 
 
 @dataclass(frozen=True)
@@ -34,18 +35,15 @@ class NotifyPolicy:
     def from_env(cls) -> NotifyPolicy:
         default = cls()
 
-        def seconds(name: str, fallback: float) -> float:
-            raw = os.environ.get(name)
-            return parse_duration(raw) if raw else fallback
+        def seconds(setting: Setting[str | None], fallback: float) -> float:
+            return setting.read_as(lambda raw: fallback if raw is None else parse_duration(raw))
 
-        group_by = os.environ.get(GROUP_BY_ENV)
+        group_by = ALERTS_GROUP_BY.read()
         return cls(
-            group_by=tuple(g.strip() for g in group_by.split(",") if g.strip())
-            if group_by
-            else default.group_by,
-            group_wait=seconds(GROUP_WAIT_ENV, default.group_wait),
-            group_interval=seconds(GROUP_INTERVAL_ENV, default.group_interval),
-            repeat_interval=seconds(REPEAT_INTERVAL_ENV, default.repeat_interval),
+            group_by=default.group_by if group_by is None else group_by,
+            group_wait=seconds(ALERTS_GROUP_WAIT, default.group_wait),
+            group_interval=seconds(ALERTS_GROUP_INTERVAL, default.group_interval),
+            repeat_interval=seconds(ALERTS_REPEAT_INTERVAL, default.repeat_interval),
         )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from trustusbank.alerts.notifier import Notification, Notifier, NotifyPolicy
 from trustusbank.alerts.scrape import Scraper
 from trustusbank.alerts.targets import Target
 from trustusbank.cluster.topology import Topology
+from trustusbank.env import ALERTS_INTERVAL, ALERTS_SMTP, SettingError
 from trustusbank.manifests.prometheus import DEFAULT_INTERVAL, RuleGroup
 from trustusbank.promql.ast import lookbehind, metric_names
 from trustusbank.promql.durations import parse_duration
@@ -34,8 +34,6 @@ from trustusbank.telemetry.jsonlog import JsonLinesLog
 
 log = logging.getLogger(__name__)
 
-INTERVAL_ENV = "TRUSTUSBANK_ALERTS_INTERVAL"
-SMTP_ENV = "TRUSTUSBANK_ALERTS_SMTP"
 LOG_NAME = "alerts.jsonl"
 
 
@@ -52,7 +50,7 @@ def smtp_address(raw: str | None) -> tuple[str, int] | None:
         return None
     host, _, port = raw.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"{SMTP_ENV} must be host:port, got {raw!r}")
+        raise SettingError(f"{ALERTS_SMTP.name} must be host:port, got {raw!r}")
     return host, int(port)
 
 
@@ -224,5 +222,4 @@ class AlertService:
 
 
 def interval_from_env() -> float | None:
-    raw = os.environ.get(INTERVAL_ENV)
-    return seconds(raw) if raw else None
+    return ALERTS_INTERVAL.read_as(lambda raw: None if raw is None else seconds(raw))

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from trustusbank.env import BUILD_VARIANT, POD_IP
 from trustusbank.images.pull import pull
-from trustusbank.images.store import VARIANT_ENV, ImageStoreError
-from trustusbank.paths import POD_IP_ENV
+from trustusbank.images.store import ImageStoreError
 from trustusbank.workloads.entrypoints import WORKLOADS
-from trustusbank.workloads.errors import WorkloadConfigError
-from trustusbank.workloads.serving import PortInUse, bind, run
+from trustusbank.workloads.serving import bind, run
 
 err = Console(stderr=True, soft_wrap=True)
 
 
 def pod_address(host: str) -> str:
     """Inside an embedded pod, "all interfaces" means the pod's own private address."""
-    pod_ip = os.environ.get(POD_IP_ENV)
+    pod_ip = POD_IP.read()
     return pod_ip if host in ("0.0.0.0", "::") and pod_ip else host
 
 
@@ -33,7 +31,7 @@ def serve(
     variant: Annotated[
         str | None,
         typer.Option(
-            envvar=VARIANT_ENV,
+            envvar=BUILD_VARIANT.name,
             help="Which build of the image to run (currency-converter: clean, mock-rugpull, real-rugpull)"
             " [default: in a pod, the build its image tag resolves to in the image store; else the first].",
         ),
@@ -64,12 +62,8 @@ def serve(
         )
         raise typer.Exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        app = spec.app(chosen, db)
-        sock = bind(pod_address(host), port if port is not None else spec.port)
-    except (PortInUse, WorkloadConfigError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+    app = spec.app(chosen, db)
+    sock = bind(pod_address(host), port if port is not None else spec.port)
     bound_host, bound_port = sock.getsockname()[:2]
     err.print(f"{workload} ({chosen}) listening on http://{bound_host}:{bound_port}{image}")
     run(app, sock, log_level=log_level.lower())

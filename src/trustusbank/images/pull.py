@@ -9,22 +9,20 @@ longer hash to its digest does not run: that is ErrImagePull, not a fallback.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 
-from trustusbank.images.store import IMAGE_ENV, IMAGE_STORE_ENV, ImageStore, ImageStoreError, Resolved
+from trustusbank.env import IMAGE, IMAGE_STORE
+from trustusbank.images.store import ImageStore, ImageStoreError, Resolved
 
 
 def pull(workload: str, env: Mapping[str, str] | None = None) -> Resolved | None:
     """The pod's image as the store resolves it now; None when no store is configured."""
-    env = os.environ if env is None else env
-    root, ref = env.get(IMAGE_STORE_ENV), env.get(IMAGE_ENV)
-    if not root:
+    root, ref = IMAGE_STORE.read(env), IMAGE.read(env)
+    if root is None:
         return None
-    if not ref:
-        raise ImageStoreError(f"{IMAGE_STORE_ENV} is set but {IMAGE_ENV} (the image to pull) is not")
-    resolved = ImageStore(Path(root), readonly=True).resolve(ref)
+    if ref is None:
+        raise ImageStoreError(f"{IMAGE_STORE.name} is set but {IMAGE.name} (the image to pull) is not")
+    resolved = ImageStore(root, readonly=True).resolve(ref)
     if resolved.build.workload != workload:
         raise ImageStoreError(f"image {ref} is a {resolved.build.workload} build, not {workload}")
     actual = resolved.build.digest()

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trustusbank.errors import UnavailableError
 from trustusbank.images.builds import BUILDS
 from trustusbank.images.digest import build_digest
 from trustusbank.sqlite_file import SqliteFile
@@ -30,11 +31,6 @@ if TYPE_CHECKING:  # signing needs `cryptography`, which a pod pulling its image
     from trustusbank.images.signing import Signer
 
 STORE_FILE = "store.sqlite3"
-# Set by the embedded runtime in every pod: the container's image reference, and where the store is.
-IMAGE_ENV = "TRUSTUSBANK_IMAGE"
-IMAGE_STORE_ENV = "TRUSTUSBANK_IMAGE_STORE"
-# `serve`'s explicit choice of build; a pod inherits none from the machine it runs on.
-VARIANT_ENV = "TRUSTUSBANK_BUILD_VARIANT"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS manifests (
@@ -55,7 +51,7 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
-class ImageStoreError(RuntimeError):
+class ImageStoreError(UnavailableError, RuntimeError):
     """The store cannot answer (missing, unreadable) or refuses a push."""
 
 

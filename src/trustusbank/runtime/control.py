@@ -114,7 +114,7 @@ def pod_env(files: ClusterFiles, pod_ref: str) -> tuple[dict[str, str], Path] | 
     """The environment a command needs to run "inside" a pod (kubectl exec), and the pod's dir."""
     from trustusbank.cluster.ports import OUTBOUND_PORT
     from trustusbank.cluster.topology import Topology
-    from trustusbank.paths import POD_IP_ENV
+    from trustusbank.env import POD_IP
     from trustusbank.runtime.podspec import PROXY_VARS
 
     topo = Topology.load(files.topology)
@@ -126,7 +126,7 @@ def pod_env(files: ClusterFiles, pod_ref: str) -> tuple[dict[str, str], Path] | 
     if pod is None:
         return None
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
-    env[POD_IP_ENV] = pod.app_ip
+    env[POD_IP.name] = pod.app_ip
     ns = topo.namespaces.get(pod.namespace)
     if ns and ns.ambient:
         env["ALL_PROXY"] = env["all_proxy"] = f"socks5h://{pod.ip}:{OUTBOUND_PORT}"

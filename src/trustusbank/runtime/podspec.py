@@ -24,10 +24,20 @@ import httpx
 
 from trustusbank.cluster.ports import OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod
-from trustusbank.images.store import IMAGE_ENV, IMAGE_STORE_ENV, VARIANT_ENV
+from trustusbank.env import (
+    BUILD_VARIANT,
+    DEPLOY_DIR,
+    IMAGE,
+    IMAGE_STORE,
+    LOGS_DIR,
+    POD_IP,
+    STATE_DIR,
+    TOPOLOGY,
+    TRACES_DIR,
+)
+from trustusbank.errors import ConfigError
 from trustusbank.manifests.bundle import Bundle
 from trustusbank.manifests.core import ConfigMap, Container, Deployment
-from trustusbank.paths import DEPLOY_ENV, LOGS_ENV, POD_IP_ENV, STATE_ENV, TOPOLOGY_ENV, TRACES_ENV
 
 PROXY_VARS = (
     "ALL_PROXY",
@@ -41,7 +51,7 @@ PROXY_VARS = (
 )
 
 
-class PodSpecError(ValueError):
+class PodSpecError(ConfigError, ValueError):
     """Something in a Deployment that the embedded runtime cannot honour."""
 
 
@@ -115,21 +125,21 @@ def launch_spec(
     pod_dir = state / "pods" / pod.namespace / pod.name
     pod_dir.mkdir(parents=True, exist_ok=True)
     mounts = _volumes(deployment, bundle, pod_dir)
-    inherited = (*PROXY_VARS, IMAGE_ENV, IMAGE_STORE_ENV, VARIANT_ENV)
+    inherited = (*PROXY_VARS, IMAGE.name, IMAGE_STORE.name, BUILD_VARIANT.name)
     env = {k: v for k, v in os.environ.items() if k not in inherited}
     if container.image:
-        env[IMAGE_ENV] = container.image
+        env[IMAGE.name] = container.image
     if image_store is not None:
-        env[IMAGE_STORE_ENV] = str(image_store)
+        env[IMAGE_STORE.name] = str(image_store)
     env.update({k: _rewrite(v, mounts) for k, v in container.env.items()})
-    env[POD_IP_ENV] = pod.app_ip
-    env[STATE_ENV] = str(pod_dir / "state")
-    env[DEPLOY_ENV] = str(deploy.resolve())
+    env[POD_IP.name] = pod.app_ip
+    env[STATE_DIR.name] = str(pod_dir / "state")
+    env[DEPLOY_DIR.name] = str(deploy.resolve())
     # What a pod learns from its platform: where spans go (an OTLP endpoint on a cluster), and who
     # is at which address (the mesh's workload registry; agents map a caller's address to its identity).
-    env[TRACES_ENV] = str(state / "traces")
-    env[LOGS_ENV] = str(state / "logs")
-    env[TOPOLOGY_ENV] = str(state / "topology.json")
+    env[TRACES_DIR.name] = str(state / "traces")
+    env[LOGS_DIR.name] = str(state / "logs")
+    env[TOPOLOGY.name] = str(state / "topology.json")
     env["HOSTNAME"] = pod.name
     if in_mesh:
         env["ALL_PROXY"] = env["all_proxy"] = f"socks5h://{pod.ip}:{OUTBOUND_PORT}"

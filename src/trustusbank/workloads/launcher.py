@@ -18,12 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from trustusbank.paths import STATE_ENV
+from trustusbank.env import STATE_DIR
+from trustusbank.errors import UnavailableError
 
 LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 
 
-class LaunchError(RuntimeError):
+class LaunchError(UnavailableError, RuntimeError):
     """A workload exited or never became healthy; the message carries its log tail."""
 
 
@@ -104,7 +105,7 @@ def start(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, STATE_ENV: str(state_dir), **(env or {})},
+        env={**os.environ, STATE_DIR.name: str(state_dir), **(env or {})},
     )
     process = Process(name, variant, proc)
     deadline = time.monotonic() + timeout

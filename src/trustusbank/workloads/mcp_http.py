@@ -7,17 +7,14 @@ addressed to Service names and to the waypoint, not to 127.0.0.1.
 
 from __future__ import annotations
 
-import os
-
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from trustusbank.paths import POD_IP_ENV
+from trustusbank.env import ALLOWED_HOSTS, POD_IP
 
-EXTRA_HOSTS_ENV = "TRUSTUSBANK_ALLOWED_HOSTS"
 WAYPOINT_FQDN = "trustusbank-agentgw.trustusbank-platform.svc.cluster.local"
 
 
@@ -34,9 +31,10 @@ def service_hostnames(service: str, namespace: str) -> list[str]:
 def allowed_hosts(service: str, namespace: str) -> list[str]:
     """Host header values this server accepts, with or without a port."""
     names = ["127.0.0.1", "localhost", "[::1]", *service_hostnames(service, namespace), WAYPOINT_FQDN]
-    if os.environ.get(POD_IP_ENV):  # inside an embedded pod, its own address is a name for it too
-        names.append(os.environ[POD_IP_ENV])
-    names += [h.strip() for h in os.environ.get(EXTRA_HOSTS_ENV, "").split(",") if h.strip()]
+    pod_ip = POD_IP.read()
+    if pod_ip:  # inside an embedded pod, its own address is a name for it too
+        names.append(pod_ip)
+    names += ALLOWED_HOSTS.read()
     return [form for name in names for form in (name, f"{name}:*")]
 
 

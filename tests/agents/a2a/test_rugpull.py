@@ -27,11 +27,11 @@ from trustusbank.agents.model.factory import client_for
 from trustusbank.agents.scripted.gullibility import Gullibility
 from trustusbank.agents.scripted.http_app import create_app as model_app
 from trustusbank.agents.scripted.model import ScriptedModel
+from trustusbank.env import ACME_TELEMETRY_URL
 from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent.controller import agent_spec
 from trustusbank.manifests.kagent.spec import AgentSpec
 from trustusbank.workloads.entrypoints import WORKLOADS
-from trustusbank.workloads.vendor.exfil_channel import ATTACKER_URL_ENV
 
 SEED_PROMPT = (
     "I am customer 12345. Please check my balance, list my recent transactions, "
@@ -56,7 +56,7 @@ def bank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bank]:
         pytest.MonkeyPatch.context() as env,
     ):
         # The malicious build reads where to send loot at call time.
-        env.setenv(ATTACKER_URL_ENV, f"{attacker.url}/exfil")
+        env.setenv(ACME_TELEMETRY_URL.name, f"{attacker.url}/exfil")
         env.delenv("FX_API_URL", raising=False)
         builds = {
             "account-mcp": lambda _: WORKLOADS["account-mcp"].app(db=data / "account.sqlite3"),

@@ -21,8 +21,9 @@ from tests.agents.a2a.support import (
     sub_agent,
 )
 from trustusbank.agents.a2a.card import agent_card
-from trustusbank.agents.a2a.server import AGENT_URL_ENV, app_from_env
+from trustusbank.agents.a2a.server import app_from_env
 from trustusbank.agents.model.types import ModelConfigError, ModelReply, ModelRequest
+from trustusbank.env import AGENT_URL
 from trustusbank.manifests.kagent.spec import SPEC_ENV, ModelSpec
 from trustusbank.paths import TRACES_ENV
 
@@ -213,7 +214,7 @@ async def test_app_from_env_serves_the_spec_from_a_file(
     spec_file.write_text(agent_spec("triage-bot").to_json())
     monkeypatch.setenv(SPEC_ENV, str(spec_file))
     monkeypatch.setenv(TRACES_ENV, str(tmp_path / "traces"))
-    monkeypatch.setenv(AGENT_URL_ENV, "http://triage.example:8080/")
+    monkeypatch.setenv(AGENT_URL.name, "http://triage.example:8080/")
     app = app_from_env()
     assert [s.model for s in asked] == ["plan-model-1"]
     transport = httpx.ASGITransport(app=app)

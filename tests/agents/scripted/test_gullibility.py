@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from trustusbank.agents.scripted.gullibility import GULLIBILITY_ENV, Gullibility, from_env
+from trustusbank.agents.scripted.gullibility import Gullibility, from_env
 from trustusbank.agents.scripted.model import ScriptedModel
+from trustusbank.env import MODEL_GULLIBILITY
 
 KEYS = [f"conversation-{i}" for i in range(400)]
 
@@ -83,11 +84,11 @@ def test_seed_changes_which_conversations_are_fooled() -> None:
 
 
 def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(GULLIBILITY_ENV, raising=False)
+    monkeypatch.delenv(MODEL_GULLIBILITY.name, raising=False)
     assert from_env() == Gullibility.always()
-    monkeypatch.setenv(GULLIBILITY_ENV, "p=0.4,seed=9")
+    monkeypatch.setenv(MODEL_GULLIBILITY.name, "p=0.4,seed=9")
     assert from_env() == Gullibility(0.4, 9)
     assert ScriptedModel().gullibility == Gullibility(0.4, 9)
-    monkeypatch.setenv(GULLIBILITY_ENV, "often")
-    with pytest.raises(ValueError, match=GULLIBILITY_ENV):
+    monkeypatch.setenv(MODEL_GULLIBILITY.name, "often")
+    with pytest.raises(ValueError, match=MODEL_GULLIBILITY.name):
         from_env()

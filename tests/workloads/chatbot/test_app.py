@@ -28,11 +28,8 @@ from tests.workloads.chatbot.helpers import (
     run_stack,
     start,
 )
-from trustusbank.workloads.chatbot.app import (
-    AGENT_ENV,
-    UPSTREAM_ENV,
-    create_app_from_env,
-)
+from trustusbank.env import CHATBOT_AGENT, CHATBOT_UPSTREAM
+from trustusbank.workloads.chatbot.app import create_app_from_env
 from trustusbank.workloads.chatbot.card import rewrite_card
 from trustusbank.workloads.errors import WorkloadConfigError
 
@@ -239,14 +236,16 @@ def test_rewrite_keeps_the_path_under_the_agent_and_handles_v0_3_cards() -> None
 
 
 def test_env_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(AGENT_ENV, "not a ref")
+    monkeypatch.setenv(CHATBOT_AGENT.name, "not a ref")
     with pytest.raises(WorkloadConfigError, match="namespace"):
         create_app_from_env()
-    monkeypatch.setenv(AGENT_ENV, "trustusbank-bank-agents/triage-bot")
-    monkeypatch.setenv(UPSTREAM_ENV, "http://kagent-controller.kagent:8083/api/a2a/{agent}/")
+    monkeypatch.setenv(CHATBOT_AGENT.name, "trustusbank-bank-agents/triage-bot")
+    monkeypatch.setenv(CHATBOT_UPSTREAM.name, "http://kagent-controller.kagent:8083/api/a2a/{agent}/")
     with pytest.raises(WorkloadConfigError, match="namespace"):
         create_app_from_env()
-    monkeypatch.setenv(UPSTREAM_ENV, "http://kagent-controller.kagent:8083/api/a2a/{namespace}/{agent}/")
+    monkeypatch.setenv(
+        CHATBOT_UPSTREAM.name, "http://kagent-controller.kagent:8083/api/a2a/{namespace}/{agent}/"
+    )
     with TestClient(create_app_from_env()) as client:
         assert client.get("/healthz").json()["agent"] == "trustusbank-bank-agents/triage-bot"
 
@@ -258,8 +257,8 @@ def test_served_as_a_workload_behind_a_path_prefix(serve) -> None:
         chatbot = serve(
             "chatbot",
             env={
-                AGENT_ENV: f"{NS}/support-bot",
-                UPSTREAM_ENV: agents.url + "/api/a2a/{namespace}/{agent}/",
+                CHATBOT_AGENT.name: f"{NS}/support-bot",
+                CHATBOT_UPSTREAM.name: agents.url + "/api/a2a/{namespace}/{agent}/",
             },
         )
         proxy = f"{chatbot.url}/api/a2a/{NS}/support-bot/"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +28,11 @@ from starlette.responses import JSONResponse, Response
 
 from trustusbank.agents.a2a.callers import CallerResolver
 from trustusbank.agents.a2a.metrics import AgentMetrics
+from trustusbank.env import LOGS_DIR
 from trustusbank.manifests.kagent import access
 from trustusbank.manifests.kagent.access import principal_matches as principal_matches
 from trustusbank.manifests.kagent.spec import AgentSpec
-from trustusbank.paths import LOGS_ENV, state_dir
+from trustusbank.paths import state_dir
 from trustusbank.telemetry.jsonlog import JsonLinesLog
 
 ACCESS_DENIED_CODE = -32001
@@ -73,8 +73,8 @@ def decide(spec: AgentSpec, principal: str | None) -> Decision:
 
 def access_log_path(spec: AgentSpec) -> Path:
     """Where this agent's decision log goes: `TRUSTUSBANK_LOGS_DIR`, else the state directory's logs/."""
-    raw = os.environ.get(LOGS_ENV)
-    directory = Path(raw) if raw else state_dir() / "logs"
+    configured = LOGS_DIR.read()
+    directory = configured if configured is not None else state_dir() / "logs"
     return directory / f"agent-{spec.namespace}-{spec.name}.jsonl"
 
 

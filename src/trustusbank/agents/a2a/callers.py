@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trustusbank.cluster.topology import Topology
-from trustusbank.paths import TOPOLOGY_ENV as TOPOLOGY_ENV
 
 # peer IP -> SPIFFE principal "cluster.local/ns/<ns>/sa/<sa>", or None when nobody is known there
 CallerResolver = Callable[[str], str | None]

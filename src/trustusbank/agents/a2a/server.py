@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from trustusbank import __version__
 from trustusbank.agents.a2a.access_guard import AccessGuard, access_log_path
-from trustusbank.agents.a2a.callers import TOPOLOGY_ENV, CallerResolver, no_callers, topology_resolver
+from trustusbank.agents.a2a.callers import CallerResolver, no_callers, topology_resolver
 from trustusbank.agents.a2a.card import URL_EXTRA, agent_card
 from trustusbank.agents.a2a.delegation import AgentCaller
 from trustusbank.agents.a2a.executor import LoopExecutor
@@ -39,11 +38,11 @@ from trustusbank.agents.a2a.mcp_tools import McpToolbox
 from trustusbank.agents.a2a.metrics import AgentMetrics
 from trustusbank.agents.a2a.sessions import SessionStore
 from trustusbank.agents.model.types import ModelClient
-from trustusbank.manifests.kagent.spec import SPEC_ENV, AgentSpec
-from trustusbank.paths import TRACES_ENV, state_dir
+from trustusbank.env import AGENT_SPEC, AGENT_URL, TOPOLOGY, TRACES_DIR, SettingError
+from trustusbank.manifests.kagent.spec import AgentSpec
+from trustusbank.paths import state_dir
 from trustusbank.telemetry.tracing import setup_tracing
 
-AGENT_URL_ENV = "TRUSTUSBANK_AGENT_URL"  # overrides the card's URL (default: the agent's Service)
 RPC_PATH = "/"
 
 log = logging.getLogger(__name__)
@@ -112,29 +111,31 @@ def create_app(
 
 def spec_from_env() -> AgentSpec:
     """The AgentSpec in `TRUSTUSBANK_AGENT_SPEC` (JSON, or a JSON file path); ValueError says what is off."""
-    raw = os.environ.get(SPEC_ENV, "").strip()
-    if not raw:
-        raise ValueError(
-            f"{SPEC_ENV} is not set: it must hold the agent's spec (AgentSpec JSON, or a file path)"
+    raw = AGENT_SPEC.read()
+    if raw is None:
+        raise SettingError(
+            f"{AGENT_SPEC.name} is not set: it must hold the agent's spec (AgentSpec JSON, or a file path)"
         )
     if not raw.startswith("{"):
         try:
             raw = Path(raw).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"{SPEC_ENV}: cannot read the spec file {raw}: {exc}") from exc
+            raise SettingError(f"{AGENT_SPEC.name}: cannot read the spec file {raw}: {exc}") from exc
     try:
         spec = AgentSpec.from_json(raw)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{SPEC_ENV} is not a valid agent spec: {type(exc).__name__}: {exc}") from exc
-    url = os.environ.get(AGENT_URL_ENV)
+        raise SettingError(
+            f"{AGENT_SPEC.name} is not a valid agent spec: {type(exc).__name__}: {exc}"
+        ) from exc
+    url = AGENT_URL.read()
     if url:
         spec = dataclasses.replace(spec, extra={**spec.extra, URL_EXTRA: url})
     return spec
 
 
 def traces_path(spec: AgentSpec) -> Path:
-    raw = os.environ.get(TRACES_ENV)
-    directory = Path(raw) if raw else state_dir() / "traces"
+    configured = TRACES_DIR.read()
+    directory = configured if configured is not None else state_dir() / "traces"
     return directory / f"agent-{spec.namespace}-{spec.name}.jsonl"
 
 
@@ -144,11 +145,11 @@ def app_from_env() -> Starlette:
 
     spec = spec_from_env()
     model = client_for(spec.model)
-    topology = os.environ.get(TOPOLOGY_ENV)
-    caller_of = topology_resolver(Path(topology)) if topology else no_callers
-    if spec.access_enforced and not topology:
+    topology = TOPOLOGY.read()
+    caller_of = topology_resolver(topology) if topology is not None else no_callers
+    if spec.access_enforced and topology is None:
         log.warning(
-            "%s: AccessPolicies apply but %s is not set: every call is denied", spec.ref, TOPOLOGY_ENV
+            "%s: AccessPolicies apply but %s is not set: every call is denied", spec.ref, TOPOLOGY.name
         )
     provider = setup_tracing(spec.name, traces_path(spec), {"service.namespace": spec.namespace})
     return create_app(spec, model, caller_of=caller_of, tracer_provider=provider)

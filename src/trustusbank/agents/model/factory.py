@@ -36,9 +36,10 @@ from urllib.parse import urlsplit
 from trustusbank.agents.model.anthropic_client import ANTHROPIC_BASE_URL, AnthropicClient
 from trustusbank.agents.model.openai_client import OPENAI_BASE_URL, OpenAIChatClient, is_openai_proper
 from trustusbank.agents.model.types import ModelClient, ModelConfigError
+from trustusbank.env import ANTHROPIC_API_KEY
 from trustusbank.manifests.kagent.spec import ModelSpec
 
-_DEFAULT_KEY_NAME = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+_DEFAULT_KEY_NAME = {"anthropic": ANTHROPIC_API_KEY.name, "openai": "OPENAI_API_KEY"}
 _PROVIDER_KIND = {"anthropic": "Anthropic", "openai": "OpenAI"}
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from dataclasses import dataclass
 
-GULLIBILITY_ENV = "TRUSTUSBANK_MODEL_GULLIBILITY"
-DEFAULT = "always"
+from trustusbank.env import MODEL_GULLIBILITY
 
 _FORMS = "expected 'always', 'never', a probability such as '0.3', or 'p=0.3,seed=7'"
 
@@ -104,8 +102,4 @@ def _probability(text: str, value: str) -> float:
 
 def from_env() -> Gullibility:
     """The gullibility in TRUSTUSBANK_MODEL_GULLIBILITY; 'always' when unset or empty."""
-    raw = os.environ.get(GULLIBILITY_ENV, "").strip() or DEFAULT
-    try:
-        return Gullibility.parse(raw)
-    except ValueError as exc:
-        raise ValueError(f"{GULLIBILITY_ENV}: {exc}") from None
+    return MODEL_GULLIBILITY.read_as(Gullibility.parse)

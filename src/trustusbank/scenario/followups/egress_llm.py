@@ -33,7 +33,7 @@ import httpx
 
 from trustusbank.cluster.ports import METRICS_PORT
 from trustusbank.cluster.watch import load_in_force
-from trustusbank.manifests.kagent.spec import SPEC_ENV
+from trustusbank.env import AGENT_SPEC
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.runtime import control
 from trustusbank.runtime.apply import apply, delete
@@ -145,7 +145,7 @@ from trustusbank.agents.a2a.sessions import SessionStore
 from trustusbank.manifests.kagent.spec import AgentSpec
 
 async def main():
-    spec = AgentSpec.from_json(os.environ["{SPEC_ENV}"])
+    spec = AgentSpec.from_json(os.environ["{AGENT_SPEC.name}"])
     model = dataclasses.replace(spec.model, base_url=os.environ["{BASE_URL_ENV}"])
     spec = dataclasses.replace(spec, model=model)
     client, toolbox = client_for(spec.model), McpToolbox(spec.mcp_servers)
@@ -181,9 +181,9 @@ def _agent_spec(cluster: Cluster, deploy: Path, agent: str) -> str:
     if deployment is None:
         raise RuntimeError(f"no Deployment {AGENTS}/{agent} in the manifests in force")
     container = deployment.body["spec"]["template"]["spec"]["containers"][0]
-    value = next((e.get("value") for e in container.get("env", []) if e.get("name") == SPEC_ENV), None)
+    value = next((e.get("value") for e in container.get("env", []) if e.get("name") == AGENT_SPEC.name), None)
     if not value:
-        raise RuntimeError(f"{AGENTS}/{agent} has no {SPEC_ENV}")
+        raise RuntimeError(f"{AGENTS}/{agent} has no {AGENT_SPEC.name}")
     return str(value)
 
 
@@ -292,7 +292,7 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
             log_mark = sizes([waypoint_log])[waypoint_log]
             progress("egress-llm: support-bot's loop, in its pod, with the model behind the waypoint")
             code = AGENT_RUN
-            env = {SPEC_ENV: spec_json, BASE_URL_ENV: LLM_BASE_URL, PROMPT_ENV: PROMPT}
+            env = {AGENT_SPEC.name: spec_json, BASE_URL_ENV: LLM_BASE_URL, PROMPT_ENV: PROMPT}
             status, out, err = await run_in_pod(cluster, f"{AGENTS}/support-bot", code, extra_env=env)
             try:
                 answer = json.loads(out.strip().splitlines()[-1])

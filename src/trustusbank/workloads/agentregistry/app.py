@@ -7,7 +7,6 @@ each tag runs now, and who signed it, is read from the image store per request.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -19,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from trustusbank.images.store import IMAGE_STORE_ENV
+from trustusbank.env import AGENTREGISTRY_CATALOGUE, IMAGE_STORE, SettingError
 from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.paths import deploy_dir
@@ -33,7 +32,6 @@ from trustusbank.workloads.agentregistry.catalogue import (
     running_image,
 )
 
-CATALOGUE_ENV = "AGENTREGISTRY_CATALOGUE"
 if TYPE_CHECKING:
     from trustusbank.workloads.entrypoints import Workload
 
@@ -93,12 +91,9 @@ def create_app(
 
 def create_app_from_env(db: Path, workloads: Mapping[str, Workload]) -> Starlette:
     """As deployed: the catalogue file from `AGENTREGISTRY_CATALOGUE` if set, else the manifests."""
-    path = os.environ.get(CATALOGUE_ENV)
-    catalogue = None
-    if path:
-        file = Path(path)
-        if not file.is_file():
-            raise CatalogueError(f"{CATALOGUE_ENV}={path}: no such file")
-        catalogue = parse_catalogue(file.read_text(encoding="utf-8"), path)
-    store = os.environ.get(IMAGE_STORE_ENV)
-    return create_app(deploy_dir(), catalogue, PinStore(db), workloads, Path(store) if store else None)
+    try:
+        file = AGENTREGISTRY_CATALOGUE.read()
+    except SettingError as exc:
+        raise CatalogueError(str(exc)) from None
+    catalogue = None if file is None else parse_catalogue(file.read_text(encoding="utf-8"), str(file))
+    return create_app(deploy_dir(), catalogue, PinStore(db), workloads, IMAGE_STORE.read())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,14 +23,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from trustusbank.env import CHATBOT_AGENT, CHATBOT_UPSTREAM, SettingError
 from trustusbank.workloads.chatbot.names import DEFAULT_AGENT, parse_agent
 from trustusbank.workloads.chatbot.proxy import UPSTREAM_TIMEOUT, A2AProxy, AgentsUrl, default_agents_url
 from trustusbank.workloads.errors import WorkloadConfigError
-
-AGENT_ENV = "TRUSTUSBANK_CHATBOT_AGENT"
-# Where agents live, with {namespace} and {agent} filled in; on a cluster with kagent,
-# e.g. http://kagent-controller.kagent:8083/api/a2a/{namespace}/{agent}/
-UPSTREAM_ENV = "TRUSTUSBANK_CHATBOT_UPSTREAM"
 
 
 def _inline_hashes(page: str, tag: str) -> list[str]:
@@ -110,19 +105,23 @@ def create_app(
 def upstream_from_template(template: str) -> AgentsUrl:
     """An `agents_url` from a URL template with `{namespace}` and `{agent}`."""
     if not template.startswith(("http://", "https://")):
-        raise ValueError(f"{UPSTREAM_ENV} must be an http(s) URL, got {template!r}")
+        raise SettingError(f"{CHATBOT_UPSTREAM.name} must be an http(s) URL, got {template!r}")
     if "{namespace}" not in template or "{agent}" not in template:
-        raise ValueError(f"{UPSTREAM_ENV} must contain {{namespace}} and {{agent}}, got {template!r}")
+        raise SettingError(
+            f"{CHATBOT_UPSTREAM.name} must contain {{namespace}} and {{agent}}, got {template!r}"
+        )
     return lambda namespace, agent: template.replace("{namespace}", namespace).replace("{agent}", agent)
 
 
 def create_app_from_env() -> Starlette:
     """The app `trustusbank serve chatbot` runs, configured from the pod's environment."""
     try:
-        template = os.environ.get(UPSTREAM_ENV, "").strip()
+        # On a cluster with kagent, e.g. http://kagent-controller.kagent:8083/api/a2a/{namespace}/{agent}/
+        template = CHATBOT_UPSTREAM.read()
+        agent = CHATBOT_AGENT.read()
         return create_app(
-            agents_url=upstream_from_template(template) if template else None,
-            agent=os.environ.get(AGENT_ENV, DEFAULT_AGENT),
+            agents_url=upstream_from_template(template) if template is not None else None,
+            agent=agent if agent is not None else DEFAULT_AGENT,
         )
     except ValueError as exc:
         raise WorkloadConfigError(str(exc)) from exc

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
-import os
 import string
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,14 +25,11 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from trustusbank.cluster.topology import Topology
-from trustusbank.paths import POD_IP_ENV, TOPOLOGY_ENV
+from trustusbank.env import POD_IP, SMTP_PORT, TOPOLOGY
 from trustusbank.workloads.soc_inbox.smtp import InboxHandler, start_smtp
 from trustusbank.workloads.soc_inbox.store import MailStore
 
 log = logging.getLogger(__name__)
-
-SMTP_PORT_ENV = "TRUSTUSBANK_SMTP_PORT"
-DEFAULT_SMTP_PORT = 2525
 
 
 def _everything(request: Request) -> bool:
@@ -150,8 +146,8 @@ def topology_identities(path: Path) -> Callable[[str], str | None]:
 
 def create_app_from_env(db: Path) -> Starlette:
     """In a pod: SMTP on the pod's own address (what 0.0.0.0 means there) at TRUSTUSBANK_SMTP_PORT."""
-    host = os.environ.get(POD_IP_ENV) or "127.0.0.1"
-    port = int(os.environ.get(SMTP_PORT_ENV, str(DEFAULT_SMTP_PORT)))
-    topology = os.environ.get(TOPOLOGY_ENV)
-    identify = topology_identities(Path(topology)) if topology else (lambda _: None)
+    host = POD_IP.read() or "127.0.0.1"
+    port = SMTP_PORT.read()
+    topology = TOPOLOGY.read()
+    identify = topology_identities(topology) if topology is not None else (lambda _: None)
     return create_app(MailStore(db), (host, port), identify)

@@ -7,7 +7,6 @@ them apart, only the image digest can.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,12 +16,12 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from trustusbank.env import FX_API_URL
 from trustusbank.workloads.mcp_http import new_server
 from trustusbank.workloads.vendor.rates import RatesClient, UnsupportedCurrency, convert
 
 SERVICE = "currency-converter"
 NAMESPACE = "trustusbank-bank-vendors"
-FX_API_ENV = "FX_API_URL"
 
 Amount = Annotated[float, Field(gt=0, le=1e12, description="The amount to convert, in from_ccy.")]
 Currency = Annotated[
@@ -52,7 +51,7 @@ class ConverterConfig:
 
     @classmethod
     def from_env(cls) -> ConverterConfig:
-        return cls(fx_api_url=os.environ.get(FX_API_ENV) or None)
+        return cls(fx_api_url=FX_API_URL.read())
 
 
 async def conversion(rates: RatesClient, amount: float, from_ccy: str, to_ccy: str) -> Conversion:

