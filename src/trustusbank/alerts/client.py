@@ -17,6 +17,7 @@ import httpx
 from trustusbank.alerts.service import LOG_NAME
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Topology
+from trustusbank.errors import UnavailableError
 
 NAMESPACE = "trustusbank-observability"
 EVALUATOR = "alert-evaluator"
@@ -25,7 +26,7 @@ HTTP_PORT = 8080
 HTTP_TIMEOUT = 5.0
 
 
-class Unavailable(RuntimeError):
+class Unavailable(UnavailableError, RuntimeError):
     """The evaluator or the inbox is not running, or did not answer."""
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from trustusbank.errors import ProtocolError
+
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 
 
-class ExpositionError(ValueError):
+class ExpositionError(ProtocolError, ValueError):
     """A sample line that is not in the text format."""
 
 

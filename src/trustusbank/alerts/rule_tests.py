@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from trustusbank.alerts.evaluator import RuleEvaluator
+from trustusbank.errors import ConfigError
 from trustusbank.manifests.prometheus import PrometheusRule, RuleGroup
 from trustusbank.promql.ast import VectorSelector
 from trustusbank.promql.durations import parse_duration
@@ -33,7 +34,7 @@ RELATIVE_TOLERANCE = 1e-6
 _FILE_KEYS = {"rule_files", "evaluation_interval", "tests", "group_eval_order"}
 
 
-class RuleTestError(ValueError):
+class RuleTestError(ConfigError, ValueError):
     """A test file this runner cannot run as promtool would."""
 
 

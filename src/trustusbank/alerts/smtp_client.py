@@ -17,11 +17,13 @@ import struct
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+from trustusbank.errors import UnavailableError
+
 PROXY_ENV = ("ALL_PROXY", "all_proxy")
 EHLO_NAME = "alert-evaluator"
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(UnavailableError, RuntimeError):
     """The message could not be handed to the SMTP server."""
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
 
 from trustusbank import __version__
 from trustusbank.cli import (
@@ -17,8 +22,31 @@ from trustusbank.cli import (
     policies_cmd,
     serve_cmd,
 )
+from trustusbank.errors import TrustusbankError
+
+
+def report_error(exc: TrustusbankError) -> None:
+    """`error: <message>` on stderr; the message is text, never markup (it may quote anyone's data)."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(Text("error: ", style="red") + Text(str(exc)))
+
+
+class Commands(TyperGroup):
+    """The root command group: a `TrustusbankError` no command handled itself becomes
+    `error: <message>` on stderr and exit status 1, whichever command raised it.
+
+    Commands only catch an error when they do something more with it: another exit
+    status, a pod's log tail, the list of problems, a sentence of context."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TrustusbankError as exc:
+            report_error(exc)
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
+    cls=Commands,
     name="trustusbank",
     help="The trustusbank agentic-DORA reference pattern: MCP tools, a gullible agent, a mesh that holds.",
     no_args_is_help=True,

@@ -85,13 +85,10 @@ def ask_command(
         parse_agent(agent)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--agent") from None
-    from trustusbank.workloads.chatbot.client import AskError, ask
+    from trustusbank.workloads.chatbot.client import ask
 
-    try:
-        result = asyncio.run(ask(prompt, chatbot=chatbot, agent=agent, context_id=context_id, wait=timeout))
-    except AskError as exc:
-        err.print(Text("error: ", style="red") + Text(str(exc)))
-        raise typer.Exit(1) from None
+    # An AskError is reported by the root command group (cli/app.py): `error: <sentence>`, exit 1.
+    result = asyncio.run(ask(prompt, chatbot=chatbot, agent=agent, context_id=context_id, wait=timeout))
     if as_json:
         document = asdict(result)
         document.pop("status_message")

@@ -15,10 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.manifests.manifest import ManifestError
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime import control
-from trustusbank.runtime.supervisor import StartupFailed, Supervisor, ready_timeout
+from trustusbank.runtime.supervisor import Supervisor, ready_timeout
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -108,9 +107,6 @@ def up(
             if supervise:
                 spinner.stop()
             asyncio.run(runner)
-    except (StartupFailed, ManifestError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
     finally:
         files.pid.unlink(missing_ok=True)
 

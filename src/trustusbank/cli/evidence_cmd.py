@@ -19,7 +19,6 @@ from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import (
     EvidenceStore,
     Head,
-    NoClusterState,
     Query,
     QueryError,
     Record,
@@ -62,8 +61,6 @@ def _store(no_ingest: bool = False) -> tuple[ClusterFiles, EvidenceStore]:
             ingest(files, store)
         except ChainBroken as exc:
             err.print(f"warning: not ingesting, the evidence chain is broken: {exc}", markup=False)
-        except NoClusterState as exc:
-            raise _fail(str(exc)) from None
     return files, store
 
 
@@ -86,10 +83,7 @@ def _line(record: Record) -> str:
 def ingest_command() -> None:
     """Append the cluster's new log lines and spans to the evidence chain."""
     files = ClusterFiles(state_dir())
-    try:
-        added = ingest(files)
-    except (NoClusterState, ChainBroken) as exc:
-        raise _fail(str(exc)) from None
+    added = ingest(files)
     head = EvidenceStore.of(files).recorded_head()
     typer.echo(f"{added} new record(s); chain head seq {head.seq if head else 0}")
 
@@ -197,10 +191,7 @@ def trace_command(
     if (trace_id is None) == (record is None):
         raise _fail("give a trace id or --record SEQ (one of them)", 2)
     _, store = _store(no_ingest)
-    try:
-        view = trace(store, trace_id) if trace_id is not None else explain(store, int(record or 0))
-    except QueryError as exc:
-        raise _fail(str(exc), 1) from None
+    view = trace(store, trace_id) if trace_id is not None else explain(store, int(record or 0))
     if not view.records:
         raise _fail(f"no records of {view.subject}", 1)
     _print_view(view, as_json)

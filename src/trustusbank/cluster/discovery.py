@@ -10,9 +10,10 @@ import ipaddress
 from dataclasses import dataclass
 
 from trustusbank.cluster.topology import Pod, ServiceEntry, Topology
+from trustusbank.errors import UnavailableError
 
 
-class Unresolvable(LookupError):
+class Unresolvable(UnavailableError, LookupError):
     """No workload answers to that name or address."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.errors import UnavailableError
 from trustusbank.evidence import sources
 from trustusbank.evidence.context import Cluster
 from trustusbank.evidence.digests import PUSH_KINDS, START_KINDS, DigestTracker, image_store_lookup
@@ -54,7 +55,7 @@ FAMILIES = (
 )
 
 
-class NoClusterState(RuntimeError):
+class NoClusterState(UnavailableError, RuntimeError):
     """There is nothing to ingest from: no cluster ever ran in this state directory."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from trustusbank.errors import ConfigError
 from trustusbank.evidence.record import DENY_SUFFIX, Record, iso, parse_time
 from trustusbank.evidence.sources import trace_id as normalize_trace_id
 from trustusbank.evidence.store import EvidenceStore
@@ -35,7 +36,7 @@ LONGEST_TOOL_CALL = timedelta(minutes=5)
 EXPANSION_ROUNDS = 3
 
 
-class QueryError(ValueError):
+class QueryError(ConfigError, ValueError):
     """A filter that cannot be understood (a bad time, an empty identity...)."""
 
 

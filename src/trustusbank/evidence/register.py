@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.errors import UnavailableError
 from trustusbank.paths import deploy_dir
 
 REGISTRY_NAMESPACE = "trustusbank-platform"
@@ -22,7 +23,7 @@ REGISTRY_POD = "agentregistry-0"
 PINS_FILE = "agentregistry.sqlite3"
 
 
-class RegisterError(RuntimeError):
+class RegisterError(UnavailableError, RuntimeError):
     """The register could not be read; the report says so instead of listing nothing."""
 
 

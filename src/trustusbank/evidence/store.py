@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.errors import IntegrityError
 from trustusbank.evidence.record import COLUMNS, GENESIS, NewRecord, Record, iso
 from trustusbank.sqlite_file import SqliteFile
 
@@ -81,7 +82,7 @@ CREATE TABLE IF NOT EXISTS sources (
 """
 
 
-class ChainBroken(RuntimeError):
+class ChainBroken(IntegrityError, RuntimeError):
     """The store no longer matches its recorded head; nothing is appended until someone looks."""
 
 

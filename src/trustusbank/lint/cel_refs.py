@@ -17,13 +17,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from trustusbank.errors import ConfigError
+
 try:
     import cel as _cel
 except ImportError:  # pragma: no cover - the linter still works with its own parser
     _cel = None  # type: ignore[assignment]
 
 
-class CelSyntaxError(ValueError):
+class CelSyntaxError(ConfigError, ValueError):
     """The expression does not parse; `message` is the parser's own words."""
 
     def __init__(self, message: str, position: int | None = None) -> None:

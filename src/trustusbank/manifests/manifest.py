@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trustusbank.errors import ConfigError
+
 JsonPath = tuple[str | int, ...]
 Position = tuple[int, int]
 
@@ -28,7 +30,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class ManifestError(Exception):
+class ManifestError(ConfigError):
     """The bundle cannot be used; carries every problem found, not just the first."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:

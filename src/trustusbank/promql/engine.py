@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from trustusbank.errors import ConfigError
 from trustusbank.promql.ast import (
     NAME_LABEL,
     Aggregate,
@@ -35,7 +36,7 @@ from trustusbank.promql.series import Labels, SeriesStore, label, without_name
 LOOKBACK_DELTA = 300.0
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(ConfigError, RuntimeError):
     """An expression that cannot be evaluated on this data (e.g. duplicate output series)."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from trustusbank.errors import ConfigError
 from trustusbank.promql.ast import (
     AGGREGATIONS,
     COMPARISONS,
@@ -30,7 +31,7 @@ from trustusbank.promql.durations import PATTERN as DURATION_PATTERN
 from trustusbank.promql.durations import parse_duration
 
 
-class PromQLError(ValueError):
+class PromQLError(ConfigError, ValueError):
     """An expression outside the supported subset, or not PromQL at all."""
 
 

@@ -12,11 +12,13 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 
+from trustusbank.errors import ConfigError
+
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.DOTALL)
 _LABEL_REF = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
-class TemplateError(ValueError):
+class TemplateError(ConfigError, ValueError):
     """A template using more of Go's template language than label and value references."""
 
 

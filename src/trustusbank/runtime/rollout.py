@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.errors import OperationError
 from trustusbank.runtime.processes import ManagedProcess
 
 log = logging.getLogger("trustusbank.runtime")
@@ -36,7 +37,7 @@ OP_RESTART = "rollout-restart"
 Progress = Callable[[str], None]
 
 
-class RolloutError(RuntimeError):
+class RolloutError(OperationError, RuntimeError):
     """The restart could not be made, or its pods did not become ready; `log_tail` says why."""
 
     def __init__(self, message: str, log_tail: str = "") -> None:

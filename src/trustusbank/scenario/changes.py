@@ -22,6 +22,7 @@ import httpx
 
 from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.cluster.topology import Pod, Topology
+from trustusbank.errors import OperationError
 from trustusbank.images.builds import BUILDS
 from trustusbank.images.signing import Keys, org_public_key
 from trustusbank.images.store import Build, ImageStore
@@ -42,7 +43,7 @@ CLEAN = "clean"
 Progress = Callable[[str], None]
 
 
-class ActError(RuntimeError):
+class ActError(OperationError, RuntimeError):
     """The act could not be done; `log_tail` is the failing pod's, `swap` what was pushed before it failed."""
 
     def __init__(self, message: str, log_tail: str = "", swap: Swap | None = None) -> None:

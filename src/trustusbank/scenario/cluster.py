@@ -19,6 +19,7 @@ import httpx
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Pod, Topology
+from trustusbank.errors import UnavailableError
 from trustusbank.runtime import control
 from trustusbank.runtime.supervisor import ready_timeout
 from trustusbank.workloads.chatbot.client import AskResult, ask
@@ -32,7 +33,7 @@ SEED_PROMPT = (
 )
 
 
-class ClusterUnavailable(RuntimeError):
+class ClusterUnavailable(UnavailableError, RuntimeError):
     """The cluster is not running and could not be started; the message says why."""
 
 

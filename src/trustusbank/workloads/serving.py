@@ -13,8 +13,10 @@ import socket
 import uvicorn
 from starlette.types import ASGIApp
 
+from trustusbank.errors import UnavailableError
 
-class PortInUse(OSError):
+
+class PortInUse(UnavailableError, OSError):
     """Raised when the requested port is taken."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from trustusbank.errors import ConfigError, UnavailableError
+
 Role = Literal["user", "assistant", "tool"]
 StopReason = Literal["end_turn", "tool_use", "max_tokens"]
 
@@ -68,11 +70,11 @@ class ModelReply:
     response_id: str = ""
 
 
-class ModelError(Exception):
+class ModelError(UnavailableError):
     """The model could not answer (transport, HTTP or protocol error); the message says which."""
 
 
-class ModelConfigError(ModelError):
+class ModelConfigError(ModelError, ConfigError):
     """The model is not usable as configured (no API key, no base URL); raised at start-up."""
 
 

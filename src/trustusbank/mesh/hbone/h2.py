@@ -25,6 +25,7 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from hpack.struct import Header
 
+from trustusbank.errors import RefusedError, UnavailableError
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.identity.svid import peer_identity as _peer_identity
 
@@ -39,11 +40,11 @@ DEFAULT_WINDOW = 65535
 CLOSE_TIMEOUT = 2.0
 
 
-class HboneError(Exception):
+class HboneError(UnavailableError):
     """A tunnel could not be opened, or broke."""
 
 
-class HboneRefused(HboneError):
+class HboneRefused(HboneError, RefusedError):
     """The server answered the CONNECT with a non-2xx status (e.g. denied by policy)."""
 
     def __init__(self, status: int) -> None:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from trustusbank.errors import RefusedError
 from trustusbank.mesh.identity.spiffe import TRUST_DOMAIN, SpiffeId
 from trustusbank.mesh.identity.svid import Svid, new_key_and_csr, utcnow
 
@@ -34,7 +35,7 @@ BACKDATE = timedelta(seconds=60)
 MIN_RSA_BITS = 2048
 
 
-class CsrError(ValueError):
+class CsrError(RefusedError, ValueError):
     """The CSR or the request to sign it is unacceptable."""
 
 

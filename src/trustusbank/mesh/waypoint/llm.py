@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trustusbank.errors import RefusedError
 from trustusbank.manifests.gateway.objects import LlmProvider
 
 OPERATION_CHAT = "chat"
@@ -38,7 +39,7 @@ INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 
 
-class LlmRefused(Exception):
+class LlmRefused(RefusedError):
     """A request the gateway will not send upstream; `status` is what the caller gets."""
 
     def __init__(self, status: int, message: str) -> None:

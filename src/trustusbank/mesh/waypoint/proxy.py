@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from trustusbank.cluster.topology import Topology
+from trustusbank.errors import RefusedError
 from trustusbank.manifests.gateway.objects import LlmProvider
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.mesh.authz.cel import CelDecision, Identity, McpInfo, RequestInfo
@@ -64,7 +65,7 @@ HOP_BY_HOP = {
 FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
 
 
-class Denied(Exception):
+class Denied(RefusedError):
     def __init__(self, status: int, body: bytes, reason: str, rule: str | None = None) -> None:
         super().__init__(reason)
         self.status = status

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from trustusbank.errors import ConfigError
 from trustusbank.manifests.core import WAYPOINT_LABEL
 from trustusbank.manifests.gateway.objects import (
     WAYPOINT_NAMESPACE_LABEL,
@@ -98,7 +99,7 @@ class RouteMatch:
     listener: str = ""
 
 
-class WaypointConfigError(ValueError):
+class WaypointConfigError(ConfigError, ValueError):
     """The manifests cannot be served as they are; every problem found, not just the first."""
 
     def __init__(self, gateway: str, problems: Sequence[str]) -> None:

@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from trustusbank.errors import ProtocolError
+
 VERSION = 5
 NO_AUTH = 0
 NO_ACCEPTABLE = 0xFF
@@ -33,7 +35,7 @@ class Reply(IntEnum):
     ADDRESS_NOT_SUPPORTED = 8
 
 
-class SocksError(Exception):
+class SocksError(ProtocolError):
     def __init__(self, reply: Reply, message: str) -> None:
         super().__init__(message)
         self.reply = reply

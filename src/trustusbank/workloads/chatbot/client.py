@@ -23,6 +23,7 @@ from a2a.helpers.proto_helpers import get_data_parts, get_text_parts
 from a2a.types.a2a_pb2 import Message, Part, Role, SendMessageRequest, Task, TaskState
 from a2a.utils.errors import A2AError
 
+from trustusbank.errors import OperationError
 from trustusbank.workloads.chatbot.names import parse_agent
 
 
@@ -36,7 +37,7 @@ class AskResult:
     status_message: str = ""
 
 
-class AskError(Exception):
+class AskError(OperationError):
     """A failure to report in one sentence (with a hint where one helps)."""
 
 

@@ -14,6 +14,8 @@ from typing import Final
 
 import httpx
 
+from trustusbank.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # Units of each currency per 1 GBP: the bundled reference rates.
@@ -26,7 +28,7 @@ REFERENCE_RATES: Final[dict[str, Decimal]] = {
 CENT = Decimal("0.01")
 
 
-class UnsupportedCurrency(ValueError):
+class UnsupportedCurrency(ConfigError, ValueError):
     pass
 
 

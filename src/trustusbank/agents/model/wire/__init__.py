@@ -9,6 +9,8 @@ clients share, so both report transport and HTTP errors the same way.
 
 from __future__ import annotations
 
+from trustusbank.errors import ProtocolError
 
-class WireError(ValueError):
+
+class WireError(ProtocolError, ValueError):
     """A request body that is not valid for the wire format; the message names the field."""

@@ -66,6 +66,7 @@ from mcp_types.jsonrpc import (
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
+from trustusbank.errors import RefusedError
 from trustusbank.mesh.waypoint.mcp.strict_json import JsonError, loads
 
 MAX_BODY_DEFAULT: Final = 1024 * 1024
@@ -125,7 +126,7 @@ class McpRequest:
     batch: bool
 
 
-class McpRefused(Exception):
+class McpRefused(RefusedError):
     """The gateway cannot judge this request exactly; answer `status` with `body()`."""
 
     def __init__(self, status: int, code: int, message: str, request_id: str | int | None = None) -> None:

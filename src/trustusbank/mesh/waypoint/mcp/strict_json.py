@@ -9,6 +9,8 @@ from typing import Any, Final
 
 import pydantic_core
 
+from trustusbank.errors import ProtocolError
+
 MAX_DEPTH: Final = 64
 """Deepest JSON nesting judged; pydantic_core (the session era's parser) stops near 200."""
 
@@ -18,7 +20,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # --- strict JSON ---------------------------------------------------------------------------------
 
 
-class JsonError(ValueError):
+class JsonError(ProtocolError, ValueError):
     """A body the gateway will not judge as JSON."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from trustusbank.errors import OperationError
 from trustusbank.paths import deploy_dir
 from trustusbank.runtime import control
 from trustusbank.runtime.apply import applied, apply, delete
@@ -127,7 +128,7 @@ def cluster_deploy(cluster: Cluster) -> Path:
     return Path(status["deploy"]) if status.get("deploy") else deploy_dir()
 
 
-class PolicyInUse(RuntimeError):
+class PolicyInUse(OperationError, RuntimeError):
     """A file of the same name is applied already: the demo will not replace (and then delete) it."""
 
 

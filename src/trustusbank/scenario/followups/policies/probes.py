@@ -23,6 +23,7 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOC
 
 from trustusbank.cluster.ports import OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod
+from trustusbank.errors import ConfigError
 from trustusbank.scenario.cluster import Cluster, ClusterUnavailable
 
 PROTOCOL = "2026-07-28"
@@ -183,7 +184,7 @@ def text_since(path: Path, offset: int) -> str:
         return stream.read().decode("utf-8", "replace")
 
 
-class ConfigRefused(RuntimeError):
+class ConfigRefused(ConfigError, RuntimeError):
     """The waypoint refused the new configuration and kept the last good one."""
 
 
