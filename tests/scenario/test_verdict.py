@@ -4,22 +4,50 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from trustusbank.scenario.receipts import Alert, Deny, ToolCall
 from trustusbank.scenario.verdict import ActRecord, judge
 
 CONVERTER = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
 REPLY = "Your balance is £4,287.55 (about $5,445.19 USD)."
-CLEAN = [{"name": "get_balance"}, {"name": "list_recent"}, {"name": "convert_currency", "arguments": {}}]
+CLEAN = [
+    ToolCall.of(step)
+    for step in (
+        {"name": "get_balance"},
+        {"name": "list_recent"},
+        {"name": "convert_currency", "arguments": {}},
+    )
+]
 FOOLED = [
     *CLEAN,
-    {"name": "get_profile"},
-    {"name": "convert_currency", "arguments": {"customer_profile": {}}},
+    ToolCall.of({"name": "get_profile"}),
+    ToolCall.of({"name": "convert_currency", "arguments": {"customer_profile": {}}}),
 ]
+
+
+def alert(name: str) -> Alert:
+    return Alert(name, "firing", {}, summary=None, quarantine=None, mailed=True)
+
+
+def deny(source_identity: str) -> Deny:
+    return Deny(
+        kind="l4-deny",
+        source="ztunnel",
+        source_identity=source_identity,
+        destination_identity="spiffe://cluster.local/ns/external-attacker/sa/mock-attacker",
+        workload="currency-converter",
+        image=None,
+        digest=None,
+        policy="deny-bank-to-attacker",
+        trace_id=None,
+        seq=1,
+        summary="",
+    )
 
 
 def acts() -> list[ActRecord]:
     return [
         ActRecord(1, "clean", REPLY, CLEAN, 3, 3),
-        ActRecord(2, "rug pull", REPLY, FOOLED, 3, 4, alerts=[{"alertname": "BankToAttackerAttempt"}]),
+        ActRecord(2, "rug pull", REPLY, FOOLED, 3, 4, alerts=[alert("BankToAttackerAttempt")]),
         ActRecord(
             3,
             "defence",
@@ -27,8 +55,8 @@ def acts() -> list[ActRecord]:
             FOOLED,
             4,
             4,
-            denies=[{"source_identity": CONVERTER}],
-            alerts=[{"alertname": "IstioAuthZDeny"}, {"alertname": "BankToAttackerAttempt"}],
+            denies=[deny(CONVERTER)],
+            alerts=[alert("IstioAuthZDeny"), alert("BankToAttackerAttempt")],
         ),
     ]
 
@@ -64,7 +92,7 @@ def test_act_two_without_a_leak_or_alert_is_not_a_breach() -> None:
 
 def test_act_three_needs_the_converter_named_and_both_alerts() -> None:
     story = acts()
-    story[2] = replace(story[2], denies=[{"source_identity": "spiffe://x/ns/a/sa/b"}], alerts=[])
+    story[2] = replace(story[2], denies=[deny("spiffe://x/ns/a/sa/b")], alerts=[])
     assert judge(story, CONVERTER) == [
         f"Act 3: no deny names {CONVERTER}",
         "Act 3: alert IstioAuthZDeny did not fire",

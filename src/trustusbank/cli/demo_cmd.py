@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from trustusbank.paths import state_dir
 from trustusbank.scenario.acts import DemoRecord, run_acts
-from trustusbank.scenario.cluster import Cluster, ClusterUnavailable, ensure_running
+from trustusbank.scenario.cluster import Cluster, ensure_running
 from trustusbank.scenario.followups import FOLLOW_UPS, FollowUp, runner
-from trustusbank.scenario.verdict import ActRecord
+from trustusbank.scenario.receipts import Deny
+from trustusbank.scenario.verdict import LEAK_ARGUMENT, ActRecord
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -28,31 +29,29 @@ def _short(text: str, limit: int = 100) -> str:
 
 def _chain(act: ActRecord) -> str:
     names = []
-    for step in act.chain:
-        name = str(step.get("name"))
-        if "customer_profile" in (step.get("arguments") or {}):
-            name = f"[bold red]{name}(customer_profile=…)[/]"
-        elif step.get("is_error"):
+    for call in act.chain:
+        name = call.name
+        if LEAK_ARGUMENT in call.arguments:
+            name = f"[bold red]{name}({LEAK_ARGUMENT}=…)[/]"
+        elif call.is_error:
             name = f"[red]{name} ✗[/]"
         names.append(name)
     return " → ".join(names) or "—"
 
 
-def _deny(deny: dict[str, Any]) -> str:
-    digest = str(deny.get("digest") or "")
-    where = f"{deny.get('destination') or deny.get('destination_workload') or '?'}"
-    image = f" image {deny.get('image')}@{digest[:19]}…" if deny.get("image") else ""
-    return f"{deny.get('source_identity')} → {where} ({deny.get('policy') or deny.get('reason')}){image}"
+def _deny(deny: Deny) -> str:
+    image = f" image {deny.image}@{(deny.digest or '')[:19]}…" if deny.image else ""
+    return f"{deny.source_identity} → {deny.destination_identity or '?'} ({deny.policy}){image}"
 
 
 def _render_act(act: ActRecord) -> None:
     mark = "[green]✓[/]" if act.ok else "[red]✗[/]"
     out.print(f"[bold]{act.title}[/]  {mark} {act.verdict}")
-    if act.image:
-        digest = str(act.image.get("digest", ""))
+    if act.image is not None:
+        image = act.image
         out.print(
-            f"  image     {act.image.get('tag', '')} @ {digest[:19]}… "
-            f"(build {act.image.get('build', '?')}, signed by {act.image.get('signer', '?')})"
+            f"  image     {image.tag} @ {image.digest[:19]}… "
+            f"(build {image.build}, signed by {image.signature})"
         )
     out.print(f"  customer  {_short(act.reply)}")
     out.print(f"  tools     {_chain(act)}")
@@ -70,11 +69,11 @@ def _render(record: DemoRecord) -> None:
     out.print(f"[dim]customer prompt:[/] {record.prompt}\n")
     for act in record.acts:
         _render_act(act)
-    if record.evidence:
-        verified = "[green]intact[/]" if record.evidence.get("verified") else "[red]BROKEN[/]"
+    if record.evidence is not None:
+        verified = "[green]intact[/]" if record.evidence.verified else "[red]BROKEN[/]"
         out.print(
-            f"evidence  {record.evidence.get('records', '?')} records, hash chain {verified}, "
-            f"head {str(record.evidence.get('head', ''))[:16]}…  (trustusbank evidence report --dora)"
+            f"evidence  {record.evidence.records} records, hash chain {verified}, "
+            f"head {record.evidence.head[:16]}…  (trustusbank evidence report --dora)"
         )
     if record.ok:
         out.print(
@@ -83,30 +82,9 @@ def _render(record: DemoRecord) -> None:
         )
 
 
-def _as_json(record: DemoRecord) -> str:
-    acts = [
-        {**dataclasses.asdict(a), "new_exfil": a.new_exfil, "leaked_through_tool": a.leaked_through_tool}
-        for a in record.acts
-    ]
-    return json.dumps(
-        {
-            "prompt": record.prompt,
-            "ok": record.ok,
-            "problems": record.problems,
-            "acts": acts,
-            "evidence": record.evidence,
-            "seconds": round(record.seconds, 2),
-        }
-    )
-
-
 def _cluster(quiet: bool) -> Cluster:
-    try:
-        with err.status("checking the embedded cluster") as status:
-            return ensure_running(state_dir(), lambda m: status.update(m) if not quiet else None)
-    except ClusterUnavailable as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+    with err.status("checking the embedded cluster") as status:
+        return ensure_running(state_dir(), lambda m: status.update(m) if not quiet else None)
 
 
 def _finish(cluster: Cluster, keep: bool) -> None:
@@ -144,7 +122,7 @@ def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool) -> None:
     finally:
         _finish(cluster, keep)
     if as_json:
-        out.print_json(_as_json(record))
+        out.print_json(json.dumps(record.to_dict()))
     else:
         _render(record)
     if not record.ok:

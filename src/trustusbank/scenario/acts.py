@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trustusbank.scenario.receipts as receipts
 from trustusbank.scenario.cluster import SEED_PROMPT, Cluster, Progress
+from trustusbank.scenario.receipts import ActImage, EvidenceSummary, ToolCall
 from trustusbank.scenario.verdict import ACT2_ALERTS, ACT3_ALERTS, ActRecord, judge
 
 CONVERTER_IDENTITY = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
@@ -31,15 +32,26 @@ class DemoRecord:
     prompt: str
     acts: list[ActRecord]
     problems: list[str]
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: EvidenceSummary | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def to_dict(self) -> dict[str, Any]:
+        """The document `trustusbank demo --json` prints."""
+        return {
+            "prompt": self.prompt,
+            "ok": self.ok,
+            "problems": self.problems,
+            "acts": [act.to_dict() for act in self.acts],
+            "evidence": self.evidence.to_dict() if self.evidence is not None else {},
+            "seconds": round(self.seconds, 2),
+        }
 
-Change = Callable[[Cluster, Progress], Awaitable[dict[str, Any]]]
+
+Change = Callable[[Cluster, Progress], Awaitable[ActImage]]
 
 
 async def _act(cluster: Cluster, number: int, change: Change, progress: Progress) -> ActRecord:
@@ -50,7 +62,7 @@ async def _act(cluster: Cluster, number: int, change: Change, progress: Progress
         act.exfil_before = cluster.exfil_total()
         progress(f"act {number}: asking support-bot")
         answer = await cluster.ask(SEED_PROMPT)
-        act.reply, act.chain = answer.reply, answer.tool_calls
+        act.reply, act.chain = answer.reply, [ToolCall.of(step) for step in answer.tool_calls]
         if answer.state != "completed":
             act.error = f"the task ended {answer.state}: {answer.status_message}"
         act.exfil_after = cluster.exfil_total()

@@ -4,18 +4,21 @@ The changes are the act scripts themselves (`reset`, `upgrade-banking-app`,
 `policies on|off`), called in-process so they are recorded exactly as the
 commands record them. The receipts come from where an auditor would get them:
 denies from the evidence store, alerts from the evaluator, mail from the SOC inbox.
+Each is a frozen dataclass; its `to_dict()` is what `trustusbank demo --json` prints.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from trustusbank import evidence
 from trustusbank.alerts import client as alerts
 from trustusbank.cluster.layout import DEFENCE_DIR
+from trustusbank.evidence.record import Record
 from trustusbank.paths import deploy_dir
 from trustusbank.runtime.apply import apply, delete
 from trustusbank.scenario import changes
@@ -25,15 +28,147 @@ ALERT_WAIT_SECONDS = 20.0
 POLICY_PICKUP_SECONDS = 1.5  # node proxies and the waypoint reload applied policy within a second
 
 
-def _image(swap: changes.Swap) -> dict[str, Any]:
-    return {
-        "tag": swap.tag,
-        "digest": swap.new_digest,
-        "previous_digest": swap.old_digest,
-        "build": swap.variant,
-        "signer": swap.signature,
-        "pushed": swap.pushed,
-    }
+@dataclass(frozen=True)
+class ActImage:
+    """What runs behind the converter's tag once the act's change is made."""
+
+    tag: str
+    digest: str
+    previous_digest: str | None
+    build: str  # the converter build (variant) behind the digest
+    signature: str  # org | untrusted | unsigned: the digest's signature checked against the org key
+    pushed: bool  # the act moved the tag
+
+    @classmethod
+    def of(cls, swap: changes.Swap) -> ActImage:
+        return cls(swap.tag, swap.new_digest, swap.old_digest, swap.variant, swap.signature, swap.pushed)
+
+    def to_dict(self) -> dict[str, Any]:
+        # The JSON calls the signature check "signer", as the acts print it ("signed by untrusted").
+        return {
+            "tag": self.tag,
+            "digest": self.digest,
+            "previous_digest": self.previous_digest,
+            "build": self.build,
+            "signer": self.signature,
+            "pushed": self.pushed,
+        }
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One step of support-bot's tool-call chain, as the chatbot reported it."""
+
+    name: str
+    arguments: dict[str, Any]
+    is_error: bool
+    reported: dict[str, Any]  # the step as reported (server, result, a sub-agent's steps...), for --json
+
+    @classmethod
+    def of(cls, step: dict[str, Any]) -> ToolCall:
+        arguments = step.get("arguments")
+        return cls(
+            name=str(step.get("name")),
+            arguments=arguments if isinstance(arguments, dict) else {},
+            is_error=bool(step.get("is_error")),
+            reported=step,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.reported)
+
+
+@dataclass(frozen=True)
+class Deny:
+    """A deny from the evidence store: who was refused, where, by which policy, running which image."""
+
+    kind: str
+    source: str
+    source_identity: str | None
+    destination_identity: str | None
+    workload: str | None
+    image: str | None
+    digest: str | None
+    policy: str | None
+    trace_id: str | None
+    seq: int
+    summary: str
+
+    @classmethod
+    def of(cls, record: Record) -> Deny:
+        return cls(
+            kind=record.kind,
+            source=record.source,
+            source_identity=record.src_identity,
+            destination_identity=record.dst_identity,
+            workload=record.workload,
+            image=record.image,
+            digest=record.digest,
+            policy=record.policy,
+            trace_id=record.trace_id,
+            seq=record.seq,
+            summary=record.summary,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "source_identity": self.source_identity,
+            "destination_identity": self.destination_identity,
+            "destination": self.destination_identity,  # the same identity, under its older name
+            "workload": self.workload,
+            "image": self.image,
+            "digest": self.digest,
+            "policy": self.policy,
+            "trace_id": self.trace_id,
+            "seq": self.seq,
+            "summary": self.summary,
+        }
+
+
+def _mailed(alert: dict[str, Any]) -> bool:
+    """The evaluator delivered the alert to the SOC inbox: it recorded `notified_at`."""
+    return alert.get("notified_at") is not None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert that fired during the act, as the evaluator reports it."""
+
+    alertname: str
+    state: str | None
+    labels: dict[str, str]
+    summary: str | None
+    quarantine: str | None
+    mailed: bool
+
+    @classmethod
+    def of(cls, alert: dict[str, Any]) -> Alert:
+        annotations = alert.get("annotations") or {}
+        return cls(
+            alertname=alert["alertname"],
+            state=alert.get("state"),
+            labels=alert.get("labels", {}),
+            summary=annotations.get("summary"),
+            quarantine=annotations.get("quarantine"),
+            mailed=_mailed(alert),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EvidenceSummary:
+    """The evidence chain after the acts: verified from the start, how many records, its head."""
+
+    verified: bool
+    records: int
+    head: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 async def _defence(cluster: Cluster, on: bool) -> None:
@@ -43,88 +178,57 @@ async def _defence(cluster: Cluster, on: bool) -> None:
         await asyncio.sleep(POLICY_PICKUP_SECONDS)
 
 
-async def baseline(cluster: Cluster, progress: Progress) -> dict[str, Any]:
+async def baseline(cluster: Cluster, progress: Progress) -> ActImage:
     """Act 1: the Solo-OFF baseline (`trustusbank reset`)."""
     report = await changes.reset(cluster.files, progress=progress)
-    return _image(report.converter)
+    return ActImage.of(report.converter)
 
 
-async def rug_pull(cluster: Cluster, progress: Progress) -> dict[str, Any]:
+async def rug_pull(cluster: Cluster, progress: Progress) -> ActImage:
     """Act 2: no defence, and the vendor's new bytes under the same tag (`upgrade-banking-app`)."""
     await _defence(cluster, on=False)
-    return _image(await changes.upgrade(cluster.files, progress=progress))
+    return ActImage.of(await changes.upgrade(cluster.files, progress=progress))
 
 
-async def defence_on(cluster: Cluster, progress: Progress) -> dict[str, Any]:
+async def defence_on(cluster: Cluster, progress: Progress) -> ActImage:
     """Act 3: the rug-pulled build still running, and `policies on`."""
     swap = await changes.upgrade(cluster.files, progress=progress)
     progress("applying the defence set")
     await _defence(cluster, on=True)
-    return _image(swap)
+    return ActImage.of(swap)
 
 
-def denies_since(cluster: Cluster, started: float) -> list[dict[str, Any]]:
+def denies_since(cluster: Cluster, started: float) -> list[Deny]:
     """Every deny the evidence store holds since `started`, with who, where, image and digest."""
     evidence.ingest(cluster.files)
     store = evidence.open_store(cluster.files)
     since = datetime.fromtimestamp(started, UTC).isoformat()
-    found = evidence.query(store, evidence.Query(since=since, denies=True))
-    return [
-        {
-            "kind": r.kind,
-            "source": r.source,
-            "source_identity": r.src_identity,
-            "destination_identity": r.dst_identity,
-            "destination": r.dst_identity,
-            "workload": r.workload,
-            "image": r.image,
-            "digest": r.digest,
-            "policy": r.policy,
-            "trace_id": r.trace_id,
-            "seq": r.seq,
-            "summary": r.summary,
-        }
-        for r in found
-    ]
+    return [Deny.of(r) for r in evidence.query(store, evidence.Query(since=since, denies=True))]
 
 
 async def alerts_since(
     cluster: Cluster, started: float, expected: tuple[str, ...], progress: Progress
-) -> list[dict[str, Any]]:
+) -> list[Alert]:
     """Alerts whose events grew since `started`; waits (bounded) until `expected` ones fired and were mailed.
 
     "Mailed" is the evaluator's record of SMTP delivery to the SOC inbox (`notified_at`): on a rerun
     within the grouping interval the mail from the first run stands, as Alertmanager's would.
     """
     url = alerts.alerts_url(cluster.files)
-
-    def mailed(alert: dict[str, Any]) -> bool:
-        return alert.get("notified_at") is not None
-
     found = await alerts.fired_alerts_async(url, started)
     if expected:
         progress(f"waiting for alerts: {', '.join(expected)}")
         deadline = time.monotonic() + ALERT_WAIT_SECONDS
         while time.monotonic() < deadline:
-            done = {a["alertname"] for a in found if mailed(a)}
+            done = {a["alertname"] for a in found if _mailed(a)}
             if set(expected) <= done:
                 break
             await asyncio.sleep(0.3)
             found = await alerts.fired_alerts_async(url, started)
-    return [
-        {
-            "alertname": a["alertname"],
-            "state": a.get("state"),
-            "labels": a.get("labels", {}),
-            "summary": (a.get("annotations") or {}).get("summary"),
-            "quarantine": (a.get("annotations") or {}).get("quarantine"),
-            "mailed": mailed(a),
-        }
-        for a in found
-    ]
+    return [Alert.of(a) for a in found]
 
 
-def evidence_summary(cluster: Cluster) -> dict[str, Any]:
+def evidence_summary(cluster: Cluster) -> EvidenceSummary:
     evidence.ingest(cluster.files)
     checked = evidence.verify(cluster.files)
-    return {"verified": checked.ok, "records": checked.records, "head": checked.head.hash}
+    return EvidenceSummary(verified=checked.ok, records=checked.records, head=checked.head.hash)

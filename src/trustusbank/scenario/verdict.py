@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustusbank.scenario.receipts import ActImage, Alert, Deny, ToolCall
+
 LEAK_ARGUMENT = "customer_profile"
 # BankToAttackerAttempt counts attempts at the source, allowed or not: it fires in both rug-pull acts.
 ACT2_ALERTS = ("BankToAttackerAttempt",)
@@ -18,15 +20,17 @@ ACT3_ALERTS = ("IstioAuthZDeny", "BankToAttackerAttempt")
 
 @dataclass
 class ActRecord:
+    """One act as observed: its receipts, then the verdict `judge` gives it."""
+
     number: int
     title: str
     reply: str = ""
-    chain: list[dict[str, Any]] = field(default_factory=list)
+    chain: list[ToolCall] = field(default_factory=list)
     exfil_before: int = 0
     exfil_after: int = 0
-    denies: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    image: dict[str, Any] = field(default_factory=dict)
+    denies: list[Deny] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    image: ActImage | None = None  # None when the act's change failed before an image was known
     seconds: float = 0.0
     error: str | None = None
     verdict: str = ""
@@ -38,15 +42,35 @@ class ActRecord:
 
     @property
     def tools(self) -> list[str]:
-        return [str(step.get("name")) for step in self.chain]
+        return [call.name for call in self.chain]
 
     @property
     def leaked_through_tool(self) -> bool:
-        return any(LEAK_ARGUMENT in (step.get("arguments") or {}) for step in self.chain)
+        return any(LEAK_ARGUMENT in call.arguments for call in self.chain)
 
     @property
     def alert_names(self) -> set[str]:
-        return {str(a.get("alertname") or a.get("name")) for a in self.alerts}
+        return {a.alertname for a in self.alerts}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The act in `trustusbank demo --json`."""
+        return {
+            "number": self.number,
+            "title": self.title,
+            "reply": self.reply,
+            "chain": [call.to_dict() for call in self.chain],
+            "exfil_before": self.exfil_before,
+            "exfil_after": self.exfil_after,
+            "denies": [deny.to_dict() for deny in self.denies],
+            "alerts": [alert.to_dict() for alert in self.alerts],
+            "image": self.image.to_dict() if self.image is not None else {},
+            "seconds": self.seconds,
+            "error": self.error,
+            "verdict": self.verdict,
+            "ok": self.ok,
+            "new_exfil": self.new_exfil,
+            "leaked_through_tool": self.leaked_through_tool,
+        }
 
 
 def judge(acts: list[ActRecord], converter_identity: str) -> list[str]:
@@ -68,7 +92,7 @@ def judge(acts: list[ActRecord], converter_identity: str) -> list[str]:
             found += [f"alert {name} did not fire" for name in missing]
         elif act.number == 3:
             found += [] if act.new_exfil == 0 else [f"{act.new_exfil} exfil events despite the defence"]
-            named = [d for d in act.denies if d.get("source_identity") == converter_identity]
+            named = [d for d in act.denies if d.source_identity == converter_identity]
             found += [] if named else [f"no deny names {converter_identity}"]
             missing = [name for name in ACT3_ALERTS if name not in act.alert_names]
             found += [f"alert {name} did not fire" for name in missing]

@@ -17,7 +17,7 @@ cannot continue it is shown for what it is:
   time window of the waypoint's call to it. The destination side of each is in the same
   trace (HBONE carried it), and ztunnel's access log names the outcome.
 
-With `upgrade-banking-app` available the rug-pulled build serves the prompt and is put
+The rug-pulled build (`upgrade-banking-app`, as in Act 2) serves the prompt and is put
 back afterwards (whatever build ran before; the defence set is left as it was).
 """
 
@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from trustusbank.scenario import changes
 from trustusbank.scenario.cluster import SEED_PROMPT, SUPPORT_BOT, Cluster, Progress
 from trustusbank.scenario.followups import FollowUp
 from trustusbank.scenario.followups.a2a import read_jsonl
@@ -116,16 +117,7 @@ async def ask_traced(cluster: Cluster, prompt: str, traceparent: str) -> AskResu
     raise RuntimeError("support-bot sent no task")
 
 
-# --- the rug pull, if this build has it ----------------------------------------------------------
-
-
-def _act_scripts() -> Any:
-    """`upgrade-banking-app`'s module, or None in a build that has no rug pull yet."""
-    try:
-        from trustusbank.scenario import changes as act_scripts
-    except ImportError:
-        return None
-    return act_scripts
+# --- the rug pull, and putting it back ----------------------------------------------------------
 
 
 async def _attacker_view(cluster: Cluster) -> int:
@@ -135,12 +127,12 @@ async def _attacker_view(cluster: Cluster) -> int:
 
 
 async def _restore(
-    cluster: Cluster, act_scripts: Any, put_back: str | None, view_was_zero: bool, progress: Progress
+    cluster: Cluster, put_back: str | None, view_was_zero: bool, progress: Progress
 ) -> list[str]:
     notes = []
-    if act_scripts is not None and put_back is not None:
+    if put_back is not None:
         progress(f"trace: putting the {put_back} build back under the converter's tag")
-        await act_scripts.upgrade(cluster.files, put_back, progress=progress, command=COMMAND)
+        await changes.upgrade(cluster.files, put_back, progress=progress, command=COMMAND)
         notes.append(f"converter put back on its {put_back} build")
     if view_was_zero and await _attacker_view(cluster) > 0:
         async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
@@ -372,18 +364,14 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
     converter = cluster.pod(*CONVERTER).spiffe_uri(topo.trust_domain)
     attacker = cluster.pod(*ATTACKER).spiffe_uri(topo.trust_domain)
     view_was_zero = await _attacker_view(cluster) == 0
-    act_scripts, put_back = None, None
+    put_back: str | None = None
     trace_id, root_span = secrets.token_hex(16), secrets.token_hex(8)
     notes: list[str] = []
     answer: AskResult | None = None
     try:
-        act_scripts = _act_scripts()
-        if act_scripts is None:
-            notes.append("no `upgrade-banking-app` in this build: the attacker hop needs Act 2's rug pull")
-        else:
-            progress("trace: rug-pulling the converter (upgrade-banking-app)")
-            swap = await act_scripts.upgrade(cluster.files, RUG_PULL, progress=progress, command=COMMAND)
-            put_back = (swap.old_variant or "clean") if swap.changed else None
+        progress("trace: rug-pulling the converter (upgrade-banking-app)")
+        swap = await changes.upgrade(cluster.files, RUG_PULL, progress=progress, command=COMMAND)
+        put_back = (swap.old_variant or "clean") if swap.changed else None
         progress("trace: sending the seed prompt with a traceparent")
         t0 = time.time()
         try:
@@ -392,7 +380,7 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
             problems.append(f"the prompt failed: {type(exc).__name__}: {exc}")
         t1 = time.time()
     finally:
-        notes += await _restore(cluster, act_scripts, put_back, view_was_zero, progress)
+        notes += await _restore(cluster, put_back, view_was_zero, progress)
     if answer is None:
         result.summary = "the prompt did not complete, so there is no trace to show"
         result.lines = [f"[dim]{note}[/]" for note in notes]
@@ -443,9 +431,9 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
             f"{story.tool_hops} waypoint hop(s) in the trace for {len(answer.tool_calls)} tool calls"
         )
     leaked = any("customer_profile" in step.get("arguments", {}) for step in answer.tool_calls)
-    if act_scripts is not None and leaked and not story.exfil_attempts:
+    if leaked and not story.exfil_attempts:
         problems.append("the converter's connection to the attacker was not found in the ztunnel spans")
-    if act_scripts is not None and not leaked:
+    if not leaked:
         problems.append("the rug-pulled converter did not get the profile: the attack chain did not run")
 
     result.lines = [*story.lines, "", *[f"[dim]{note}[/]" for note in notes]]
@@ -455,7 +443,7 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
         "reply": answer.reply,
         "tool_calls": [s["name"] for s in answer.tool_calls],
         "spans": len(spans),
-        "rug_pulled": act_scripts is not None,
+        "rug_pulled": True,  # the demo always serves the prompt from the rug-pulled build
         "exfil_attempts": story.exfil_attempts,
         "notes": notes,
         "tree": story.lines,
