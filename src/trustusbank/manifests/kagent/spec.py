@@ -11,9 +11,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from trustusbank.env import AGENT_SPEC
+
 Provider = Literal["openai", "anthropic"]
 
-SPEC_ENV = "TRUSTUSBANK_AGENT_SPEC"
+SPEC_ENV = AGENT_SPEC.name
 
 
 @dataclass(frozen=True)
