@@ -9,16 +9,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.paths import DEPLOY
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.control import alive, read_status
+
+pytestmark = [pytest.mark.slow, pytest.mark.own_cluster]
+
+REGISTRY = "trustusbank-platform/agentregistry-0"
 
 
 def test_a_pod_that_never_gets_ready_fails_up_with_its_log_tail(tmp_path: Path) -> None:
     deploy = tmp_path / "deploy"
     shutil.copytree(DEPLOY, deploy)
-    # The bank's workloads are enough to show it; fewer pods keep a loaded 2-core machine in time.
-    for heavy in ("07-agents", "09-frontend", "10-observability"):
+    # The registry and the MCP servers it catalogues are enough to show it. Every pod that starts
+    # beside the registry delays its first crash, which must come before the 20s deadline; with
+    # eight pods that took 8-16s on a 2-core machine with both cores busy, with these five 5-8s.
+    for heavy in ("01-external", "06-agentgateway", "07-agents", "09-frontend", "10-observability"):
         shutil.rmtree(deploy / heavy)
     registry = deploy / "04-registry" / "agentregistry.yaml"
     registry.write_text(
@@ -40,14 +48,18 @@ def test_a_pod_that_never_gets_ready_fails_up_with_its_log_tail(tmp_path: Path) 
         timeout=120,
     )
     assert result.returncode == 1
-    assert "pod trustusbank-platform/agentregistry-0 did not become ready" in result.stderr
+    assert f"pod {REGISTRY} did not become ready" in result.stderr
     assert "AGENTREGISTRY_CATALOGUE=/nowhere/catalogue.yaml: no such file" in result.stderr
     status = read_status(files)
     assert status is not None
     assert status["phase"] == "Failed"
     assert not files.pid.exists()
-    assert "crashed" in files.events.read_text(), "the crash loop was recorded"
+    # All of it is in the runtime log before `up --detach` returns: the supervisor publishes
+    # Failed only once everything has stopped and every exit is recorded.
     events = [json.loads(line) for line in files.events.read_text().splitlines()]
-    started = [e["pid"] for e in events if e["event"] == "started"]
-    assert len(started) >= 10, "3 node proxies and 7 pods were started"
-    assert not [pid for pid in started if alive(pid)], "a failed start stops what it started"
+    crashes = [e for e in events if e["event"] == "crashed" and e["process"] == REGISTRY]
+    assert crashes, "the crash loop was recorded"
+    assert crashes[0]["exit_code"] == 1
+    started = [e for e in events if e["event"] == "started"]
+    assert len({e["process"] for e in started}) == 8, "3 node proxies and 5 pods were started"
+    assert not [e["pid"] for e in started if alive(e["pid"])], "a failed start stops what it started"

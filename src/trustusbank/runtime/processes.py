@@ -26,6 +26,23 @@ Probe = Callable[[], Awaitable[bool]]
 EventSink = Callable[[str, dict[str, object]], None]
 
 
+def has_exited(proc: asyncio.subprocess.Process) -> bool:
+    """Whether the process has exited, as the kernel sees it.
+
+    asyncio learns of an exit only once its child watcher has reaped the process and the
+    event loop has run the callback; until then `returncode` is None for a process that is
+    already dead. `waitid(WNOWAIT)` looks without reaping, so the watcher still gets the code.
+    """
+    if proc.returncode is not None:
+        return True
+    if not hasattr(os, "waitid"):  # macOS before Python 3.13: asyncio's view is all there is
+        return False
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # the child watcher has reaped it already
+        return True
+
+
 @dataclass
 class ManagedProcess:
     """One supervised process: started, probed for readiness, restarted when it dies."""
@@ -41,6 +58,8 @@ class ManagedProcess:
     ready: bool = False
     proc: asyncio.subprocess.Process | None = None
     _stopping: bool = False
+    _stopped: asyncio.subprocess.Process | None = None  # the run that stop() ended, not a crash
+    _waiting: asyncio.subprocess.Process | None = None  # the run _supervise awaits the exit of
     _ready_event: asyncio.Event = field(default_factory=asyncio.Event)
     _watch: asyncio.Task[None] | None = None
 
@@ -94,13 +113,30 @@ class ManagedProcess:
         backoff = BACKOFF_START
         while not self._stopping:
             started = time.monotonic()
-            self.proc = await self._spawn()
-            self.events("started", {"process": self.name, "pid": self.proc.pid, "restarts": self.restarts})
-            readiness = asyncio.create_task(self._await_ready(self.proc))
-            code = await self.proc.wait()
-            readiness.cancel()
+            proc = self.proc = await self._spawn()
+            self.events("started", {"process": self.name, "pid": proc.pid, "restarts": self.restarts})
+            readiness = asyncio.create_task(self._await_ready(proc))
+            self._waiting = proc
+            try:
+                code = await proc.wait()
+            finally:
+                self._waiting = None
+                readiness.cancel()
             self.ready = False
+            if proc is self._stopped:
+                return
+            # It exited on its own: a crash, recorded even when stop() has begun since (a pod
+            # that dies as `up` gives up on it), but then not restarted.
             if self._stopping:
+                self.events(
+                    "crashed",
+                    {
+                        "process": self.name,
+                        "exit_code": code,
+                        "restart_in_s": None,
+                        "restarts": self.restarts,
+                    },
+                )
                 return
             if time.monotonic() - started > HEALTHY_RESET:
                 backoff = BACKOFF_START
@@ -120,9 +156,12 @@ class ManagedProcess:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def stop(self, timeout: float = 10) -> None:  # noqa: ASYNC109 - grace period before SIGKILL
+        """Stop it for good. Only the exit this causes is a stop: a process that had already
+        died (even if asyncio has not noticed yet) crashed, and is recorded as crashed."""
         self._stopping = True
         proc = self.proc
-        if proc is not None and proc.returncode is None:
+        if proc is not None and not has_exited(proc):
+            self._stopped = proc
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -132,7 +171,10 @@ class ManagedProcess:
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
         if self._watch is not None:
-            self._watch.cancel()
+            # Awaiting a run's exit, _supervise records it (crashed, or not at all if stopped)
+            # and returns; between runs (backing off, spawning) it is cancelled.
+            if self._waiting is None:
+                self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         self.events("stopped", {"process": self.name})

@@ -25,13 +25,14 @@ from trustusbank.cluster.ports import METRICS_PORT
 from trustusbank.cluster.subnet import allocate
 from trustusbank.cluster.topology import Pod, Topology, plan
 from trustusbank.cluster.watch import load_in_force
+from trustusbank.env import PORT_FORWARDS, READY_TIMEOUT, STATE_DIR, SVID_TTL_SECONDS
+from trustusbank.errors import UnavailableError
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import ImageStore
 from trustusbank.manifests.bundle import Bundle
 from trustusbank.manifests.core import Deployment
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
-from trustusbank.paths import STATE_ENV
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
 from trustusbank.runtime.podspec import http_ready, launch_spec
 from trustusbank.runtime.portforward import Forward, start_forwards, stop_forwards
@@ -40,25 +41,21 @@ from trustusbank.runtime.rollout import ControlServer
 
 log = logging.getLogger("trustusbank.runtime")
 
-SVID_TTL_ENV = "TRUSTUSBANK_SVID_TTL_SECONDS"
-FORWARDS_ENV = "TRUSTUSBANK_PORT_FORWARDS"
-READY_TIMEOUT_ENV = "TRUSTUSBANK_READY_TIMEOUT"
-
 
 def ready_timeout() -> float:
     """How long a node proxy or pod may take to become ready before `up` gives up."""
-    return float(os.environ.get(READY_TIMEOUT_ENV, "60"))
+    return READY_TIMEOUT.read()
 
 
 Progress = Callable[[str], None]
 
 
-class StartupFailed(RuntimeError):
+class StartupFailed(UnavailableError, RuntimeError):
     """A node proxy or pod did not become ready; the message carries its log tail."""
 
 
 def svid_ttl() -> timedelta:
-    return timedelta(seconds=float(os.environ.get(SVID_TTL_ENV, "3600")))
+    return timedelta(seconds=SVID_TTL_SECONDS.read())
 
 
 class Supervisor:
@@ -82,9 +79,9 @@ class Supervisor:
     def event(self, kind: str, fields: dict[str, object]) -> None:
         self.files.record_event(kind, fields)
         if kind == "crashed":
-            self.progress(
-                f"{fields['process']} exited ({fields['exit_code']}); restarting in {fields['restart_in_s']}s"
-            )
+            delay = fields["restart_in_s"]
+            then = "not restarted: stopping" if delay is None else f"restarting in {delay}s"
+            self.progress(f"{fields['process']} exited ({fields['exit_code']}); {then}")
 
     def write_status(self) -> None:
         topo = self.topology
@@ -139,7 +136,7 @@ class Supervisor:
     # -- start -------------------------------------------------------------
     def _ztunnel(self, topo: Topology, node: str) -> ManagedProcess:
         ip = topo.node(node).ip
-        env = {**os.environ, STATE_ENV: str(self.files.state)}
+        env = {**os.environ, STATE_DIR.name: str(self.files.state)}
 
         async def probe() -> bool:
             return await http_ready(f"http://{ip}:{METRICS_PORT}/healthz/ready")
@@ -169,7 +166,7 @@ class Supervisor:
                 *(sys.executable, "-m", "trustusbank", "mesh", "waypoint"),
                 *("--gateway", pod.gateway, "--deploy", str(self.deploy.resolve())),
             ],
-            env={**os.environ, STATE_ENV: str(self.files.state)},
+            env={**os.environ, STATE_DIR.name: str(self.files.state)},
             log_file=self.files.pod_log(pod.namespace, pod.name),
             probe=probe,
             events=self.event,
@@ -254,7 +251,7 @@ class Supervisor:
         await self._start_all(self.ztunnels, "ztunnel")
         self.pods = {pod.ref: self._pod(topo, bundle, pod.ref) for pod in topo.pods}
         await self._start_all(self.pods, "pod")
-        if os.environ.get(FORWARDS_ENV, "1") != "0":
+        if PORT_FORWARDS.read():
             self.forwards = await start_forwards(topo)
         self._control = await ControlServer(self, ready_timeout()).serve(files.control_socket)
         self.phase = "Running"
@@ -303,7 +300,13 @@ class Supervisor:
         self.write_status()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start, keep status fresh until `stop` is set, then stop everything."""
+        """Start, keep status fresh until `stop` is set, then stop everything.
+
+        A failed start is published (phase Failed, which `up --detach` returns on) only once
+        everything it started has stopped, every exit is in the runtime log and the pid file
+        is gone: the state `up --detach` then reports is the end state, not a cluster half down.
+        """
+        failed = False
         try:
             await self.start()
             while not stop.is_set():
@@ -311,14 +314,13 @@ class Supervisor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
         except Exception as exc:
-            self.phase = "Failed"
+            failed = True
             self.message = str(exc)
-            self.write_status()
             self.settled.set()
             raise
         finally:
-            failed = self.phase == "Failed"
             await self.stop()
             if failed:
+                self.files.pid.unlink(missing_ok=True)
                 self.phase = "Failed"
                 self.write_status()
