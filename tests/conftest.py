@@ -4,10 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from trustusbank.workloads.launcher import Process, start
+
+SYSTEM = Path(__file__).parent / "system"
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and never called) without xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` (make test) with tests/system as one group, run whole by one worker.
+
+    tests/system/conftest.py marks its tests `xdist_group("system")`, but xdist carries a test's
+    group from worker to scheduler as a suffix it writes into the node id, which pytest 9.2's
+    structured node ids no longer keep (pytest-dev/pytest-xdist#1386): the tests would be spread
+    over the workers, each starting a session cluster. So the group is also named here, by path.
+    """
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    system = SYSTEM.relative_to(config.rootpath).as_posix() + "/"
+
+    class SystemTestsTogether(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "system" if nodeid.startswith(system) else super()._split_scope(nodeid)
+
+    return SystemTestsTogether(config, log)
 
 
 @pytest.fixture

@@ -1,6 +1,12 @@
 """One embedded cluster for the test session: `trustusbank up --detach` in a private state directory.
 
 Tests that change it (policies, killed pods) put it back as they found it.
+
+Under xdist (`make test` runs `pytest -n 2 --dist loadgroup`) every test here is in one
+xdist group, so one worker runs them all: the session cluster starts once, on that worker, and
+no two clusters start at the same time; the other worker runs the unit tests meanwhile. The tests
+that start a cluster of their own (marker `own_cluster`) run last in the group: by then the other
+worker has usually run out of unit tests, and the session cluster idles (about a tenth of a core).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +26,19 @@ import pytest
 from tests.paths import DEPLOY
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Topology
+
+SYSTEM = Path(__file__).parent
+GROUP = "system"
+
+
+@pytest.hookimpl(tryfirst=True)  # xdist's own hook reads the groups; it must see them whatever the order
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    slots = [n for n, item in enumerate(items) if SYSTEM in item.path.parents]
+    for n in slots:
+        items[n].add_marker(pytest.mark.xdist_group(GROUP))
+    ordered = sorted((items[n] for n in slots), key=lambda item: bool(item.get_closest_marker("own_cluster")))
+    for n, item in zip(slots, ordered, strict=True):
+        items[n] = item
 
 
 @dataclass

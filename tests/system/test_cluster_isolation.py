@@ -8,9 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.system.conftest import Cluster
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.control import alive
+
+pytestmark = [pytest.mark.slow, pytest.mark.own_cluster]
 
 
 def test_a_second_state_gets_its_own_cluster_and_down_stops_it(cluster: Cluster, tmp_path: Path) -> None:

@@ -163,6 +163,7 @@ def registry_entry(cluster: Cluster) -> dict[str, Any]:
     return dict(httpx.get(url, trust_env=False, timeout=10).raise_for_status().json())
 
 
+@pytest.mark.slow
 def test_the_rug_pull_swaps_the_bytes_behind_the_tag_and_reset_puts_them_back(cluster: Cluster) -> None:
     before = registry_entry(cluster)
     restored = False

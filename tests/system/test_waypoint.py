@@ -201,6 +201,7 @@ spec:
 """
 
 
+@pytest.mark.slow
 def test_policy_edits_apply_live_and_a_rule_that_errors_does_not_allow(
     cluster: Cluster, tmp_path: Path
 ) -> None:
