@@ -21,8 +21,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     group from worker to scheduler as a suffix it writes into the node id, which pytest 9.2's
     structured node ids no longer keep (pytest-dev/pytest-xdist#1386): the tests would be spread
     over the workers, each starting a session cluster. So the group is also named here, by path.
+    A bare `-n N` (xdist's `--dist load`) gets the same, rather than N clusters at once.
     """
-    if config.getoption("dist") != "loadgroup":
+    if config.getoption("dist") not in ("load", "loadgroup"):
         return None
     from xdist.scheduler import LoadGroupScheduling
 
