@@ -249,9 +249,22 @@ async def test_pipe_propagates_half_close_end_to_end(harness: Harness) -> None:
     backend_port = backend_server.sockets[0].getsockname()[1]
     inbound: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
 
+    def report(task: asyncio.Future[tuple[int, int]]) -> None:
+        if task.cancelled():
+            inbound.cancel()
+        elif (error := task.exception()) is not None:
+            inbound.set_exception(error)
+        else:
+            inbound.set_result(task.result())
+
     async def to_backend(request: HboneRequest, stream: HboneStream) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", backend_port)
-        inbound.set_result(await pipe(stream, reader, writer))
+        # The server cancels its handlers once the client's tunnel is closed, which can be while
+        # this pipe is still closing the backend socket; the pipe runs in its own task so that
+        # the bytes it moved are reported whatever happens to the handler.
+        piped = asyncio.ensure_future(pipe(stream, reader, writer))
+        piped.add_done_callback(report)
+        await asyncio.shield(piped)
 
     harness.handler = to_backend
     outbound: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
