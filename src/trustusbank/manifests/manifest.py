@@ -6,10 +6,10 @@ file and line that declares it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self
 
 from trustusbank.errors import ConfigError
 
@@ -97,3 +97,12 @@ def field_at(body: Any, *keys: str) -> Any:
             return None
         node = node.get(key)
     return node
+
+
+class Objects(Protocol):
+    """What the API groups' checks and controllers read of a bundle (`bundle.Bundle` is one);
+    typed structurally so that they need not import the bundle, which sits above them."""
+
+    objects: list[Manifest]
+
+    def replaced(self, objects: Iterable[Manifest]) -> Self: ...

@@ -10,24 +10,20 @@ an Agent: kagent creates one named after it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from trustusbank.manifests.kagent.objects import ANY_AGENT, Agent, Index
 from trustusbank.manifests.kagent.resolve import resolve
-from trustusbank.manifests.manifest import Problem
-
-if TYPE_CHECKING:
-    from trustusbank.manifests.bundle import Bundle
+from trustusbank.manifests.manifest import Objects, Problem
 
 
-def agents_resolve(bundle: Bundle) -> Iterator[Problem]:
+def agents_resolve(bundle: Objects) -> Iterator[Problem]:
     """Every Agent's model, system message, tools and sub-agents resolve (see `resolve`)."""
     index = Index.of(bundle.objects)
     for agent in index.agents.values():
         yield from resolve(index, agent)[1]
 
 
-def agent_cycles(bundle: Bundle) -> Iterator[Problem]:
+def agent_cycles(bundle: Objects) -> Iterator[Problem]:
     """Agents that reach themselves through their Agent tools; reported once per cycle."""
     index = Index.of(bundle.objects)
     reported: set[frozenset[tuple[str, str]]] = set()
@@ -64,7 +60,7 @@ def _cycle_from(index: Index, start: Agent) -> list[tuple[str, str]] | None:
     return None
 
 
-def access_policy_references(bundle: Bundle) -> Iterator[Problem]:
+def access_policy_references(bundle: Objects) -> Iterator[Problem]:
     """An AccessPolicy's target and its Agent and ServiceAccount subjects exist."""
     index = Index.of(bundle.objects)
     for policy in index.access_policies:

@@ -17,23 +17,23 @@ problem with the Agent.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from trustusbank.manifests.kagent.objects import AGENT_PORT, Agent, Index
 from trustusbank.manifests.kagent.resolve import api_key, resolve
 from trustusbank.manifests.kagent.spec import SPEC_ENV, AgentSpec
-from trustusbank.manifests.manifest import Manifest, ManifestError, Problem
+from trustusbank.manifests.manifest import Manifest, ManifestError, Objects, Problem
 
 AGENT_IMAGE = "localhost:5001/trustusbank/agent:1.0.0"
 AGENT_COMMAND = ("trustusbank", "serve", "agent", "--host", "0.0.0.0", "--port", str(AGENT_PORT))
 MANAGED_BY = "app.kubernetes.io/managed-by"
 GENERATED_KINDS = ("Deployment", "Service", "ServiceAccount")
 
-if TYPE_CHECKING:
-    from trustusbank.manifests.bundle import Bundle
+
+B = TypeVar("B", bound=Objects)
 
 
-def agent_spec(bundle: Bundle, namespace: str, name: str) -> AgentSpec:
+def agent_spec(bundle: Objects, namespace: str, name: str) -> AgentSpec:
     """The spec kagent's controller would hand `namespace/name`'s runtime; ManifestError if it cannot."""
     index = Index.of(bundle.objects)
     agent = index.agents.get((namespace, name))
@@ -45,7 +45,7 @@ def agent_spec(bundle: Bundle, namespace: str, name: str) -> AgentSpec:
     return spec
 
 
-def expand(bundle: Bundle) -> Bundle:
+def expand(bundle: B) -> B:
     """The bundle plus what kagent creates for each Agent; idempotent, unchanged without Agents."""
     index = Index.of(bundle.objects)
     if not index.agents:
