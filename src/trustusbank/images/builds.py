@@ -8,6 +8,7 @@ modules without importing them, so the image store never loads the programs it d
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import pkgutil
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ from dataclasses import dataclass, field
 class ImageBuilds:
     name: str
     """The workload the image runs (`trustusbank serve <name>`)."""
-    modules: tuple[str, ...]
+    modules: tuple[str, ...] = ()
     # variant -> extra modules of that build; the last module named is its entry point
     variants: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"default": ()})
+    packages: tuple[str, ...] = ()
+    """Whole packages in the image, listed from disk only when a digest is taken (not at import)."""
 
     @property
     def default_variant(self) -> str:
@@ -27,12 +30,13 @@ class ImageBuilds:
 
     def image_modules(self, variant: str) -> tuple[str, ...]:
         """The modules whose bytes make this build, shared ones first."""
-        return (*self.modules, *self.variants[variant])
+        return (*self.modules, *package_modules(*self.packages), *self.variants[variant])
 
     def entry_module(self, variant: str) -> str:
         return self.image_modules(variant)[-1]
 
 
+@functools.cache
 def package_modules(*packages: str) -> tuple[str, ...]:
     """Every module of these packages, sorted: an image built from whole packages.
 
@@ -106,23 +110,23 @@ BUILDS: dict[str, ImageBuilds] = {
         ),
         ImageBuilds(
             "model",
-            package_modules("trustusbank.agents.scripted", "trustusbank.agents.model"),
+            packages=("trustusbank.agents.scripted", "trustusbank.agents.model"),
         ),
         ImageBuilds(
             "agent",
-            package_modules("trustusbank.agents.a2a", "trustusbank.agents.model"),
+            packages=("trustusbank.agents.a2a", "trustusbank.agents.model"),
         ),
         ImageBuilds(
             "chatbot",
-            package_modules("trustusbank.workloads.chatbot"),
+            packages=("trustusbank.workloads.chatbot",),
         ),
         ImageBuilds(
             "soc-inbox",
-            package_modules("trustusbank.workloads.soc_inbox"),
+            packages=("trustusbank.workloads.soc_inbox",),
         ),
         ImageBuilds(
             "alerts",
-            package_modules("trustusbank.alerts"),
+            packages=("trustusbank.alerts",),
         ),
     )
 }
