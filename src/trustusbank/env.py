@@ -85,6 +85,14 @@ def off_when_zero(raw: str) -> bool:
     return raw != "0"
 
 
+def isolation_mode(raw: str) -> str:
+    """`auto`, `namespaces` or `cooperative`."""
+    value = raw.strip().lower()
+    if value not in ("auto", "namespaces", "cooperative"):
+        raise ValueError("expected auto, namespaces or cooperative")
+    return value
+
+
 def comma_list(raw: str) -> tuple[str, ...]:
     """Comma-separated items, each stripped; empty items dropped."""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
@@ -248,6 +256,15 @@ READY_TIMEOUT: Setting[float] = Setting(
     seconds,
     60.0,
     blank_is_unset=False,
+)
+ISOLATION: Setting[str] = Setting(
+    "TRUSTUSBANK_ISOLATION",
+    "how pods are isolated: `namespaces` (own network, mount and PID namespaces; refuses to start "
+    "where the kernel does not allow it), `cooperative` (plain processes: not a security boundary), "
+    "or `auto`: namespaces where possible",
+    "runtime.sandbox (`up`)",
+    isolation_mode,
+    "auto",
 )
 PORT_FORWARDS: Setting[bool] = Setting(
     "TRUSTUSBANK_PORT_FORWARDS",
@@ -422,6 +439,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     BUILD_VARIANT,
     SVID_TTL_SECONDS,
     READY_TIMEOUT,
+    ISOLATION,
     PORT_FORWARDS,
     ALLOWED_HOSTS,
     MODEL_GULLIBILITY,

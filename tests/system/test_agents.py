@@ -78,7 +78,8 @@ def test_agent_spans_join_the_waypoint_trace(cluster: Cluster) -> None:
     agent_spans = cluster.wait_for(
         lambda: [
             s
-            for s in read_spans(cluster.files.traces / f"agent-{AGENTS_NS}-support-bot.jsonl")
+            for path in cluster.files.outputs("traces", f"agent-{AGENTS_NS}-support-bot.jsonl")
+            for s in read_spans(path)
             if s["name"] == "execute_tool get_balance"
         ],
         what="support-bot's execute_tool span",
@@ -151,7 +152,7 @@ def test_access_policy_denies_an_agent_outside_the_delegation_graph(cluster: Clu
     assert answer["status"] == 403
     assert answer["body"]["id"] == 7
     assert "triage-bot" in answer["body"]["error"]["message"]
-    log = cluster.files.logs / f"agent-{AGENTS_NS}-support-bot.jsonl"
+    (log,) = cluster.files.outputs("logs", f"agent-{AGENTS_NS}-support-bot.jsonl")
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert any(
         r["scope"] == "accesspolicy" and r["source.principal"].endswith("/sa/triage-bot") for r in records

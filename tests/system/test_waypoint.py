@@ -114,7 +114,7 @@ def test_an_allowed_call_crosses_five_hops_and_arrives_from_the_waypoint(cluster
     spans = cluster.wait_for(
         lambda: [
             span
-            for path in cluster.files.traces.glob("*.jsonl")
+            for path in cluster.files.outputs("traces", "*.jsonl")
             for span in read_spans(path)
             if span["context"]["trace_id"] == f"0x{trace_id}"
         ],

@@ -140,10 +140,12 @@ def alert_log(
 ) -> list[dict[str, Any]]:
     """The evaluator's record, `cluster/logs/alerts.jsonl` (firing, resolved, notified, delivery-failed),
     optionally only entries at or after `since` and of one `event` kind; readable with no pod running."""
-    path = files.logs / LOG_NAME
-    if not path.exists():
-        return []
-    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    entries = [
+        json.loads(line)
+        for path in files.outputs("logs", LOG_NAME)
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
     return [
         e
         for e in entries

@@ -53,7 +53,8 @@ class Scraper:
         self.wanted = wanted
         self.timeout = timeout
         self.health: dict[Target, TargetHealth] = {}
-        self._client = httpx.AsyncClient(trust_env=False, timeout=timeout)
+        # trust_env: the pod's capture (ALL_PROXY) carries every scrape, as it carries all its traffic.
+        self._client = httpx.AsyncClient(trust_env=True, timeout=timeout)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -2,11 +2,12 @@
 
 - every node proxy (ztunnel's DaemonSet): `http://<node-ip>:15020/metrics`;
 - every waypoint proxy: `http://<pod-ip>:15020/metrics`;
-- every kagent agent (`app: kagent`): `http://<pod's app address>:<port>/metrics`.
+- every kagent agent (`app: kagent`): `http://<pod-ip>:<port>/metrics`.
 
-Scrapes go straight to those addresses, as a Prometheus scraping pod IPs would,
-never through the mesh (the node proxies' admin ports are not captured, and an
-agent's /metrics is reached the way a kubelet probe is).
+Scrapes leave the evaluator's pod like any of its traffic, through its node
+proxy's capture: to an admin port (15020) as plain TCP, since node proxies and
+waypoints are not captured; to an agent over HBONE with the evaluator's identity,
+so the agents' AuthorizationPolicy must admit it, as on a cluster.
 """
 
 from __future__ import annotations
@@ -35,5 +36,5 @@ def targets_from_topology(topology: Topology) -> list[Target]:
         if pod.role == "waypoint":
             found.append(Target("waypoint", f"http://{pod.ip}:{METRICS_PORT}/metrics"))
         elif pod.labels.get("app") == KAGENT_APP and pod.ports:
-            found.append(Target("agent", f"http://{pod.app_ip}:{pod.ports[0].port}/metrics"))
+            found.append(Target("agent", f"http://{pod.ip}:{pod.ports[0].port}/metrics"))
     return found

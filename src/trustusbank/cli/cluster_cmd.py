@@ -15,8 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.kernel.syscalls import refuse_inspection
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime import control
+from trustusbank.runtime.isolation import prepare as prepare_isolation
 from trustusbank.runtime.supervisor import Supervisor, ready_timeout
 
 out = Console()
@@ -50,8 +52,26 @@ def render_status(status: dict[str, Any]) -> None:
     for p in status.get("pods", []):
         name = f"{p['namespace']}/{p['name']}"
         out.print(f"{name:<{width}}  {p['identity']}", soft_wrap=True, highlight=False)
+    out.print("\n[bold]isolation[/]")
+    for p in status.get("pods", []):
+        name = f"{p['namespace']}/{p['name']}"
+        namespaces = p.get("namespaces")
+        if isinstance(namespaces, dict):
+            shown = " ".join(namespaces.get(k, "?") for k in ("net", "mnt", "pid")) or "not running"
+        else:
+            shown = str(namespaces or "host (shared)")
+        out.print(f"{name:<{width}}  uid {p.get('uid', '?')}  {shown}", soft_wrap=True, highlight=False)
     for f in status.get("forwards", []):
         out.print(f"forward {f['name']}: {f['state']}", soft_wrap=True)
+    render_isolation(status)
+
+
+def render_isolation(status: dict[str, Any]) -> None:
+    """The mode, in one line; the cooperative mode in red, since it is not a security boundary."""
+    isolation = status.get("isolation") or {}
+    summary = isolation.get("summary", "unknown (a supervisor from an older version)")
+    colour = "green" if isolation.get("mode") == "namespaces" else "red"
+    out.print(f"[bold]isolation:[/] [{colour}]{summary}[/]", soft_wrap=True, highlight=False)
 
 
 def _check_not_running(files: ClusterFiles) -> None:
@@ -96,13 +116,15 @@ def up(
             raise typer.Exit(1)
         render_status(status)
         return
+    isolation = prepare_isolation()  # before any thread: it may enter a user namespace
+    refuse_inspection()  # the supervisor holds the CA: no core dumps, no ptrace
     files.make()
     files.pid.write_text(str(os.getpid()))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         with err.status("starting the cluster") as spinner:
             progress = spinner.update if not supervise else (lambda m: logging.getLogger("up").info(m))
-            supervisor = Supervisor(files, deploy_dir(), progress)
+            supervisor = Supervisor(files, deploy_dir(), progress, isolation)
             runner = _foreground(supervisor, announce=not supervise)
             if supervise:
                 spinner.stop()

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.kernel.syscalls import refuse_inspection
 from trustusbank.paths import state_dir
 
 app = typer.Typer(help="The mesh's own processes (started by `trustusbank up`).")
@@ -21,6 +22,7 @@ app = typer.Typer(help="The mesh's own processes (started by `trustusbank up`)."
 def _run_until_signalled(main: Callable[[], Awaitable[None]]) -> None:
     """Run a component until SIGINT/SIGTERM, then let it clean up."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    refuse_inspection()  # it holds SVID keys: no core dumps, no ptrace
 
     async def runner() -> None:
         task = asyncio.ensure_future(main())
@@ -37,11 +39,23 @@ def _run_until_signalled(main: Callable[[], Awaitable[None]]) -> None:
 def ztunnel(
     node: Annotated[str, typer.Option(help="The node this proxy serves.")],
     deploy: Annotated[Path, typer.Option(help="The manifest bundle.")],
+    netns: Annotated[
+        list[str] | None,
+        typer.Option(help="<namespace>/<pod>=<fd>: an inherited network namespace to capture in."),
+    ] = None,
 ) -> None:
     """Run the node proxy of one node."""
+    from trustusbank.kernel.netns import NetworkNamespace
     from trustusbank.mesh.ztunnel.node import NodeProxy
 
-    _run_until_signalled(lambda: NodeProxy(ClusterFiles(state_dir()), node, deploy).run())
+    namespaces = {}
+    for item in netns or []:
+        ref, sep, fd = item.rpartition("=")
+        if not sep or not fd.isdigit():
+            raise typer.BadParameter(f"--netns {item!r}: expected <namespace>/<pod>=<fd>")
+        namespaces[ref] = NetworkNamespace(int(fd))
+    files = ClusterFiles(state_dir())
+    _run_until_signalled(lambda: NodeProxy(files, node, deploy, namespaces).run())
 
 
 @app.command()

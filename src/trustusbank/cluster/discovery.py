@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from trustusbank.cluster.ports import METRICS_PORT
 from trustusbank.cluster.topology import Pod, ServiceEntry, Topology
 from trustusbank.errors import UnavailableError
 
@@ -51,13 +52,33 @@ def _to_pod(topology: Topology, pod: Pod, port: int, service: ServiceEntry | Non
     return Destination(host, port, pod, service, captured, waypoint)
 
 
+def _admin_port(topology: Topology, host: str, port: int) -> bool:
+    """A node proxy's or waypoint's :15020 (metrics, readiness): uncaptured, as ztunnel's own pod is."""
+    if port != METRICS_PORT:
+        return False
+    waypoint = topology.pod_by_ip(host)
+    return any(n.ip == host for n in topology.nodes) or bool(waypoint and waypoint.role == "waypoint")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    return _is_ip(host) and ipaddress.ip_address(host).is_loopback
+
+
 def resolve(topology: Topology, host: str, port: int, client_namespace: str) -> Destination:
+    if _admin_port(topology, host, port):
+        return Destination(host, port)  # plain TCP to the component's admin listener
     if _is_ip(host):
         pod = topology.pod_by_ip(host)
         if pod is not None:
             return _to_pod(topology, pod, port)
         if topology.in_cluster(host):
             raise Unresolvable(f"no workload has address {host}")
+    if _loopback(host):
+        # A pod's loopback is its own; the node's is not the pod's to reach through its capture.
+        raise Unresolvable(f"{host} is loopback: not reachable through the mesh")
+    if _is_ip(host):
         return Destination(host, port)  # outside the cluster: passthrough
     service = topology.service(host, client_namespace)
     if service is None:

@@ -99,6 +99,20 @@ class ClusterFiles:
     def reports(self) -> Path:
         return self.state / "reports"
 
+    def pod_dir(self, namespace: str, pod: str) -> Path:
+        return self.root / "pods" / namespace / pod
+
+    @staticmethod
+    def pod_outputs(pod_dir: Path) -> dict[str, Path]:
+        """Where a pod writes its JSON logs and spans: its own, so no pod can touch another's."""
+        return {"logs": pod_dir / "out" / "logs", "traces": pod_dir / "out" / "traces"}
+
+    def outputs(self, kind: str, pattern: str) -> list[Path]:
+        """Every `logs` or `traces` file matching `pattern`: the components' and each pod's own."""
+        found = list(self.root.joinpath(kind).glob(pattern))
+        found += self.root.glob(f"pods/*/*/out/{kind}/{pattern}")
+        return sorted(found)
+
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node
 

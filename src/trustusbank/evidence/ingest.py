@@ -117,7 +117,7 @@ def _record(family: Family, origin: str, raw: bytes, cluster: Cluster, now: str)
 def _read(files: ClusterFiles, writer: Writer, cluster: Cluster, now: str) -> list[NewRecord]:
     batch: list[NewRecord] = []
     for family in FAMILIES:
-        for path in sorted((files.root / family.directory).glob(family.pattern)):
+        for path in files.outputs(family.directory, family.pattern):
             if not path.is_file():
                 continue
             name = path.relative_to(files.root).as_posix()

@@ -4,8 +4,12 @@ What a container runtime and a pod network would give the process, the
 embedded runtime emulates, and each emulation is named here:
 - the network namespace: the app binds its pod's private address
   (`TRUSTUSBANK_POD_IP`, which `serve` uses for `--host 0.0.0.0`);
-- traffic capture: `ALL_PROXY=socks5h://<pod-ip>:15001`, the node proxy, so names
-  like `<svc>.<ns>.svc.cluster.local` resolve only through the mesh;
+- traffic capture: `ALL_PROXY=socks5h://<capture>:15001`, the node proxy, so names
+  like `<svc>.<ns>.svc.cluster.local` resolve only through the mesh. Isolated, the
+  capture is at 127.0.0.1 in the pod's own network namespace, where the node proxy
+  planted it; cooperative, it is the pod IP on the shared loopback;
+- what a pod writes for the evidence trail (JSON logs, spans) goes to its own
+  `out/` directory, which the trail reads as a node's log collector would;
 - configMap volumes: files written under the pod's directory, and env values
   that point into a mountPath rewritten to that directory;
 - the image pull: `TRUSTUSBANK_IMAGE` is the container's image reference and
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod
 from trustusbank.env import (
@@ -61,6 +66,7 @@ class PodLaunch:
     env: dict[str, str]
     cwd: Path
     probe_url: str
+    shared: list[Path]  # what the pod reads of the platform's files (its sandbox shows these read-only)
 
 
 def _command(container: Container) -> list[str]:
@@ -117,6 +123,7 @@ def launch_spec(
     deploy: Path,
     in_mesh: bool,
     image_store: Path | None = None,
+    in_pod_capture: bool = False,
 ) -> PodLaunch:
     container = deployment.containers[0]
     if container.env_value_from:
@@ -137,13 +144,18 @@ def launch_spec(
     env[DEPLOY_DIR.name] = str(deploy.resolve())
     # What a pod learns from its platform: where spans go (an OTLP endpoint on a cluster), and who
     # is at which address (the mesh's workload registry; agents map a caller's address to its identity).
-    env[TRACES_DIR.name] = str(state / "traces")
-    env[LOGS_DIR.name] = str(state / "logs")
+    out = ClusterFiles.pod_outputs(pod_dir)
+    for directory in out.values():
+        directory.mkdir(parents=True, exist_ok=True)
+    env[TRACES_DIR.name] = str(out["traces"])
+    env[LOGS_DIR.name] = str(out["logs"])
     env[TOPOLOGY.name] = str(state / "topology.json")
     env["HOSTNAME"] = pod.name
     if in_mesh:
-        env["ALL_PROXY"] = env["all_proxy"] = f"socks5h://{pod.ip}:{OUTBOUND_PORT}"
-    return PodLaunch(_command(container), env, pod_dir, _probe_url(deployment, pod))
+        capture = "127.0.0.1" if in_pod_capture else pod.ip
+        env["ALL_PROXY"] = env["all_proxy"] = f"socks5h://{capture}:{OUTBOUND_PORT}"
+    shared = [deploy, state / "topology.json", *([image_store] if image_store is not None else [])]
+    return PodLaunch(_command(container), env, pod_dir, _probe_url(deployment, pod), shared)
 
 
 async def http_ready(url: str) -> bool:

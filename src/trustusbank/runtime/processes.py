@@ -54,6 +54,7 @@ class ManagedProcess:
     probe: Probe
     events: EventSink
     cwd: Path | None = None
+    pass_fds: tuple[int, ...] = ()  # descriptors the process inherits (a pod's network namespace)
     restarts: int = 0
     ready: bool = False
     proc: asyncio.subprocess.Process | None = None
@@ -93,6 +94,7 @@ class ManagedProcess:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
+                pass_fds=self.pass_fds,
             )
         finally:
             out.close()

@@ -34,10 +34,12 @@ from trustusbank.manifests.core import Deployment
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
+from trustusbank.runtime.isolation import COOPERATIVE, Isolation
 from trustusbank.runtime.podspec import http_ready, launch_spec
 from trustusbank.runtime.portforward import Forward, start_forwards, stop_forwards
 from trustusbank.runtime.processes import ManagedProcess
 from trustusbank.runtime.rollout import ControlServer
+from trustusbank.runtime.sandbox import PodSandbox, make_sandboxes, pod_view
 
 log = logging.getLogger("trustusbank.runtime")
 
@@ -59,8 +61,12 @@ def svid_ttl() -> timedelta:
 
 
 class Supervisor:
-    def __init__(self, files: ClusterFiles, deploy: Path, progress: Progress) -> None:
+    def __init__(
+        self, files: ClusterFiles, deploy: Path, progress: Progress, isolation: Isolation | None = None
+    ) -> None:
         self.files = files
+        self.isolation = isolation or Isolation(COOPERATIVE, "", "isolation was not prepared", False)
+        self.sandboxes: dict[str, PodSandbox] = {}
         self.deploy = deploy
         self.progress = progress
         self.topology: Topology | None = None
@@ -92,6 +98,7 @@ class Supervisor:
             "started_at": self.started_at,
             "deploy": str(self.deploy.resolve()),
             "subnet": topo.subnet if topo else None,
+            "isolation": self.isolation.to_dict(),
             "nodes": [],
             "pods": [],
             "forwards": [
@@ -113,6 +120,7 @@ class Supervisor:
                 )
             for pod in topo.pods:
                 proc = self.pods.get(pod.ref)
+                sandbox = self.sandboxes.get(pod.ref)
                 status["pods"].append(
                     {
                         "namespace": pod.namespace,
@@ -127,6 +135,7 @@ class Supervisor:
                         "ready": bool(proc and proc.ready),
                         "restarts": proc.restarts if proc else 0,
                         "log": str(self.files.pod_log(pod.namespace, pod.name)),
+                        **pod_view(proc.pid if proc else None, sandbox),
                     }
                 )
         tmp = self.files.status.with_suffix(".tmp")
@@ -137,6 +146,8 @@ class Supervisor:
     def _ztunnel(self, topo: Topology, node: str) -> ManagedProcess:
         ip = topo.node(node).ip
         env = {**os.environ, STATE_DIR.name: str(self.files.state)}
+        mine = [s for s in self.sandboxes.values() if s.pod.node == node]
+        netns = [arg for s in mine for arg in ("--netns", f"{s.pod.ref}={s.netns.fd}")]
 
         async def probe() -> bool:
             return await http_ready(f"http://{ip}:{METRICS_PORT}/healthz/ready")
@@ -146,8 +157,10 @@ class Supervisor:
             command=[
                 *(sys.executable, "-m", "trustusbank", "mesh", "ztunnel"),
                 *("--node", node, "--deploy", str(self.deploy.resolve())),
+                *netns,
             ],
             env=env,
+            pass_fds=tuple(s.netns.fd for s in mine),
             log_file=self.files.logs / f"ztunnel-{node}.log",
             probe=probe,
             events=self.event,
@@ -180,6 +193,7 @@ class Supervisor:
         deployment = bundle.view("Deployment", pod.namespace, pod.deployment)
         assert isinstance(deployment, Deployment)
         ns = topo.namespaces.get(pod.namespace)
+        sandbox = self.sandboxes.get(pod.ref)
         spec = launch_spec(
             pod,
             deployment,
@@ -188,7 +202,11 @@ class Supervisor:
             self.deploy,
             in_mesh=bool(ns and ns.ambient),
             image_store=self.files.images,
+            in_pod_capture=sandbox is not None,
         )
+        command, pass_fds = spec.command, tuple[int, ...]()
+        if sandbox is not None:
+            command, pass_fds = sandbox.command(spec.command, self.files, spec.cwd, spec.shared)
         found = self.images.lookup(pod.image) if self.images is not None and pod.image else None
         self.image_ids[ref] = found.digest if found else None
 
@@ -197,9 +215,10 @@ class Supervisor:
 
         return ManagedProcess(
             name=ref,
-            command=spec.command,
+            command=command,
             env=spec.env,
             cwd=spec.cwd,
+            pass_fds=pass_fds,
             log_file=self.files.pod_log(pod.namespace, pod.name),
             probe=probe,
             events=self.event,
@@ -227,6 +246,10 @@ class Supervisor:
         self.bundle = bundle
         topo.save(files.topology)
         self.progress(f"planned {len(topo.pods)} pods on {len(topo.nodes)} nodes in 127.{subnet}.0.0/16")
+        self.progress(f"isolation: {self.isolation.describe()}")
+        self.sandboxes = make_sandboxes(self.isolation, topo)
+        for sandbox in self.sandboxes.values():
+            await sandbox.open_routes()
 
         ca = CertificateAuthority.load_or_create(files.ca)
         files.trust_bundle.write_bytes(ca.trust_bundle_pem)
@@ -292,6 +315,8 @@ class Supervisor:
         await stop_forwards(self.forwards)
         await asyncio.gather(*(p.stop() for p in self.pods.values()))
         await asyncio.gather(*(z.stop() for z in self.ztunnels.values()))
+        for sandbox in self.sandboxes.values():
+            sandbox.close()
         if getattr(self, "_istiod", None) is not None:
             self._istiod.close()
         if getattr(self, "_claim", None) is not None:

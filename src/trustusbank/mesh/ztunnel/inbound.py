@@ -218,7 +218,7 @@ class Inbound:
                 await stream.reset(ErrorCodes.CANCEL)
                 return
             try:
-                app_reader, app_writer = await connect_app(pod, request.port, _host(request.peer_addr))
+                app_reader, app_writer = await self.connect_app(pod, request.port, _host(request.peer_addr))
             except OSError as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 record.error = f"connect to the pod: {exc}"
@@ -244,6 +244,26 @@ class Inbound:
         self.node.metrics.received.labels(**labels).inc(record.bytes_recv)
         self.node.metrics.sent.labels(**labels).inc(record.bytes_sent)
         self.node.access.write(record)
+
+    async def connect_app(
+        self, pod: Pod, port: int, source_ip: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the app from the caller's own address, as ztunnel does in the pod's namespace.
+
+        The app then sees the source IP of the workload whose identity the mesh verified, which is
+        what an app-level check (an agent's AccessPolicy) keys on. Given the pod's network namespace,
+        the connection is made inside it (where every 127/8 address is the pod's own loopback);
+        otherwise on the shared loopback, falling back to an unbound connect.
+        """
+        netns = self.node.namespaces.get(pod.ref)
+        if netns is not None:
+            return await netns.open_connection(pod.app_ip, port, local_addr=(source_ip, 0))
+        try:
+            return await asyncio.open_connection(pod.app_ip, port, local_addr=(source_ip, 0))
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL:
+                raise
+            return await asyncio.open_connection(pod.app_ip, port)
 
     # -- plaintext -----------------------------------------------------------
     async def plaintext(
@@ -285,7 +305,7 @@ class Inbound:
     ) -> None:
         record = live.record
         try:
-            app_reader, app_writer = await connect_app(pod, port, live.source_ip)
+            app_reader, app_writer = await self.connect_app(pod, port, live.source_ip)
         except OSError as exc:
             record.error = f"connect to the pod: {exc}"
             self.node.access.write(record)
@@ -338,23 +358,6 @@ class _TrackedStream:
 def _being_cancelled() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-async def connect_app(
-    pod: Pod, port: int, source_ip: str
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to the app from the caller's own address, as ztunnel does in the pod's namespace.
-
-    The app then sees the source IP of the workload whose identity the mesh verified, which is
-    what an app-level check (an agent's AccessPolicy) keys on. Every address we hand out is on
-    loopback, so binding to it always works here; anything else falls back to an unbound connect.
-    """
-    try:
-        return await asyncio.open_connection(pod.app_ip, port, local_addr=(source_ip, 0))
-    except OSError as exc:
-        if exc.errno != errno.EADDRNOTAVAIL:
-            raise
-        return await asyncio.open_connection(pod.app_ip, port)
 
 
 def _host(peer: Any) -> str:

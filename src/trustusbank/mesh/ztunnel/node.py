@@ -1,7 +1,10 @@
 """One node's proxy: the listeners it owns for its pods, and the glue between them.
 
 Per local pod, as real ztunnel does inside each pod's network namespace:
-- 15001 outbound capture (SOCKS5 here, iptables there),
+- 15001 outbound capture (SOCKS5 here, iptables there). Given the pod's network
+  namespace (the namespaces mode), the listener is made *inside* it at
+  127.0.0.1:15001, so only that pod can reach it and every connection on it is
+  that pod's; otherwise it is on the pod IP of the shared loopback (cooperative);
 - 15008 HBONE inbound (mTLS with the pod's SVID, then AuthorizationPolicy),
 - each container port: plaintext inbound, refused when PeerAuthentication is STRICT.
 Plus :15020 on the node address for /metrics and /healthz/ready. When the policy
@@ -24,6 +27,7 @@ from starlette.applications import Starlette
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT, OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod, Topology
+from trustusbank.kernel.netns import NetworkNamespace
 from trustusbank.mesh.identity.istiod import CsrClient
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
@@ -37,11 +41,20 @@ from trustusbank.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
+IN_POD_CAPTURE = "127.0.0.1"  # where a pod finds its capture inside its own network namespace
+
 
 class NodeProxy:
-    def __init__(self, files: ClusterFiles, node: str, deploy: Path) -> None:
+    def __init__(
+        self,
+        files: ClusterFiles,
+        node: str,
+        deploy: Path,
+        namespaces: dict[str, NetworkNamespace] | None = None,
+    ) -> None:
         self.files = files
         self.node = node
+        self.namespaces = namespaces or {}  # pod ref -> its network namespace (as istio-cni hands it)
         self.topology = Topology.load(files.topology)
         self.policies = PolicyStore(deploy, files)
         self.access = AccessLog(files.access_log(node), node)
@@ -76,7 +89,12 @@ class NodeProxy:
         identity = self.identity(pod)
         await self.secrets.get(identity)
         outbound = functools.partial(self.outbound.handle, pod)
-        self.servers.append(await asyncio.start_server(outbound, pod.ip, OUTBOUND_PORT))
+        netns = self.namespaces.get(pod.ref)
+        if netns is not None:
+            listener = netns.listener(IN_POD_CAPTURE, OUTBOUND_PORT)
+            self.servers.append(await asyncio.start_server(outbound, sock=listener))
+        else:
+            self.servers.append(await asyncio.start_server(outbound, pod.ip, OUTBOUND_PORT))
         self.servers.append(await self.inbound.serve_hbone(pod, identity, HBONE_PORT))
         for port in pod.ports:
             plaintext = functools.partial(self.inbound.plaintext, pod, port.port)

@@ -161,7 +161,8 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
     problems = result.problems
     support, fraud, triage = (cluster.pod(AGENTS, n) for n in ("support-bot", "fraud-bot", "triage-bot"))
     triage_principal = f"cluster.local/ns/{AGENTS}/sa/{triage.service_account}"
-    agent_log = cluster.files.logs / f"agent-{AGENTS}-support-bot.jsonl"
+    agent_log = cluster.files.pod_outputs(cluster.files.pod_dir(AGENTS, support.name))["logs"]
+    agent_log = agent_log / f"agent-{AGENTS}-support-bot.jsonl"
 
     # -- allowed: support-bot -> fraud-bot ------------------------------------------------------
     progress("a2a: asking support-bot about a payment the customer does not recognise")

@@ -146,7 +146,7 @@ async def _restore(
 
 def all_spans(cluster: Cluster) -> list[dict[str, Any]]:
     spans: list[dict[str, Any]] = []
-    for path in sorted(cluster.files.traces.glob("*.jsonl")):
+    for path in cluster.files.outputs("traces", "*.jsonl"):
         spans += read_spans(path)
     return spans
 

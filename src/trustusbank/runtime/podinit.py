@@ -1,0 +1,156 @@
+"""The first process of an isolated pod (what runc is to a kind node), and `exec`'s way in.
+
+`python -m trustusbank.runtime.podinit start '<spec>'`: join the network namespace
+the runtime made for the pod (where the node proxy already listens), unshare mount,
+PID, UTS and IPC namespaces, fork the pod's PID 1, build and enter its root
+filesystem, take the pod's uid, and exec the container's command. This process stays
+outside, forwards stop signals and exits with the pod's status, so the supervisor
+manages it like any other process.
+
+`python -m trustusbank.runtime.podinit enter '<spec>'`: join every namespace of a
+running pod's PID 1 and run a command there with the pod's uid (`kubectl exec`).
+
+Stdlib and `trustusbank.kernel` only: it runs before every pod, and must start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from trustusbank.kernel import rootfs
+from trustusbank.kernel.syscalls import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    prctl,
+    sethostname,
+    setns,
+    unshare,
+)
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+# Joined in this order: the user namespace first (it grants the rights to join the others),
+# the mount namespace last (it changes the root the other /proc paths are read from).
+ENTER_ORDER = (
+    ("user", CLONE_NEWUSER),
+    ("net", CLONE_NEWNET),
+    ("uts", CLONE_NEWUTS),
+    ("ipc", CLONE_NEWIPC),
+    ("pid", CLONE_NEWPID),
+    ("mnt", CLONE_NEWNS),
+)
+
+
+def _become(uid: int | None, gid: int | None) -> None:
+    """Take the pod's own uid (root runtimes), and never gain privileges again."""
+    if uid is not None and gid is not None:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _chown_tree(top: str, uid: int, gid: int) -> None:
+    os.chown(top, uid, gid)
+    for parent, dirs, files in os.walk(top):
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(parent, name), uid, gid)
+
+
+def _wait_forwarding(child: int) -> int:
+    """Wait for `child`, passing stop signals on; return its exit code as a shell would."""
+    for sig in FORWARDED:
+        signal.signal(sig, lambda number, _frame: os.kill(child, number))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+        except InterruptedError:
+            continue
+        return os.waitstatus_to_exitcode(status) if status >= 0 else 1
+
+
+def _exit_code(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def start(spec: dict[str, Any]) -> int:
+    netns = int(spec["netns_fd"])
+    setns(netns, CLONE_NEWNET)
+    os.close(netns)
+    unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC)
+    uid, gid = spec.get("uid"), spec.get("gid")
+    child = os.fork()
+    if child:
+        return _exit_code(_wait_forwarding(child))
+    try:  # PID 1 of the pod from here on
+        if uid is not None and gid is not None:
+            for path in spec["chown"]:
+                _chown_tree(path, uid, gid)
+        root = rootfs.RootFs.from_dict(spec["rootfs"])
+        rootfs.assemble(root)
+        rootfs.enter(root)
+        sethostname(spec["hostname"])
+        os.chdir(spec["cwd"])
+        _become(uid, gid)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+        argv: list[str] = spec["argv"]
+        os.execve(argv[0], argv, os.environ)
+    except BaseException as exc:
+        print(f"podinit: cannot start the pod: {exc}", file=sys.stderr, flush=True)
+        os._exit(126)
+
+
+def _uid_gid(pid: int) -> tuple[int, int]:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        fields = dict(line.split(":", 1) for line in status.read().splitlines())
+    return int(fields["Uid"].split()[1]), int(fields["Gid"].split()[1])
+
+
+def enter(spec: dict[str, Any]) -> int:
+    pid = int(spec["pid"])
+    uid, gid = _uid_gid(pid)
+    mine = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name, _ in ENTER_ORDER}
+    handles = []
+    for name, kind in ENTER_ORDER:
+        path = f"/proc/{pid}/ns/{name}"
+        if os.stat(path).st_ino != mine[name]:  # joining one's own user namespace is refused
+            handles.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), kind))
+    for fd, kind in handles:
+        setns(fd, kind)
+        os.close(fd)
+    child = os.fork()  # only a child is born into the joined PID namespace
+    if child:
+        return _exit_code(_wait_forwarding(child))
+    try:
+        os.chdir(spec["cwd"])
+        _become(uid if os.getuid() == 0 and uid != 0 else None, gid)
+        argv: list[str] = spec["argv"]
+        os.execvpe(argv[0], argv, os.environ)
+    except FileNotFoundError:
+        print(f"exec: command not found in the pod: {spec['argv'][0]}", file=sys.stderr, flush=True)
+        os._exit(127)
+    except BaseException as exc:
+        print(f"exec: cannot run in the pod: {exc}", file=sys.stderr, flush=True)
+        os._exit(126)
+
+
+def main(args: Sequence[str]) -> int:
+    if len(args) != 2 or args[0] not in ("start", "enter"):
+        print("usage: python -m trustusbank.runtime.podinit start|enter '<json spec>'", file=sys.stderr)
+        return 2
+    spec = json.loads(args[1])
+    return start(spec) if args[0] == "start" else enter(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

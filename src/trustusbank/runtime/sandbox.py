@@ -1,0 +1,180 @@
+"""A pod's sandbox in the namespaces mode: its network namespace, uid and root filesystem.
+
+The sandbox outlives the pod's process, as a pod's pause container outlives its
+container's restarts: the network namespace is made once, handed to the node proxy
+(which plants its capture listener in it, as istio-cni hands ztunnel a pod's netns),
+and only then is the pod's process started inside it by `podinit`.
+
+From the node (the host's loopback) a pod's app address is reachable through a
+route the supervisor holds, as a node reaches its pods' IPs: kubelet probes,
+port-forwards and the operator's tools use it. No pod can: a pod's loopback is its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trustusbank
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.topology import Pod, Topology
+from trustusbank.errors import ConfigError
+from trustusbank.kernel.netns import NetworkNamespace
+from trustusbank.kernel.rootfs import RootFs, system_paths
+from trustusbank.runtime.isolation import Isolation
+
+FIRST_POD_UID = 200_000  # pods' uids, far from any real account's
+
+
+class SandboxError(ConfigError, RuntimeError):
+    """A pod cannot be given a sandbox that hides what it must not see."""
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def image_paths() -> tuple[str, ...]:
+    """The "image" every pod runs: the Python installation and the package, read-only.
+
+    Only directories Python itself loads from: never the working directory, which may
+    hold anything (a state directory, a checkout with keys).
+    """
+    found = {sys.base_prefix, sys.prefix, sys.exec_prefix, str(Path(trustusbank.__file__).parents[1])}
+    cwd = os.getcwd()
+    for entry in sys.path:
+        if entry and os.path.isabs(entry) and os.path.isdir(entry) and entry != cwd:
+            found.add(os.path.realpath(entry))
+    kept: list[str] = []
+    for path in sorted(found, key=len):
+        if not any(_inside(path, outer) for outer in kept):
+            kept.append(path)
+    return tuple(sorted(kept))
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (ConnectionError, OSError):
+        writer.transport.abort()
+
+
+@dataclass
+class PodSandbox:
+    pod: Pod
+    netns: NetworkNamespace
+    uid: int | None
+    routes: list[asyncio.Server] = field(default_factory=list)
+
+    async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The node's way to the app: a connection made inside the pod's namespace."""
+        return await self.netns.open_connection(self.pod.app_ip, port)
+
+    async def open_routes(self) -> None:
+        """Listen on the app address on the host, for each port, and carry into the pod."""
+        for port in self.pod.ports:
+
+            async def carry(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port.port
+            ) -> None:
+                try:
+                    up_reader, up_writer = await self.connect(port)
+                except OSError:
+                    writer.transport.abort()
+                    return
+                await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+                up_writer.close()
+                writer.close()
+
+            self.routes.append(await asyncio.start_server(carry, self.pod.app_ip, port.port))
+
+    def close(self) -> None:
+        for server in self.routes:
+            server.close()
+        self.routes.clear()
+        self.netns.close()
+
+    def rootfs(self, files: ClusterFiles, pod_dir: Path, readonly: list[Path]) -> RootFs:
+        mountpoint = files.root / "rootfs" / f"{self.pod.namespace}_{self.pod.name}"
+        mountpoint.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shown = [*system_paths(), *image_paths(), *(str(p.resolve()) for p in readonly)]
+        state = str(files.root.resolve())
+        for path in shown:
+            if _inside(state, path):
+                raise SandboxError(
+                    f"pod {self.pod.ref} would see the cluster state {state} through {path}: "
+                    "put the state directory outside the Python installation and the deploy dir"
+                )
+        return RootFs(str(mountpoint), tuple(dict.fromkeys(shown)), (str(pod_dir.resolve()),))
+
+    def command(
+        self, argv: list[str], files: ClusterFiles, pod_dir: Path, readonly: list[Path]
+    ) -> tuple[list[str], tuple[int, ...]]:
+        """The podinit command line that starts `argv` in this sandbox, and the fds it inherits."""
+        uid = self.uid
+        spec = {
+            "netns_fd": self.netns.fd,
+            "rootfs": self.rootfs(files, pod_dir, readonly).to_dict(),
+            "hostname": self.pod.name,
+            "uid": uid,
+            "gid": uid,
+            "chown": [str(pod_dir.resolve())],
+            "cwd": str(pod_dir.resolve()),
+            "argv": argv,
+        }
+        command = [sys.executable, "-m", "trustusbank.runtime.podinit", "start", json.dumps(spec)]
+        return command, (self.netns.fd,)
+
+
+def make_sandboxes(isolation: Isolation, topology: Topology) -> dict[str, PodSandbox]:
+    """One sandbox per workload pod (waypoints are mesh components on the host, as ztunnel is)."""
+    if not isolation.isolated:
+        return {}
+    sandboxes = {}
+    for index, pod in enumerate(topology.pods):
+        if pod.role != "workload":
+            continue
+        namespace = topology.namespaces.get(pod.namespace)
+        if namespace is None or not namespace.ambient:
+            raise SandboxError(
+                f"pod {pod.ref} is not in an ambient namespace: an isolated pod's only way out is its "
+                "node proxy's capture, so out-of-mesh pods need the cooperative mode here"
+            )
+        uid = FIRST_POD_UID + index if isolation.pod_uids else None
+        sandboxes[pod.ref] = PodSandbox(pod, NetworkNamespace.create(), uid)
+    return sandboxes
+
+
+NAMESPACE_KINDS = ("net", "mnt", "pid", "uts", "ipc")
+
+
+def app_pid(pid: int) -> int | None:
+    """The pod's own PID 1 (podinit's only child), or None when it is not running."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def pod_view(pid: int | None, sandbox: PodSandbox | None) -> dict[str, object]:
+    """What `status` shows of a pod's isolation: its namespaces (kernel ids) and uid."""
+    if sandbox is None:
+        return {"isolated": False, "app_pid": pid, "uid": os.getuid(), "namespaces": "host (shared)"}
+    app = app_pid(pid) if pid is not None else None
+    namespaces: dict[str, str] = {}
+    if app is not None:
+        for kind in NAMESPACE_KINDS:
+            with contextlib.suppress(OSError):
+                namespaces[kind] = os.readlink(f"/proc/{app}/ns/{kind}")
+    uid = sandbox.uid if sandbox.uid is not None else os.getuid()
+    return {"isolated": True, "app_pid": app, "uid": uid, "namespaces": namespaces}
