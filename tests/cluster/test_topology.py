@@ -76,8 +76,26 @@ def test_unknown_names_ports_and_addresses(topology: Topology) -> None:
         resolve(topology, "fx-api.external-fx.svc.cluster.local", 9999, "x")
     with pytest.raises(Unresolvable, match="no workload"):
         resolve(topology, "127.42.1.99", 80, "x")
-    outside = resolve(topology, "127.0.0.1", 80, "x")
+    outside = resolve(topology, "192.0.2.7", 80, "x")
     assert not outside.captured
+    assert outside.authority == "192.0.2.7:80"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.99.0.1", "localhost", "::1"])
+def test_loopback_is_never_reached_through_the_capture(topology: Topology, host: str) -> None:
+    """A pod's loopback is its own; through its capture it must not reach the node's."""
+    with pytest.raises(Unresolvable, match="loopback"):
+        resolve(topology, host, 18009, "x")
+
+
+def test_admin_ports_of_node_proxies_are_reached_plain_and_nothing_else_of_a_node(
+    topology: Topology,
+) -> None:
+    node = topology.nodes[0].ip
+    admin = resolve(topology, node, 15020, "x")
+    assert (admin.captured, admin.pod, admin.authority) == (False, None, f"{node}:15020")
+    with pytest.raises(Unresolvable, match="no workload"):
+        resolve(topology, node, 15001, "x")
 
 
 def test_waypoint_binding_comes_from_the_namespace_label(topology: Topology) -> None:

@@ -156,22 +156,21 @@ def exec_(
     pod: Annotated[str, typer.Argument(help="<namespace>/<deployment or pod>")],
     command: Annotated[list[str], typer.Argument(help="The command to run inside the pod's network.")],
 ) -> None:
-    """Run a command as if inside a pod: its traffic is captured by the pod's node proxy."""
+    """Run a command inside a pod: its namespaces and uid when isolated, its capture either way."""
     files = ClusterFiles(state_dir())
     if control.running_pid(files) is None:
         err.print(f"no cluster is running from {files.state}")
         raise typer.Exit(1)
-    found = control.pod_env(files, pod)
-    if found is None:
-        err.print(f"[red]error:[/] no pod {pod!r}")
-        raise typer.Exit(1)
-    env, _ = found
     argv = command[1:] if command[:1] == ["--"] else command
     if not argv:
         err.print("[red]error:[/] no command given; usage: trustusbank exec <ns>/<deployment> -- <command>")
         raise typer.Exit(2)
+    found = control.pod_command(files, pod, argv)
+    if found is None:
+        err.print(f"[red]error:[/] no pod {pod!r}")
+        raise typer.Exit(1)
     try:
-        code = subprocess.run(argv, env=env, check=False).returncode
+        code = subprocess.run(found.argv, env=found.env, cwd=found.cwd, check=False).returncode
     except FileNotFoundError:
         err.print(f"[red]error:[/] command not found: {argv[0]}")
         raise typer.Exit(127) from None

@@ -12,3 +12,6 @@ HBONE_PORT = 15008
 """HTTP/2 CONNECT over mutual TLS, the tunnel between node proxies and waypoints."""
 METRICS_PORT = 15020
 """Prometheus `/metrics` and readiness of a node proxy or waypoint."""
+# Where an isolated pod finds its capture: inside its own network namespace, planted there by
+# its node proxy (as istio-cni has ztunnel open its listeners in the pod's netns).
+IN_POD_CAPTURE = "127.0.0.1"

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.errors import OperationError
 
 STOP_TIMEOUT = 30.0
 
@@ -108,6 +110,59 @@ def stop(files: ClusterFiles, progress: Callable[[str], None]) -> bool:
                     os.killpg(child, signal.SIGKILL)
     files.pid.unlink(missing_ok=True)
     return True
+
+
+def pod_status(files: ClusterFiles, pod_ref: str) -> dict[str, Any] | None:
+    """A pod's entry in status.json, by `<namespace>/<pod or deployment>`."""
+    namespace, _, name = pod_ref.partition("/")
+    for entry in (read_status(files) or {}).get("pods", []):
+        if entry["namespace"] == namespace and name in (entry["name"], entry["name"].rsplit("-", 1)[0]):
+            return dict(entry)
+    return None
+
+
+@dataclass(frozen=True)
+class PodCommand:
+    """How to run a command in a pod (`kubectl exec`): the argv, environment and directory to use."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path | None
+
+
+class PodNotRunning(OperationError):
+    """The pod exists but has no running process to enter."""
+
+
+def pod_command(
+    files: ClusterFiles, pod_ref: str, argv: list[str], extra_env: dict[str, str] | None = None
+) -> PodCommand | None:
+    """`argv` as run inside pod `pod_ref`, or None when there is no such pod.
+
+    Isolated, that is inside its namespaces, as its uid, with its own environment (read from
+    its PID 1, as a container's is its own). Cooperative, a host process given the pod's
+    capture and address: the same traffic, but nothing keeps it in.
+    """
+    entry = pod_status(files, pod_ref)
+    if entry is not None and entry.get("isolated"):
+        if not entry.get("app_pid"):
+            raise PodNotRunning(f"pod {pod_ref} is not running")
+        pid = int(entry["app_pid"])
+        with open(f"/proc/{pid}/environ", "rb") as raw:
+            items = raw.read().split(b"\0")
+        env = dict(item.decode(errors="replace").split("=", 1) for item in items if b"=" in item)
+        env.update(extra_env or {})
+        cwd = files.pod_dir(entry["namespace"], entry["name"]).resolve()
+        spec = {"pid": pid, "cwd": str(cwd), "argv": argv}
+        return PodCommand(
+            [sys.executable, "-m", "trustusbank.runtime.podinit", "enter", json.dumps(spec)], env, None
+        )
+    found = pod_env(files, pod_ref)
+    if found is None:
+        return None
+    env, pod_dir = found
+    env.update(extra_env or {})
+    return PodCommand(argv, env, pod_dir if pod_dir.exists() else None)
 
 
 def pod_env(files: ClusterFiles, pod_ref: str) -> tuple[dict[str, str], Path] | None:

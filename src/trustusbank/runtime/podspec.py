@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.cluster.ports import OUTBOUND_PORT
+from trustusbank.cluster.ports import IN_POD_CAPTURE, OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod
 from trustusbank.env import (
     BUILD_VARIANT,
@@ -151,8 +151,10 @@ def launch_spec(
     env[LOGS_DIR.name] = str(out["logs"])
     env[TOPOLOGY.name] = str(state / "topology.json")
     env["HOSTNAME"] = pod.name
+    # The image's Python comes first on its PATH, as in a container built from it.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     if in_mesh:
-        capture = "127.0.0.1" if in_pod_capture else pod.ip
+        capture = IN_POD_CAPTURE if in_pod_capture else pod.ip
         env["ALL_PROXY"] = env["all_proxy"] = f"socks5h://{capture}:{OUTBOUND_PORT}"
     shared = [deploy, state / "topology.json", *([image_store] if image_store is not None else [])]
     return PodLaunch(_command(container), env, pod_dir, _probe_url(deployment, pod), shared)

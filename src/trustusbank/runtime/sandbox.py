@@ -7,7 +7,10 @@ and only then is the pod's process started inside it by `podinit`.
 
 From the node (the host's loopback) a pod's app address is reachable through a
 route the supervisor holds, as a node reaches its pods' IPs: kubelet probes,
-port-forwards and the operator's tools use it. No pod can: a pod's loopback is its own.
+port-forwards and the operator's tools use it. So is the pod's capture, at
+`<pod-ip>:15001` on the host, which is how the operator's tools act *as* a pod
+(what `kubectl exec` gives a cluster admin). No pod can reach either: a pod's
+loopback is its own, and the host's is not in its namespace.
 """
 
 from __future__ import annotations
@@ -75,27 +78,27 @@ class PodSandbox:
     uid: int | None
     routes: list[asyncio.Server] = field(default_factory=list)
 
-    async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """The node's way to the app: a connection made inside the pod's namespace."""
-        return await self.netns.open_connection(self.pod.app_ip, port)
+    async def _route(self, host_ip: str, inside: tuple[str, int]) -> None:
+        """Listen on `host_ip` (same port) on the host's loopback; carry each connection to `inside`."""
 
-    async def open_routes(self) -> None:
-        """Listen on the app address on the host, for each port, and carry into the pod."""
+        async def carry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_reader, up_writer = await self.netns.open_connection(*inside)
+            except OSError:
+                writer.transport.abort()
+                return
+            await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+            up_writer.close()
+            writer.close()
+
+        self.routes.append(await asyncio.start_server(carry, host_ip, inside[1]))
+
+    async def open_routes(self, capture: tuple[str, int] | None) -> None:
+        """The node's routes into the pod: each app port at the app address, and its capture."""
         for port in self.pod.ports:
-
-            async def carry(
-                reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port.port
-            ) -> None:
-                try:
-                    up_reader, up_writer = await self.connect(port)
-                except OSError:
-                    writer.transport.abort()
-                    return
-                await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
-                up_writer.close()
-                writer.close()
-
-            self.routes.append(await asyncio.start_server(carry, self.pod.app_ip, port.port))
+            await self._route(self.pod.app_ip, (self.pod.app_ip, port.port))
+        if capture is not None:
+            await self._route(self.pod.ip, capture)
 
     def close(self) -> None:
         for server in self.routes:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.cluster.ports import METRICS_PORT
+from trustusbank.cluster.ports import IN_POD_CAPTURE, METRICS_PORT, OUTBOUND_PORT
 from trustusbank.cluster.subnet import allocate
 from trustusbank.cluster.topology import Pod, Topology, plan
 from trustusbank.cluster.watch import load_in_force
@@ -249,7 +249,7 @@ class Supervisor:
         self.progress(f"isolation: {self.isolation.describe()}")
         self.sandboxes = make_sandboxes(self.isolation, topo)
         for sandbox in self.sandboxes.values():
-            await sandbox.open_routes()
+            await sandbox.open_routes(capture=(IN_POD_CAPTURE, OUTBOUND_PORT))
 
         ca = CertificateAuthority.load_or_create(files.ca)
         files.trust_bundle.write_bytes(ca.trust_bundle_pem)

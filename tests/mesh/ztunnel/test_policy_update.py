@@ -70,6 +70,7 @@ class Node:
         self.metrics = ZtunnelMetrics()
         self.topology = NoPods()
         self.secrets = secrets
+        self.namespaces: dict[str, object] = {}  # no pod netns: the cooperative mode's shared loopback
 
     def identity(self, pod: Pod) -> SpiffeId:
         return SpiffeId("cluster.local", pod.namespace, pod.service_account)

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT, OUTBOUND_PORT
+from trustusbank.cluster.ports import HBONE_PORT, IN_POD_CAPTURE, METRICS_PORT, OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod, Topology
 from trustusbank.kernel.netns import NetworkNamespace
 from trustusbank.mesh.identity.istiod import CsrClient
@@ -40,8 +40,6 @@ from trustusbank.telemetry.admin import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
-
-IN_POD_CAPTURE = "127.0.0.1"  # where a pod finds its capture inside its own network namespace
 
 
 class NodeProxy:

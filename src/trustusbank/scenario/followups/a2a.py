@@ -51,17 +51,16 @@ async def run_in_pod(
     cluster: Cluster, pod: str, code: str, limit: float = 60.0, extra_env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
     """Run Python "inside" a pod (`kubectl exec`): its connections leave through the pod's node proxy."""
-    found = control.pod_env(cluster.files, pod)
+    try:
+        found = control.pod_command(cluster.files, pod, [sys.executable, "-c", code], extra_env)
+    except control.PodNotRunning as exc:
+        return 1, "", str(exc)
     if found is None:
         return 1, "", f"no pod {pod} in the running cluster"
-    env, pod_dir = found
-    env.update(extra_env or {})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        code,
-        env=env,
-        cwd=pod_dir if pod_dir.exists() else None,
+        *found.argv,
+        env=found.env,
+        cwd=found.cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
