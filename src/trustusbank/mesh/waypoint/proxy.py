@@ -124,8 +124,8 @@ class WaypointApp:
             return
         if scope["type"] != "http":
             return
-        caller = self.ingress.caller(scope["client"][1]) if scope.get("client") else None
-        if caller is None:  # not through an HBONE tunnel: nobody we can name
+        caller = self.ingress.caller(scope)
+        if caller is None:  # not through a live HBONE tunnel: nobody we can name
             await _respond(send, 403, jsonrpc_error(None, FORBIDDEN, "no verified peer identity"))
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
