@@ -263,7 +263,7 @@ async def running(directory: Path, log_path: Path | None = None) -> AsyncIterato
             while not http.started:
                 assert not task.done(), "the HTTP layer stopped before it started"
                 await asyncio.sleep(0.005)
-        hbone = await ingress.serve(0, http)
+        hbone = await ingress.serve(0, http, app.handshake_refused)
         waypoint = Waypoint(
             secrets,
             hbone.sockets[0].getsockname()[1],

@@ -8,7 +8,10 @@ hostile local process would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpcore
@@ -18,10 +21,17 @@ from tests.mesh.waypoint.harness import (
     ALICE,
     BOB,
     DEADLINE,
+    GATEWAY,
     Waypoint,
     listening_sockets,
     running,
 )
+from tests.serving import serving
+from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
+from trustusbank.mesh.waypoint.proxy import NO_IDENTITY
+
+HANDSHAKES = "trustusbank_hbone_handshake_errors_total"
+DENIALS = "agentgateway_policy_denials_total"
 
 
 @pytest.fixture
@@ -62,6 +72,78 @@ async def test_the_http_layer_has_no_listener_a_local_process_could_reach(tmp_pa
         assert opened == {("127.0.0.1", waypoint.hbone_port)}
         pool, _ = waypoint.client(ALICE)
         assert await get(pool, "/echo/up") == (200, b"/echo/up")  # and it does serve, through a tunnel
+
+
+async def test_plain_tcp_to_the_waypoint_gets_no_http_and_is_counted_and_logged(waypoint: Waypoint) -> None:
+    """A local process speaking HTTP at the HBONE port: no answer, a refused handshake on record."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", waypoint.hbone_port)
+    writer.write(b"GET /echo/x HTTP/1.1\r\nHost: wp\r\n\r\n")
+    async with asyncio.timeout(DEADLINE):
+        try:
+            reply = await reader.read()
+        except ConnectionResetError:
+            reply = b""
+    writer.close()
+    assert b"HTTP/1.1" not in reply
+    assert b"/echo" not in reply
+
+    [line] = waypoint.lines()
+    assert (line["scope"], line["decision"], line["src.identity"]) == ("hbone", "deny", None)
+    assert line["reason"].startswith("tls handshake failed")
+    assert line["src.addr"].startswith("127.0.0.1:")
+    assert waypoint.metric(HANDSHAKES, gateway=GATEWAY, reason=line["error.type"]) == 1
+    assert line["error.type"] == "not_tls"
+
+
+async def test_a_certificate_from_another_ca_is_refused_counted_and_logged(
+    waypoint: Waypoint, tmp_path: Path
+) -> None:
+    foreign = CertificateAuthority.load_or_create(tmp_path / "foreign-ca")
+
+    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
+        return foreign.sign_csr(csr_pem, identity, timedelta(hours=1))
+
+    other = SecretManager(sign, foreign.trust_bundle_pem, tmp_path / "foreign-certs")
+    await other.get(ALICE)
+    context = other.ssl_client_context(ALICE)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the attacker does not care who the server is
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DEADLINE):
+            _, writer = await asyncio.open_connection("127.0.0.1", waypoint.hbone_port, ssl=context)
+            writer.close()
+    async with asyncio.timeout(DEADLINE):
+        while not waypoint.lines():  # noqa: ASYNC110 - TLS 1.3: the server judges after the client's done
+            await asyncio.sleep(0.01)
+    [line] = waypoint.lines()
+    assert line["reason"].startswith("tls handshake failed")
+    assert line["error.type"] == "certificate"
+    assert waypoint.metric(HANDSHAKES, gateway=GATEWAY, reason="certificate") == 1
+
+
+async def test_a_request_that_came_through_no_tunnel_is_refused_logged_and_counted(
+    waypoint: Waypoint, tmp_path: Path
+) -> None:
+    """The proxy itself on a plain port (what the old private listener was): no tunnel, nobody, said so."""
+    alice, _ = waypoint.client(ALICE)
+    assert (await get(alice, "/echo/live"))[0] == 200  # a tunnel is live while the stranger calls
+    async with serving(waypoint.app) as url:
+        pool = httpcore.AsyncConnectionPool()
+        try:
+            async with asyncio.timeout(DEADLINE):
+                response = await pool.request(
+                    "GET", f"{url}/echo/stranger", headers={"x-forwarded-client-cert": f"URI={ALICE.uri}"}
+                )
+        finally:
+            await pool.aclose()
+    assert response.status == 403
+    assert NO_IDENTITY.encode() in response.content
+    refused = [line for line in waypoint.lines() if line["http.path"] == "/echo/stranger"]
+    assert [(r["decision"], r["reason"], r["http.status"], r["src.identity"]) for r in refused] == [
+        ("deny", NO_IDENTITY, 403, None)
+    ]
+    labels = {"gateway": GATEWAY, "route": "none", "reason": NO_IDENTITY, "source_principal": "none"}
+    assert waypoint.metric(DENIALS, **labels) == 1
 
 
 async def test_server_sent_events_stream_through_the_tunnel(waypoint: Waypoint) -> None:

@@ -128,7 +128,7 @@ class Waypoint:
         hbone: asyncio.Server | None = None
         try:
             await _started([http, control])
-            hbone = await self.ingress.serve(HBONE_PORT, http)
+            hbone = await self.ingress.serve(HBONE_PORT, http, app.handshake_refused)
             self.ready = True
             log.info("waypoint %s ready on %s", self.gateway, self.pod.ip)
             while True:

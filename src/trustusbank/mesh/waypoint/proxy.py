@@ -6,7 +6,8 @@ exactly as the server will execute it and every message the backend's MCP
 policy judges must be allowed. `tools/list` answers are filtered to what the
 caller may call. For AI backends the chat completion is prepared for the
 provider and its answer's model and token counts are recorded (`llm`).
-Anything the proxy cannot judge is refused, never forwarded.
+Anything the proxy cannot judge is refused, never forwarded, and every refusal
+is logged and counted, a request that came through no live tunnel (403) included.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from trustusbank.mesh.waypoint.mcp import (
     parse_request,
 )
 from trustusbank.mesh.waypoint.routes import Backend, RouteMatch, WaypointConfig
-from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics
+from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics, handshake_reason
 from trustusbank.telemetry.tracing import extract, inject
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY = 1024 * 1024
+NO_IDENTITY = "no verified peer identity"
 MAX_LLM_RESPONSE = 8 * 1024 * 1024  # how much of a model's answer is kept to read its usage from
 HOP_BY_HOP = {
     b"connection",
@@ -125,8 +127,8 @@ class WaypointApp:
         if scope["type"] != "http":
             return
         caller = self.ingress.caller(scope)
-        if caller is None:  # not through a live HBONE tunnel: nobody we can name
-            await _respond(send, 403, jsonrpc_error(None, FORBIDDEN, "no verified peer identity"))
+        if caller is None or caller.identity is None:  # not through a live mTLS tunnel: nobody we can name
+            await self._refuse_unidentified(scope, send, caller)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         context = extract(headers) if "traceparent" in headers else extract(caller.hbone_headers)
@@ -184,6 +186,29 @@ class WaypointApp:
             ).inc()
             self.metrics.duration.labels(self.gateway, route).observe(record.duration_ms / 1000)
             self.log.write(record)
+
+    def handshake_refused(self, peer: tuple[str, int] | None, reason: str) -> None:
+        """The HBONE listener's hook for a failed mTLS handshake: counted and logged."""
+        self.metrics.handshake_errors.labels(self.gateway, handshake_reason(reason)).inc()
+        self.log.handshake_refused(peer, reason)
+
+    async def _refuse_unidentified(self, scope: Scope, send: Send, caller: Caller | None) -> None:
+        """403 before anything else is read or judged; logged and counted like any other deny."""
+        record = RequestRecord(
+            gateway=self.gateway,
+            src_identity=None,
+            src_addr=caller.peer_addr if caller else "?",
+            http_method=scope["method"],
+            path=scope["path"],
+            decision="deny",
+            reason=NO_IDENTITY,
+            status=403,
+        )
+        log.warning("refused %s %s: %s", scope["method"], scope["path"], NO_IDENTITY)
+        self.metrics.denied.labels(self.gateway, "none", NO_IDENTITY, "none").inc()
+        self.metrics.requests.labels(self.gateway, "none", "none", scope["method"], "403").inc()
+        await _respond(send, 403, jsonrpc_error(None, FORBIDDEN, NO_IDENTITY))
+        self.log.write(record)
 
     async def _serve(
         self,
