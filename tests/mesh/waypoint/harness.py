@@ -29,7 +29,7 @@ from trustusbank.mesh.hbone import Tunnel, open_tunnel, shutdown
 from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
 from trustusbank.mesh.waypoint.egress import TunnelStream
 from trustusbank.mesh.waypoint.ingress import Ingress
-from trustusbank.mesh.waypoint.proxy import WaypointApp
+from trustusbank.mesh.waypoint.proxy import BODY_TIMEOUT, WaypointApp
 from trustusbank.mesh.waypoint.routes import WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
 from trustusbank.mesh.waypoint.tunnelhttp import TunnelHttp
@@ -226,7 +226,9 @@ def pod() -> Pod:
 
 
 @asynccontextmanager
-async def running(directory: Path, log_path: Path | None = None) -> AsyncIterator[Waypoint]:
+async def running(
+    directory: Path, log_path: Path | None = None, body_timeout: float = BODY_TIMEOUT
+) -> AsyncIterator[Waypoint]:
     """The waypoint, wired as `Waypoint.run` wires it, until the block ends."""
     ca = CertificateAuthority.load_or_create(directory / "ca")
 
@@ -256,6 +258,7 @@ async def running(directory: Path, log_path: Path | None = None) -> AsyncIterato
             WaypointLog(log_path, GATEWAY),
             metrics,
             TracerProvider().get_tracer("test"),
+            body_timeout=body_timeout,
         )
         http = TunnelHttp(app)
         task = asyncio.create_task(http.serve())

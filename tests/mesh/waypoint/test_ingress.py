@@ -27,6 +27,7 @@ from tests.mesh.waypoint.harness import (
     running,
 )
 from tests.serving import serving
+from trustusbank.mesh.hbone import Tunnel
 from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
 from trustusbank.mesh.waypoint.proxy import NO_IDENTITY
 
@@ -160,3 +161,44 @@ async def test_server_sent_events_stream_through_the_tunnel(waypoint: Waypoint) 
         async for chunk in chunks:
             received += chunk
     assert received == b"data: one\n\ndata: two\n\n"
+
+
+async def read_to_end(tunnel: Tunnel) -> bytes:
+    data = b""
+    with contextlib.suppress(Exception):
+        while chunk := await tunnel.read():
+            data += chunk
+    return data
+
+
+@pytest.mark.parametrize("sender", ["stalls", "trickles"])
+async def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_closed(
+    tmp_path: Path, sender: str
+) -> None:
+    async with running(tmp_path, body_timeout=0.3) as waypoint:
+        tunnel = await waypoint.tunnel(ALICE)
+        await tunnel.write(
+            b"POST /echo/slow HTTP/1.1\r\nHost: wp.shop:8080\r\nContent-Length: 1000\r\n\r\nab"
+        )
+
+        async def trickle() -> None:
+            with contextlib.suppress(Exception):
+                while True:
+                    await asyncio.sleep(0.02)
+                    await tunnel.write(b"x")
+
+        dripping = asyncio.create_task(trickle()) if sender == "trickles" else None
+        try:
+            async with asyncio.timeout(DEADLINE):
+                answer = await read_to_end(tunnel)  # ends: the waypoint closed the connection
+        finally:
+            if dripping is not None:
+                dripping.cancel()
+                await asyncio.gather(dripping, return_exceptions=True)
+            await tunnel.close()
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 408"), answer
+    assert b"connection: close" in head
+    [line] = waypoint.lines()
+    assert (line["decision"], line["http.status"], line["src.identity"]) == ("deny", 408, ALICE.uri)
+    assert line["reason"].startswith("request body timeout")

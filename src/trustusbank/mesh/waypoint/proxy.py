@@ -7,11 +7,14 @@ policy judges must be allowed. `tools/list` answers are filtered to what the
 caller may call. For AI backends the chat completion is prepared for the
 provider and its answer's model and token counts are recorded (`llm`).
 Anything the proxy cannot judge is refused, never forwarded, and every refusal
-is logged and counted, a request that came through no live tunnel (403) included.
+is logged and counted: a request that came through no live tunnel (403), and a
+body that does not arrive within BODY_TIMEOUT (408, and the connection closed,
+so a client trickling its body cannot hold a request open).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -48,6 +51,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY = 1024 * 1024
+BODY_TIMEOUT = 30.0  # seconds from the request's headers to the end of its body
 NO_IDENTITY = "no verified peer identity"
 MAX_LLM_RESPONSE = 8 * 1024 * 1024  # how much of a model's answer is kept to read its usage from
 HOP_BY_HOP = {
@@ -68,12 +72,15 @@ FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
 
 
 class Denied(RefusedError):
-    def __init__(self, status: int, body: bytes, reason: str, rule: str | None = None) -> None:
+    def __init__(
+        self, status: int, body: bytes, reason: str, rule: str | None = None, *, close: bool = False
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.body = body
         self.reason = reason
         self.rule = rule
+        self.close = close  # answer with `Connection: close`: the request was not read to its end
 
 
 def _identity(spiffe: SpiffeId | None) -> Identity | None:
@@ -107,6 +114,7 @@ class WaypointApp:
         log_: WaypointLog,
         metrics: WaypointMetrics,
         tracer: trace.Tracer,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         self.gateway = gateway
         self.config = config
@@ -117,6 +125,7 @@ class WaypointApp:
         self.log = log_
         self.metrics = metrics
         self.tracer = tracer
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -172,7 +181,7 @@ class WaypointApp:
                     denied.reason.split(":")[0],
                     record.src_identity or "none",
                 ).inc()
-                await _respond(send, denied.status, denied.body)
+                await _respond(send, denied.status, denied.body, close=denied.close)
             except Exception as exc:  # fail closed, and say so
                 log.exception("waypoint error")
                 record.decision, record.reason, record.status = "deny", f"internal error: {exc}", 502
@@ -219,7 +228,13 @@ class WaypointApp:
         headers: dict[str, str],
         record: RequestRecord,
     ) -> None:
-        body = await _read_body(receive)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await _read_body(receive)
+        except TimeoutError:
+            reason = f"request body timeout: not complete within {self.body_timeout:g}s"
+            body = jsonrpc_error(None, -32600, "request body timeout")
+            raise Denied(408, body, reason, close=True) from None
         if len(body) > MAX_BODY:
             raise Denied(413, jsonrpc_error(None, -32600, "request body too large"), "body too large")
         request = RequestInfo(
@@ -440,7 +455,9 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
+async def _respond(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
