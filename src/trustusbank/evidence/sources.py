@@ -23,6 +23,8 @@ Parser = Callable[[dict[str, Any], Cluster], Fields]
 DENIED_BY = re.compile(r"explicitly denied by: (?P<policy>\S+)")
 NO_ALLOW_MATCHED = "(no ALLOW policy matched)"
 STRICT_MTLS = "PeerAuthentication STRICT"
+MTLS_HANDSHAKE = "mTLS handshake"  # the "policy" of a refused handshake: the mesh's own mutual TLS
+HANDSHAKE_FAILED = "tls handshake failed"
 PII_FLAG = "pii-in-arguments"
 # Keys that make a mapping personal data; one strong key or two weak ones are enough.
 STRONG_PII = frozenset({"email", "phone", "date_of_birth", "ni_number", "national_insurance_number", "dob"})
@@ -68,6 +70,8 @@ def ztunnel(data: dict[str, Any], cluster: Cluster) -> Fields:
         verdict = f"denied by {policy}" if found else "denied: allow policies exist, none allowed"
     elif "plaintext refused" in error:
         kind, policy, verdict = "l4-deny", STRICT_MTLS, "plaintext refused (STRICT mTLS)"
+    elif error.startswith(HANDSHAKE_FAILED):
+        kind, policy, verdict = "tls-deny", MTLS_HANDSHAKE, f"refused: {error}"
     elif outbound and "401" in error:
         kind, verdict = "l4-refused", "refused by the destination's policy (HBONE 401)"
     elif error:
@@ -99,6 +103,8 @@ def ztunnel(data: dict[str, Any], cluster: Cluster) -> Fields:
 
 # -- waypoint request log -----------------------------------------------------
 def waypoint(data: dict[str, Any], cluster: Cluster) -> Fields:
+    if str(data.get("reason") or "").startswith(HANDSHAKE_FAILED):
+        return _waypoint_handshake(data, cluster)
     decision = str(data.get("decision") or "unknown")
     method = data.get("mcp.method")
     src_identity = normalize_identity(data.get("src.identity"))
@@ -119,6 +125,19 @@ def waypoint(data: dict[str, Any], cluster: Cluster) -> Fields:
         "tool": data.get("mcp.tool"),
         "trace_id": trace_id(data.get("trace_id")),
         "summary": summary,
+    }
+
+
+def _waypoint_handshake(data: dict[str, Any], cluster: Cluster) -> Fields:
+    """A peer the waypoint refused at mutual TLS: no identity proven, only its address."""
+    peer = cluster.pod_at(data.get("src.addr"))
+    who = _who(peer.namespace if peer else None, peer.deployment if peer else None, data.get("src.addr"))
+    return {
+        **_pod_fields(peer),
+        "kind": "tls-deny",
+        "src_identity": None,
+        "policy": MTLS_HANDSHAKE,
+        "summary": f"{who} → waypoint {data.get('gateway') or '?'}: refused: {data.get('reason')}",
     }
 
 

@@ -191,8 +191,8 @@ class _Ingress:
 
     pod = _Pod()
 
-    def caller(self, client_port: int) -> Caller:
-        return Caller(CALLER, f"127.0.0.1:{client_port}", self.pod.ip, 8080)
+    def caller(self, scope: dict[str, Any]) -> Caller:
+        return Caller(CALLER, "127.0.0.1:40000", self.pod.ip, 8080)
 
 
 @dataclass

@@ -1,22 +1,28 @@
-"""The waypoint's way in: HBONE with its own SVID, then HTTP on a private listener.
+"""The waypoint's way in: HBONE with its own SVID, then HTTP over that tunnel only.
 
 The tunnel's verified peer identity must reach the HTTP layer without ever
-being something a client could write. Each tunnel gets its own connection to
-the private HTTP listener, and the waypoint keys the caller's identity by that
-connection's source port: the identity travels with the socket, not in a header.
+being something a client could write or a local process could imitate. Each
+accepted tunnel gets a key of the waypoint's own and its own private HTTP
+connection (`tunnelhttp`), whose requests carry that key; the key names the
+Caller while the tunnel lasts. There is no HTTP listener to connect to, and no
+address, port or header is ever read as a caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from trustusbank.cluster.topology import Pod, Topology
 from trustusbank.mesh.hbone.h2 import HboneStream, pipe
 from trustusbank.mesh.hbone.server import HboneRequest, serve
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.waypoint.tunnelhttp import TunnelHttp, tunnel_of
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +38,24 @@ class Caller:
     hbone_headers: dict[str, str] = field(default_factory=dict)
 
 
+HandshakeErrorHook = Callable[[tuple[str, int] | None, str], None]
+
+
 class Ingress:
-    def __init__(
-        self, pod: Pod, identity: SpiffeId, secrets: SecretManager, topology: Topology, private_port: int
-    ):
+    def __init__(self, pod: Pod, identity: SpiffeId, secrets: SecretManager, topology: Topology) -> None:
         self.pod = pod
         self.identity = identity
         self.secrets = secrets
         self.topology = topology
-        self.private = (pod.app_ip, private_port)
         self.callers: dict[int, Caller] = {}
+        """Live tunnels by the key their HTTP connection's requests carry."""
+        self._keys = itertools.count(1)
+        self._http: TunnelHttp | None = None
 
-    def caller(self, client_port: int) -> Caller | None:
-        return self.callers.get(client_port)
+    def caller(self, scope: dict[str, Any]) -> Caller | None:
+        """The Caller of the tunnel this request arrived on; None if it came through none that is live."""
+        key = tunnel_of(scope)
+        return self.callers.get(key) if key is not None else None
 
     def _addressed_to_me(self, request: HboneRequest) -> bool:
         """Our own listeners, or a Service bound to this waypoint (what ztunnel sends us)."""
@@ -63,10 +74,10 @@ class Ingress:
         return 200 if self._addressed_to_me(request) else 503
 
     async def _handle(self, request: HboneRequest, stream: HboneStream) -> None:
-        reader, writer = await asyncio.open_connection(*self.private)
-        port = writer.get_extra_info("sockname")[1]
+        assert self._http is not None
+        key = next(self._keys)
         peer = request.peer_addr
-        self.callers[port] = Caller(
+        self.callers[key] = Caller(
             identity=request.peer_identity,
             peer_addr=f"{peer[0]}:{peer[1]}" if peer else "?",
             authority_host=request.host,
@@ -74,16 +85,21 @@ class Ingress:
             hbone_headers=dict(request.headers),
         )
         try:
+            reader, writer = await self._http.connect(key)
             await pipe(stream, reader, writer)
         finally:
-            self.callers.pop(port, None)
+            self.callers.pop(key, None)
 
-    async def serve(self, port: int) -> asyncio.Server:
+    async def serve(
+        self, port: int, http: TunnelHttp, on_handshake_error: HandshakeErrorHook | None = None
+    ) -> asyncio.Server:
+        """HBONE on the pod IP; each accepted tunnel is served by `http` (which must be serving)."""
+        self._http = http
         return await serve(
             self.pod.ip,
             port,
             ssl_context_for=lambda: self.secrets.ssl_server_context(self.identity),
             authorize=self._authorize,
             handler=self._handle,
-            on_handshake_error=lambda peer, reason: log.info("refused handshake from %s: %s", peer, reason),
+            on_handshake_error=on_handshake_error,
         )

@@ -32,15 +32,14 @@ from trustusbank.mesh.waypoint.ingress import Ingress
 from trustusbank.mesh.waypoint.proxy import WaypointApp
 from trustusbank.mesh.waypoint.routes import WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
+from trustusbank.mesh.waypoint.tunnelhttp import TunnelHttp
 from trustusbank.telemetry.admin import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
-PRIVATE_PORT = 8080
 
-
-async def _started(servers: list[uvicorn.Server]) -> None:
+async def _started(servers: list[uvicorn.Server | TunnelHttp]) -> None:
     """uvicorn offers no event for "listening"; poll its flag briefly."""
     for _ in range(400):
         if all(s.started for s in servers):
@@ -70,7 +69,7 @@ class Waypoint:
         )
         self.tracer_provider = setup_tracing("agentgateway", files.traces / f"waypoint-{pod.name}.jsonl")
         self.metrics = WaypointMetrics()
-        self.ingress = Ingress(pod, self.identity, self.secrets, self.topology, PRIVATE_PORT)
+        self.ingress = Ingress(pod, self.identity, self.secrets, self.topology)
         self._config: WaypointConfig | None = None
         self._authz: list[AuthorizationPolicy] = []
         self.watch = ManifestWatch(deploy, files)
@@ -120,16 +119,16 @@ class Waypoint:
             self.metrics,
             self.tracer_provider.get_tracer("trustusbank.waypoint"),
         )
-        servers = [
-            uvicorn.Server(uvicorn.Config(app, host=self.pod.app_ip, port=PRIVATE_PORT, log_level="warning")),
-            uvicorn.Server(
-                uvicorn.Config(self._control_app(), host=self.pod.ip, port=METRICS_PORT, log_level="warning")
-            ),
-        ]
-        tasks = [asyncio.create_task(s.serve()) for s in servers]
-        hbone = await self.ingress.serve(HBONE_PORT)
+        http = TunnelHttp(app)  # no listener: reachable through an HBONE tunnel only
+        control = uvicorn.Server(
+            uvicorn.Config(self._control_app(), host=self.pod.ip, port=METRICS_PORT, log_level="warning")
+        )
+        tasks = [asyncio.create_task(http.serve()), asyncio.create_task(control.serve())]
+
+        hbone: asyncio.Server | None = None
         try:
-            await _started(servers)
+            await _started([http, control])
+            hbone = await self.ingress.serve(HBONE_PORT, http, app.handshake_refused)
             self.ready = True
             log.info("waypoint %s ready on %s", self.gateway, self.pod.ip)
             while True:
@@ -138,9 +137,10 @@ class Waypoint:
                 with contextlib.suppress(Exception):
                     await self.secrets.rotate_due()
         finally:
-            hbone.close()
-            for server in servers:
-                server.should_exit = True
+            if hbone is not None:
+                hbone.close()
+            http.exit()
+            control.should_exit = True
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

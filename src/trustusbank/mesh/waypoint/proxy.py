@@ -6,11 +6,15 @@ exactly as the server will execute it and every message the backend's MCP
 policy judges must be allowed. `tools/list` answers are filtered to what the
 caller may call. For AI backends the chat completion is prepared for the
 provider and its answer's model and token counts are recorded (`llm`).
-Anything the proxy cannot judge is refused, never forwarded.
+Anything the proxy cannot judge is refused, never forwarded, and every refusal
+is logged and counted: a request that came through no live tunnel (403), and a
+body that does not arrive within BODY_TIMEOUT (408, and the connection closed,
+so a client trickling its body cannot hold a request open).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +41,7 @@ from trustusbank.mesh.waypoint.mcp import (
     parse_request,
 )
 from trustusbank.mesh.waypoint.routes import Backend, RouteMatch, WaypointConfig
-from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics
+from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics, handshake_reason
 from trustusbank.telemetry.tracing import extract, inject
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY = 1024 * 1024
+BODY_TIMEOUT = 30.0  # seconds from the request's headers to the end of its body
+NO_IDENTITY = "no verified peer identity"
 MAX_LLM_RESPONSE = 8 * 1024 * 1024  # how much of a model's answer is kept to read its usage from
 HOP_BY_HOP = {
     b"connection",
@@ -66,12 +72,15 @@ FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
 
 
 class Denied(RefusedError):
-    def __init__(self, status: int, body: bytes, reason: str, rule: str | None = None) -> None:
+    def __init__(
+        self, status: int, body: bytes, reason: str, rule: str | None = None, *, close: bool = False
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.body = body
         self.reason = reason
         self.rule = rule
+        self.close = close  # answer with `Connection: close`: the request was not read to its end
 
 
 def _identity(spiffe: SpiffeId | None) -> Identity | None:
@@ -105,6 +114,7 @@ class WaypointApp:
         log_: WaypointLog,
         metrics: WaypointMetrics,
         tracer: trace.Tracer,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         self.gateway = gateway
         self.config = config
@@ -115,6 +125,7 @@ class WaypointApp:
         self.log = log_
         self.metrics = metrics
         self.tracer = tracer
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -124,9 +135,9 @@ class WaypointApp:
             return
         if scope["type"] != "http":
             return
-        caller = self.ingress.caller(scope["client"][1]) if scope.get("client") else None
-        if caller is None:  # not through an HBONE tunnel: nobody we can name
-            await _respond(send, 403, jsonrpc_error(None, FORBIDDEN, "no verified peer identity"))
+        caller = self.ingress.caller(scope)
+        if caller is None or caller.identity is None:  # not through a live mTLS tunnel: nobody we can name
+            await self._refuse_unidentified(scope, send, caller)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         context = extract(headers) if "traceparent" in headers else extract(caller.hbone_headers)
@@ -170,7 +181,7 @@ class WaypointApp:
                     denied.reason.split(":")[0],
                     record.src_identity or "none",
                 ).inc()
-                await _respond(send, denied.status, denied.body)
+                await _respond(send, denied.status, denied.body, close=denied.close)
             except Exception as exc:  # fail closed, and say so
                 log.exception("waypoint error")
                 record.decision, record.reason, record.status = "deny", f"internal error: {exc}", 502
@@ -185,6 +196,29 @@ class WaypointApp:
             self.metrics.duration.labels(self.gateway, route).observe(record.duration_ms / 1000)
             self.log.write(record)
 
+    def handshake_refused(self, peer: tuple[str, int] | None, reason: str) -> None:
+        """The HBONE listener's hook for a failed mTLS handshake: counted and logged."""
+        self.metrics.handshake_errors.labels(self.gateway, handshake_reason(reason)).inc()
+        self.log.handshake_refused(peer, reason)
+
+    async def _refuse_unidentified(self, scope: Scope, send: Send, caller: Caller | None) -> None:
+        """403 before anything else is read or judged; logged and counted like any other deny."""
+        record = RequestRecord(
+            gateway=self.gateway,
+            src_identity=None,
+            src_addr=caller.peer_addr if caller else "?",
+            http_method=scope["method"],
+            path=scope["path"],
+            decision="deny",
+            reason=NO_IDENTITY,
+            status=403,
+        )
+        log.warning("refused %s %s: %s", scope["method"], scope["path"], NO_IDENTITY)
+        self.metrics.denied.labels(self.gateway, "none", NO_IDENTITY, "none").inc()
+        self.metrics.requests.labels(self.gateway, "none", "none", scope["method"], "403").inc()
+        await _respond(send, 403, jsonrpc_error(None, FORBIDDEN, NO_IDENTITY))
+        self.log.write(record)
+
     async def _serve(
         self,
         scope: Scope,
@@ -194,7 +228,13 @@ class WaypointApp:
         headers: dict[str, str],
         record: RequestRecord,
     ) -> None:
-        body = await _read_body(receive)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await _read_body(receive)
+        except TimeoutError:
+            reason = f"request body timeout: not complete within {self.body_timeout:g}s"
+            body = jsonrpc_error(None, -32600, "request body timeout")
+            raise Denied(408, body, reason, close=True) from None
         if len(body) > MAX_BODY:
             raise Denied(413, jsonrpc_error(None, -32600, "request body too large"), "body too large")
         request = RequestInfo(
@@ -415,7 +455,9 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
+async def _respond(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -2,7 +2,9 @@
 
 Every line names both SPIFFE identities (the caller's, from its certificate,
 and the backend's), the route, the MCP method and tool, and the decision with
-the rule that made it: what an auditor asks of a gateway.
+the rule that made it: what an auditor asks of a gateway. A refused TLS
+handshake has no request, but it is a refusal too: it gets its own line and
+counter, so every refusal at the waypoint leaves a trace.
 """
 
 from __future__ import annotations
@@ -57,6 +59,28 @@ class RequestRecord:
         }
 
 
+HANDSHAKE_SCOPE = "hbone"
+HANDSHAKE_REASONS = (
+    # (what `reason` contains, the metric's label): a bounded label set, first match wins.
+    ("timed out", "timeout"),
+    ("wrong_version_number", "not_tls"),
+    ("http_request", "not_tls"),
+    ("certificate", "certificate"),
+    ("alpn", "alpn"),
+    ("version", "tls_version"),
+    ("protocol", "protocol"),
+    ("errno", "connection"),
+    ("reset", "connection"),
+    ("eof", "connection"),
+)
+
+
+def handshake_reason(reason: str) -> str:
+    """The metric label for a handshake failure: one of a few fixed words, whatever OpenSSL said."""
+    text = reason.lower()
+    return next((label for needle, label in HANDSHAKE_REASONS if needle in text), "other")
+
+
 class WaypointLog:
     def __init__(self, path: Path, gateway: str) -> None:
         self._log = JsonLinesLog(path, gateway=gateway)
@@ -64,6 +88,17 @@ class WaypointLog:
     def write(self, record: RequestRecord) -> None:
         level = "info" if record.decision == "allow" and record.status < 500 else "warn"
         self._log.write(level, "request", f"request {record.decision}", record.fields())
+
+    def handshake_refused(self, peer: tuple[str, int] | None, reason: str) -> None:
+        """A peer that did not complete mutual TLS: no identity, no request, still on the record."""
+        fields = {
+            "src.identity": None,
+            "src.addr": f"{peer[0]}:{peer[1]}" if peer else None,
+            "decision": "deny",
+            "reason": f"tls handshake failed: {reason[:300]}",
+            "error.type": handshake_reason(reason),
+        }
+        self._log.write("warn", HANDSHAKE_SCOPE, "tls handshake refused", fields)
 
 
 class WaypointMetrics:
@@ -86,8 +121,14 @@ class WaypointMetrics:
         )
         self.denied = Counter(
             "agentgateway_policy_denials",
-            "Requests refused by policy or rate limit.",
+            "Requests refused by policy, rate limit, a missing verified identity or a stalled body.",
             ("gateway", "route", "reason", "source_principal"),
+            registry=self.registry,
+        )
+        self.handshake_errors = Counter(
+            "trustusbank_hbone_handshake_errors",
+            "Refused mTLS handshakes (ztunnel's counter, at the waypoint).",
+            ("gateway", "reason"),
             registry=self.registry,
         )
         # agentgateway's name and labels (plus the caller's identity, which the evidence needs);

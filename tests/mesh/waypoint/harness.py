@@ -1,0 +1,289 @@
+"""A waypoint as the process assembles it (Ingress + TunnelHttp + WaypointApp), on 127.0.0.1.
+
+Real mTLS certificates from a test CA, a real HBONE listener on a port-0 socket,
+and an echo backend under uvicorn. Clients are real: httpcore over HBONE tunnels
+opened with a chosen SVID, or raw bytes on one tunnel. Only the waypoint's egress
+is simplified: every backend connection goes to the echo server over plain TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpcore
+from opentelemetry.sdk.trace import TracerProvider
+
+from tests.serving import serving
+from trustusbank.cluster.topology import Pod, PodPort, Topology
+from trustusbank.manifests.bundle import load_bundle
+from trustusbank.mesh.hbone import Tunnel, open_tunnel, shutdown
+from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
+from trustusbank.mesh.waypoint.egress import TunnelStream
+from trustusbank.mesh.waypoint.ingress import Ingress
+from trustusbank.mesh.waypoint.proxy import BODY_TIMEOUT, WaypointApp
+from trustusbank.mesh.waypoint.routes import WaypointConfig
+from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
+from trustusbank.mesh.waypoint.tunnelhttp import TunnelHttp
+
+GATEWAY = "shop/wp"
+WAYPOINT_ID = SpiffeId("cluster.local", "shop", "wp")
+ALICE = SpiffeId("cluster.local", "agents", "alice")
+BOB = SpiffeId("cluster.local", "agents", "bob")
+AUTHORITY = "127.0.0.1:8080"  # the waypoint pod's own listener, as a caller's ztunnel addresses it
+DEADLINE = 20  # a guard against hanging, never an assertion about speed
+
+MANIFESTS = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: wp, namespace: shop}
+spec:
+  gatewayClassName: agentgateway-waypoint
+  listeners:
+    - {name: http, port: 8080, protocol: HTTP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: shop}
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: echo, namespace: shop}
+spec:
+  parentRefs: [{name: wp}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /}}]
+      backendRefs: [{name: echo, port: 80}]
+"""
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Echo:
+    """The backend: answers with the path; `/sse` sends one event, waits for `release`, sends another."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        if scope["path"] == "/sse":
+            headers = [(b"content-type", b"text/event-stream")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"data: one\n\n", "more_body": True})
+            await self.release.wait()
+            await send({"type": "http.response.body", "body": b"data: two\n\n"})
+            return
+        body = scope["path"].encode()
+        headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class ToBackend(httpcore.AsyncNetworkBackend):
+    """The waypoint's egress in this harness: every backend host is the echo server."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109
+        local_address: str | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return await self.inner.connect_tcp("127.0.0.1", self.port, timeout=timeout)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class Hbone(httpcore.AsyncNetworkBackend):
+    """A client's transport: each HTTP connection is one HBONE tunnel opened with `identity`'s SVID."""
+
+    def __init__(self, waypoint: Waypoint, identity: SpiffeId) -> None:
+        self.waypoint = waypoint
+        self.identity = identity
+        self.tunnels = 0
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109
+        local_address: str | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.tunnels += 1
+        return TunnelStream(await self.waypoint.tunnel(self.identity))
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class Waypoint:
+    secrets: SecretManager
+    hbone_port: int
+    log_path: Path
+    metrics: WaypointMetrics
+    ingress: Ingress
+    echo: Echo
+    app: WaypointApp
+    echo_address: tuple[str, int]
+    clients: list[httpcore.AsyncConnectionPool] = field(default_factory=list)
+
+    async def tunnel(self, identity: SpiffeId) -> Tunnel:
+        await self.secrets.get(identity)
+        return await open_tunnel(
+            "127.0.0.1",
+            self.hbone_port,
+            authority=AUTHORITY,
+            ssl_context=self.secrets.ssl_client_context(identity),
+            expected_identity=WAYPOINT_ID,
+            timeout=DEADLINE,
+        )
+
+    def client(self, identity: SpiffeId) -> tuple[httpcore.AsyncConnectionPool, Hbone]:
+        """An HTTP client that keeps one connection (one tunnel) alive, as a pooling caller does."""
+        backend = Hbone(self, identity)
+        pool = httpcore.AsyncConnectionPool(network_backend=backend, max_connections=1)
+        self.clients.append(pool)
+        return pool, backend
+
+    def lines(self) -> list[dict[str, Any]]:
+        text = self.log_path.read_text() if self.log_path.exists() else ""
+        return [json.loads(line) for line in text.splitlines()]
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def listening_sockets() -> set[tuple[str, int]]:
+    """The TCP addresses this process listens on (Linux /proc): whatever the code under test bound."""
+    owned = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            owned.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and f"socket:[{inode}]" in owned:
+                    address, port = local.split(":")
+                    host = (
+                        ".".join(str(b) for b in reversed(bytes.fromhex(address)))
+                        if len(address) == 8
+                        else address
+                    )
+                    found.add((host, int(port, 16)))
+    return found
+
+
+def pod() -> Pod:
+    return Pod(
+        name="wp-0",
+        namespace="shop",
+        deployment="wp",
+        service_account="wp",
+        labels={},
+        node="test-node",
+        ip="127.0.0.1",
+        app_ip="127.0.0.1",
+        ports=[PodPort("http", 8080)],
+        image="",
+        role="waypoint",
+        gateway=GATEWAY,
+    )
+
+
+@asynccontextmanager
+async def running(
+    directory: Path, log_path: Path | None = None, body_timeout: float = BODY_TIMEOUT
+) -> AsyncIterator[Waypoint]:
+    """The waypoint, wired as `Waypoint.run` wires it, until the block ends."""
+    ca = CertificateAuthority.load_or_create(directory / "ca")
+
+    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
+        return ca.sign_csr(csr_pem, identity, timedelta(hours=1))
+
+    secrets = SecretManager(sign, ca.trust_bundle_pem, directory / "certs")
+    await secrets.get(WAYPOINT_ID)
+    (directory / "bundle").mkdir(exist_ok=True)
+    (directory / "bundle" / "bundle.yaml").write_text(MANIFESTS)
+    config = WaypointConfig.from_manifests(load_bundle(directory / "bundle").objects, "shop", "wp")
+    echo = Echo()
+    log_path = log_path or directory / "waypoint.jsonl"
+    metrics = WaypointMetrics()
+    async with serving(echo) as echo_url:
+        echo_port = int(echo_url.rsplit(":", 1)[1])
+        pool = httpcore.AsyncConnectionPool(network_backend=ToBackend(echo_port))
+        the_pod = pod()
+        ingress = Ingress(the_pod, WAYPOINT_ID, secrets, Topology(subnet=0, pods=[the_pod]))
+        app = WaypointApp(
+            GATEWAY,
+            lambda: config,
+            list,
+            ingress,
+            Topology(subnet=0, pods=[the_pod]),
+            pool,
+            WaypointLog(log_path, GATEWAY),
+            metrics,
+            TracerProvider().get_tracer("test"),
+            body_timeout=body_timeout,
+        )
+        http = TunnelHttp(app)
+        task = asyncio.create_task(http.serve())
+        async with asyncio.timeout(DEADLINE):
+            while not http.started:
+                assert not task.done(), "the HTTP layer stopped before it started"
+                await asyncio.sleep(0.005)
+        hbone = await ingress.serve(0, http, app.handshake_refused)
+        waypoint = Waypoint(
+            secrets,
+            hbone.sockets[0].getsockname()[1],
+            log_path,
+            metrics,
+            ingress,
+            echo,
+            app,
+            ("127.0.0.1", echo_port),
+        )
+        try:
+            yield waypoint
+        finally:
+            echo.release.set()
+            for client in waypoint.clients:
+                await client.aclose()
+            await shutdown(hbone)
+            http.exit()
+            await task
+            await pool.aclose()
