@@ -21,6 +21,7 @@ from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT
 from trustusbank.cluster.topology import Topology
 from trustusbank.cluster.watch import ManifestWatch
+from trustusbank.http_server import uvicorn_config
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.authz.scope import policies_for_gateway
@@ -121,9 +122,9 @@ class Waypoint:
             self.tracer_provider.get_tracer("trustusbank.waypoint"),
         )
         servers = [
-            uvicorn.Server(uvicorn.Config(app, host=self.pod.app_ip, port=PRIVATE_PORT, log_level="warning")),
+            uvicorn.Server(uvicorn_config(app, host=self.pod.app_ip, port=PRIVATE_PORT, log_level="warning")),
             uvicorn.Server(
-                uvicorn.Config(self._control_app(), host=self.pod.ip, port=METRICS_PORT, log_level="warning")
+                uvicorn_config(self._control_app(), host=self.pod.ip, port=METRICS_PORT, log_level="warning")
             ),
         ]
         tasks = [asyncio.create_task(s.serve()) for s in servers]
