@@ -1,7 +1,8 @@
 """Serving an ASGI app on 127.0.0.1 for a test: in the test's event loop, or in a thread.
 
 Both bind a port-0 socket first (`trustusbank.workloads.serving.bind`), so a test never
-races another for a port and always learns the real address before a client connects.
+races another for a port and always learns the real address before a client connects, and
+both run the production uvicorn config (`trustusbank.http_server`), headers trusted as little.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager, contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from trustusbank.http_server import uvicorn_config
 from trustusbank.workloads.serving import bind
 
 
@@ -23,7 +25,7 @@ from trustusbank.workloads.serving import bind
 async def serving(app: ASGIApp) -> AsyncIterator[str]:
     """The base URL (`http://127.0.0.1:<port>`) while `app` is being served."""
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -52,7 +54,7 @@ class Served:
         self._sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self.app = build(self.url)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+        self._server = uvicorn.Server(uvicorn_config(self.app, log_level="warning", lifespan="on"))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )

@@ -319,6 +319,14 @@ CHATBOT_AGENT: Setting[str | None] = Setting(
     default_doc="trustusbank-bank-agents/support-bot (workloads.chatbot.names.DEFAULT_AGENT)",
     blank_is_unset=False,
 )
+CHATBOT_AGENTS: Setting[tuple[str, ...] | None] = Setting(
+    "TRUSTUSBANK_CHATBOT_AGENTS",
+    "the agents the chatbot's /api/a2a/ proxy may reach, <namespace>/<name>, comma-separated",
+    "workloads.chatbot.app.create_app_from_env (serve chatbot); manifests.kagent.checks (kagent Agents only)",
+    comma_list,
+    None,
+    default_doc="only the page's agent (TRUSTUSBANK_CHATBOT_AGENT)",
+)
 CHATBOT_UPSTREAM: Setting[str | None] = Setting(
     "TRUSTUSBANK_CHATBOT_UPSTREAM",
     "where agents live, an http(s) URL template with {namespace} and {agent} (e.g. kagent's A2A API)",
@@ -446,6 +454,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     AGENT_SPEC,
     AGENT_URL,
     CHATBOT_AGENT,
+    CHATBOT_AGENTS,
     CHATBOT_UPSTREAM,
     SMTP_PORT,
     ALERTS_INTERVAL,

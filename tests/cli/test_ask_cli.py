@@ -93,3 +93,11 @@ def test_bad_agent_reference_is_a_usage_error(stack: Stack) -> None:
     code, _, err = ask(stack, "hi", "--agent", "support-bot")
     assert code == 2
     assert "<namespace>/<name>" in err
+
+
+def test_the_chatbot_refuses_what_is_not_one_of_its_agents(stack: Stack) -> None:
+    code, out, err = ask(stack, "hi", "--agent", "trustusbank-bank-mcp/account-mcp")
+    assert code == 1
+    assert "403" in err
+    assert "the chatbot reaches only the agents it is configured for" in err
+    assert out == ""

@@ -222,3 +222,69 @@ def test_a_spoofed_identity_header_counts_for_nothing(
         what="the deny naming the real identity",
     )
     assert "allow policies exist, but none allowed" in line[-1]["error"]
+
+
+INBOX = "soc-inbox.trustusbank-observability.svc.cluster.local"
+EVALUATOR_ID = "spiffe://cluster.local/ns/trustusbank-observability/sa/alert-evaluator"
+MAIL = (
+    "import os, sys\n"
+    "from email.message import EmailMessage\n"
+    "from trustusbank.alerts.smtp_client import DeliveryError, send, socks_proxy\n"
+    "m = EmailMessage()\n"
+    "m['From'], m['To'], m['Subject'] = 'x@bank.example', 'soc@bank.example', {subject!r}\n"
+    "m.set_content('test')\n"
+    "try:\n"
+    f"    send(m, {INBOX!r}, 2525, socks_proxy(dict(os.environ)), timeout=5)\n"
+    "    print('sent')\n"
+    "except DeliveryError as e:\n"
+    "    print('refused', e); sys.exit(3)\n"
+)
+READ_EVALUATOR = (
+    "import httpx, sys\n"
+    "try:\n"
+    "    r = httpx.get('http://alert-evaluator.trustusbank-observability.svc.cluster.local:8080/api/alerts')\n"
+    "    print('status', r.status_code)\n"
+    "except httpx.HTTPError as e:\n"
+    "    print('refused', type(e).__name__, e); sys.exit(3)\n"
+)
+
+
+def test_the_soc_namespace_admits_only_the_evaluators_mail(cluster: Cluster, defence_on: None) -> None:
+    """Under the defence set, trustusbank-observability is default-deny: the evaluator may mail the
+    inbox; nobody else may reach either, while the host still reads both straight into the pod."""
+    inbox = next(p for p in cluster.topology.pods if p.deployment == "soc-inbox")
+    evaluator = next(p for p in cluster.topology.pods if p.deployment == "alert-evaluator")
+
+    chatbot = "trustusbank-bank-frontend/chatbot"
+    forged = cluster.exec_python(chatbot, MAIL.format(subject="forged by chatbot"))
+    assert forged.returncode == 3, forged.stdout + forged.stderr
+    peek = cluster.exec_python(chatbot, READ_EVALUATOR)
+    assert peek.returncode == 3, peek.stdout + peek.stderr
+    real = cluster.exec_python(
+        "trustusbank-observability/alert-evaluator", MAIL.format(subject="from the evaluator")
+    )
+    assert real.stdout.strip() == "sent", real.stdout + real.stderr
+
+    subjects = [
+        m["subject"]
+        for m in httpx.get(
+            f"http://{inbox.app_ip}:8080/api/messages", params={"all": "1", "limit": 1000}, trust_env=False
+        ).json()["messages"]
+    ]
+    assert "from the evaluator" in subjects
+    assert "forged by chatbot" not in subjects
+    assert httpx.get(f"http://{evaluator.app_ip}:8080/healthz", trust_env=False).status_code == 200
+    chatbot_id = "spiffe://cluster.local/ns/trustusbank-bank-frontend/sa/chatbot"
+    denied = cluster.wait_for(
+        lambda: [
+            r
+            for r in _log_matching(cluster, direction="inbound", **{"src.identity": chatbot_id})
+            if r.get("dst.workload") in ("soc-inbox-0", "alert-evaluator-0")
+            and "policy rejection" in r.get("error", "")
+        ],
+        what="the SOC namespace's denies",
+    )
+    assert {r["dst.workload"] for r in denied} == {"soc-inbox-0", "alert-evaluator-0"}
+    assert _log_matching(
+        cluster, direction="inbound", **{"src.identity": EVALUATOR_ID, "dst.workload": "soc-inbox-0"}
+    )

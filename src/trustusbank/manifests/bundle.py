@@ -215,4 +215,5 @@ CHECKS: list[Callable[[Bundle], Iterable[Problem]]] = [
     kagent_checks.agents_resolve,
     kagent_checks.agent_cycles,
     kagent_checks.access_policy_references,
+    kagent_checks.chatbot_agents_declared,
 ]

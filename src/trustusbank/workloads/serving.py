@@ -14,6 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from trustusbank.errors import UnavailableError
+from trustusbank.http_server import uvicorn_config
 
 
 class PortInUse(UnavailableError, OSError):
@@ -41,5 +42,5 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run(app: ASGIApp, sock: socket.socket, *, log_level: str = "warning") -> None:
     """Serve until interrupted; Ctrl-C and SIGTERM stop cleanly."""
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=3)
+    config = uvicorn_config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=3)
     uvicorn.Server(config).run(sockets=[sock])

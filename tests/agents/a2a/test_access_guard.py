@@ -170,3 +170,46 @@ def test_unidentified_callers_are_refused(
         == f"AccessPolicy identity-required denies an unidentified caller calling {NS}/fraud-bot"
     )
     assert metric(metrics, "kagent_accesspolicy_denied_total", source_principal="unknown") == 1
+
+
+async def test_forwarding_headers_do_not_change_who_the_caller_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local caller naming an allowed pod in forwarding headers is still judged as itself.
+
+    Served with the production uvicorn config: with uvicorn's default (trust `X-Forwarded-For`
+    from 127.0.0.1) the guard would see triage-bot's address and answer.
+    """
+    monkeypatch.setenv(LOGS_ENV, str(tmp_path))
+    triage_ip = "127.30.1.7"  # the allowed caller's pod address; the test's client is 127.0.0.1
+    seen: list[str] = []
+
+    def caller_of(ip: str) -> str | None:
+        seen.append(ip)
+        return {triage_ip: TRIAGE}.get(ip)
+
+    spoof = {
+        "X-Forwarded-For": triage_ip,
+        "X-Forwarded-Proto": "https",
+        "Forwarded": f'for="{triage_ip}";proto=https',
+        "X-Real-IP": triage_ip,
+        "X-Forwarded-Client-Cert": f"By=spiffe://{TRIAGE};URI=spiffe://{TRIAGE}",
+        "X-Client-IP": triage_ip,
+    }
+    model = PlanModel(lambda _: answer("must not be reached"))
+    with running_agent(enforced(ALLOW_TRIAGE), model, caller_of) as agent:
+        with pytest.raises(A2AClientError, match="403"):
+            await ask(agent.url, "hi", headers=spoof)
+        async with httpx.AsyncClient() as http:
+            raw = await http.post(
+                f"{agent.url}/",
+                json={"jsonrpc": "2.0", "id": 9, "method": "SendMessage", "params": {}},
+                headers=spoof,
+            )
+
+    assert model.requests == []
+    assert raw.status_code == 403
+    assert raw.json()["error"]["data"]["policy"] == "identity-required"
+    assert set(seen) == {"127.0.0.1"}
+    lines = [json.loads(line) for line in (tmp_path / f"agent-{NS}-fraud-bot.jsonl").read_text().splitlines()]
+    assert [line["source.addr"] for line in lines] == ["127.0.0.1", "127.0.0.1"]

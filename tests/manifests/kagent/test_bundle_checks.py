@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from tests.manifests.kagent import MODEL, SERVER, agent, documents, line_of, policy, write
+from tests.manifests.kagent import DEPLOY, MODEL, SERVER, agent, documents, line_of, policy, write
 from trustusbank.manifests.bundle import check_bundle
 
 MCP_TOOL = (
@@ -172,5 +173,34 @@ def test_access_policy_target_and_subjects_must_exist(tmp_path: Path) -> None:
         (
             line_of(path, "- kind: ServiceAccount"),
             "AccessPolicy bank/p: subject ServiceAccount bank/nobody is not in the bundle",
+        ),
+    ]
+
+
+def test_the_chatbot_proxy_reaches_only_agents(tmp_path: Path) -> None:
+    """deploy/ as shipped checks clean; an MCP server in the chatbot's agent list does not."""
+    bundle = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, bundle)
+    assert check_bundle(bundle).problems == []
+    chatbot = bundle / "09-frontend" / "chatbot.yaml"
+    text = chatbot.read_text()
+    listed = "value: trustusbank-bank-agents/support-bot,"
+    assert listed in text
+    chatbot.write_text(
+        text.replace(listed, "value: trustusbank-bank-mcp/account-mcp,").replace(
+            "value: trustusbank-bank-agents/support-bot\n", "value: trustusbank-bank-agents/ghost-bot\n"
+        )
+    )
+
+    assert [(p.line, p.message) for p in check_bundle(bundle).problems] == [
+        (
+            line_of(chatbot, "value: trustusbank-bank-agents/ghost-bot"),
+            "Deployment trustusbank-bank-frontend/chatbot: TRUSTUSBANK_CHATBOT_AGENT names "
+            "'trustusbank-bank-agents/ghost-bot', which is not an Agent of the bundle",
+        ),
+        (
+            line_of(chatbot, "value: trustusbank-bank-mcp/account-mcp,"),
+            "Deployment trustusbank-bank-frontend/chatbot: TRUSTUSBANK_CHATBOT_AGENTS names "
+            "'trustusbank-bank-mcp/account-mcp', which is not an Agent of the bundle",
         ),
     ]

@@ -81,6 +81,7 @@ class AgentLog:
 
     headers: list[dict[str, str]] = field(default_factory=list)
     turns: dict[str, int] = field(default_factory=dict)
+    other: list[str] = field(default_factory=list)  # requests to anything but A2A
     gate: threading.Event = field(default_factory=threading.Event)
 
 
@@ -143,14 +144,15 @@ def echo_agent(log: AgentLog, name: str = "support-bot") -> Starlette:
     card = agent_card(name)
     handler = DefaultRequestHandler(EchoExecutor(log), InMemoryTaskStore(), card)
 
-    async def headers(request: Request) -> JSONResponse:
-        return JSONResponse(dict(request.headers))
+    async def other(request: Request) -> JSONResponse:
+        log.other.append(f"{request.method} {request.url.path}")
+        return JSONResponse({"path": request.url.path})
 
     return Starlette(
         routes=[
             *create_agent_card_routes(card),
             *create_jsonrpc_routes(handler, "/"),
-            Route("/headers", headers, methods=["GET"]),
+            Route("/{rest:path}", other, methods=["GET", "POST"]),  # what a proxy must not reach
         ]
     )
 
@@ -187,12 +189,18 @@ class Stack:
 
 
 def run_stack() -> Iterator[Stack]:
-    """support-bot answers, fraud-bot refuses, gone-bot is down; the chatbot fronts them all."""
+    """support-bot answers, fraud-bot refuses, gone-bot is down; the chatbot fronts them all, and
+    reaches any other name at the address where nothing listens (as gone-bot)."""
     log = AgentLog()
     support, fraud = start(echo_agent(log)), start(denying_agent())
     down = closed_port_url()
     routes = {"support-bot": support.url + "/", "fraud-bot": fraud.url + "/"}
-    chatbot = start(create_app(agents_url=lambda namespace, agent: routes.get(agent, down)))
+    chatbot = start(
+        create_app(
+            agents_url=lambda namespace, agent: routes.get(agent, down),
+            agents=[f"{NS}/fraud-bot", f"{NS}/gone-bot"],
+        )
+    )
     try:
         yield Stack(chatbot.url, log, down)
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import json
 import re
 from collections.abc import Iterator
 from importlib.resources import files
@@ -92,23 +94,119 @@ async def test_streaming_is_relayed_as_it_happens(stack: Stack) -> None:
     assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
 
 
-def test_hop_by_hop_headers_stay_and_trace_context_travels(stack: Stack) -> None:
+def _send(text: str) -> dict[str, object]:
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {"message": {"messageId": f"h-{text}", "role": "ROLE_USER", "parts": [{"text": text}]}},
+    }
+
+
+def test_hop_by_hop_and_identity_claiming_headers_stay_and_trace_context_travels(stack: Stack) -> None:
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    seen = httpx.get(
-        stack.proxy() + "headers",
+    claims = {
+        "x-forwarded-for": "127.30.1.7",
+        "x-forwarded-host": "support-bot.trustusbank-bank-agents",
+        "forwarded": "for=127.30.1.7",
+        "x-real-ip": "127.30.1.7",
+        "x-forwarded-client-cert": "URI=spiffe://cluster.local/ns/trustusbank-bank-agents/sa/triage-bot",
+        "x-spiffe-id": "spiffe://cluster.local/ns/trustusbank-bank-agents/sa/triage-bot",
+        "x-client-cert": "-----BEGIN CERTIFICATE-----",
+    }
+    response = httpx.post(
+        stack.proxy(),
+        json=_send("headers"),
         headers={
+            "A2A-Version": "1.0",
             "traceparent": traceparent,
             "connection": "keep-alive, x-hop-secret",
             "x-hop-secret": "1",
             "proxy-authorization": "Basic c2VjcmV0",
             "x-end-to-end": "kept",
+            **claims,
         },
-    ).json()
+    )
+    assert response.status_code == 200
+    seen = {k.lower(): v for k, v in stack.agent.headers[-1].items()}
     assert seen["traceparent"] == traceparent
     assert seen["x-end-to-end"] == "kept"
     assert "x-hop-secret" not in seen
     assert "proxy-authorization" not in seen
+    assert not claims.keys() & seen.keys(), "who the caller is, is the mesh's to say"
     assert seen["host"].startswith("127.0.0.1:")  # the agent's own host, not the chatbot's
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/a2a/trustusbank-bank-mcp/account-mcp/mcp",
+        "/api/a2a/trustusbank-bank-mcp/account-mcp/",
+        "/api/a2a/trustusbank-observability/alert-evaluator/.well-known/agent-card.json",
+        f"/api/a2a/{NS}/triage-bot/",  # an agent, but not one this chatbot was given
+        f"/api/a2a/{NS}/triage-bot/.well-known/agent-card.json",
+    ],
+)
+def test_only_the_configured_agents_are_reached(stack: Stack, path: str) -> None:
+    before = list(stack.agent.other)
+    for response in (httpx.get(stack.chatbot + path), httpx.post(stack.chatbot + path, json=_send("x"))):
+        assert response.status_code == 403
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == {"error": "the chatbot reaches only the agents it is configured for"}
+    assert stack.agent.other == before
+
+
+@pytest.mark.parametrize(
+    ("method", "rest"),
+    [
+        ("GET", "metrics"),
+        ("GET", "healthz"),
+        ("POST", "metrics"),
+        ("GET", "headers"),
+        ("POST", "mcp"),
+        ("GET", ""),  # the JSON-RPC endpoint takes POST only
+        ("POST", ".well-known/agent-card.json"),
+        ("GET", ".well-known/agent-card.json/x"),
+        ("GET", "v1/card"),  # HTTP+JSON: not a binding the agents serve, so not relayed
+        ("POST", "message:send"),
+    ],
+)
+def test_only_a2a_endpoints_of_an_agent_are_reached(stack: Stack, method: str, rest: str) -> None:
+    before = list(stack.agent.other)
+    response = httpx.request(method, stack.proxy() + rest, json=_send("x") if method == "POST" else None)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.json() == {  # the same words whatever was asked: nothing of it echoed
+        "error": "not an A2A endpoint: the agent card (GET) or JSON-RPC (POST to the base)"
+    }
+    assert stack.agent.other == before, "the agent saw a request that is not A2A"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/a2a/{NS}/support-bot/../x",
+        f"/api/a2a/{NS}/support-bot/./metrics",
+        f"/api/a2a/{NS}/support-bot/../../trustusbank-bank-mcp/account-mcp/mcp",
+        f"/api/a2a/{NS}/support-bot/%2e%2e/metrics",
+    ],
+)
+def test_dot_segments_sent_as_they_are_are_refused(stack: Stack, path: str) -> None:
+    """httpx would normalise `..` away before sending; http.client sends the path verbatim."""
+    host, port = stack.chatbot.removeprefix("http://").split(":")
+    before = list(stack.agent.other)
+    for method in ("GET", "POST"):
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            connection.request(method, path, body=b"{}", headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            body = json.loads(response.read())
+        finally:
+            connection.close()
+        assert response.status == 400
+        assert body == {"error": "path must not contain '.' or '..' segments"}
+    assert stack.agent.other == before
 
 
 def test_send_carries_traceparent_to_the_agent(stack: Stack) -> None:
@@ -272,6 +370,7 @@ def test_served_as_a_workload_behind_a_path_prefix(serve) -> None:
         }
         task = httpx.post(proxy, json=body, headers={"A2A-Version": "1.0"}).json()["result"]["task"]
         assert task["artifacts"][0]["parts"][0]["text"] == "turn 1: you said hi"
-        assert httpx.get(f"{chatbot.url}/api/a2a/{NS}/triage-bot/").status_code == 404
+        # Only the page's agent: TRUSTUSBANK_CHATBOT_AGENTS is unset.
+        assert httpx.get(f"{chatbot.url}/api/a2a/{NS}/triage-bot/").status_code == 403
     finally:
         agents.stop()

@@ -2,15 +2,17 @@
 
 Each check reads the whole bundle: an Agent whose ModelConfig, tool server or sub-agent is
 missing (kagent reports the Agent not Accepted and runs nothing), agents that call each other
-in a cycle (kagent refuses the chain), and AccessPolicies that name an Agent or a caller that
-does not exist (kagent Enterprise reports them Failed). A ServiceAccount is not required for
-an Agent: kagent creates one named after it.
+in a cycle (kagent refuses the chain), AccessPolicies that name an Agent or a caller that
+does not exist (kagent Enterprise reports them Failed), and a chatbot whose A2A proxy would
+reach something other than an Agent. A ServiceAccount is not required for an Agent: kagent
+creates one named after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from trustusbank.env import CHATBOT_AGENT, CHATBOT_AGENTS, comma_list
 from trustusbank.manifests.kagent.objects import ANY_AGENT, Agent, Index
 from trustusbank.manifests.kagent.resolve import resolve
 from trustusbank.manifests.manifest import Objects, Problem
@@ -84,3 +86,26 @@ def access_policy_references(bundle: Objects) -> Iterator[Problem]:
             ):
                 message = f"subject ServiceAccount {subject.namespace}/{subject.name} is not in the bundle"
                 yield manifest.problem(path, message)
+
+
+def chatbot_agents_declared(bundle: Objects) -> Iterator[Problem]:
+    """The agents a chatbot's public A2A proxy reaches (its page's and the listed ones) are Agents.
+
+    The proxy forwards to `<name>.<namespace>` as told; a Service that is no Agent (an MCP
+    server, the alert evaluator) in that list would put it one request from the internet.
+    """
+    index = Index.of(bundle.objects)
+    for manifest in bundle.objects:
+        if manifest.kind != "Deployment":
+            continue
+        containers = ((manifest.body.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for c, container in enumerate(containers.get("containers") or []):
+            for e, entry in enumerate(container.get("env") or []):
+                if entry.get("name") not in (CHATBOT_AGENT.name, CHATBOT_AGENTS.name):
+                    continue
+                path = ("spec", "template", "spec", "containers", c, "env", e, "value")
+                for ref in comma_list(str(entry.get("value") or "")) or ("",):
+                    namespace, _, name = ref.partition("/")
+                    if (namespace, name) not in index.agents:
+                        message = f"{entry['name']} names {ref!r}, which is not an Agent of the bundle"
+                        yield manifest.problem(path, message)

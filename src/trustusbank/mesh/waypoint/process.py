@@ -21,6 +21,7 @@ from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT
 from trustusbank.cluster.topology import Topology
 from trustusbank.cluster.watch import ManifestWatch
+from trustusbank.http_server import uvicorn_config
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.authz.scope import policies_for_gateway
@@ -121,7 +122,7 @@ class Waypoint:
         )
         http = TunnelHttp(app)  # no listener: reachable through an HBONE tunnel only
         control = uvicorn.Server(
-            uvicorn.Config(self._control_app(), host=self.pod.ip, port=METRICS_PORT, log_level="warning")
+            uvicorn_config(self._control_app(), host=self.pod.ip, port=METRICS_PORT, log_level="warning")
         )
         tasks = [asyncio.create_task(http.serve()), asyncio.create_task(control.serve())]
 

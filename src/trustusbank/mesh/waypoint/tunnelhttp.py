@@ -22,6 +22,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from trustusbank.http_server import uvicorn_config
+
 App = Callable[[Any, Any, Any], Awaitable[None]]
 
 TUNNEL = "trustusbank.tunnel"
@@ -61,12 +63,11 @@ class TunnelHttp:
     """uvicorn without a listener; `connect(key)` gives one tunnel its own HTTP connection."""
 
     def __init__(self, app: App, *, timeout_keep_alive: int = 5) -> None:
-        # proxy_headers off: X-Forwarded-For from a client must never rewrite the scope.
-        config = uvicorn.Config(
+        # proxy_headers off (uvicorn_config): X-Forwarded-For must never rewrite the scope.
+        config = uvicorn_config(
             app,
             http="h11",
             lifespan="on",
-            proxy_headers=False,
             access_log=False,
             log_level="warning",
             timeout_keep_alive=timeout_keep_alive,

@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import HBONE_PORT, IN_POD_CAPTURE, METRICS_PORT, OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod, Topology
+from trustusbank.http_server import uvicorn_config
 from trustusbank.kernel.netns import NetworkNamespace
 from trustusbank.mesh.identity.istiod import CsrClient
 from trustusbank.mesh.identity.secrets import SecretManager
@@ -129,7 +130,7 @@ class NodeProxy:
     async def run(self) -> None:
         self.policies.reload_if_changed()
         node = self.topology.node(self.node)
-        config = uvicorn.Config(self._control_app(), host=node.ip, port=METRICS_PORT, log_level="warning")
+        config = uvicorn_config(self._control_app(), host=node.ip, port=METRICS_PORT, log_level="warning")
         control = uvicorn.Server(config)
         control_task = asyncio.create_task(control.serve())
         try:

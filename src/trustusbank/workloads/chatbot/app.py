@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from trustusbank.env import CHATBOT_AGENT, CHATBOT_UPSTREAM, SettingError
+from trustusbank.env import CHATBOT_AGENT, CHATBOT_AGENTS, CHATBOT_UPSTREAM, SettingError
 from trustusbank.workloads.chatbot.names import DEFAULT_AGENT, parse_agent
 from trustusbank.workloads.chatbot.proxy import UPSTREAM_TIMEOUT, A2AProxy, AgentsUrl, default_agents_url
 from trustusbank.workloads.errors import WorkloadConfigError
@@ -60,14 +60,17 @@ def create_app(
     agents_url: AgentsUrl | None = None,
     http: httpx.AsyncClient | None = None,
     agent: str = DEFAULT_AGENT,
+    agents: Iterable[str] = (),
 ) -> Starlette:
     """The chatbot app. `agents_url(namespace, agent)` gives an agent's base URL (default: its
     Service in the cluster); `http` is the upstream client (default: one that honours ALL_PROXY,
-    closed with the app). `agent` is the `<namespace>/<name>` the page talks to."""
+    closed with the app). `agent` is the `<namespace>/<name>` the page talks to; the proxy
+    reaches it and the `agents` listed (`<namespace>/<name>` each), nothing else."""
     namespace, name = parse_agent(agent)
+    reachable = {(namespace, name), *(parse_agent(ref) for ref in agents)}
     owned = http is None
     client = http or httpx.AsyncClient(trust_env=True, timeout=UPSTREAM_TIMEOUT, follow_redirects=False)
-    proxy = A2AProxy(agents_url or default_agents_url, client)
+    proxy = A2AProxy(agents_url or default_agents_url, client, reachable)
     page = files("trustusbank.workloads.chatbot").joinpath("page.html").read_text(encoding="utf-8")
     headers = page_headers(page)
     config = {"agent": f"{namespace}/{name}", "endpoint": f"api/a2a/{namespace}/{name}/"}
@@ -122,6 +125,7 @@ def create_app_from_env() -> Starlette:
         return create_app(
             agents_url=upstream_from_template(template) if template is not None else None,
             agent=agent if agent is not None else DEFAULT_AGENT,
+            agents=CHATBOT_AGENTS.read() or (),
         )
     except ValueError as exc:
         raise WorkloadConfigError(str(exc)) from exc

@@ -7,13 +7,20 @@ node proxy) for that reason. Answers pass through as they are (status, body,
 SSE events as they arrive); only the agent card is rewritten, so a client that
 fetched it here keeps talking through here. Anything the proxy itself refuses or
 fails at is a JSON error, never a page that could echo what the caller sent.
+
+It is the public front door, so it reaches agents and nothing else: only the
+`<namespace>/<name>` pairs it was given (the kagent Agents the manifests declare;
+a Service name and port would otherwise make it a way into any pod the chatbot's
+identity may reach), and on them only A2A: the card (GET) and the JSON-RPC endpoint
+(POST to the agent's base). An agent's /metrics or /healthz is not for the public.
+Headers that claim who the caller is are dropped: the agent judges the mesh's word.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from urllib.parse import quote
 
 import httpx
@@ -46,6 +53,11 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+# What a browser could write to claim an address or identity it does not have.
+CLAIMS = {"forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-forwarded-client-cert"}
+CLAIM_PREFIXES = ("x-forwarded-", "x-spiffe", "x-client-")
+# A2A as a2a-sdk's clients speak it through here: the card, and JSON-RPC at the agent's base.
+A2A_ENDPOINTS = {("GET", rest) for rest in CARD_PATHS} | {("POST", "")}
 # Whatever an agent answers is served under the chatbot's origin: never let a browser run it.
 SAFE_RESPONSE_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -62,7 +74,8 @@ def error(status: int, message: str, **extra: str) -> JSONResponse:
 
 
 def _forward_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """The caller's headers minus hop-by-hop ones (and any the Connection header names).
+    """The caller's headers minus hop-by-hop ones (and any the Connection header names), and
+    minus any that claim an address or identity (X-Forwarded-*, Forwarded, X-Real-IP, XFCC...).
 
     `traceparent`/`tracestate` pass, so the agent's spans join the caller's trace.
     Encoding is pinned to identity: the body is relayed byte for byte, and the card
@@ -72,8 +85,9 @@ def _forward_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]
     named = {
         token.strip().lower() for key, value in decoded if key == "connection" for token in value.split(",")
     }
-    drop = HOP_BY_HOP | named | {"accept-encoding"}
-    return [(k, v) for k, v in decoded if k not in drop] + [("accept-encoding", "identity")]
+    drop = HOP_BY_HOP | named | CLAIMS | {"accept-encoding"}
+    kept = [(k, v) for k, v in decoded if k not in drop and not k.startswith(CLAIM_PREFIXES)]
+    return [*kept, ("accept-encoding", "identity")]
 
 
 def _response_headers(headers: httpx.Headers) -> dict[str, str]:
@@ -96,9 +110,13 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 
 class A2AProxy:
-    def __init__(self, agents_url: AgentsUrl, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, agents_url: AgentsUrl, http: httpx.AsyncClient, agents: Iterable[tuple[str, str]]
+    ) -> None:
+        """`agents`: the (namespace, name) pairs this proxy may reach; nothing else is."""
         self.agents_url = agents_url
         self.http = http
+        self.agents = frozenset(agents)
 
     async def handle(self, request: Request) -> Response:
         namespace = request.path_params["namespace"]
@@ -112,6 +130,12 @@ class A2AProxy:
         if any(segment in (".", "..") for segment in rest.split("/")):
             return error(400, "path must not contain '.' or '..' segments")
         name = f"{namespace}/{agent}"
+        if (namespace, agent) not in self.agents:
+            log.warning("refused %s %s: not an agent this proxy reaches", request.method, name)
+            return error(403, "the chatbot reaches only the agents it is configured for")
+        if (request.method, rest) not in A2A_ENDPOINTS:
+            log.warning("refused %s on %s: not an A2A endpoint", request.method, name)
+            return error(404, "not an A2A endpoint: the agent card (GET) or JSON-RPC (POST to the base)")
         base = self.agents_url(namespace, agent)
         url = base.rstrip("/") + "/" + quote(rest, safe="/-._~!$&'()*+,;=:@")
         if request.url.query:

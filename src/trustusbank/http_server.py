@@ -1,0 +1,24 @@
+"""The one uvicorn configuration every server of ours runs with.
+
+uvicorn trusts `X-Forwarded-For`/`X-Forwarded-Proto` from 127.0.0.1 by default
+(`proxy_headers=True`, `forwarded_allow_ips="127.0.0.1,::1"`, or `$FORWARDED_ALLOW_IPS`)
+and then reports the header's address as `request.client`. Every pod here listens on
+a loopback address and several decide on the peer's address (an agent's AccessPolicy,
+the waypoint's tunnel lookup), so that default would let any local caller name itself
+someone else in a header. No component takes identity from a header: the peer is the
+socket's peer, always.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+
+
+def uvicorn_config(app: Callable[..., Awaitable[None]], **options: Any) -> uvicorn.Config:
+    """`uvicorn.Config(app, **options)` with forwarded-header trust off, whatever `options` say."""
+    if options.pop("proxy_headers", False):
+        raise ValueError("proxy_headers must stay off: the client address is the socket's peer")
+    return uvicorn.Config(app, proxy_headers=False, forwarded_allow_ips=[], **options)

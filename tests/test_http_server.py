@@ -1,0 +1,32 @@
+"""http_server.py is the only way a server of ours is configured, and it never trusts forwarding headers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.applications import Starlette
+
+from tests.paths import REPO
+from trustusbank.http_server import uvicorn_config
+
+SRC = REPO / "src" / "trustusbank"
+
+
+def test_forwarded_header_trust_is_off_and_cannot_be_turned_on() -> None:
+    config = uvicorn_config(Starlette(), log_level="warning")
+    assert config.proxy_headers is False
+    assert uvicorn_config(Starlette(), proxy_headers=False).proxy_headers is False
+    with pytest.raises(ValueError, match="proxy_headers"):
+        uvicorn_config(Starlette(), proxy_headers=True)
+
+
+def test_no_server_is_configured_another_way() -> None:
+    """A bare uvicorn.Config/uvicorn.run would bring back uvicorn's trust in X-Forwarded-For."""
+    pattern = re.compile(r"uvicorn\.(Config|run)\b|from uvicorn import")
+    offenders = [
+        str(path.relative_to(SRC))
+        for path in sorted(SRC.rglob("*.py"))
+        if path.name != "http_server.py" and pattern.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
