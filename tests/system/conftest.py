@@ -101,3 +101,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.fail(f"up --detach failed:\n{started.stderr}\n{tail}")
     yield cluster
     cluster.cli("down", timeout=120)
+
+
+def policy_reloads(cluster: Cluster) -> list[int]:
+    logs = [cluster.files.logs / f"ztunnel-{n.name}.log" for n in cluster.topology.nodes]
+    return [log.read_text().count("policies loaded") for log in logs]
+
+
+def wait_reloaded(cluster: Cluster, before: list[int]) -> None:
+    cluster.wait_for(
+        lambda: all(now > then for now, then in zip(policy_reloads(cluster), before, strict=True)),
+        what="every ztunnel to reload its policies",
+    )
+
+
+@pytest.fixture
+def defence_on(cluster: Cluster):
+    """`policies on`: the defence set applied next to deploy/, picked up live by every ztunnel."""
+    before = policy_reloads(cluster)
+    turned_on = cluster.cli("policies", "on")
+    assert turned_on.returncode == 0, turned_on.stderr
+    assert "applied deny-bank-to-attacker.yaml" in turned_on.stderr
+    assert cluster.cli("policies", "status").stdout.splitlines()[0] == "defence on"
+    wait_reloaded(cluster, before)
+    yield
+    before = policy_reloads(cluster)
+    assert cluster.cli("policies", "off").returncode == 0
+    assert cluster.cli("policies", "status").stdout.splitlines()[0] == "defence off"
+    wait_reloaded(cluster, before)

@@ -140,34 +140,6 @@ def test_a_client_without_a_certificate_is_refused(cluster: Cluster) -> None:
         _tunnel(cluster, ctx, _pod_ip(cluster, "fx-api"), 8080)
 
 
-def _reloads(cluster: Cluster) -> list[int]:
-    logs = [cluster.files.logs / f"ztunnel-{n.name}.log" for n in cluster.topology.nodes]
-    return [log.read_text().count("policies loaded") for log in logs]
-
-
-def _wait_reloaded(cluster: Cluster, before: list[int]) -> None:
-    cluster.wait_for(
-        lambda: all(now > then for now, then in zip(_reloads(cluster), before, strict=True)),
-        what="every ztunnel to reload its policies",
-    )
-
-
-@pytest.fixture
-def defence_on(cluster: Cluster):
-    """`policies on`: the defence set applied next to deploy/, picked up live by every ztunnel."""
-    before = _reloads(cluster)
-    turned_on = cluster.cli("policies", "on")
-    assert turned_on.returncode == 0, turned_on.stderr
-    assert "applied deny-bank-to-attacker.yaml" in turned_on.stderr
-    assert cluster.cli("policies", "status").stdout.splitlines()[0] == "defence on"
-    _wait_reloaded(cluster, before)
-    yield
-    before = _reloads(cluster)
-    assert cluster.cli("policies", "off").returncode == 0
-    assert cluster.cli("policies", "status").stdout.splitlines()[0] == "defence off"
-    _wait_reloaded(cluster, before)
-
-
 def test_act3_deny_stops_converter_to_attacker_but_not_to_fx_api(cluster: Cluster, defence_on: None) -> None:
     before = _attacker_count(cluster)
     leak = cluster.exec_python("trustusbank-bank-vendors/currency-converter", EXFIL)
