@@ -1,4 +1,8 @@
-"""Two clusters from two state directories run side by side; `down` stops one cleanly."""
+"""Two clusters from two state directories run side by side; `down` stops one cleanly.
+
+The second one runs in the cooperative mode (`TRUSTUSBANK_ISOLATION=cooperative`), the
+fallback where namespaces are not available: it must work, and say it is no boundary.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.own_cluster]
 
 def test_a_second_state_gets_its_own_cluster_and_down_stops_it(cluster: Cluster, tmp_path: Path) -> None:
     other = ClusterFiles(tmp_path / "other-state")
-    env = {**cluster.env, "TRUSTUSBANK_STATE_DIR": str(other.state)}
+    env = {**cluster.env, "TRUSTUSBANK_STATE_DIR": str(other.state), "TRUSTUSBANK_ISOLATION": "cooperative"}
     console = (tmp_path / "up.out").open("w")
     foreground = subprocess.Popen(
         [sys.executable, "-m", "trustusbank", "up"], env=env, stdout=console, stderr=console
@@ -36,6 +40,9 @@ def test_a_second_state_gets_its_own_cluster_and_down_stops_it(cluster: Cluster,
             what="the second cluster to run",
         )
         assert status["subnet"] != cluster.status()["subnet"]
+        assert status["isolation"]["mode"] == "cooperative"
+        assert "NOT a security boundary" in second.cli("status").stdout
+        assert all(p["namespaces"] == "host (shared)" for p in status["pods"])
         code = "import httpx; print(httpx.get('http://fx-api.external-fx:8080/latest?from=GBP&to=JPY').status_code)"
         assert second.exec_python("trustusbank-bank-vendors/currency-converter", code).stdout.strip() == "200"
         pids = [p["pid"] for p in status["pods"]] + [n["ztunnel_pid"] for n in status["nodes"]]

@@ -66,3 +66,11 @@ def test_evidence_chain_is_intact(story: dict[str, Any]) -> None:
     assert not story["problems"]
     assert story["evidence"]["verified"]
     assert story["evidence"]["records"] > 0
+
+
+def test_the_json_says_how_the_pods_were_isolated(story: dict[str, Any], cluster: Cluster) -> None:
+    isolation = story["isolation"]
+    assert isolation == cluster.status()["isolation"]
+    assert isolation["mode"] in ("namespaces", "cooperative")
+    if isolation["mode"] == "cooperative":
+        assert "NOT a security boundary" in isolation["summary"]

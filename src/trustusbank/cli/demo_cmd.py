@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from trustusbank.paths import state_dir
+from trustusbank.runtime import control
 from trustusbank.scenario.acts import DemoRecord, run_acts
 from trustusbank.scenario.cluster import Cluster, ensure_running
 from trustusbank.scenario.followups import FOLLOW_UPS, FollowUp, runner
@@ -82,6 +83,17 @@ def _render(record: DemoRecord) -> None:
         )
 
 
+def _isolation(cluster: Cluster) -> dict[str, Any]:
+    """The running cluster's isolation mode, as its supervisor decided it."""
+    return dict((control.read_status(cluster.files) or {}).get("isolation") or {})
+
+
+def _render_isolation(isolation: dict[str, Any]) -> None:
+    summary = isolation.get("summary", "unknown")
+    colour = "green" if isolation.get("mode") == "namespaces" else "red"
+    out.print(f"[dim]isolation:[/] [{colour}]{summary}[/]")
+
+
 def _cluster(quiet: bool) -> Cluster:
     with err.status("checking the embedded cluster") as status:
         return ensure_running(state_dir(), lambda m: status.update(m) if not quiet else None)
@@ -96,14 +108,16 @@ def _finish(cluster: Cluster, keep: bool) -> None:
 
 def _run_follow_up(name: str, as_json: bool, keep: bool) -> None:
     cluster = _cluster(as_json)
+    isolation = _isolation(cluster)
     try:
         with err.status(f"demo {name}") as status:
             result: FollowUp = asyncio.run(runner(name)(cluster, lambda m: status.update(m)))
     finally:
         _finish(cluster, keep)
     if as_json:
-        out.print_json(json.dumps(dataclasses.asdict(result)))
+        out.print_json(json.dumps({**dataclasses.asdict(result), "isolation": isolation}))
     else:
+        _render_isolation(isolation)
         for line in result.lines:
             out.print(line)
         mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
@@ -116,14 +130,16 @@ def _run_follow_up(name: str, as_json: bool, keep: bool) -> None:
 
 def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool) -> None:
     cluster = _cluster(as_json)
+    isolation = _isolation(cluster)
     try:
         with err.status("running the acts") as status:
             record = asyncio.run(run_acts(cluster, lambda m: status.update(m), acts))
     finally:
         _finish(cluster, keep)
     if as_json:
-        out.print_json(json.dumps(record.to_dict()))
+        out.print_json(json.dumps({**record.to_dict(), "isolation": isolation}))
     else:
+        _render_isolation(isolation)
         _render(record)
     if not record.ok:
         for problem in record.problems:
