@@ -73,7 +73,7 @@ COMMANDS: dict[str, Entry] = {
     "exec": Entry(
         _C + "cluster_cmd",
         "exec_",
-        "Run a command as if inside a pod: its traffic is captured by the pod's node proxy.",
+        "Run a command inside a pod: its namespaces and uid when isolated, its capture either way.",
         settings={"context_settings": {"allow_interspersed_args": False}},
     ),
     "apply": Entry(

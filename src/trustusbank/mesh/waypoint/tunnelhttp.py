@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
+from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
@@ -41,7 +42,7 @@ class _TunnelProtocol(H11Protocol):
     """uvicorn's h11 protocol for one tunnel's socket; its requests' scopes carry the tunnel key."""
 
     def __init__(
-        self, config: uvicorn.Config, server_state: ServerState, app_state: dict[str, Any], tunnel: int
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any], tunnel: int
     ) -> None:
         super().__init__(config, server_state, app_state)
         self.tunnel = tunnel
