@@ -118,7 +118,8 @@ def _uid_gid(pid: int) -> tuple[int, int]:
 
 def enter(spec: dict[str, Any]) -> int:
     pid = int(spec["pid"])
-    uid, gid = _uid_gid(pid)
+    uid, gid = _uid_gid(pid)  # as the host sees them, like our own uid before we join anything
+    change = uid != os.getuid()  # a root runtime's pod uid; a user-namespace runtime's pods are us
     mine = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name, _ in ENTER_ORDER}
     handles = []
     for name, kind in ENTER_ORDER:
@@ -133,7 +134,7 @@ def enter(spec: dict[str, Any]) -> int:
         return _exit_code(_wait_forwarding(child))
     try:
         os.chdir(spec["cwd"])
-        _become(uid if os.getuid() == 0 and uid != 0 else None, gid)
+        _become(uid if change else None, gid if change else None)
         argv: list[str] = spec["argv"]
         os.execvpe(argv[0], argv, os.environ)
     except FileNotFoundError:
