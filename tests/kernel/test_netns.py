@@ -65,3 +65,22 @@ def test_the_calling_thread_never_changes_namespace() -> None:
     netns.new_socket().close()
     netns.close()
     assert os.readlink("/proc/thread-self/ns/net") == before
+
+
+async def test_connections_made_inside_have_nagle_off() -> None:
+    """Else each small request stalls ~40 ms on a delayed ACK (asyncio sets NODELAY only for TCP)."""
+    netns = NetworkNamespace.create()
+    try:
+        listener = netns.listener("127.0.0.1", 0)
+        accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+        server = await asyncio.start_server(lambda r, w: accepted.put_nowait(w), sock=listener)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await netns.open_connection("127.0.0.1", port)
+        sock = writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        inside = (await accepted.get()).get_extra_info("socket")
+        assert inside.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        writer.close()
+        server.close()
+    finally:
+        netns.close()
