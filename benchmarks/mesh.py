@@ -1,8 +1,9 @@
 """Mesh benchmark: a `tools/call` to account-mcp, direct vs through the mesh, side by side.
 
-    python benchmarks/mesh.py [--quick]
+    python benchmarks/mesh.py [--quick] [--mode namespaces|cooperative|both]
 
-Starts an embedded cluster in a temporary state directory (calls are made from
+Starts an embedded cluster per isolation mode (TRUSTUSBANK_ISOLATION), each in a temporary
+state directory (calls are made from
 support-bot's pod, so they carry an identity the allowlist admits), then measures, in
 one run, on 127.0.0.1:
   direct     the client talks to the account-mcp pod's app address (no mesh)
@@ -11,12 +12,21 @@ one run, on 127.0.0.1:
 Latency (median, p99) from sequential calls; calls/s at 1 and 16 concurrent
 clients. Ratios are to direct. The last line is the full-path/direct
 throughput ratio at 16 concurrent. Also CEL decisions/s for the seed allowlist.
+
+Both clusters run at once; each path is measured in two halves per mode, AB then BA, so
+machine noise falls on both. In the namespaces mode the host reaches a pod's capture
+(<pod-ip>:15001) and app address through the supervisor's routes into the pod's
+namespace. Then the modes side by side; the verdict: isolation may not make the ratios to
+direct (x median, x tput@16) worse by more than 10 %. A mode the machine cannot give
+(`up` fails, or status reports the other mode) is said so and left out.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -35,6 +45,18 @@ sys.path.insert(0, str(ROOT / "src"))
 from trustusbank.cluster.layout import ClusterFiles  # noqa: E402
 from trustusbank.cluster.ports import OUTBOUND_PORT  # noqa: E402
 from trustusbank.cluster.topology import Topology  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from benchmarks.isolation_modes import (  # noqa: E402
+    Metric,
+    add_mode_option,
+    load,
+    mode_env,
+    rounds,
+    table,
+    unavailable,
+    wanted,
+)
 
 ARGS = {"customer_id": "12345"}
 # deploy/'s gateway-wide limit (600/min) is a brake on runaway agents; a benchmark is one.
@@ -58,7 +80,8 @@ spec:
 """
 
 
-def start_cluster(state: Path) -> ClusterFiles:
+def start_cluster(state: Path, mode: str) -> tuple[ClusterFiles, str | None]:
+    """Bring a cluster up in `mode`; the files, and why the mode is unavailable (None: it is not)."""
     files = ClusterFiles(state)
     files.make()
     (files.applied / "benchmark-rate-limit.yaml").write_text(UNLIMITED)
@@ -67,13 +90,15 @@ def start_cluster(state: Path) -> ClusterFiles:
         "TRUSTUSBANK_STATE_DIR": str(state),
         "TRUSTUSBANK_PORT_FORWARDS": "0",
         "TRUSTUSBANK_DEPLOY_DIR": str(ROOT / "deploy"),
+        **mode_env(mode),
     }
     up = subprocess.run(
         [sys.executable, "-m", "trustusbank", "up", "--detach"], env=env, capture_output=True, text=True
     )
     if up.returncode != 0:
-        raise SystemExit(f"up failed:\n{up.stderr}")
-    return files
+        return files, unavailable(mode, None, f"`up` failed:\n{up.stderr}")
+    status = json.loads(files.status.read_text())
+    return files, unavailable(mode, status.get("isolation"))
 
 
 def stop_cluster(state: Path) -> None:
@@ -141,26 +166,41 @@ def cel_rate(seconds: float) -> float:
     return count / (time.perf_counter() - started)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer calls: a run under a minute")
-    opts = parser.parse_args()
-    sequential, per_worker = (60, 15) if opts.quick else (400, 60)
-    with tempfile.TemporaryDirectory(prefix="trustusbank-bench-") as tmp:
-        state = Path(tmp)
-        print("starting the embedded cluster…", file=sys.stderr)
-        files = start_cluster(state)
-        try:
-            rows = {}
-            for name, (url, proxy) in targets(files).items():
-                print(f"measuring {name}…", file=sys.stderr)
-                latencies, _ = asyncio.run(measure(url, proxy, 1, sequential))
-                _, rate1 = asyncio.run(measure(url, proxy, 1, sequential))
-                _, rate16 = asyncio.run(measure(url, proxy, 16, per_worker))
-                q = statistics.quantiles(latencies, n=100)
-                rows[name] = (statistics.median(latencies) * 1000, q[98] * 1000, rate1, rate16)
-        finally:
-            stop_cluster(state)
+Row = tuple[float, float, float, float]  # median ms, p99 ms, calls/s at 1, calls/s at 16
+
+
+def measure_modes(clusters: dict[str, ClusterFiles], quick: bool) -> dict[str, dict[str, Row]]:
+    """Each path in each mode, interleaved: two halves per mode, AB then BA."""
+    sequential, per_worker = (30, 8) if quick else (200, 30)  # per half
+    paths = {mode: targets(files) for mode, files in clusters.items()}
+    names = list(next(iter(paths.values())))
+    samples: dict[str, dict[str, tuple[list[float], list[float], list[float]]]] = {
+        mode: {name: ([], [], []) for name in names} for mode in clusters
+    }
+    for name in names:
+        for mode in rounds(list(clusters), 2):
+            print(f"measuring {name}, {mode}…", file=sys.stderr)
+            url, proxy = paths[mode][name]
+            latencies, rates1, rates16 = samples[mode][name]
+            latencies += asyncio.run(measure(url, proxy, 1, sequential))[0]
+            rates1.append(asyncio.run(measure(url, proxy, 1, sequential))[1])
+            rates16.append(asyncio.run(measure(url, proxy, 16, per_worker))[1])
+    rows: dict[str, dict[str, Row]] = {}
+    for mode, per_path in samples.items():
+        rows[mode] = {}
+        for name, (latencies, rates1, rates16) in per_path.items():
+            q = statistics.quantiles(latencies, n=100)
+            rows[mode][name] = (
+                statistics.median(latencies) * 1000,
+                q[98] * 1000,
+                statistics.fmean(rates1),
+                statistics.fmean(rates16),
+            )
+    return rows
+
+
+def report(rows: dict[str, Row]) -> None:
+    """One mode's table, as this benchmark always printed it."""
     direct = rows["direct"]
     print(
         f"{'path':<10} {'median ms':>10} {'p99 ms':>8} {'calls/s@1':>10} {'calls/s@16':>11} "
@@ -175,8 +215,64 @@ def main() -> None:
     for name, count in hops.items():
         added = (rows[name][0] - direct[0]) / count
         print(f"added median per proxy hop ({name}, {count} hops): {added:.2f} ms")
-    print(f"cel decisions/s (seed allowlist): {cel_rate(1.0 if opts.quick else 3.0):,.0f}")
     print(f"full-path/direct throughput ratio at 16 concurrent: {rows['full-path'][3] / direct[3]:.2f}")
+
+
+def side_by_side(rows: dict[str, dict[str, Row]]) -> list[Metric]:
+    modes = list(rows)
+    metrics = []
+    for name in ("direct", "ztunnel", "full-path"):
+        metrics += [
+            Metric(f"{name} median ms", {m: rows[m][name][0] for m in modes}),
+            Metric(f"{name} calls/s@16", {m: rows[m][name][3] for m in modes}, True, fmt=".0f"),
+        ]
+    for name in ("ztunnel", "full-path"):
+        metrics += [
+            Metric(
+                f"{name}/direct x median",
+                {m: rows[m][name][0] / rows[m]["direct"][0] for m in modes},
+                judged=True,
+            ),
+            Metric(
+                f"{name}/direct x tput@16",
+                {m: rows[m][name][3] / rows[m]["direct"][3] for m in modes},
+                True,
+                judged=True,
+            ),
+        ]
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls: a run of a minute or two")
+    add_mode_option(parser)
+    opts = parser.parse_args()
+    modes = wanted(opts.mode)
+    before = load()
+    missing: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        clusters: dict[str, ClusterFiles] = {}
+        for mode in modes:
+            state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trustusbank-bench-")))
+            print(f"starting the embedded cluster, {mode}…", file=sys.stderr)
+            stack.callback(stop_cluster, state)
+            files, why = start_cluster(state, mode)
+            if why:
+                missing[mode] = why
+            else:
+                clusters[mode] = files
+        if not clusters:
+            raise SystemExit("\n".join(missing.values()) or "no mode could be measured")
+        rows = measure_modes(clusters, opts.quick)
+    for why in missing.values():
+        print(why)
+    for mode, per_path in rows.items():
+        print(f"== isolation: {mode} ==")
+        report(per_path)
+    print(f"cel decisions/s (seed allowlist): {cel_rate(1.0 if opts.quick else 3.0):,.0f}")
+    print(f"== side by side ({before} at start, {load()} at end) ==")
+    table(side_by_side(rows), ["judged: each path's ratios to direct, namespaces against cooperative"])
 
 
 if __name__ == "__main__":
