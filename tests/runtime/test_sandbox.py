@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,50 @@ def test_the_image_is_the_python_installation_not_the_working_directory() -> Non
     paths = image_paths()
     assert os.getcwd() not in paths
     assert any(Path(sys.base_prefix).resolve().is_relative_to(p) for p in map(Path, paths))
+
+
+def test_a_killed_supervisor_leaves_no_pod_behind(tmp_path: Path) -> None:
+    """SIGKILL of the parent (the supervisor) takes podinit with it, and podinit takes the pod's PID 1."""
+    files = ClusterFiles(tmp_path / "state")
+    files.make()
+    pod_dir = files.pod_dir("test", "probe-0")
+    pod_dir.mkdir(parents=True)
+    sandbox = PodSandbox(_pod(), NetworkNamespace.create(), uid=None)
+    try:
+        argv, fds = sandbox.command([sys.executable, "-c", "import time; time.sleep(60)"], files, pod_dir, [])
+        supervisor = """
+import json, os, subprocess, sys, time
+pod = subprocess.Popen(json.loads(sys.argv[1]), pass_fds=json.loads(sys.argv[2]))
+while not open(f"/proc/{pod.pid}/task/{pod.pid}/children").read().split():
+    time.sleep(0.01)
+print(pod.pid, open(f"/proc/{pod.pid}/task/{pod.pid}/children").read().split()[0], flush=True)
+time.sleep(60)
+"""
+        parent = subprocess.Popen(
+            [sys.executable, "-c", supervisor, json.dumps(argv), json.dumps(list(fds))],
+            pass_fds=fds,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert parent.stdout is not None
+        podinit, app = (int(x) for x in parent.stdout.readline().split())
+        parent.kill()
+        parent.wait()
+        for pid in (podinit, app):
+            _wait_gone(pid)
+    finally:
+        sandbox.close()
+
+
+def _wait_gone(pid: int) -> None:
+    """Until `pid` is no more (or a zombie nobody will wait for): the kernel kills, init reaps."""
+    for _ in range(500):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state == "Z":
+            return
+        os.sched_yield()
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} outlived its supervisor")

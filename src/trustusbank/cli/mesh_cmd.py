@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.kernel.syscalls import refuse_inspection
+from trustusbank.kernel.syscalls import die_with_parent, refuse_inspection
 from trustusbank.paths import state_dir
 
 app = typer.Typer(help="The mesh's own processes (started by `trustusbank up`).")
@@ -23,6 +23,7 @@ def _run_until_signalled(main: Callable[[], Awaitable[None]]) -> None:
     """Run a component until SIGINT/SIGTERM, then let it clean up."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     refuse_inspection()  # it holds SVID keys: no core dumps, no ptrace
+    die_with_parent(signal.SIGTERM)  # the supervisor's part of the cluster ends with it
 
     async def runner() -> None:
         task = asyncio.ensure_future(main())

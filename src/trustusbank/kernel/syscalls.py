@@ -86,6 +86,18 @@ def refuse_inspection() -> None:
         prctl(PR_SET_DUMPABLE, 0)
 
 
+def die_with_parent(sig: int) -> None:
+    """Be sent `sig` when the parent dies, so a SIGKILLed supervisor leaves no orphan holding ports.
+
+    If the parent is already gone (we were reparented before asking), leave at once.
+    """
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to ask
+        prctl(PR_SET_PDEATHSIG, sig)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
 def sethostname(name: str) -> None:
     raw = name.encode()
     _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")

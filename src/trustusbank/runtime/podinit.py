@@ -32,6 +32,7 @@ from trustusbank.kernel.syscalls import (
     CLONE_NEWUTS,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
+    die_with_parent,
     prctl,
     sethostname,
     setns,
@@ -84,6 +85,7 @@ def _exit_code(code: int) -> int:
 
 
 def start(spec: dict[str, Any]) -> int:
+    die_with_parent(signal.SIGKILL)  # the pod ends with its supervisor, and its PID 1 with us
     netns = int(spec["netns_fd"])
     setns(netns, CLONE_NEWNET)
     os.close(netns)
