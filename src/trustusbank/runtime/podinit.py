@@ -80,6 +80,19 @@ def _wait_forwarding(child: int) -> int:
         return os.waitstatus_to_exitcode(status) if status >= 0 else 1
 
 
+def _redirect(nft: str, rules: str) -> None:
+    """Install the in-pod capture rules in the namespace we just joined (as istio-cni does).
+
+    Refused rules stop the pod: it must not run with less capture than it was promised.
+    """
+    import subprocess  # only pods with transparent capture pay for the import
+
+    done = subprocess.run([nft, "-f", "-"], input=rules, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"podinit: nftables refused the capture rules: {done.stderr.strip()}", file=sys.stderr)
+        sys.exit(126)
+
+
 def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code
 
@@ -89,6 +102,8 @@ def start(spec: dict[str, Any]) -> int:
     netns = int(spec["netns_fd"])
     setns(netns, CLONE_NEWNET)
     os.close(netns)
+    if spec.get("nft_rules"):
+        _redirect(spec.get("nft") or "nft", spec["nft_rules"])
     unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC)
     uid, gid = spec.get("uid"), spec.get("gid")
     child = os.fork()

@@ -19,16 +19,19 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trustusbank
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.cluster.ports import IN_POD_CAPTURE, OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod, Topology
 from trustusbank.errors import ConfigError
 from trustusbank.kernel.netns import NetworkNamespace
 from trustusbank.kernel.rootfs import RootFs, system_paths
+from trustusbank.mesh.ztunnel.redirect import in_pod_rules
 from trustusbank.runtime.isolation import Isolation
 
 FIRST_POD_UID = 200_000  # pods' uids, far from any real account's
@@ -76,6 +79,7 @@ class PodSandbox:
     pod: Pod
     netns: NetworkNamespace
     uid: int | None
+    transparent: bool = False  # install istio-cni's in-pod redirection (nftables) before the pod starts
     routes: list[asyncio.Server] = field(default_factory=list)
 
     async def _route(self, host_ip: str, inside: tuple[str, int]) -> None:
@@ -131,6 +135,10 @@ class PodSandbox:
             "uid": uid,
             "gid": uid,
             "chown": [str(pod_dir.resolve())],
+            "nft": shutil.which("nft"),
+            "nft_rules": (
+                in_pod_rules((IN_POD_CAPTURE, OUTBOUND_PORT), self.pod.app_ip) if self.transparent else None
+            ),
             "cwd": str(pod_dir.resolve()),
             "argv": argv,
         }
@@ -153,7 +161,7 @@ def make_sandboxes(isolation: Isolation, topology: Topology) -> dict[str, PodSan
                 "node proxy's capture, so out-of-mesh pods need the cooperative mode here"
             )
         uid = FIRST_POD_UID + index if isolation.pod_uids else None
-        sandboxes[pod.ref] = PodSandbox(pod, NetworkNamespace.create(), uid)
+        sandboxes[pod.ref] = PodSandbox(pod, NetworkNamespace.create(), uid, isolation.transparent)
     return sandboxes
 
 

@@ -23,7 +23,8 @@ from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
 from trustusbank.mesh.ztunnel.labels import attempt_labels, peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
-from trustusbank.mesh.ztunnel.socks import Reply, SocksError, read_connect, reply
+from trustusbank.mesh.ztunnel.redirect import original_destination
+from trustusbank.mesh.ztunnel.socks import ConnectRequest, Reply, SocksError, read_connect, reply
 from trustusbank.telemetry.tracing import inject
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Outbound:
     def __init__(self, node: NodeProxy, tracer: trace.Tracer) -> None:
         self.node = node
         self.tracer = tracer
+        self._redirected: set[asyncio.StreamWriter] = set()  # connections nftables sent, not SOCKS
 
     async def handle(self, pod: Pod, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
@@ -46,11 +48,30 @@ class Outbound:
             src_namespace=pod.namespace,
             src_identity=source.uri,
         )
+        redirected = original_destination(writer)
+        if redirected is not None:  # nftables sent it here: no SOCKS, the kernel knows where it went
+            request = ConnectRequest(*redirected)
+            self._redirected.add(writer)
+        else:
+            try:
+                request = await read_connect(reader, writer)
+            except (SocksError, asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                return
         try:
-            request = await read_connect(reader, writer)
-        except (SocksError, asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-            return
+            await self._route(pod, source, request, reader, writer, record)
+        finally:
+            self._redirected.discard(writer)
+
+    async def _route(
+        self,
+        pod: Pod,
+        source: SpiffeId,
+        request: ConnectRequest,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: ConnectionRecord,
+    ) -> None:
         record.dst_addr = f"{request.host}:{request.port}"
         try:
             dest = resolve(self.node.topology, request.host, request.port, pod.namespace)
@@ -77,13 +98,18 @@ class Outbound:
         else:
             await self._passthrough(pod, source, dest, reader, writer, record)
 
+    async def _answer(self, writer: asyncio.StreamWriter, code: Reply) -> None:
+        """SOCKS gets its reply; a redirected connection is simply used, or closed."""
+        if writer not in self._redirected:
+            await reply(writer, code)
+
     async def _refuse(
         self, writer: asyncio.StreamWriter, code: Reply, record: ConnectionRecord, error: str
     ) -> None:
         record.error = error
         self.node.access.write(record)
         with contextlib.suppress(ConnectionError):
-            await reply(writer, code)
+            await self._answer(writer, code)
         writer.close()
 
     async def _passthrough(
@@ -103,7 +129,7 @@ class Outbound:
             await self._refuse(writer, Reply.CONNECTION_REFUSED, record, f"connect {dest.authority}: {exc}")
             return
         self.node.metrics.attempts.labels(**attempt, outcome="allowed").inc()
-        await reply(writer, Reply.SUCCEEDED)
+        await self._answer(writer, Reply.SUCCEEDED)
         record.bytes_sent, record.bytes_recv = await pipe_plain(reader, writer, up_reader, up_writer)
         self.node.access.write(record)
 
@@ -158,7 +184,7 @@ class Outbound:
             self.node.metrics.attempts.labels(**attempt, outcome="allowed").inc()
             self.node.metrics.requests.labels(**labels, response_code="200").inc()
             self.node.metrics.opened.labels(**labels).inc()
-            await reply(writer, Reply.SUCCEEDED)
+            await self._answer(writer, Reply.SUCCEEDED)
             record.bytes_sent, record.bytes_recv = await pipe(tunnel, reader, writer)
             span.set_attribute("bytes_sent", record.bytes_sent)
             span.set_attribute("bytes_recv", record.bytes_recv)
