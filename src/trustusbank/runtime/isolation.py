@@ -78,7 +78,12 @@ class Isolation:
         return {**asdict(self), "summary": self.describe()}
 
 
-NFT_PROBE = "table ip trustusbank_probe {\n  chain output {\n    type nat hook output priority -100;\n  }\n}\n"
+NFT_PROBE = """table ip trustusbank_probe {
+  chain output {
+    type nat hook output priority -100;
+  }
+}
+"""
 
 
 def _probe(user: bool) -> str | None:
