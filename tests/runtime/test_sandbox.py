@@ -119,12 +119,25 @@ def test_a_killed_supervisor_leaves_no_pod_behind(tmp_path: Path) -> None:
     sandbox = PodSandbox(_pod(), NetworkNamespace.create(), uid=None)
     try:
         argv, fds = sandbox.command([sys.executable, "-c", "import time; time.sleep(60)"], files, pod_dir, [])
+        # A stand-in supervisor: it starts podinit (as its parent, which the spec names), waits for the
+        # pod's app to run, says both pids, and is then SIGKILLed.
         supervisor = """
 import json, os, subprocess, sys, time
-pod = subprocess.Popen(json.loads(sys.argv[1]), pass_fds=json.loads(sys.argv[2]))
-while not open(f"/proc/{pod.pid}/task/{pod.pid}/children").read().split():
+argv = json.loads(sys.argv[1])
+spec = json.loads(argv[-1])
+spec["parent"] = os.getpid()
+pod = subprocess.Popen([*argv[:-1], json.dumps(spec)], pass_fds=json.loads(sys.argv[2]))
+def app():
+    for child in open(f"/proc/{pod.pid}/task/{pod.pid}/children").read().split():
+        try:
+            if b"sleep" in open(f"/proc/{child}/cmdline", "rb").read():
+                return child
+        except OSError:
+            pass
+    return None
+while not (found := app()):
     time.sleep(0.01)
-print(pod.pid, open(f"/proc/{pod.pid}/task/{pod.pid}/children").read().split()[0], flush=True)
+print(pod.pid, found, flush=True)
 time.sleep(60)
 """
         parent = subprocess.Popen(

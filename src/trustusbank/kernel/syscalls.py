@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -39,7 +38,8 @@ PR_SET_NO_NEW_PRIVS = 38
 # pivot_root has no libc wrapper; its number differs by architecture.
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The running program's own symbols include libc's; find_library would start a subprocess (ldconfig).
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int, what: str) -> None:
@@ -86,15 +86,16 @@ def refuse_inspection() -> None:
         prctl(PR_SET_DUMPABLE, 0)
 
 
-def die_with_parent(sig: int) -> None:
+def die_with_parent(sig: int, parent: int | None = None) -> None:
     """Be sent `sig` when the parent dies, so a SIGKILLed supervisor leaves no orphan holding ports.
 
-    If the parent is already gone (we were reparented before asking), leave at once.
+    If the parent is already gone (we were reparented before asking), leave at once: compared
+    with `parent`, the pid our parent had when it started us, when the caller knows it.
     """
-    parent = os.getppid()
+    expected = os.getppid() if parent is None else parent
     with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to ask
         prctl(PR_SET_PDEATHSIG, sig)
-    if os.getppid() != parent:
+    if os.getppid() != expected:
         os.kill(os.getpid(), sig)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
 from collections.abc import Sequence
@@ -93,12 +94,23 @@ def _redirect(nft: str, rules: str) -> None:
         sys.exit(126)
 
 
+def _bound_to_parent(lifeline: int) -> None:
+    """Die with podinit; and if it died already (before we asked), leave now.
+
+    A pod's PID 1 cannot ask getppid() (its parent is outside its PID namespace), so it
+    watches a pipe whose only writer is podinit: readable means closed, closed means gone.
+    """
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([lifeline], [], [], 0)[0]:
+        os._exit(137)
+
+
 def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
 def start(spec: dict[str, Any]) -> int:
-    die_with_parent(signal.SIGKILL)  # the pod ends with its supervisor, and its PID 1 with us
+    die_with_parent(signal.SIGKILL, spec.get("parent"))  # the pod ends with its supervisor
     netns = int(spec["netns_fd"])
     setns(netns, CLONE_NEWNET)
     os.close(netns)
@@ -106,10 +118,14 @@ def start(spec: dict[str, Any]) -> int:
         _redirect(spec.get("nft") or "nft", spec["nft_rules"])
     unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC)
     uid, gid = spec.get("uid"), spec.get("gid")
+    lifeline, held = os.pipe()  # we hold the write end; EOF on it tells the child we are gone
     child = os.fork()
     if child:
+        os.close(lifeline)
         return _exit_code(_wait_forwarding(child))
+    os.close(held)
     try:  # PID 1 of the pod from here on
+        _bound_to_parent(lifeline)
         if uid is not None and gid is not None:
             for path in spec["chown"]:
                 _chown_tree(path, uid, gid)
@@ -119,7 +135,7 @@ def start(spec: dict[str, Any]) -> int:
         sethostname(spec["hostname"])
         os.chdir(spec["cwd"])
         _become(uid, gid)
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+        _bound_to_parent(lifeline)  # again: the uid change cleared it
         argv: list[str] = spec["argv"]
         os.execve(argv[0], argv, os.environ)
     except BaseException as exc:

@@ -132,6 +132,7 @@ class PodSandbox:
             "netns_fd": self.netns.fd,
             "rootfs": self.rootfs(files, pod_dir, readonly).to_dict(),
             "hostname": self.pod.name,
+            "parent": os.getpid(),  # the supervisor, which starts podinit with this spec
             "uid": uid,
             "gid": uid,
             "chown": [str(pod_dir.resolve())],
