@@ -221,12 +221,12 @@ def _other(
     if finding.field == "action" and policy.action == Action.CUSTOM:
         return emit(
             path,
-            Severity.WARNING,
+            Severity.ERROR,
             "istio-custom-at-ztunnel",
             "CUSTOM is not supported by ztunnel (istiod: "
             f"'{view.status}'); without targetRefs to a waypoint it is not enforced",
-            "not enforced on a real cluster (our embedded ztunnel fails closed instead: it denies every "
-            "connection to the selected workloads)",
+            "istiod does not send it to ztunnel, so the external authorizer is never asked: it protects "
+            "nothing. Attach it to a waypoint with `targetRefs`",
         )
     if finding.field == "action":
         return emit(path, Severity.INFO, "istio-audit", finding.message, f"istiod: {view.status}")
