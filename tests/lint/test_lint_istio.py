@@ -158,14 +158,14 @@ def test_selector_is_not_judged_without_workloads_in_the_input() -> None:
     assert by_code(lint(fixture("seed-deny-vendor-to-attacker.yaml")), "istio-selector-matches-nothing") == []
 
 
-def test_policy_in_a_namespace_outside_ambient_has_no_enforcement_point() -> None:
+def test_policy_in_a_namespace_outside_ambient_is_an_error_as_nothing_enforces_it() -> None:
     path = fixture("istio-namespace-not-ambient.yaml")
     [finding] = lint(path)
 
     assert shape([finding]) == [
         (
             line_of(path, "namespace: trustusbank-observability"),
-            W,
+            E,
             "istio-not-enrolled",
             "trustusbank-observability/allow-prometheus",
             None,

@@ -326,9 +326,10 @@ def _enrolment(policy: AuthorizationPolicy, context: Context, emit: Emitter) -> 
             f"the namespace, or ({OFF_MESH})",
         )
     else:
+        # Like a DENY that blocks nothing, a policy nothing enforces is an error: it reads as protection.
         yield emit(
             ("metadata", "namespace"),
-            Severity.WARNING,
+            Severity.ERROR,
             "istio-not-enrolled",
             f"namespace {policy.namespace} is not enrolled in ambient ({label} missing): "
             "no enforcement point",
