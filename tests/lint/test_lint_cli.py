@@ -56,10 +56,17 @@ def test_human_output_is_grouped_by_file_with_the_cluster_effect_indented() -> N
 
 
 def test_warnings_do_not_fail_unless_strict() -> None:
-    path = str(fixture("istio-namespace-not-ambient.yaml"))
+    path = str(fixture("istio-target-without-waypoint.yaml"))
 
     assert run(path)[0] == 0
     assert run(path, "--strict")[0] == 1
+
+
+def test_a_policy_in_a_namespace_outside_ambient_fails_the_lint() -> None:
+    # Nothing enforces it, as with a DENY that blocks nothing: exit 1 without --strict.
+    code, output = run(str(fixture("istio-namespace-not-ambient.yaml")))
+
+    assert (code, output.strip().splitlines()[-1]) == (1, "1 error, 0 warnings")
 
 
 def test_json_output_for_machines() -> None:

@@ -158,14 +158,14 @@ def test_selector_is_not_judged_without_workloads_in_the_input() -> None:
     assert by_code(lint(fixture("seed-deny-vendor-to-attacker.yaml")), "istio-selector-matches-nothing") == []
 
 
-def test_policy_in_a_namespace_outside_ambient_has_no_enforcement_point() -> None:
+def test_policy_in_a_namespace_outside_ambient_is_an_error_as_nothing_enforces_it() -> None:
     path = fixture("istio-namespace-not-ambient.yaml")
     [finding] = lint(path)
 
     assert shape([finding]) == [
         (
             line_of(path, "namespace: trustusbank-observability"),
-            W,
+            E,
             "istio-not-enrolled",
             "trustusbank-observability/allow-prometheus",
             None,
@@ -208,20 +208,23 @@ def test_spiffe_prefix_in_principals_never_matches() -> None:
     assert "'cluster.local/ns/trustusbank-platform/sa/trustusbank-agentgw'" in finding.message
 
 
-def test_custom_action_at_ztunnel_is_a_warning() -> None:
+def test_custom_action_at_ztunnel_is_an_error() -> None:
+    # istiod never sends CUSTOM to ztunnel (pilot/pkg/serviceregistry/ambient/authorization.go):
+    # without targetRefs it protects nothing, like a DENY that does nothing.
     path = fixture("istio-custom-at-ztunnel.yaml")
     [finding] = lint(path)
 
     assert shape([finding]) == [
         (
             line_of(path, "action: CUSTOM"),
-            W,
+            E,
             "istio-custom-at-ztunnel",
             "trustusbank-bank-mcp/ext-authz-mcp",
             None,
         )
     ]
     assert "ztunnel does not support the CUSTOM action" in finding.message
+    assert "protects nothing" in finding.on_cluster
 
 
 def test_target_refs_policy_on_a_service_without_waypoint_is_a_warning() -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.kernel.syscalls import refuse_inspection
@@ -36,14 +37,22 @@ def render_status(status: dict[str, Any]) -> None:
     for n in status.get("nodes", []):
         ready = "[green]yes[/]" if n["ready"] else "[red]no[/]"
         nodes.add_row(_short(n["name"]), n["role"], n["ip"], str(n["ztunnel_pid"] or "-"), ready)
+    # Pods under their namespace's row, so the widest cell is a namespace or a name, not both: at
+    # 80 columns nothing needs wrapping. Names never wrap; only the address list may, between addresses.
     pods = Table(title="pods", title_justify="left", box=None, padding=(0, 1, 0, 0))
-    pods.add_column("pod", overflow="fold", ratio=1)
-    for column in ("node", "address", "ready", "restarts"):
+    pods.add_column("pod", no_wrap=True)
+    pods.add_column("node", no_wrap=True)
+    pods.add_column("address")
+    for column in ("ready", "restarts"):
         pods.add_column(column, no_wrap=True)
-    for p in status.get("pods", []):
+    namespace = None
+    for p in sorted(status.get("pods", []), key=lambda p: str(p["namespace"])):
+        if p["namespace"] != namespace:
+            namespace = p["namespace"]
+            pods.add_row(Text(f"{namespace}/", style="bold"))
         address = ", ".join(f"{p['ip']}:{port}" for port in p["ports"])
         ready = "[green]yes[/]" if p["ready"] else "[red]no[/]"
-        pods.add_row(f"{p['namespace']}/{p['name']}", _short(p["node"]), address, ready, str(p["restarts"]))
+        pods.add_row(Text(f"  {p['name']}"), _short(p["node"]), address, ready, str(p["restarts"]))
     out.print(nodes)
     out.print()
     out.print(pods)

@@ -221,12 +221,12 @@ def _other(
     if finding.field == "action" and policy.action == Action.CUSTOM:
         return emit(
             path,
-            Severity.WARNING,
+            Severity.ERROR,
             "istio-custom-at-ztunnel",
             "CUSTOM is not supported by ztunnel (istiod: "
             f"'{view.status}'); without targetRefs to a waypoint it is not enforced",
-            "not enforced on a real cluster (our embedded ztunnel fails closed instead: it denies every "
-            "connection to the selected workloads)",
+            "istiod does not send it to ztunnel, so the external authorizer is never asked: it protects "
+            "nothing. Attach it to a waypoint with `targetRefs`",
         )
     if finding.field == "action":
         return emit(path, Severity.INFO, "istio-audit", finding.message, f"istiod: {view.status}")
@@ -326,9 +326,10 @@ def _enrolment(policy: AuthorizationPolicy, context: Context, emit: Emitter) -> 
             f"the namespace, or ({OFF_MESH})",
         )
     else:
+        # Like a DENY that blocks nothing, a policy nothing enforces is an error: it reads as protection.
         yield emit(
             ("metadata", "namespace"),
-            Severity.WARNING,
+            Severity.ERROR,
             "istio-not-enrolled",
             f"namespace {policy.namespace} is not enrolled in ambient ({label} missing): "
             "no enforcement point",

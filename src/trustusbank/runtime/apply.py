@@ -20,7 +20,7 @@ from typing import Any
 
 from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.manifests.bundle import load_bundle
-from trustusbank.manifests.manifest import Manifest
+from trustusbank.manifests.manifest import Manifest, ManifestError, Problem
 from trustusbank.manifests.yaml_source import read_documents, yaml_files
 
 APPLIED_EVENT = "manifest-applied"
@@ -33,6 +33,9 @@ def _target(files: ClusterFiles, source: Path) -> Path:
 
 def apply(files: ClusterFiles, deploy: Path, sources: list[Path]) -> list[Path]:
     """Validate `sources` together with what runs, then install them; returns what was installed."""
+    missing = [Problem(s, 0, "no such file or directory") for s in sources if not s.exists()]
+    if missing:  # as kubectl does, refuse the whole apply before anything changes
+        raise ManifestError(missing)
     manifests = [f for s in sources for f in (yaml_files(s) if s.is_dir() else [s])]
     files.make()
     replaced = {m.name for m in manifests}  # re-applying a file replaces it, as kubectl apply does

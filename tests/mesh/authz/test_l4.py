@@ -438,7 +438,7 @@ def test_audit_and_custom_are_not_sent_to_ztunnel() -> None:
     assert ztunnel_view(audit).status == "ztunnel does not support the AUDIT action"
     assert ztunnel_view(custom).status == "ztunnel does not support the CUSTOM action"
     assert ztunnel_view(audit).enforced is None
-    assert "fails closed" in ztunnel_view(custom).findings[0].message
+    assert "silently not enforced" in ztunnel_view(custom).findings[0].message
 
 
 def test_scope_sent_to_ztunnel() -> None:

@@ -2,15 +2,13 @@
 
 Order, as ztunnel and Istio's reference define it: a DENY policy that matches denies;
 otherwise, if no ALLOW policy applies to the workload, the connection is allowed;
-otherwise one ALLOW policy must match. Two places where our ztunnel goes further,
-both on purpose:
+otherwise one ALLOW policy must match.
 
-* CUSTOM. istiod does not send CUSTOM policies to ztunnel ("ztunnel does not support
-  the CUSTOM action"), so on a cluster an external authorizer configured that way is
-  silently bypassed at ztunnel. Ours fails closed instead: any CUSTOM policy that
-  applies to the workload denies every connection, before DENY is considered.
-* AUDIT. Also never sent to ztunnel. We evaluate its L4 rules (HTTP-dependent rules
-  dropped, as for ALLOW) and report the matches; the decision never depends on them.
+Only ALLOW and DENY policies take part. istiod sends ztunnel nothing else: for AUDIT
+and CUSTOM it writes the status "ztunnel does not support the <ACTION> action" and
+leaves the policy out (istio/istio `pilot/pkg/serviceregistry/ambient/authorization.go`).
+So, as on a cluster, a CUSTOM policy protects nothing at ztunnel and an AUDIT policy
+records nothing there: `trustusbank policy lint` reports the CUSTOM one as an error.
 
 Anything unexpected while deciding denies, naming the error: a policy engine that
 allows when it cannot decide is an open door.
@@ -41,7 +39,6 @@ DENIED_FMT = "explicitly denied by: {ref}"
 NOT_ALLOWED = "allow policies exist, but none allowed"
 NO_ALLOW_POLICIES = "no allow policies, allow"
 ALLOWED_FMT = "allowed by: {ref}"
-CUSTOM_FMT = "ztunnel does not support the CUSTOM action; failing closed: {ref}"
 ERROR_FMT = "authorization failed closed: {error}"
 
 
@@ -52,7 +49,6 @@ class Decision:
     allowed: bool
     reason: str
     policy: str | None = None
-    audit: tuple[str, ...] = ()
     dry_run: tuple[str, ...] = ()
 
     def __str__(self) -> str:
@@ -80,22 +76,13 @@ def _authorize(
     conn: Connection, workload: Workload, policies: Iterable[AuthorizationPolicy], root_namespace: str
 ) -> Decision:
     applicable = policies_for_workload(policies, workload, root_namespace)
-    audit = tuple(
-        p.ref
-        for p in applicable
-        if p.action == Action.AUDIT and _enforced(p, Action.ALLOW, root_namespace).matches(conn)
-    )
-    custom = [p for p in applicable if p.action == Action.CUSTOM]
-    if custom:
-        ref = custom[0].ref
-        return Decision(False, CUSTOM_FMT.format(ref=ref), ref, audit)
-
+    # AUDIT and CUSTOM are never sent to ztunnel: they are not part of its decision.
     enforced = [
         _enforced(p, p.action, root_namespace) for p in applicable if p.action in (Action.ALLOW, Action.DENY)
     ]
     dry_run = tuple(z.ref for z in enforced if z.dry_run and z.matches(conn))
     live = [z for z in enforced if not z.dry_run]
-    return _decide(conn, live, audit, dry_run)
+    return _decide(conn, live, dry_run)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -104,16 +91,14 @@ def _enforced(policy: AuthorizationPolicy, action: Action, root_namespace: str) 
     return convert(policy, action, root_namespace)[0]
 
 
-def _decide(
-    conn: Connection, live: list[ZtunnelPolicy], audit: tuple[str, ...], dry_run: tuple[str, ...]
-) -> Decision:
+def _decide(conn: Connection, live: list[ZtunnelPolicy], dry_run: tuple[str, ...]) -> Decision:
     for policy in live:
         if policy.action == Action.DENY and policy.matches(conn):
-            return Decision(False, DENIED_FMT.format(ref=policy.ref), policy.ref, audit, dry_run)
+            return Decision(False, DENIED_FMT.format(ref=policy.ref), policy.ref, dry_run)
     allows = [p for p in live if p.action == Action.ALLOW]
     if not allows:
-        return Decision(True, NO_ALLOW_POLICIES, None, audit, dry_run)
+        return Decision(True, NO_ALLOW_POLICIES, None, dry_run)
     for policy in allows:
         if policy.matches(conn):
-            return Decision(True, ALLOWED_FMT.format(ref=policy.ref), policy.ref, audit, dry_run)
-    return Decision(False, NOT_ALLOWED, None, audit, dry_run)
+            return Decision(True, ALLOWED_FMT.format(ref=policy.ref), policy.ref, dry_run)
+    return Decision(False, NOT_ALLOWED, None, dry_run)

@@ -10,8 +10,8 @@ The rules of the rewrite, as istiod applies them:
 
 * `targetRef(s)` policies are for waypoints and gateways; ztunnel never gets them.
 * Only ALLOW and DENY are sent; AUDIT and CUSTOM get the status "ztunnel does not
-  support the <ACTION> action" and are not sent at all (our ztunnel fails closed on
-  CUSTOM instead: see `evaluate.py`).
+  support the <ACTION> action" and are not sent at all; our ztunnel ignores them
+  just the same (see `evaluate.py`).
 * L4 fields are kept: `principals`, `namespaces`, `serviceAccounts`, `ipBlocks`, their
   `not*` forms, `ports`/`notPorts`, and `when` on `source.ip`, `source.namespace`,
   `source.principal`, `destination.ip`, `destination.port`.
@@ -158,12 +158,10 @@ def ztunnel_view(policy: AuthorizationPolicy, root_namespace: str = ROOT_NAMESPA
 
 
 _UNSUPPORTED_EFFECT = {
-    Action.AUDIT: (
-        "AUDIT is not sent to ztunnel; our ztunnel records its L4 matches only, never changing a decision"
-    ),
+    Action.AUDIT: ("AUDIT is not sent to ztunnel: ztunnel neither records nor enforces it"),
     Action.CUSTOM: (
-        "CUSTOM is not sent to ztunnel, so on a real cluster it is silently not enforced there; "
-        "our ztunnel fails closed instead: every connection to the selected workloads is denied"
+        "CUSTOM is not sent to ztunnel, so it is silently not enforced there: the external "
+        "authorizer is never asked and the selected workloads are as open as without it"
     ),
 }
 
