@@ -93,10 +93,9 @@ STRINGS = (
     "lowerAscii",
     "upperAscii",
     "trim",
-    "reverse",
-    "strings.quote",
 )
-"""cel-go's strings extension, as agentgateway registers it (`crates/celx/src/strings.rs`)."""
+"""cel-go's strings extension, as agentgateway registers it (`crates/celx/src/strings.rs`; it has
+no `reverse` or `strings.quote`, and adds `stripPrefix`/`stripSuffix`, below)."""
 MATH = tuple(name for name in stdlib.STDLIB_FUNCTIONS if name.startswith("math."))
 """cel-go's math extension (`crates/celx/src/math.rs`)."""
 
@@ -199,6 +198,14 @@ def _family(value: Any) -> int:
     return _address(value).version
 
 
+def _strip_prefix(value: str, prefix: str) -> str:
+    return value.removeprefix(prefix)
+
+
+def _strip_suffix(value: str, suffix: str) -> str:
+    return value.removesuffix(suffix)
+
+
 def _json(value: str | bytes) -> Any:
     return json.loads(value)
 
@@ -239,6 +246,8 @@ def _uuid() -> str:
 
 FUNCTIONS: Mapping[str, Callable[..., Any]] = {
     **{name: stdlib.STDLIB_FUNCTIONS[name] for name in (*STRINGS, *MATH)},
+    "stripPrefix": _strip_prefix,
+    "stripSuffix": _strip_suffix,
     "base64.encode": _b64encode,
     "base64.decode": _b64decode,
     "base64Encode": _b64encode,
