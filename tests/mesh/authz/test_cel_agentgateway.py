@@ -101,7 +101,7 @@ FUNCTION_CASES = [
     ('ip("127.0.0.1").isLoopback() && isIP("::1") && !isIP("nope")', True),
     ("json('{\"a\": 1}').a == 1", True),
     ('toJson({"a": 1}) == \'{"a":1}\'', True),
-    ('base64.encode("hi") == "aGk="', True),
+    ('base64.encode("hi") == "aGk=" && base64.decode("aGk=") == b"hi"', True),
     ('fail("no") == "x"', False),  # fail() errors: no match
 ]
 
@@ -133,6 +133,8 @@ REFUSED = [
     ('mcp.tool.name.toLower() == "x"', "toLower"),
     ("nosuch(1)", "nosuch"),
     ('"abc".reverse() == "cba"', "reverse"),
+    ("greatest(1, 2) == 2", "math.greatest"),  # only namespaced: would be undefined when run
+    ('"hi".encode() == "aGk="', "base64.encode"),
     ("[1].exists(x, default(x, 0) == 1)", "`x`"),
 ]
 

@@ -57,6 +57,7 @@ from trustusbank.mesh.authz.cel_attributes import (
 )
 from trustusbank.mesh.authz.cel_functions import (
     compile_fragment,
+    misqualified,
     register,
     rewrite,
     unsupported,
@@ -177,7 +178,7 @@ def compile_expression(expression: str) -> tuple[cel.Program, frozenset[str]]:
     except Exception as error:  # the library raises ValueError; anything else is as fatal
         raise ValueError("does not compile", " ".join(str(error).split())) from None
     functions = set(program.functions()).union(*(f.functions() for f in fragments))
-    missing = unsupported(functions)
+    missing = sorted(set(unsupported(functions)) | set(misqualified(expression)))
     if missing:
         raise ValueError("does not load", "; ".join(why_unsupported(name) for name in missing))
     variables = set(program.variables())

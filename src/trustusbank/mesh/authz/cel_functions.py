@@ -286,7 +286,36 @@ def unsupported(functions: Iterable[str]) -> list[str]:
     )
 
 
+_QUALIFIED = {
+    bare: namespace
+    for namespace, bare in (name.rsplit(".", 1) for name in FUNCTIONS if "." in name)
+    if bare not in FUNCTIONS and bare not in NATIVE
+}
+"""Functions registered only under a namespace (`math.greatest`): `Program.functions()` reports
+them bare, so a call without the namespace (`x.greatest()`) is caught from the source."""
+
+
+def misqualified(source: str) -> list[str]:
+    """Namespaced functions called without their namespace, which would be undefined when run."""
+    tokens = _tokens(source)
+    found = set()
+    for index, token in enumerate(tokens[:-1]):
+        if token.kind != "ident" or token.text not in _QUALIFIED or tokens[index + 1].text != "(":
+            continue
+        qualified = (
+            index >= 2
+            and tokens[index - 1].text == "."
+            and tokens[index - 2].text == _QUALIFIED[token.text]
+            and (index < 3 or tokens[index - 3].text != ".")
+        )
+        if not qualified:
+            found.add(token.text)
+    return sorted(found)
+
+
 def why_unsupported(name: str) -> str:
+    if name in _QUALIFIED:
+        return f"`{name}()` is defined only as `{_QUALIFIED[name]}.{name}()`"
     reason = NOT_IMPLEMENTED.get(name)
     if reason is not None:
         return f"`{name}()` is an agentgateway function the embedded waypoint does not implement ({reason})"
