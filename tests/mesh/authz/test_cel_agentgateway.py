@@ -159,6 +159,8 @@ HEADER_CASES = [
     ("has(request.headers.X_Missing)", False),
     ('request.headers["X-Missing"] == "acme"', False),
     ('"X-Tenant" in ["x-tenant"]', False),  # not a header map: no rewrite
+    ('request.headers["X-" + "Tenant"] == "acme"', True),  # a computed key
+    ('["X-Tenant"].exists(h, request.headers[h] == "acme")', True),
 ]
 
 

@@ -20,8 +20,9 @@ are rewritten in the source before it is compiled (`rewrite`):
   package errors on a field of `null`, so `has(R.x)` on a variable that may be unset reads
   `(R != null && has(R.x))`.
 - header names are case-insensitive: the waypoint's header maps have lower-case keys, and a
-  literal key in `request.headers["X-Tenant"]` (or `.X-...`, or `"X-Tenant" in request.headers`)
-  is lower-cased.
+  literal key in `request.headers["X-Tenant"]` (or `.X_...`, or `"X-Tenant" in request.headers`)
+  is lower-cased; a computed key (`request.headers[name]`) is lower-cased when evaluated. Only
+  a computed left operand of `in` (`name in request.headers`) is left as it is.
 """
 
 from __future__ import annotations
@@ -503,9 +504,17 @@ def _rewrite(tokens: list[_Tok], fragments: list[str]) -> list[_Tok]:
                 index = end + 1
                 continue
         if token.text in ("[", ".") and _is_header_map(tokens, index) and after is not None:
-            if token.text == "[" and after.kind == "string":
+            closes = index + 2 < len(tokens) and tokens[index + 2].text == "]"
+            if token.text == "[" and after.kind == "string" and closes and "\\" not in after.text:
                 out += [token, _lower_literal(after)]
                 index += 2
+                continue
+            if token.text == "[":  # a computed key: lower-cased when evaluated
+                end = _closing(tokens, index)
+                inner = _rewrite(tokens[index + 1 : end], fragments)
+                lower = [_Tok("op", "."), _Tok("ident", "lowerAscii"), _Tok("op", "("), _Tok("op", ")")]
+                out += [token, _Tok("op", "("), *inner, _Tok("op", ")"), *lower, _Tok("op", "]")]
+                index = end + 1
                 continue
             if token.text == "." and after.kind == "ident":
                 out += [token, _Tok("ident", after.text.lower())]
