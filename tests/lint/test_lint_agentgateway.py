@@ -306,6 +306,23 @@ def test_cel_that_does_not_parse_is_an_error_with_the_parser_message() -> None:
     assert "always fails" in finding.on_cluster
 
 
+def test_a_function_the_waypoint_does_not_implement_is_an_error() -> None:
+    """agentgateway's functions (crates/celx/src/lib.rs): `lowerAscii` is one, `regexReplace` is
+    one the waypoint does not implement, `toLower` is none; the waypoint refuses both at load."""
+    path = fixture("agw-unsupported-function.yaml")
+    findings = by_code(lint(path), "agw-unsupported-function")
+
+    assert [(f.line, f.severity, f.rule) for f in findings] == [
+        (line_of(path, "regexReplace("), E, 1),
+        (line_of(path, "toLower("), E, 2),
+    ]
+    assert "`regexReplace()` is an agentgateway function the embedded waypoint does not implement" in (
+        findings[0].message
+    )
+    assert "`toLower()` is not a CEL function agentgateway defines" in findings[1].message
+    assert "keeps its last good configuration" in findings[0].on_cluster
+
+
 def test_access_policy_graph_contradiction() -> None:
     path = fixture("kagent-handoff-contradiction.yaml")
     [finding] = lint(path)

@@ -13,6 +13,9 @@ Facts from agentgateway's sources (`crates/agentgateway/src/cel/types.rs`, `mcp/
   results); at that point `mcp` holds only `tool|prompt|resource|task.{name,target}`.
   `mcp.methodName`, `mcp.sessionId` and `mcp.tool.arguments|result|error` are filled in
   after the request, for access logs: reading them during authorization is an error.
+* Functions are agentgateway's (`crates/celx/src/lib.rs`): a rule calling one the
+  embedded waypoint does not implement (or none agentgateway defines) is an error here, and
+  the waypoint refuses it at load.
 * Backend policies attached to an HTTPRoute or Gateway apply to the route's backends;
   only an `AgentgatewayBackend` with `spec.mcp` gives them an MCP context.
 """
@@ -32,6 +35,7 @@ from trustusbank.lint.cel_refs import (
 from trustusbank.lint.cel_rules import T, describe, outcomes, reference_problems, tool_call_scopes
 from trustusbank.lint.findings import Emitter, Finding, Severity
 from trustusbank.manifests.manifest import Manifest, field_at, namespace_of
+from trustusbank.mesh.authz.cel import compile_expression
 from trustusbank.mesh.authz.cel_attributes import MCP_AUTHZ, TRAFFIC
 
 POLICY_KIND = "AgentgatewayPolicy"
@@ -122,6 +126,13 @@ def _rule(
         message = f"CEL does not parse: {parsed.message}"
         return [emit(path, Severity.ERROR, "agw-cel-syntax", message, on_cluster, index)], False
     findings: list[Finding] = []
+    refused = _refused(parsed.source)
+    if refused is not None:
+        on_cluster = (
+            "the embedded waypoint refuses the policy when it loads and keeps its last good "
+            "configuration; an agentgateway without the function would error on every request"
+        )
+        findings.append(emit(path, Severity.ERROR, "agw-unsupported-function", refused, on_cluster, index))
     problems = reference_problems(parsed, where)
     for problem in problems:
         findings.append(emit(path, Severity.ERROR, problem.code, problem.message, problem.on_cluster, index))
@@ -130,6 +141,16 @@ def _rule(
     if parsed.root is not None and mcp_allowlist:
         findings += _admits(path, index, parsed.root, where, can_match, emit)
     return findings, can_match
+
+
+def _refused(expression: str) -> str | None:
+    """Why the waypoint refuses to load `expression` (a function it does not run), or None."""
+    try:
+        compile_expression(expression)
+    except ValueError as error:
+        verb, detail = error.args
+        return f"the rule {verb}: {detail}"
+    return None
 
 
 def _admits(

@@ -145,7 +145,7 @@ def test_an_erroring_rule_does_not_allow_but_a_later_rule_can() -> None:
     assert (decision.allowed, decision.rule) == (True, 1)
     assert len(decision.errors) == 1
     assert decision.errors[0].startswith("p rule 0: ")
-    assert "jwt" in decision.errors[0]  # no JWT policy: `jwt` is not defined
+    assert "`jwt` null" in decision.errors[0]  # no JWT policy: `jwt` is null, `jwt.sub` errors
 
 
 def test_method_name_is_not_available_to_authorization() -> None:

@@ -19,6 +19,7 @@ from trustusbank.mesh.authz.cel_attributes import (
     POST_REQUEST,
     ROOTS_AT,
     TRAFFIC,
+    UNSET_ROOTS,
     resolve,
 )
 
@@ -51,6 +52,15 @@ def test_the_waypoint_fills_only_roots_agentgateway_sets_there() -> None:
     for where in (TRAFFIC, MCP_AUTHZ):
         assert EMBEDDED_ROOTS_AT[where] <= ROOTS_AT[where] <= frozenset(ATTRIBUTES)
     assert "mcp" not in ROOTS_AT[TRAFFIC]
+
+
+@pytest.mark.parametrize("root", sorted(UNSET_ROOTS))
+@pytest.mark.parametrize("where", [TRAFFIC, MCP_AUTHZ])
+def test_variables_agentgateway_may_leave_unset_are_null_here(where: str, root: str) -> None:
+    """schema/cel.md: `jwt`, `apiKey`, ... are only present if their policy ran; else `null`."""
+    assert root in ROOTS_AT[where]
+    assert allows(where, f"{root} == null && !has({root}.x)")
+    assert not reference_problems(parse(f"{root} == null"), where)
 
 
 @pytest.mark.parametrize("path", FILLED_AT_MCP)

@@ -655,3 +655,31 @@ def test_a_policy_that_does_not_compile_refuses_the_whole_config(tmp_path: Path)
 
     with pytest.raises(ValueError, match=r"AgentgatewayPolicy shop/limit rule 1 does not compile"):
         WaypointConfig.from_manifests(broken, "shop", "wp")
+
+
+def test_a_policy_calling_a_function_the_waypoint_lacks_refuses_the_whole_config(tmp_path: Path) -> None:
+    """agentgateway's `regexReplace` (crates/celx/src/general.rs) is not implemented here: refused
+    at load, naming the function, so the waypoint keeps its last config instead of a Deny that
+    would never match."""
+    objects = manifests(tmp_path, route("a", prefix("/a")), policy("limit", GATEWAY_LIMIT))
+    rule = 'request.path.regexReplace("/+", "/").startsWith("/admin")'
+    unsupported = [
+        dataclasses.replace(
+            m,
+            body={
+                **m.body,
+                "spec": {
+                    **m.body["spec"],
+                    "traffic": {"authorization": {"action": "Deny", "policy": {"matchExpressions": [rule]}}},
+                },
+            },
+        )
+        if m.kind == "AgentgatewayPolicy"
+        else m
+        for m in objects
+    ]
+
+    with pytest.raises(
+        ValueError, match=r"AgentgatewayPolicy shop/limit rule 0 does not load: .*`regexReplace\(\)`"
+    ):
+        WaypointConfig.from_manifests(unsupported, "shop", "wp")

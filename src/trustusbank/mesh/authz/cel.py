@@ -19,14 +19,18 @@ overridden: their rules are evaluated together with the rules above.
 Attributes, as agentgateway names them (`schema/cel.md`):
 `source.identity.{trustDomain,namespace,serviceAccount}` (from the verified peer certificate;
 absent without one), `source.address`, `request.{method,path,host,headers}` (header names
-lower-case), `jwt.*` (only with a JWT policy, which the embedded waypoint has not: referencing
-it is an error, so no match), and for MCP authorization
+case-insensitive), `jwt` (only with a JWT policy, which the embedded waypoint has not: it is
+`null`, as are `apiKey`, `basicAuth`, `llm`, `extauthz` and the others agentgateway leaves
+unset; see `cel_attributes.UNSET_ROOTS`), and for MCP authorization
 `mcp.tool.{target,name}`, `mcp.prompt.{target,name}`, `mcp.resource.{target,name}` (`name` is
 the resource URI). Nothing else: agentgateway evaluates MCP authorization on the "identity
 subset" of the MCP request (`MCPInfo::from(&ResourceType)` in `mcp/rbac.rs`). `mcp.methodName`,
 `mcp.sessionId` and `mcp.tool.arguments` exist only in post-request CEL (access logs), so a rule
 that reads them never matches. There is no `mcp.method`, and `traffic.authorization` sees no
 `mcp` at all.
+
+agentgateway's functions (strings and math extensions, `default`, `coalesce`, `cidr`, `ip`,
+`json`, ...) are those of `cel_functions.py`; a rule calling any other is refused when it loads.
 
 Building the activation is what costs (each Python value is converted for the CEL runtime):
 only the variables the rules reference are built, and a variable whose inputs did not change
@@ -44,7 +48,21 @@ from typing import Any, Self
 
 import cel
 
-from trustusbank.mesh.authz.cel_attributes import EMBEDDED_ROOTS_AT, MCP_AUTHZ, TRAFFIC
+from trustusbank.mesh.authz.cel_attributes import (
+    ATTRIBUTES,
+    EMBEDDED_ROOTS_AT,
+    MCP_AUTHZ,
+    TRAFFIC,
+    UNSET_ROOTS,
+)
+from trustusbank.mesh.authz.cel_functions import (
+    compile_fragment,
+    misqualified,
+    register,
+    rewrite,
+    unsupported,
+    why_unsupported,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,20 +146,52 @@ class Rule:
 
 
 def compile_rules(spec: Mapping[str, Any], where: str) -> tuple[Rule, ...]:
-    """The rules of one `authorization` block; ValueError naming policy and rule if one does not compile."""
+    """The rules of one `authorization` block; ValueError naming policy and rule if one does not load.
+
+    A rule loads if it compiles and calls only functions the waypoint implements: agentgateway
+    would run the others, and a rule that cannot run must not load (a `Deny` rule would
+    otherwise fail open on "no match").
+    """
     action = Action(spec.get("action") or Action.ALLOW)
     expressions = list((spec.get("policy") or {}).get("matchExpressions") or [])
     rules = []
     for index, expression in enumerate(expressions):
         try:
-            program = cel.compile(expression)
-        except Exception as error:  # the library raises ValueError; anything else is as fatal
-            detail = " ".join(str(error).split())
-            raise ValueError(f"{where} rule {index} does not compile: {expression!r}: {detail}") from None
-        rules.append(
-            Rule(action, expression, f"{where} rule {index}", program, frozenset(program.variables()))
-        )
+            program, variables = compile_expression(str(expression))
+        except ValueError as error:
+            verb, detail = error.args
+            raise ValueError(f"{where} rule {index} {verb}: {expression!r}: {detail}") from None
+        rules.append(Rule(action, expression, f"{where} rule {index}", program, variables))
     return tuple(rules)
+
+
+def compile_expression(expression: str) -> tuple[cel.Program, frozenset[str]]:
+    """The program for one rule, and the variables it reads.
+
+    ValueError(verb, detail) if it cannot run: "does not compile" or "does not load" (it calls a
+    function the waypoint does not implement), and why.
+    """
+    try:
+        rewritten = rewrite(expression)
+        program = cel.compile(rewritten.source)
+        fragments = [compile_fragment(fragment) for fragment in rewritten.fragments]
+    except Exception as error:  # the library raises ValueError; anything else is as fatal
+        raise ValueError("does not compile", " ".join(str(error).split())) from None
+    functions = set(program.functions()).union(*(f.functions() for f in fragments))
+    missing = sorted(set(unsupported(functions)) | set(misqualified(expression)))
+    if missing:
+        raise ValueError("does not load", "; ".join(why_unsupported(name) for name in missing))
+    variables = set(program.variables())
+    for fragment in fragments:
+        unknown = sorted(set(fragment.variables()) - set(ATTRIBUTES))
+        if unknown:
+            raise ValueError(
+                "does not load",
+                f"default()/coalesce() reads `{unknown[0]}`, which is not an agentgateway variable "
+                "(a comprehension variable cannot be read inside them here)",
+            )
+        variables |= set(fragment.variables())
+    return program, frozenset(variables)
 
 
 class _Authorization:
@@ -157,7 +207,12 @@ class _Authorization:
         referenced = frozenset().union(*(r.variables for r in self.rules))
         self.variables = referenced & self._provides
         self._context = cel.Context()
+        self._values: dict[str, Any] = {}
         self._last: dict[str, Any] = {}
+        register(self._context, self._values)
+        for name in sorted(self.variables & UNSET_ROOTS):
+            self._context.add_variable(name, None)  # declared, unset: `null`
+            self._values[name] = None
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], where: str) -> Self:
@@ -176,7 +231,9 @@ class _Authorization:
         if name in self._last and self._last[name] == key:
             return
         self._last.pop(name, None)
-        self._context.add_variable(name, build(key))
+        value = build(key)
+        self._context.add_variable(name, value)
+        self._values[name] = value
         self._last[name] = key
 
     def _decide(self) -> CelDecision:
@@ -202,7 +259,9 @@ class _Authorization:
         try:
             result = rule.program.execute(self._context)
         except Exception as error:  # any evaluation failure means "no match", as eval_bool does
-            errors.append(f"{rule.where}: {type(error).__name__}: {error}")
+            unset = sorted(n for n in rule.variables & UNSET_ROOTS if self._values.get(n) is None)
+            note = f" ({', '.join(f'`{n}`' for n in unset)} null: its policy did not run)" if unset else ""
+            errors.append(f"{rule.where}: {type(error).__name__}: {error}{note}")
             return False
         if not isinstance(result, bool):
             errors.append(f"{rule.where}: evaluated to {type(result).__name__}, not bool")

@@ -143,8 +143,18 @@ ROOTS_AT: Mapping[str, frozenset[str]] = {
 }
 """The variables agentgateway sets when it evaluates a rule at each point (no response yet)."""
 
+UNSET_ROOTS = frozenset(
+    {"jwt", "apiKey", "basicAuth", "llm", "llmRequest", "extauthz", "extproc", "mcpGuardrails", "metadata"}
+)
+"""Variables agentgateway declares at request time but leaves `null` when their policy did not
+run (no JWT validated, no ext_authz, not an LLM backend): `jwt == null` is true and
+`has(jwt.sub)` false (`crates/agentgateway/src/cel/mod.rs`, `schema/cel.md`: "only present if
+the JWT policy is enabled"). The embedded waypoint runs none of those policies, so they are
+always `null` here."""
+
 EMBEDDED_ROOTS_AT: Mapping[str, frozenset[str]] = {
-    TRAFFIC: frozenset({"source", "request"}),
-    MCP_AUTHZ: frozenset({"source", "request", "mcp"}),
+    TRAFFIC: frozenset({"source", "request"}) | UNSET_ROOTS,
+    MCP_AUTHZ: frozenset({"source", "request", "mcp"}) | UNSET_ROOTS,
 }
-"""Of those, the ones the embedded waypoint fills in; `jwt` and the rest stay unset (no match)."""
+"""Of those, the ones the embedded waypoint sets: the request and caller, and `null` for the
+ones whose policies it does not run; the rest (`proxy`, `backend`, ...) stay undeclared."""
