@@ -164,3 +164,11 @@ def test_unknown_or_malformed_agent_is_a_clear_error(cluster: Cluster, agent: st
     code, _, out = ask(cluster, "hello", "--agent", f"{AGENTS_NS}/{agent}")
     assert code in (1, 2)
     assert out.strip()
+
+
+def test_ask_without_a_url_talks_to_this_state_dirs_chatbot(cluster: Cluster) -> None:
+    """The session cluster binds no seed port (TRUSTUSBANK_PORT_FORWARDS=0; another cluster may hold
+    18009): `ask` must still reach this cluster's chatbot, never whatever answers on 18009."""
+    result = cluster.cli("ask", "I am customer 12346. What is my balance?", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "balance" in json.loads(result.stdout)["reply"].lower()

@@ -70,7 +70,15 @@ def chain_tree(result: AskResult, agent: str) -> Tree:
 
 def ask_command(
     prompt: Annotated[str, typer.Argument(help="What the customer types.", show_default=False)],
-    chatbot: Annotated[str, typer.Option(help="The chatbot's URL.")] = DEFAULT_CHATBOT,
+    chatbot: Annotated[
+        str | None,
+        typer.Option(
+            help="The chatbot's URL. Default: the chatbot of the cluster running from this state dir "
+            "(its port-forward, or its pod address when another cluster holds the port), "
+            f"else {DEFAULT_CHATBOT}.",
+            show_default=False,
+        ),
+    ] = None,
     agent: Annotated[str, typer.Option(help="The agent, as <namespace>/<name>.")] = DEFAULT_AGENT,
     context_id: Annotated[
         str | None, typer.Option("--context-id", help="Continue this conversation.", show_default=False)
@@ -86,6 +94,13 @@ def ask_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--agent") from None
     from trustusbank.workloads.chatbot.client import ask
+
+    if chatbot is None:
+        from trustusbank.cluster.layout import ClusterFiles
+        from trustusbank.paths import state_dir
+        from trustusbank.runtime.control import chatbot_url
+
+        chatbot = chatbot_url(ClusterFiles(state_dir())) or DEFAULT_CHATBOT
 
     # An AskError is reported by the root command group (cli/app.py): `error: <sentence>`, exit 1.
     result = asyncio.run(ask(prompt, chatbot=chatbot, agent=agent, context_id=context_id, wait=timeout))

@@ -30,7 +30,20 @@ def _short(node: str) -> str:
     return node.removeprefix("trustusbank-")
 
 
+def render_busy_ports(status: dict[str, Any]) -> None:
+    """A seed port this cluster could not bind, said first: the browser tab there is another cluster's."""
+    for f in status.get("forwards", []):
+        if not str(f.get("state", "")).startswith("http"):
+            err.print(
+                f"[bold red]warning:[/] port {f['local_port']} for {f['name']} is not this cluster's "
+                f"({f['state']}); a browser there reaches something else. `ask` uses this cluster's "
+                "own chatbot address; `down` the other cluster to get the port back.",
+                highlight=False,
+            )
+
+
 def render_status(status: dict[str, Any]) -> None:
+    render_busy_ports(status)
     nodes = Table(title="nodes", title_justify="left", box=None, padding=(0, 2, 0, 0))
     for column in ("node", "role", "address", "ztunnel pid", "ready"):
         nodes.add_column(column, no_wrap=True)

@@ -112,6 +112,26 @@ def stop(files: ClusterFiles, progress: Callable[[str], None]) -> bool:
     return True
 
 
+CHATBOT = ("trustusbank-bank-frontend", "chatbot")
+
+
+def chatbot_url(files: ClusterFiles) -> str | None:
+    """This state dir's chatbot, as its operator reaches it: the seed's port-forward if this cluster
+    holds it, else the chatbot pod's own address (another cluster may hold 18009). None: not running."""
+    status = read_status(files) if running_pid(files) is not None else None
+    if not status:
+        return None
+    name = "/".join(CHATBOT)
+    for forward in status.get("forwards", []):
+        if forward.get("name") == name and str(forward.get("state", "")).startswith("http"):
+            return str(forward["state"])
+    from trustusbank.cluster.topology import Topology
+
+    topo = Topology.load(files.topology)
+    pod = next((p for p in topo.pods if (p.namespace, p.deployment) == CHATBOT and p.ports), None)
+    return f"http://{pod.app_ip}:{pod.ports[0].port}" if pod is not None else None
+
+
 def pod_status(files: ClusterFiles, pod_ref: str) -> dict[str, Any] | None:
     """A pod's entry in status.json, by `<namespace>/<pod or deployment>`."""
     namespace, _, name = pod_ref.partition("/")
