@@ -18,7 +18,7 @@ def story(cluster: Cluster) -> Iterator[dict[str, Any]]:
     done = cluster.cli("demo", "--json", timeout=300)
     try:
         assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
-        yield json.loads(done.stdout)
+        yield {**json.loads(done.stdout), "_stderr": done.stderr}
     finally:
         reset = cluster.cli("reset", timeout=120)
         assert reset.returncode == 0, reset.stderr
@@ -74,3 +74,8 @@ def test_the_json_says_how_the_pods_were_isolated(story: dict[str, Any], cluster
     assert isolation["mode"] in ("namespaces", "cooperative")
     if isolation["mode"] == "cooperative":
         assert "NOT a security boundary" in isolation["summary"]
+
+
+def test_progress_is_shown_when_output_is_not_a_terminal(story: dict[str, Any]) -> None:
+    """Captured (as in CI or `| tee`), a spinner draws nothing: the steps come as lines instead."""
+    assert "… running the acts" in story["_stderr"]

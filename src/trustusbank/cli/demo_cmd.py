@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import state_dir
 from trustusbank.runtime import control
 from trustusbank.scenario.acts import DemoRecord, run_acts
@@ -94,14 +96,42 @@ def _render_isolation(isolation: dict[str, Any]) -> None:
     out.print(f"[dim]isolation:[/] [{colour}]{summary}[/]")
 
 
-def _cluster(quiet: bool) -> Cluster:
-    with err.status("checking the embedded cluster") as status:
+class _Lines:
+    """Progress where no spinner can be drawn (a file, a pipe, CI): one line per step, at once."""
+
+    def __init__(self, first: str) -> None:
+        self.last = ""
+        self.update(first)
+
+    def update(self, message: str) -> None:
+        if message != self.last:
+            err.print(f"… {message}", highlight=False)
+            self.last = message
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress(first: str) -> Any:
+    """A spinner on a terminal; otherwise lines, so long work is never silent."""
+    return err.status(first) if err.is_terminal else _Lines(first)
+
+
+def _cluster(quiet: bool, start: bool = True) -> Cluster:
+    if not start and control.running_pid(ClusterFiles(state_dir())) is None:
+        err.print("[red]error:[/] no cluster is running from this state dir; `trustusbank up --detach` first")
+        raise typer.Exit(1)
+    with _progress("checking the embedded cluster") as status:
         return ensure_running(state_dir(), lambda m: status.update(m) if not quiet else None)
 
 
 def _finish(cluster: Cluster, keep: bool) -> None:
+    sys.stdout.flush()  # what was printed comes before what is said next, in a file as on a screen
     if cluster.started_here and not keep:
-        with err.status("stopping the cluster this demo started"):
+        with _progress("stopping the cluster this demo started"):
             cluster.stop(lambda _: None)
         err.print("[dim]cluster stopped; `trustusbank up` keeps one running to explore[/]")
 
@@ -110,10 +140,11 @@ def _run_follow_up(name: str, as_json: bool, keep: bool) -> None:
     cluster = _cluster(as_json)
     isolation = _isolation(cluster)
     try:
-        with err.status(f"demo {name}") as status:
+        with _progress(f"demo {name}") as status:
             result: FollowUp = asyncio.run(runner(name)(cluster, lambda m: status.update(m)))
-    finally:
+    except BaseException:
         _finish(cluster, keep)
+        raise
     if as_json:
         out.print_json(json.dumps({**dataclasses.asdict(result), "isolation": isolation}))
     else:
@@ -122,25 +153,28 @@ def _run_follow_up(name: str, as_json: bool, keep: bool) -> None:
             out.print(line)
         mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
         out.print(f"{mark} {result.summary}")
+    _finish(cluster, keep)
     if not result.ok:
         for problem in result.problems:
             err.print(f"[red]unexpected:[/] {problem}")
         raise typer.Exit(1)
 
 
-def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool) -> None:
-    cluster = _cluster(as_json)
+def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool, start: bool = True) -> None:
+    cluster = _cluster(as_json, start)
     isolation = _isolation(cluster)
     try:
-        with err.status("running the acts") as status:
+        with _progress("running the acts") as status:
             record = asyncio.run(run_acts(cluster, lambda m: status.update(m), acts))
-    finally:
+    except BaseException:
         _finish(cluster, keep)
+        raise
     if as_json:
         out.print_json(json.dumps({**record.to_dict(), "isolation": isolation}))
     else:
         _render_isolation(isolation)
         _render(record)
+    _finish(cluster, keep)
     if not record.ok:
         for problem in record.problems:
             err.print(f"[red]unexpected:[/] {problem}")
@@ -174,4 +208,4 @@ def act(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Run one act: make its change to the running system, ask the seed's question, show the receipts."""
-    _run_acts((number,), as_json, keep=True)
+    _run_acts((number,), as_json, keep=True, start=False)
