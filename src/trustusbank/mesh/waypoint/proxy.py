@@ -104,6 +104,17 @@ def _mcp_info(message: McpMessage) -> McpInfo:
     )
 
 
+def _judged(message: McpMessage) -> list[McpInfo]:
+    """What agentgateway authorizes for one judged message: all must be allowed.
+
+    `subscriptions/listen` is authorized once per resource it subscribes to, each as a resource
+    (mcp/session.rs), and not at all when it names none; anything else is one decision.
+    """
+    if message.method == "subscriptions/listen":
+        return [McpInfo("subscriptions/listen", resource_uri=uri) for uri in message.subscribed_uris]
+    return [_mcp_info(message)]
+
+
 def _listed_info(kind: ItemKind, name: str) -> McpInfo:
     """A listed item, judged as the request that would use it (agentgateway mcp/handler.rs merge_*)."""
     if kind == "tool":
@@ -395,13 +406,15 @@ class WaypointApp:
                     self.gateway, match.route, message.method or "-", "-", "allow", principal
                 ).inc()
                 continue
-            decision = policy.decide(source, request, _mcp_info(message))
-            verdict = "allow" if decision.allowed else "deny"
+            decisions = [(info, policy.decide(source, request, info)) for info in _judged(message)]
+            denial = next(((i, d) for i, d in decisions if not d.allowed), None)
+            verdict = "allow" if denial is None else "deny"
             self.metrics.mcp.labels(
                 self.gateway, match.route, message.method, message.tool_name or "-", verdict, principal
             ).inc()
-            if not decision.allowed:
-                what = f"{message.method} {_target(message)}".strip()
+            if denial is not None:
+                info, decision = denial
+                what = f"{message.method} {_target(message) or info.resource_uri or ''}".strip()
                 text = f"{what} is not allowed for {record.src_identity}"
                 reason = f"mcp authorization: {decision.reason}"
                 raise Denied(
@@ -410,7 +423,8 @@ class WaypointApp:
                     reason,
                     _rule(match.backend.ref, decision),
                 )
-            record.rule = _rule(match.backend.ref, decision)
+            if decisions:
+                record.rule = _rule(match.backend.ref, decisions[-1][1])
         return listing
 
     async def _forward(

@@ -146,6 +146,8 @@ class McpMessage:
     prompt_name: str | None
     resource_uri: str | None
     task_id: str | None = None
+    subscribed_uris: tuple[str, ...] = ()
+    """`subscriptions/listen`: the resources whose updates it asks for, each judged as a read."""
 
     @property
     def agentgateway_serves(self) -> bool:
@@ -289,6 +291,7 @@ def _message(obj: dict[str, Any], *, modern: bool) -> McpMessage:
         raise _invalid("params must be an object", request_id)
     params: Mapping[str, Any] = MappingProxyType(raw_params)
     tool_name = prompt_name = resource_uri = task_id = None
+    subscribed_uris: tuple[str, ...] = ()
     tool_arguments: Mapping[str, Any] | None = None
     if method == "tools/call":
         tool_name = _required_str(params, "name", method, request_id)
@@ -302,6 +305,8 @@ def _message(obj: dict[str, Any], *, modern: bool) -> McpMessage:
         prompt_name, resource_uri = _completion_ref(params, request_id)
     elif method in TASK_METHODS:
         task_id = _required_str(params, "taskId", method, request_id)
+    elif method == "subscriptions/listen":
+        subscribed_uris = _subscribed_uris(params, request_id)
     return McpMessage(
         kind="request" if "id" in obj else "notification",
         id=request_id,
@@ -312,7 +317,30 @@ def _message(obj: dict[str, Any], *, modern: bool) -> McpMessage:
         prompt_name=prompt_name,
         resource_uri=resource_uri,
         task_id=task_id,
+        subscribed_uris=subscribed_uris,
     )
+
+
+def _subscribed_uris(params: Mapping[str, Any], request_id: str | int | None) -> tuple[str, ...]:
+    """`params.notifications.resourceSubscriptions` (mcp_types `SubscriptionFilter`).
+
+    agentgateway authorizes each URI as a resource (mcp/session.rs `SubscriptionsListenRequest`).
+    A request without `notifications` names none, and the server refuses it (its params model
+    requires the member), so it reaches nothing unjudged.
+    """
+    method = "subscriptions/listen"
+    notifications = _optional_object(params, "notifications", method, request_id)
+    uris = notifications.get("resourceSubscriptions")
+    if uris is None:
+        return ()
+    if not isinstance(uris, list) or not all(isinstance(uri, str) for uri in uris):
+        raise McpRefused(
+            400,
+            INVALID_PARAMS,
+            f"{method} params.notifications.resourceSubscriptions must be a list of strings",
+            request_id,
+        )
+    return tuple(uris)
 
 
 def _completion_ref(params: Mapping[str, Any], request_id: str | int | None) -> tuple[str | None, str | None]:
