@@ -126,7 +126,11 @@ def build_server() -> MCPServer:
 
 @dataclass
 class Recorder:
-    """In front of the MCP server: the JSON-RPC methods that reached it."""
+    """In front of the MCP server: the JSON-RPC methods that reached it.
+
+    A `subscriptions/listen` it answers itself with a stream that ends at once (the SDK's stays
+    open until the server shuts down), so a test can read the whole exchange.
+    """
 
     app: Any
     methods: list[str] = field(default_factory=list)
@@ -144,7 +148,19 @@ class Recorder:
             if not message.get("more_body"):
                 break
         if body:
-            self.methods.append(json.loads(body).get("method", "-"))
+            request = json.loads(body)
+            self.methods.append(request.get("method", "-"))
+            if request.get("method") == "subscriptions/listen":
+                ended = {"jsonrpc": "2.0", "id": request["id"], "result": {}}
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", b"text/event-stream")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": f"data: {json.dumps(ended)}\n\n".encode()})
+                return
 
         async def replay() -> dict[str, Any]:
             return received.pop(0) if received else await receive()
@@ -340,3 +356,34 @@ async def test_known_unjudged_methods_and_notifications_still_pass(bank: Bank) -
         "notifications/bank-custom",
     ]
     assert {line["decision"] for line in bank.waypoint.lines()} == {"allow"}
+
+
+# --- subscriptions/listen: each subscribed resource is judged ------------------------------------
+
+LISTEN = [
+    # agentgateway mcp/session.rs SubscriptionsListenRequest: authorize_resource_request per URI
+    (["bank://public/rates"], True),
+    (["bank://public/rates", "bank://secret/keys"], False),
+    (["bank://secret/keys"], False),
+]
+
+
+@pytest.mark.parametrize(("uris", "allowed"), LISTEN, ids=["allowed", "one-of-two-denied", "denied"])
+async def test_subscriptions_listen_is_judged_per_resource(
+    bank: Bank, uris: list[str], allowed: bool
+) -> None:
+    method = "subscriptions/listen"
+    body = modern_body(method, {"notifications": {"resourceSubscriptions": uris}}, request_id=4)
+    response = await post(bank.pool, modern_headers(method), body)
+    [line] = bank.waypoint.lines()
+    if allowed:
+        assert response.status == 200
+        assert messages(response) == [{"jsonrpc": "2.0", "id": 4, "result": {}}]
+        assert bank.recorder.methods == [method]
+        assert line["decision"] == "allow"
+    else:
+        assert response.status == 403
+        assert json.loads(response.content)["error"]["code"] == FORBIDDEN
+        assert "bank://secret/keys" in json.loads(response.content)["error"]["message"]
+        assert bank.recorder.methods == []
+        assert line["decision"] == "deny"
