@@ -227,9 +227,18 @@ def pod() -> Pod:
 
 @asynccontextmanager
 async def running(
-    directory: Path, log_path: Path | None = None, body_timeout: float = BODY_TIMEOUT
+    directory: Path,
+    log_path: Path | None = None,
+    body_timeout: float = BODY_TIMEOUT,
+    *,
+    manifests: str = MANIFESTS,
+    backend: Any = None,
 ) -> AsyncIterator[Waypoint]:
-    """The waypoint, wired as `Waypoint.run` wires it, until the block ends."""
+    """The waypoint, wired as `Waypoint.run` wires it, until the block ends.
+
+    `manifests` configure it (the echo route by default); `backend` is the ASGI app every
+    backend connection reaches (the echo server by default).
+    """
     ca = CertificateAuthority.load_or_create(directory / "ca")
 
     async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
@@ -238,12 +247,12 @@ async def running(
     secrets = SecretManager(sign, ca.trust_bundle_pem, directory / "certs")
     await secrets.get(WAYPOINT_ID)
     (directory / "bundle").mkdir(exist_ok=True)
-    (directory / "bundle" / "bundle.yaml").write_text(MANIFESTS)
+    (directory / "bundle" / "bundle.yaml").write_text(manifests)
     config = WaypointConfig.from_manifests(load_bundle(directory / "bundle").objects, "shop", "wp")
     echo = Echo()
     log_path = log_path or directory / "waypoint.jsonl"
     metrics = WaypointMetrics()
-    async with serving(echo) as echo_url:
+    async with serving(echo if backend is None else backend) as echo_url:
         echo_port = int(echo_url.rsplit(":", 1)[1])
         pool = httpcore.AsyncConnectionPool(network_backend=ToBackend(echo_port))
         the_pod = pod()

@@ -29,7 +29,7 @@ from mcp_types import (
 )
 
 from tests.mesh.waypoint.test_mcp_parse import LiveServer, drive_clients
-from trustusbank.mesh.waypoint.mcp import McpRefused, filter_tools_list, parse_request
+from trustusbank.mesh.waypoint.mcp import McpRefused, filter_list, filter_tools_list, parse_request
 
 HIDDEN = "secret_tool"
 
@@ -330,3 +330,35 @@ def test_real_client_behind_the_filter_never_sees_the_hidden_tool(json_response:
     for names in seen.values():
         assert "get_balance" in names
         assert HIDDEN not in names
+
+
+# --- every list, as agentgateway filters it (mcp/handler.rs merge_*, v1.4.1) ----------------------
+
+EVERY_LIST = [
+    ("tools/list", "tools", "name"),
+    ("prompts/list", "prompts", "name"),
+    ("resources/list", "resources", "uri"),
+    ("resources/templates/list", "resourceTemplates", "uriTemplate"),
+]
+
+
+@pytest.mark.parametrize(("method", "member", "key"), EVERY_LIST, ids=[row[0] for row in EVERY_LIST])
+def test_every_list_kind_is_filtered_on_its_name(method: str, member: str, key: str) -> None:
+    items = [{key: "keep", "x": 1}, {key: HIDDEN}, {key: "keep-too"}]
+    response = JSONRPCResponse(jsonrpc="2.0", id=2, result={member: items, "nextCursor": "n"})
+    for content_type, body in [
+        ("application/json", response.model_dump_json(by_alias=True).encode()),
+        ("text/event-stream", _sse_event(response)),
+    ]:
+        [after] = client_messages(content_type, filter_list(method, content_type, body, allowed))
+        assert after.result == {member: [items[0], items[2]], "nextCursor": "n"}
+        bad = {"jsonrpc": "2.0", "id": 2, "result": {member: [{key: 1}]}}
+        with pytest.raises(ValueError, match=key):
+            filter_list(method, "application/json", json.dumps(bad).encode(), allowed)
+        with pytest.raises(ValueError, match=member):
+            filter_list(method, "application/json", b'{"jsonrpc":"2.0","id":2,"result":{}}', allowed)
+
+
+def test_a_method_that_is_no_list_is_not_filtered() -> None:
+    with pytest.raises(ValueError, match="not a filtered list"):
+        filter_list("tools/call", "application/json", VALID, allowed)

@@ -38,6 +38,7 @@ from mcp_types import (
     JSONRPCResponse,
     jsonrpc_message_adapter,
 )
+from mcp_types.jsonrpc import INVALID_PARAMS
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 
@@ -927,3 +928,60 @@ def test_whatever_is_accepted_the_sdk_reads_the_same_way(envelope: dict[str, Any
     if message.method == "tools/call":
         assert message.tool_name == raw["params"]["name"]
         assert dict(message.tool_arguments or {}) == (raw["params"].get("arguments") or {})
+
+
+# --- what agentgateway judges a message on (mcp/session.rs, v1.4.1) ------------------------------
+
+JUDGED_ON = [
+    ("completion/complete", {"ref": {"type": "ref/prompt", "name": "summary"}}, {"prompt_name": "summary"}),
+    (
+        "completion/complete",
+        {"ref": {"type": "ref/resource", "uri": "bank://x/{id}"}},
+        {"resource_uri": "bank://x/{id}"},
+    ),
+    ("tasks/get", {"taskId": "t1"}, {"task_id": "t1"}),
+    ("tasks/update", {"taskId": "t2"}, {"task_id": "t2"}),
+    ("tasks/cancel", {"taskId": "t3"}, {"task_id": "t3"}),
+    (
+        "subscriptions/listen",
+        {"notifications": {"resourceSubscriptions": ["a://1", "b://2"]}},
+        {"subscribed_uris": ("a://1", "b://2")},
+    ),
+    ("subscriptions/listen", {"notifications": {}}, {"subscribed_uris": ()}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "fields"), JUDGED_ON, ids=[f"{m}-{i}" for i, (m, _, _) in enumerate(JUDGED_ON)]
+)
+def test_what_each_judged_method_names(method: str, params: dict[str, Any], fields: dict[str, Any]) -> None:
+    [message] = parse_request("POST", modern_headers(method), modern_body(method, params)).messages
+    names = ("tool_name", "prompt_name", "resource_uri", "task_id")
+    assert {n: getattr(message, n) for n in names if getattr(message, n) is not None} == {
+        k: v for k, v in fields.items() if k != "subscribed_uris"
+    }
+    assert message.subscribed_uris == fields.get("subscribed_uris", ())
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("completion/complete", {"ref": {"type": "ref/other"}}),
+        ("completion/complete", {"ref": {"type": "ref/resource", "name": "x"}}),
+        ("tasks/get", {"taskId": ["t"]}),
+        ("subscriptions/listen", {"notifications": {"resourceSubscriptions": "a://1"}}),
+        ("subscriptions/listen", {"notifications": {"resourceSubscriptions": [1]}}),
+        ("subscriptions/listen", {"notifications": []}),
+    ],
+)
+def test_a_judged_method_without_a_judgeable_name_is_refused(method: str, params: dict[str, Any]) -> None:
+    assert refused("POST", modern_headers(method), modern_body(method, params)).code == INVALID_PARAMS
+
+
+@pytest.mark.parametrize("method", ["tasks/list", "tasks/result", "bank/drain", "server/discover", "ping"])
+def test_agentgateway_serves_only_the_requests_it_knows(method: str) -> None:
+    """agentgateway mcp/mod.rs is_known_client_request_method (v1.4.1)."""
+    [message] = parse_request("POST", modern_headers(method), modern_body(method)).messages
+    assert message.agentgateway_serves == (method in {"server/discover", "ping"})
+    [note] = parse_request("POST", legacy_headers(), legacy_body(method, None, None)).messages
+    assert note.agentgateway_serves  # a notification is no request, whatever its method

@@ -124,6 +124,7 @@ class McpInfo:
     tool_arguments: Mapping[str, Any] | None = None
     prompt_name: str | None = None
     resource_uri: str | None = None
+    task_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,8 @@ class McpAuthorization(_Authorization):
             return ("prompt", self.target or "", mcp.prompt_name)
         if mcp.resource_uri is not None:
             return ("resource", self.target or "", mcp.resource_uri)
+        if mcp.task_id is not None:  # `ResourceType::Task`: `name` is the task id (mcp/rbac.rs)
+            return ("task", self.target or "", mcp.task_id)
         return None
 
 

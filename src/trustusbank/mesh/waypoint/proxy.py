@@ -3,8 +3,10 @@
 Order follows agentgateway: route match; local rate limit; HTTP-level
 authorization (no MCP context); then, for MCP backends, the request is parsed
 exactly as the server will execute it and every message the backend's MCP
-policy judges must be allowed. `tools/list` answers are filtered to what the
-caller may call. For AI backends the chat completion is prepared for the
+policy judges must be allowed, and a request method agentgateway does not serve
+is refused (never forwarded unjudged). Every list answer (`tools/list`,
+`prompts/list`, `resources/list`, `resources/templates/list`) is filtered to
+what the caller may use. For AI backends the chat completion is prepared for the
 provider and its answer's model and token counts are recorded (`llm`).
 Anything the proxy cannot judge is refused, never forwarded, and every refusal
 is logged and counted: a request that came through no live tunnel (403), and a
@@ -34,9 +36,11 @@ from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.waypoint.ingress import Caller, Ingress
 from trustusbank.mesh.waypoint.llm import LlmRefused, LlmRequest, log_fields, prepare_request, read_usage
 from trustusbank.mesh.waypoint.mcp import (
+    LISTS,
+    ItemKind,
     McpMessage,
     McpRefused,
-    filter_tools_list,
+    filter_list,
     jsonrpc_error,
     parse_request,
 )
@@ -69,6 +73,7 @@ HOP_BY_HOP = {
     b"tracestate",
 }
 FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
+METHOD_NOT_FOUND = -32601
 
 
 class Denied(RefusedError):
@@ -95,7 +100,33 @@ def _mcp_info(message: McpMessage) -> McpInfo:
         tool_arguments=message.tool_arguments,
         prompt_name=message.prompt_name,
         resource_uri=message.resource_uri,
+        task_id=message.task_id,
     )
+
+
+def _judged(message: McpMessage) -> list[McpInfo]:
+    """What agentgateway authorizes for one judged message: all must be allowed.
+
+    `subscriptions/listen` is authorized once per resource it subscribes to, each as a resource
+    (mcp/session.rs), and not at all when it names none; anything else is one decision.
+    """
+    if message.method == "subscriptions/listen":
+        return [McpInfo("subscriptions/listen", resource_uri=uri) for uri in message.subscribed_uris]
+    return [_mcp_info(message)]
+
+
+def _listed_info(kind: ItemKind, name: str) -> McpInfo:
+    """A listed item, judged as the request that would use it (agentgateway mcp/handler.rs merge_*)."""
+    if kind == "tool":
+        return McpInfo("tools/call", tool_name=name)
+    if kind == "prompt":
+        return McpInfo("prompts/get", prompt_name=name)
+    return McpInfo("resources/read", resource_uri=name)
+
+
+def _target(message: McpMessage) -> str:
+    """What a message names (tool, prompt, resource or task), for logs and error texts."""
+    return message.tool_name or message.prompt_name or message.resource_uri or message.task_id or ""
 
 
 def _rule(where: str, decision: CelDecision) -> str | None:
@@ -245,7 +276,7 @@ class WaypointApp:
         match, backend = self._route(caller, scope, request)
         record.route = match.route if match else f"waypoint/{backend.host}"
         record.backend = backend.ref
-        tools_list_ids: list[Any] = []
+        list_method: str | None = None
         llm: LlmRequest | None = None
         if match is not None:
             self._limit(match)
@@ -260,12 +291,12 @@ class WaypointApp:
                     )
                 record.rule = _rule("traffic", decision)
             if backend.kind == "mcp":
-                tools_list_ids = self._judge_mcp(match, source, request, scope, headers, body, record)
+                list_method = self._judge_mcp(match, source, request, scope, headers, body, record)
             elif backend.llm is not None:
                 llm = self._prepare_llm(backend.llm, body, record)
                 body = llm.body
         await self._forward(
-            scope, send, backend, match, body, headers, record, source, request, bool(tools_list_ids), llm
+            scope, send, backend, match, body, headers, record, source, request, list_method, llm
         )
 
     def _prepare_llm(self, provider: LlmProvider, body: bytes, record: RequestRecord) -> LlmRequest:
@@ -341,32 +372,49 @@ class WaypointApp:
         headers: dict[str, str],
         body: bytes,
         record: RequestRecord,
-    ) -> list[Any]:
-        """Every message the policy judges must be allowed; returns ids of tools/list requests."""
+    ) -> str | None:
+        """Every message the policy judges must be allowed; returns the list method to filter, if any.
+
+        A request method agentgateway does not serve is refused whatever the policy
+        (agentgateway answers it "unsupported method", mcp/session.rs), so nothing reaches the
+        server unjudged.
+        """
         try:
             parsed = parse_request(scope["method"], headers, body, max_body=MAX_BODY)
         except McpRefused as refused:
             raise Denied(refused.status, refused.body(), f"mcp refused: {refused.message}") from None
         policy = match.mcp_authorization
-        listing = []
+        listing = None
         for message in parsed.messages:
             record.mcp_method = message.method
             record.mcp_tool = message.tool_name
             principal = record.src_identity or "none"
-            if message.method == "tools/list":
-                listing.append(message.id)
+            if not message.agentgateway_serves:
+                self.metrics.mcp.labels(
+                    self.gateway, match.route, message.method or "-", "-", "deny", principal
+                ).inc()
+                raise Denied(
+                    400,
+                    jsonrpc_error(message.id, METHOD_NOT_FOUND, f"unsupported method: {message.method}"),
+                    f"mcp refused: unsupported method {message.method!r}"
+                    " (agentgateway serves no such MCP request)",
+                )
+            if message.method in LISTS:
+                listing = message.method
             if policy is None or message.method is None or not policy.judges(message.method):
                 self.metrics.mcp.labels(
                     self.gateway, match.route, message.method or "-", "-", "allow", principal
                 ).inc()
                 continue
-            decision = policy.decide(source, request, _mcp_info(message))
-            verdict = "allow" if decision.allowed else "deny"
+            decisions = [(info, policy.decide(source, request, info)) for info in _judged(message)]
+            denial = next(((i, d) for i, d in decisions if not d.allowed), None)
+            verdict = "allow" if denial is None else "deny"
             self.metrics.mcp.labels(
                 self.gateway, match.route, message.method, message.tool_name or "-", verdict, principal
             ).inc()
-            if not decision.allowed:
-                what = f"{message.method} {message.tool_name or ''}".strip()
+            if denial is not None:
+                info, decision = denial
+                what = f"{message.method} {_target(message) or info.resource_uri or ''}".strip()
                 text = f"{what} is not allowed for {record.src_identity}"
                 reason = f"mcp authorization: {decision.reason}"
                 raise Denied(
@@ -375,7 +423,8 @@ class WaypointApp:
                     reason,
                     _rule(match.backend.ref, decision),
                 )
-            record.rule = _rule(match.backend.ref, decision)
+            if decisions:
+                record.rule = _rule(match.backend.ref, decisions[-1][1])
         return listing
 
     async def _forward(
@@ -389,7 +438,7 @@ class WaypointApp:
         record: RequestRecord,
         source: Identity | None,
         request: RequestInfo,
-        filter_tools: bool,
+        list_method: str | None,
         llm: LlmRequest | None = None,
     ) -> None:
         server_span = trace.get_current_span()
@@ -415,11 +464,15 @@ class WaypointApp:
                 content_type = next(
                     (v.decode() for k, v in response.headers if k.lower() == b"content-type"), ""
                 )
-                if filter_tools and match is not None and match.mcp_authorization is not None:
+                if list_method is not None and match is not None and match.mcp_authorization is not None:
                     policy = match.mcp_authorization
+                    kind = LISTS[list_method].kind
                     raw = await response.aread()
-                    filtered = filter_tools_list(
-                        content_type, raw, lambda tool: policy.allows_tool(source, request, tool)
+                    filtered = filter_list(
+                        list_method,
+                        content_type,
+                        raw,
+                        lambda name: policy.decide(source, request, _listed_info(kind, name)).allowed,
                     )
                     out_headers.append((b"content-length", str(len(filtered)).encode()))
                     await send(

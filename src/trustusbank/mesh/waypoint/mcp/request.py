@@ -95,6 +95,38 @@ _SINGLE_HEADERS: Final = frozenset(
 )
 """Headers whose duplicates a first-copy and a last-copy reader would disagree on."""
 
+AGENTGATEWAY_METHODS: Final = frozenset(
+    {
+        "server/discover",
+        "ping",
+        "initialize",
+        "completion/complete",
+        "logging/setLevel",
+        "prompts/get",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "subscriptions/listen",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "tools/call",
+        "tools/list",
+        "tasks/get",
+        "tasks/update",
+        "tasks/cancel",
+    }
+)
+"""The client requests agentgateway v1.4.1 serves (`is_known_client_request_method`, mcp/mod.rs).
+
+Any other request method, `tasks/list` and `tasks/result` included, is answered by agentgateway
+with "unsupported method" (`UpstreamError::InvalidMethod`, mcp/session.rs) and never forwarded;
+notifications and posted responses are not requests and are not limited by this list.
+"""
+
+TASK_METHODS: Final = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+"""Judged on `mcp.task` with the task id as its name (`authorize_task_request`, mcp/session.rs)."""
+
 _SESSION_ID = re.compile(r"^[\x21-\x7E]+$")  # server/streamable_http.py:78
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 _REQUEST_KEYS: Final = frozenset({"jsonrpc", "id", "method", "params"})
@@ -113,6 +145,14 @@ class McpMessage:
     tool_arguments: Mapping[str, Any] | None
     prompt_name: str | None
     resource_uri: str | None
+    task_id: str | None = None
+    subscribed_uris: tuple[str, ...] = ()
+    """`subscriptions/listen`: the resources whose updates it asks for, each judged as a read."""
+
+    @property
+    def agentgateway_serves(self) -> bool:
+        """False for a request whose method agentgateway refuses as unsupported."""
+        return self.kind != "request" or self.method in AGENTGATEWAY_METHODS
 
 
 @dataclass(frozen=True)
@@ -250,7 +290,8 @@ def _message(obj: dict[str, Any], *, modern: bool) -> McpMessage:
     if not isinstance(raw_params, dict):
         raise _invalid("params must be an object", request_id)
     params: Mapping[str, Any] = MappingProxyType(raw_params)
-    tool_name = prompt_name = resource_uri = None
+    tool_name = prompt_name = resource_uri = task_id = None
+    subscribed_uris: tuple[str, ...] = ()
     tool_arguments: Mapping[str, Any] | None = None
     if method == "tools/call":
         tool_name = _required_str(params, "name", method, request_id)
@@ -260,6 +301,12 @@ def _message(obj: dict[str, Any], *, modern: bool) -> McpMessage:
         _optional_object(params, "arguments", method, request_id)
     elif _NAME_KEYS.get(method) == "uri":
         resource_uri = _required_str(params, "uri", method, request_id)
+    elif method == "completion/complete":
+        prompt_name, resource_uri = _completion_ref(params, request_id)
+    elif method in TASK_METHODS:
+        task_id = _required_str(params, "taskId", method, request_id)
+    elif method == "subscriptions/listen":
+        subscribed_uris = _subscribed_uris(params, request_id)
     return McpMessage(
         kind="request" if "id" in obj else "notification",
         id=request_id,
@@ -269,6 +316,50 @@ def _message(obj: dict[str, Any], *, modern: bool) -> McpMessage:
         tool_arguments=tool_arguments,
         prompt_name=prompt_name,
         resource_uri=resource_uri,
+        task_id=task_id,
+        subscribed_uris=subscribed_uris,
+    )
+
+
+def _subscribed_uris(params: Mapping[str, Any], request_id: str | int | None) -> tuple[str, ...]:
+    """`params.notifications.resourceSubscriptions` (mcp_types `SubscriptionFilter`).
+
+    agentgateway authorizes each URI as a resource (mcp/session.rs `SubscriptionsListenRequest`).
+    A request without `notifications` names none, and the server refuses it (its params model
+    requires the member), so it reaches nothing unjudged.
+    """
+    method = "subscriptions/listen"
+    notifications = _optional_object(params, "notifications", method, request_id)
+    uris = notifications.get("resourceSubscriptions")
+    if uris is None:
+        return ()
+    if not isinstance(uris, list) or not all(isinstance(uri, str) for uri in uris):
+        raise McpRefused(
+            400,
+            INVALID_PARAMS,
+            f"{method} params.notifications.resourceSubscriptions must be a list of strings",
+            request_id,
+        )
+    return tuple(uris)
+
+
+def _completion_ref(params: Mapping[str, Any], request_id: str | int | None) -> tuple[str | None, str | None]:
+    """`completion/complete` is judged as what its `ref` names (mcp/session.rs `CompleteRequest`).
+
+    A `ref/prompt` by its `name` (as `prompts/get`), a `ref/resource` by its `uri` (as
+    `resources/read`); any other reference agentgateway refuses, and so does the gateway.
+    """
+    method = "completion/complete"
+    ref = params.get("ref")
+    if not isinstance(ref, dict):
+        raise McpRefused(400, INVALID_PARAMS, f"{method} needs params.ref as an object", request_id)
+    kind = ref.get("type")
+    if kind == "ref/prompt":
+        return _required_str(ref, "name", f"{method} ref/prompt", request_id), None
+    if kind == "ref/resource":
+        return None, _required_str(ref, "uri", f"{method} ref/resource", request_id)
+    raise McpRefused(
+        400, INVALID_PARAMS, f"{method} params.ref.type must be ref/prompt or ref/resource", request_id
     )
 
 
