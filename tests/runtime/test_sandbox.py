@@ -50,6 +50,15 @@ def _pod() -> Pod:
     )
 
 
+def _state(tmp_path: Path) -> tuple[ClusterFiles, Path]:
+    """A cluster state with one pod's directory, as the supervisor lays it out."""
+    files = ClusterFiles(tmp_path / "state")
+    files.make()
+    pod_dir = files.pod_dir("test", "probe-0")
+    pod_dir.mkdir(parents=True)
+    return files, pod_dir
+
+
 def test_the_pod_sees_its_own_dir_and_what_it_is_shown_and_nothing_else(tmp_path: Path) -> None:
     files = ClusterFiles(tmp_path / "state")
     files.make()
@@ -79,10 +88,7 @@ def test_the_pod_sees_its_own_dir_and_what_it_is_shown_and_nothing_else(tmp_path
 
 
 def test_a_failing_command_reports_its_exit_code(tmp_path: Path) -> None:
-    files = ClusterFiles(tmp_path / "state")
-    files.make()
-    pod_dir = files.pod_dir("test", "probe-0")
-    pod_dir.mkdir(parents=True)
+    files, pod_dir = _state(tmp_path)
     sandbox = PodSandbox(_pod(), NetworkNamespace.create(), uid=None)
     try:
         argv, fds = sandbox.command([sys.executable, "-c", "raise SystemExit(7)"], files, pod_dir, [])
@@ -112,10 +118,7 @@ def test_the_image_is_the_python_installation_not_the_working_directory() -> Non
 
 def test_a_killed_supervisor_leaves_no_pod_behind(tmp_path: Path) -> None:
     """SIGKILL of the parent (the supervisor) takes podinit with it, and podinit takes the pod's PID 1."""
-    files = ClusterFiles(tmp_path / "state")
-    files.make()
-    pod_dir = files.pod_dir("test", "probe-0")
-    pod_dir.mkdir(parents=True)
+    files, pod_dir = _state(tmp_path)
     sandbox = PodSandbox(_pod(), NetworkNamespace.create(), uid=None)
     try:
         argv, fds = sandbox.command([sys.executable, "-c", "import time; time.sleep(60)"], files, pod_dir, [])
