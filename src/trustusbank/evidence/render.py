@@ -127,6 +127,13 @@ def _blocked_table(report: DoraReport) -> Table:
     return header, rows
 
 
+def _failed_table(report: DoraReport) -> Table:
+    rows: list[Sequence[Cell]] = [
+        (g.first, g.last, g.count, g.kind, g.src_identity, g.dst_identity, g.seqs) for g in report.failed
+    ]
+    return ("first", "last", "count", "kind", "source identity", "destination", "records"), rows
+
+
 def _timeline_table(report: DoraReport) -> Table:
     rows: list[Sequence[Cell]] = [
         (
@@ -203,6 +210,14 @@ SECTIONS: tuple[tuple[str, str, Callable[[DoraReport], Table], str], ...] = (
         _blocked_table,
         "Every deny, grouped by kind, offending identity, destination and policy, with the image and "
         "the digest the offending workload was running.",
+    ),
+    (
+        "What failed: errors, not refusals",
+        "failed",
+        _failed_table,
+        "Requests the waypoint allowed that got no answer (the backend hung up or failed, or the "
+        "waypoint itself erred), grouped by kind, source and destination. No policy refused them: "
+        "they are not among the blocked.",
     ),
     (
         "Timeline",

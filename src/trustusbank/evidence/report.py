@@ -10,6 +10,8 @@ started, what was affected, who did it, what was contained. Here that is:
   to a destination the same source was later denied, or to a suspect namespace;
 - what was blocked: the denies, grouped, each with the offending SPIFFE identity,
   its image and the digest it was running;
+- what failed: waypoint requests that were allowed but got no answer (the backend
+  hung up, the waypoint erred): failures, listed apart, never among the blocked;
 - whether the evidence itself is intact: the chain's verification and head hash.
 Art. 28 (third-party ICT risk) asks for the register of providers: the registry's
 catalogue with publisher, version, image, identity, pinned digest and tool-list hash,
@@ -38,6 +40,8 @@ ROUTINE_RUNTIME = frozenset({"started", "ready", "stopped"})
 TIMELINE_SOURCES = frozenset({"image", "policy", "alert"})
 SEEDED = "image-seeded"
 MAX_TIMELINE = 500
+# A waypoint request that failed (its log's decision `error`): a failure, not a refusal.
+FAILURE_KINDS = ("http-error", "mcp-error")
 
 
 @dataclass
@@ -75,6 +79,7 @@ class DoraReport:
     exfil: list[Group]
     blocked: list[Group]
     register: list[dict[str, Any]]
+    failed: list[Group] = field(default_factory=list)  # errors, not decisions: never in `blocked`
     register_error: str | None = None
     suspects: tuple[str, ...] = ()
     window: tuple[str, str] | None = None
@@ -219,6 +224,7 @@ def build_report(
     store = store or EvidenceStore.of(files)
     verification = store.verify()
     denies = sorted(store.select("kind LIKE '%-deny'"), key=lambda r: (r.time, r.seq))
+    failures = sorted(store.select("kind IN (?, ?)", FAILURE_KINDS), key=lambda r: (r.time, r.seq))
     connections = _exfil(store, denies, suspects)
     exfil = _one_per_connection(connections)
     leaks = _leaks(store, {r.seq for r in connections})
@@ -235,6 +241,7 @@ def build_report(
         leaks=leaks,
         exfil=_group(exfil),
         blocked=_group(denies),
+        failed=_group(failures),
         register=register,
         register_error=register_error,
         suspects=suspects,

@@ -25,6 +25,7 @@ NO_ALLOW_MATCHED = "(no ALLOW policy matched)"
 STRICT_MTLS = "PeerAuthentication STRICT"
 MTLS_HANDSHAKE = "mTLS handshake"  # the "policy" of a refused handshake: the mesh's own mutual TLS
 HANDSHAKE_FAILED = "tls handshake failed"
+LEGACY_ERROR = "internal error:"  # how a waypoint once logged a failed request, as a "deny"
 PII_FLAG = "pii-in-arguments"
 # Keys that make a mapping personal data; one strong key or two weak ones are enough.
 STRONG_PII = frozenset({"email", "phone", "date_of_birth", "ni_number", "national_insurance_number", "dob"})
@@ -106,11 +107,13 @@ def waypoint(data: dict[str, Any], cluster: Cluster) -> Fields:
     if str(data.get("reason") or "").startswith(HANDSHAKE_FAILED):
         return _waypoint_handshake(data, cluster)
     decision = str(data.get("decision") or "unknown")
+    if decision == "deny" and str(data.get("reason") or "").startswith(LEGACY_ERROR):
+        decision = "error"  # an older waypoint logged its failures as denies: a failure is no deny
     method = data.get("mcp.method")
     src_identity = normalize_identity(data.get("src.identity"))
     caller = cluster.pod_at(data.get("src.addr")) or cluster.pod_of_identity(src_identity)
     what = f"{method} {data.get('mcp.tool')}" if data.get("mcp.tool") else (method or data.get("http.method"))
-    because = data.get("rule") or data.get("reason")
+    because = data.get("reason") if decision == "error" else data.get("rule") or data.get("reason")
     summary = (
         f"{_who(caller.namespace if caller else None, caller.deployment if caller else None, src_identity)} "
         f"{what} {data.get('http.path', '')} → {data.get('backend') or '-'}: {decision} "
@@ -121,7 +124,10 @@ def waypoint(data: dict[str, Any], cluster: Cluster) -> Fields:
         "kind": f"{'mcp' if method else 'http'}-{decision}",
         "src_identity": src_identity,
         "dst_identity": normalize_identity(data.get("dst.identity")),
-        "policy": data.get("rule") or (data.get("reason") if decision == "deny" else None),
+        # A failure was decided by no rule (an older waypoint still named the last one that allowed).
+        "policy": None
+        if decision == "error"
+        else data.get("rule") or (data.get("reason") if decision == "deny" else None),
         "tool": data.get("mcp.tool"),
         "trace_id": trace_id(data.get("trace_id")),
         "summary": summary,

@@ -72,6 +72,18 @@ HOP_BY_HOP = {
     b"traceparent",
     b"tracestate",
 }
+# The decision logged for a request that failed rather than being judged: an unreachable or
+# misbehaving backend, or the waypoint's own fault. Never a deny: no policy refused it.
+ERROR = "error"
+# What a failed backend connection raises (httpcore's transport errors, a socket's OSError).
+UPSTREAM_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.TimeoutException,
+    httpcore.UnsupportedProtocol,
+    httpcore.ConnectionNotAvailable,
+    OSError,
+)
 FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
 METHOD_NOT_FOUND = -32601
 
@@ -213,10 +225,19 @@ class WaypointApp:
                     record.src_identity or "none",
                 ).inc()
                 await _respond(send, denied.status, denied.body, close=denied.close)
-            except Exception as exc:  # fail closed, and say so
+            except Exception as exc:  # fail closed, and say so: an error, not a policy decision
                 log.exception("waypoint error")
-                record.decision, record.reason, record.status = "deny", f"internal error: {exc}", 502
+                where = "upstream" if isinstance(exc, UPSTREAM_ERRORS) else "internal"
+                record.decision, record.reason, record.rule, record.status = (
+                    ERROR,
+                    f"{where} error: {exc}",
+                    None,  # no rule refused this request: whatever was allowed before the failure
+                    502,
+                )
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
+                self.metrics.errors.labels(
+                    self.gateway, record.route or "none", record.backend or "none", where, type(exc).__name__
+                ).inc()
                 await _respond(send, 502, jsonrpc_error(None, -32603, "upstream error"))
             record.duration_ms = (time.perf_counter() - started) * 1000
             span.set_attribute("http.response.status_code", record.status)

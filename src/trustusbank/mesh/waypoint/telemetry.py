@@ -2,9 +2,11 @@
 
 Every line names both SPIFFE identities (the caller's, from its certificate,
 and the backend's), the route, the MCP method and tool, and the decision with
-the rule that made it: what an auditor asks of a gateway. A refused TLS
-handshake has no request, but it is a refusal too: it gets its own line and
-counter, so every refusal at the waypoint leaves a trace.
+the rule that made it: what an auditor asks of a gateway. A request that failed
+(the backend hung up, or the waypoint itself erred) is logged with the decision
+`error` and the error's text, never as a deny, and counted apart from denials.
+A refused TLS handshake has no request, but it is a refusal too: it gets its own
+line and counter, so every refusal at the waypoint leaves a trace.
 """
 
 from __future__ import annotations
@@ -123,6 +125,13 @@ class WaypointMetrics:
             "agentgateway_policy_denials",
             "Requests refused by policy, rate limit, a missing verified identity or a stalled body.",
             ("gateway", "route", "reason", "source_principal"),
+            registry=self.registry,
+        )
+        # Failures are not refusals: a backend that hung up is counted here, never as a denial.
+        self.errors = Counter(
+            "trustusbank_waypoint_errors",
+            "Requests that failed (502) after being allowed: the backend (upstream) or the waypoint.",
+            ("gateway", "route", "backend", "where", "error_type"),
             registry=self.registry,
         )
         self.handshake_errors = Counter(
