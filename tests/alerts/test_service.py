@@ -260,3 +260,49 @@ async def test_a_repeat_is_one_alert_and_one_mail_but_new_evidence_since(tmp_pat
     assert (alert["fired_at"], alert["last_event_at"], alert["value"]) == (t0 + 1, t0 + 3, 2.0)
     assert alert["notified_at"] == t0 + 1
     assert alerts.snapshot(since=t0 + 3.5)["alerts"] == []
+
+
+WAYPOINT = "spiffe://cluster.local/ns/trustusbank-platform/sa/trustusbank-agentgw"
+ACCOUNT_MCP = {
+    "destination_workload": "account-mcp",
+    "destination_workload_namespace": "trustusbank-bank-mcp",
+}
+
+
+async def test_a_deny_of_the_waypoint_proposes_no_quarantine_and_names_what_denied(tmp_path: Path) -> None:
+    """A demo's temporary ALLOW policy denies the waypoint (no policy by name: ztunnel's `none`) and a
+    workload: the workload is the one proposed for quarantine, the waypoint never, and no mail says
+    "denied by none"."""
+    node = ZtunnelMetrics()
+    inbox = inbox_app(MailStore(tmp_path / "inbox.sqlite3"), ("127.0.0.1", 0))
+    async with running(metrics_app(node.registry)) as node_url, running(inbox) as inbox_url:
+        alerts = service(tmp_path, [Target("ztunnel", f"{node_url}/metrics")], inbox.state.smtp_address)
+        t0 = time.time()
+        await alerts.step(t0)
+        node.denied.labels(policy="none", source_principal=WAYPOINT, **ACCOUNT_MCP).inc()
+        node.denied.labels(policy="none", source_principal=CONVERTER, **ACCOUNT_MCP).inc()
+        await alerts.step(t0 + 1)
+        await alerts.step(t0 + 2)
+        delivered = await mail(inbox_url)
+
+    by_offender = {str(m["subject"]).rsplit(" ", 1)[-1]: m for m in delivered}
+    assert sorted(by_offender) == [CONVERTER, WAYPOINT]
+    for message in delivered:
+        body = str(message["body"])
+        assert "denied by none" not in body
+        assert "Denied by: no ALLOW policy matched" in body
+        assert "AuthorizationPolicy none" not in body
+        assert "quarantine-trustusbank-platform-trustusbank-agentgw.yaml" not in body
+    waypoint = str(by_offender[WAYPOINT]["body"])
+    assert "the waypoint trustusbank-platform/trustusbank-agentgw: mesh infrastructure" in waypoint
+    assert "No quarantine proposed" in waypoint
+    assert "trustusbank apply -f" not in waypoint
+    converter = str(by_offender[CONVERTER]["body"])
+    assert "trustusbank apply -f quarantine-trustusbank-bank-vendors-currency-converter.yaml" in converter
+    assert [p.name for p in (tmp_path / "quarantine").glob("*.yaml")] == [
+        "quarantine-trustusbank-bank-vendors-currency-converter.yaml"
+    ]
+    journal = [json.loads(line) for line in (tmp_path / "logs" / "alerts.jsonl").read_text().splitlines()]
+    notified = {e["offender"]: e for e in journal if e["event"] == "notified"}
+    assert notified[WAYPOINT]["quarantine_file"] is None
+    assert notified[WAYPOINT]["infrastructure"] == "the waypoint trustusbank-platform/trustusbank-agentgw"

@@ -3,6 +3,12 @@
 Plain text, one section per alert of the group, then the quarantine command and the
 policy file it applies. Machine-readable headers (`X-Alertname`, `X-Offender`,
 `X-Alert-Fingerprints`) let the inbox and the demo find a mail without parsing prose.
+
+Each alert names the policy that denied it. A counter whose `policy` label has no
+value (ztunnel's `none`: no policy denied by name, the destination has ALLOW policies
+and none of them allowed the source) is said as such, never as "denied by none".
+When the source identity is mesh infrastructure (a waypoint, a node proxy), no
+quarantine is proposed, and the mail says why.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from trustusbank.alerts.notifier import Notification
-from trustusbank.alerts.quarantine import offender
+from trustusbank.alerts.quarantine import Assessment, assess
 
 SENDER = "trustusbank alerts <alerts@trustusbank.local>"
 RECIPIENT = "SOC <soc@trustusbank.local>"
@@ -33,6 +39,51 @@ def _destination(labels: dict[str, str]) -> str:
     return "-"
 
 
+# What a counter's `policy` label holds when no policy denied by name.
+UNNAMED_POLICIES = frozenset({"", "none", "unknown"})
+NO_ALLOW_MATCH = "no ALLOW policy matched this source (the destination has ALLOW policies, none allowed it)"
+
+
+def denied_by(alert_name: str, labels: dict[str, str]) -> str:
+    """The policy that denied, or what is known when the metric names none."""
+    policy = labels.get("policy", "")
+    if policy not in UNNAMED_POLICIES:
+        if alert_name == "KagentAccessPolicyDeny":
+            return f"AccessPolicy {policy}"
+        return f"AuthorizationPolicy {policy}"
+    if "policy" in labels and alert_name == "IstioAuthZDeny":
+        return NO_ALLOW_MATCH
+    if "policy" in labels:
+        return f"no named policy (the metric has none; alert rule {alert_name})"
+    return f"alert rule {alert_name} (the metric carries no policy label)"
+
+
+def _said(alert_name: str, labels: dict[str, str], text: str) -> str:
+    """An annotation with an unnamed policy ("denied by none") said as what is known."""
+    policy = labels.get("policy")
+    if policy is None or policy not in UNNAMED_POLICIES:
+        return text
+    known = denied_by(alert_name, labels)
+    said = text
+    for phrase, instead in (
+        (f"denied by {policy}", f"denied ({known})"),
+        (f"refused by AccessPolicy {policy}", f"refused ({known})"),
+        (f"the L4 AuthorizationPolicy {policy}", f"L4 AuthorizationPolicy: {known},"),
+        (f"AuthorizationPolicy {policy}", f"AuthorizationPolicy: {known},"),
+        (f"AccessPolicy {policy}", f"AccessPolicy: {known},"),
+    ):
+        if policy:
+            said = said.replace(phrase, instead)
+    return said
+
+
+def _without_command(description: str, command: str | None) -> str:
+    """The description without its quarantine sentence (for an offender no quarantine is proposed for)."""
+    target = command.split()[-1] if command else "quarantine-"
+    kept = [s for s in description.split(". ") if target not in s]
+    return ". ".join(kept).rstrip(".") + "." if kept else ""
+
+
 def _count(value: float) -> str:
     whole = round(value)
     if abs(value - whole) < 1e-9:
@@ -40,36 +91,48 @@ def _count(value: float) -> str:
     return f"{value:.2f} (extrapolated over the window)"
 
 
-def compose(notification: Notification, quarantine_file: Path | None) -> EmailMessage:
+def compose(
+    notification: Notification, quarantine_file: Path | None, assessment: Assessment | None = None
+) -> EmailMessage:
     alerts = sorted(notification.alerts, key=lambda a: (a.fired_at or 0, a.fingerprint))
     first = alerts[0]
     labels = dict(first.labels)
-    identity = offender(labels)
+    judged = assessment if assessment is not None else assess(labels)
+    identity = judged.identity
+    proposal = judged.proposal
     who = identity.uri if identity else labels.get("source_principal", "an unverified peer")
     severity = labels.get("severity", "none")
+    command = first.annotations.get("quarantine")
+    role = f" ({judged.infrastructure}: mesh infrastructure)" if judged.infrastructure else ""
     lines = [
         f"{first.name}: {len(alerts)} alert(s) firing, severity {severity}",
-        f"Offending SPIFFE ID: {who}",
+        f"Offending SPIFFE ID: {who}{role}",
+        f"Denied by: {denied_by(first.name, labels)}",
         f"Group: {', '.join(f'{k}={v}' for k, v in notification.key)} ({notification.reason})",
         "",
     ]
     for index, alert in enumerate(alerts, 1):
         own = dict(alert.labels)
         marker = " (new)" if alert.fingerprint in notification.new else ""
+        summary = _said(alert.name, own, alert.annotations.get("summary", alert.name))
         lines += [
-            f"[{index}] {alert.annotations.get('summary', alert.name)}{marker}",
+            f"[{index}] {summary}{marker}",
             f"    Alert:       {alert.name}",
             f"    Identity:    {own.get('source_principal', '-')}",
             f"    Destination: {_destination(own)}",
+            f"    Denied by:   {denied_by(alert.name, own)}",
             f"    Count:       {_count(alert.value)} in the rule's window",
             f"    Firing since {_when(alert.fired_at)} (active since {_when(alert.active_at)})",
             f"    Labels:      {', '.join(f'{k}={v}' for k, v in alert.labels)}",
         ]
-        if "description" in alert.annotations:
-            lines.append(f"    Description: {alert.annotations['description']}")
+        description = alert.annotations.get("description")
+        if description is not None and proposal is None:
+            description = _without_command(description, alert.annotations.get("quarantine"))
+        if description:
+            description = _said(alert.name, own, description)
+            lines.append(f"    Description: {description}")
         lines.append("")
-    command = first.annotations.get("quarantine")
-    if identity is not None and quarantine_file is not None:
+    if proposal is not None and quarantine_file is not None:
         lines += [
             "Quarantine (DENY everything from this identity mesh-wide, and everything into its pods):",
             f"    cd {quarantine_file.parent} && {command or 'trustusbank apply -f ' + quarantine_file.name}",
@@ -78,6 +141,14 @@ def compose(notification: Notification, quarantine_file: Path | None) -> EmailMe
             "",
             f"--- {quarantine_file.name} ---",
             quarantine_file.read_text(),
+        ]
+    elif judged.infrastructure is not None:
+        lines += [
+            f"No quarantine proposed: the only offender named, {who}, is {judged.infrastructure},"
+            " mesh infrastructure that carries other workloads' traffic; quarantining it would cut"
+            " them all off. The workload that sent the request through it is in the waypoint's"
+            " access log and agentgateway_policy_denials_total{source_principal}.",
+            "",
         ]
     else:
         lines += [f"No quarantine proposed: {who!r} is not a SPIFFE identity this mesh issues.", ""]
@@ -90,6 +161,7 @@ def compose(notification: Notification, quarantine_file: Path | None) -> EmailMe
     message["Message-ID"] = make_msgid(domain="trustusbank.local")
     message["X-Alertname"] = first.name
     message["X-Offender"] = who
+    message["X-Quarantine"] = quarantine_file.name if proposal and quarantine_file else "none"
     message["X-Severity"] = severity
     message["X-Alert-Fingerprints"] = " ".join(a.fingerprint for a in alerts)
     message.set_content("\n".join(lines))

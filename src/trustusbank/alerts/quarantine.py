@@ -12,11 +12,19 @@ The file name is `quarantine-<namespace>-<serviceaccount>.yaml`, the `offender`
 label the alert rules compute, so the command in the alert's annotation
 (`trustusbank apply -f quarantine-<offender>.yaml`) names the file written here.
 `trustusbank delete -f` the same file lifts it.
+
+The offender is the workload whose identity opened the connection (the alert's
+`source_principal`). Mesh infrastructure is never proposed for quarantine: a
+waypoint (its pods' service accounts in the topology, or the platform's
+agentgateway) or a node proxy / control plane identity (the root namespace).
+Cutting those off would cut off every workload behind them; `assess` says so
+instead, and `proposal` is None.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +44,45 @@ def offender(labels: Mapping[str, str]) -> SpiffeId | None:
         return SpiffeId.parse(raw if raw.startswith(SCHEME) else SCHEME + raw)
     except ValueError:
         return None
+
+
+# The platform's waypoint (Gateway `trustusbank-agentgw`, whose proxy runs as the service account of
+# the same name): known even when no topology is at hand.
+KNOWN_WAYPOINTS = frozenset({("trustusbank-platform", "trustusbank-agentgw")})
+
+
+def infrastructure(identity: SpiffeId, topology: Topology | None = None) -> str | None:
+    """What `identity` is if it is mesh infrastructure ("waypoint ...", "node proxy ..."), else None."""
+    if identity.namespace == ROOT_NAMESPACE:
+        return f"a node proxy or control-plane identity of {ROOT_NAMESPACE}"
+    pair = (identity.namespace, identity.service_account)
+    if topology is not None:
+        for pod in topology.pods:
+            if pod.role == "waypoint" and (pod.namespace, pod.service_account) == pair:
+                return f"the waypoint {pod.namespace}/{pod.gateway or pod.deployment}"
+    if pair in KNOWN_WAYPOINTS:
+        return f"the waypoint {identity.namespace}/{identity.service_account}"
+    return None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Who an alert is about, and whether that identity may be quarantined."""
+
+    identity: SpiffeId | None  # the source identity, if it is one this mesh issues
+    infrastructure: str | None = None  # what it is, when it is mesh infrastructure
+
+    @property
+    def proposal(self) -> SpiffeId | None:
+        """The identity to quarantine: the source workload's, never infrastructure's."""
+        return self.identity if self.infrastructure is None else None
+
+
+def assess(labels: Mapping[str, str], topology: Topology | None = None) -> Assessment:
+    identity = offender(labels)
+    if identity is None:
+        return Assessment(None)
+    return Assessment(identity, infrastructure(identity, topology))
 
 
 def file_name(identity: SpiffeId) -> str:

@@ -130,16 +130,19 @@ class AlertService:
 
     async def _notify(self, notification: Notification, at: float) -> None:
         first = notification.alerts[0]
-        identity = quarantine.offender(dict(first.labels))
+        topology = self.topology_source()
+        judged = quarantine.assess(dict(first.labels), topology)
+        identity = judged.identity
         path = None
-        if identity is not None:
+        if judged.proposal is not None:  # never the waypoint or a node proxy
             reason = f"{first.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(at))}"
-            path = quarantine.write(self.quarantine_dir, identity, self.topology_source(), reason)
-        message = mail.compose(notification, path)
+            path = quarantine.write(self.quarantine_dir, judged.proposal, topology, reason)
+        message = mail.compose(notification, path, judged)
         fields: dict[str, Any] = {
             "ts": at,
             "alertname": first.name,
             "offender": identity.uri if identity else None,
+            "infrastructure": judged.infrastructure,
             "group": notification.group_labels,
             "reason": notification.reason,
             "fingerprints": [a.fingerprint for a in notification.alerts],
