@@ -227,6 +227,33 @@ def test_duplicate_object(tmp_path: Path) -> None:
     ]
 
 
+def test_an_included_object_replaces_the_bundles_own(tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    bundle = write_bundle(tmp_path / "deploy", {"a.yaml": DEPLOYMENT})
+    applied = tmp_path / "applied"
+    applied.mkdir()
+    (applied / "b.yaml").write_text(DEPLOYMENT.replace("api:1", "api:2"))
+
+    loaded = load_bundle(bundle, include=[applied])
+
+    [deployment] = loaded.deployments()
+    assert deployment.manifest.source.file == applied / "b.yaml"
+    assert deployment.containers[0].image == "api:2"
+
+
+def test_two_included_declarations_are_still_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    bundle = write_bundle(tmp_path / "deploy", {})
+    applied = tmp_path / "applied"
+    applied.mkdir()
+    (applied / "a.yaml").write_text(DEPLOYMENT)
+    (applied / "b.yaml").write_text(DEPLOYMENT)
+
+    messages = [p.message for p in check_bundle(bundle, include=[applied]).problems]
+
+    assert messages == [f"Deployment shop/api: declared twice; first at {applied / 'a.yaml'}:1"]
+
+
 def test_service_account_not_declared(tmp_path: Path) -> None:
     broken = DEPLOYMENT.replace("    spec:\n", "    spec:\n      serviceAccountName: ghost\n")
     write_bundle(tmp_path, {"app.yaml": broken})

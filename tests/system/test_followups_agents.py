@@ -74,5 +74,5 @@ async def test_egress_llm_counts_the_agents_tokens_at_the_waypoint(cluster: Runt
     assert len(calls) == run["model_calls"] >= 2
     assert result.data["tokens"]["gateway"] == [run["input_tokens"], run["output_tokens"]]
     assert {c["gen_ai.request.model"] for c in calls} == {run["model"]}
-    assert result.data["model_config_change"].startswith("refused")
+    assert result.data["model_config_change"].startswith("accepted")
     assert {p.name for p in applied(cluster.files)} == before

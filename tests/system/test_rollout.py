@@ -36,11 +36,13 @@ class FakeSupervisor:
         self.script = script
         self.events: list[tuple[str, dict[str, object]]] = []
         self.procs: list[ManagedProcess] = []
+        self.fresh_data: list[bool] = []
 
     def deployment_pods(self, namespace: str, name: str) -> list[str]:
         return ["shop/web-0"] if (namespace, name) == ("shop", "web") else []
 
-    async def replace_pod(self, ref: str) -> tuple[int | None, ManagedProcess]:
+    async def replace_pod(self, ref: str, *, fresh_data: bool = False) -> tuple[int | None, ManagedProcess]:
+        self.fresh_data.append(fresh_data)
         marker = self.workdir / f"ready-{len(self.procs)}"
 
         async def probe() -> bool:
@@ -99,6 +101,10 @@ async def test_a_restart_streams_progress_and_returns_once_ready(files: ClusterF
         kind, fields = host.events[-1]
         assert kind == "rollout-restarted"
         assert (fields["actor"], fields["command"], fields["old_pid"]) == ("alice", "trustusbank x", 4242)
+        await rollout_restart(
+            files, "shop/web", actor="a", command="c", progress=lambda _: None, timeout=30, fresh_data=True
+        )
+        assert host.fresh_data == [False, True], "a restart keeps the pod's data unless asked not to"
 
 
 async def test_a_pod_that_does_not_come_up_fails_the_rollout_with_its_log(files: ClusterFiles) -> None:
@@ -226,7 +232,7 @@ def test_the_rug_pull_swaps_the_bytes_behind_the_tag_and_reset_puts_them_back(cl
         second = cluster.cli("reset")
         assert second.returncode == 0, second.stderr
         assert "already at the baseline" in second.stdout
-        assert second.stdout.count("unchanged") == 3
+        assert second.stdout.count("unchanged") == 4  # converter, defence policies, bank data, attacker view
         assert converter_status(cluster)["pid"] == first_pid(report)
         restored = True
     finally:

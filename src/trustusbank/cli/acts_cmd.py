@@ -96,13 +96,16 @@ def _render_reset(report: ResetReport) -> None:
         out.print(f"{step.name:<17} {mark}  {step.detail}")
     for r in report.converter.restarted:
         out.print(f"{'':<17} rollout restart: pod {r.pod.partition('/')[2]} ready in {r.seconds:.1f}s")
+    for r in report.bank_restarted:
+        out.print(f"{'':<17} rollout restart: pod {r.pod.partition('/')[2]} ready in {r.seconds:.1f}s")
     out.print("baseline restored" if report.changed else "already at the baseline: nothing to do")
 
 
 def reset_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened as JSON.")] = False,
 ) -> None:
-    """Back to the baseline (Act 1): clean converter build, no defence policies, the attacker's view reset.
+    """Back to the baseline (Act 1): clean converter build, no defence policies, the bank's seed data,
+    the attacker's view reset.
 
     Evidence, counters and what the attacker received are kept. Safe to run again."""
     files = ClusterFiles(state_dir())

@@ -58,7 +58,7 @@ COMMANDS: dict[str, Entry] = {
         _C + "acts_cmd",
         "reset_command",
         "Back to the baseline (Act 1): clean converter build, no defence policies, "
-        "the attacker's view reset.",
+        "the bank's seed data, the attacker's view reset.",
     ),
     "serve": Entry(_C + "serve_cmd", "serve", "Run one of the bank's workloads as a server."),
     "up": Entry(

@@ -98,13 +98,17 @@ def check_bundle(path: Path, *, include: Sequence[Path] = (), exclude: Sequence[
     """Every problem in the bundle; raises only when `path` itself does not exist.
 
     `exclude` leaves out folders of `path` (a policy set applied separately);
-    `include` adds files or folders from elsewhere (what has been applied).
+    `include` adds files or folders from elsewhere (what has been applied). An included object
+    with the kind, namespace and name of one in `path` replaces it, as `kubectl apply`
+    configures an object that exists; two declarations within `path`, or within `include`,
+    are still a problem.
     """
     if not path.exists():
         raise ManifestError([Problem(path, 0, "no such file or directory; expected the manifest bundle")])
     files = _files(path, include, exclude)
     if not files:
         return CheckReport([], [Problem(path, 0, "no *.yaml or *.yml files found")])
+    included = {f.resolve() for extra in include if extra.exists() for f in yaml_files(extra)}
     objects: list[Manifest] = []
     problems: list[Problem] = []
     for file in files:
@@ -115,9 +119,20 @@ def check_bundle(path: Path, *, include: Sequence[Path] = (), exclude: Sequence[
             problems += manifest_problems
             if manifest is not None:
                 objects.append(manifest)
+    objects = _applied_over_declared(objects, included)
     bundle = Bundle(objects)
     problems += [p for check in CHECKS for p in check(bundle)]
     return CheckReport(objects, sorted(problems))
+
+
+def _applied_over_declared(objects: list[Manifest], included: set[Path]) -> list[Manifest]:
+    """`objects` without the bundle's own declarations of what an included file declares again."""
+
+    def key(m: Manifest) -> tuple[str, str | None, str]:
+        return (m.kind, m.namespace, m.name)
+
+    applied = {key(m) for m in objects if m.source.file.resolve() in included}
+    return [m for m in objects if m.source.file.resolve() in included or key(m) not in applied]
 
 
 def load_bundle(path: Path, *, include: Sequence[Path] = (), exclude: Sequence[Path] = ()) -> Bundle:

@@ -62,7 +62,9 @@ class RolloutHost(Protocol):
 
     def deployment_pods(self, namespace: str, name: str) -> list[str]: ...
 
-    async def replace_pod(self, ref: str) -> tuple[int | None, ManagedProcess]: ...
+    async def replace_pod(
+        self, ref: str, *, fresh_data: bool = False
+    ) -> tuple[int | None, ManagedProcess]: ...
 
     def event(self, kind: str, fields: dict[str, object]) -> None: ...
 
@@ -112,6 +114,7 @@ class ControlServer:
         self, request: dict[str, Any], send: Callable[[dict[str, Any]], Any]
     ) -> list[Restarted]:
         deployment = str(request["deployment"])
+        fresh_data = request.get("fresh_data", False) is True
         namespace, _, name = deployment.partition("/")
         who = {"actor": str(request.get("actor", "")), "command": str(request.get("command", ""))}
         refs = self.host.deployment_pods(namespace, name)
@@ -122,7 +125,7 @@ class ControlServer:
             started = time.monotonic()
             await send({"progress": f"restarting {ref}"})
             try:
-                old_pid, proc = await self.host.replace_pod(ref)
+                old_pid, proc = await self.host.replace_pod(ref, fresh_data=fresh_data)
             except RuntimeError as exc:
                 raise RolloutError(f"cannot restart {ref}: {exc}") from exc
             await send({"progress": f"{ref}: new pod started, waiting for it to be ready"})
@@ -148,15 +151,25 @@ async def rollout_restart(
     command: str,
     progress: Progress,
     timeout: float,  # noqa: ASYNC109 - one overall deadline for a whole rollout
+    fresh_data: bool = False,
 ) -> list[Restarted]:
-    """Ask the running supervisor to restart `namespace/name`'s pods; returns once they are ready."""
+    """Ask the running supervisor to restart `namespace/name`'s pods; returns once they are ready.
+
+    With `fresh_data` the new pods start without the old ones' data files (their databases
+    are seeded again), as a pod with a new, empty volume would."""
     try:
         reader, writer = await asyncio.open_unix_connection(str(files.control_socket), limit=MAX_LINE)
     except OSError as exc:
         message = f"the cluster in {files.state} takes no control requests ({exc}); is it running?"
         raise RolloutError(message) from None
     try:
-        request = {"op": OP_RESTART, "deployment": deployment, "actor": actor, "command": command}
+        request = {
+            "op": OP_RESTART,
+            "deployment": deployment,
+            "actor": actor,
+            "command": command,
+            "fresh_data": fresh_data,
+        }
         writer.write(json.dumps(request).encode() + b"\n")
         await writer.drain()
         async with asyncio.timeout(timeout):

@@ -292,12 +292,20 @@ class Supervisor:
             if (p.namespace, p.deployment) == (namespace, name) and p.role != "waypoint"
         ]
 
-    async def replace_pod(self, ref: str) -> tuple[int | None, ManagedProcess]:
+    async def replace_pod(self, ref: str, *, fresh_data: bool = False) -> tuple[int | None, ManagedProcess]:
         """A rollout restart of one pod: its process stops and a fresh one starts from the Deployment,
-        pulling its image tag again. A new pod, so it starts with no restarts and no backoff."""
+        pulling its image tag again. A new pod, so it starts with no restarts and no backoff.
+
+        With `fresh_data` the pod's data files go while no process has them open, so the new
+        pod seeds its databases again."""
         old = self.pods[ref]
         old_pid = old.pid
         await old.stop()
+        if fresh_data:
+            namespace, _, name = ref.partition("/")
+            data = self.files.pod_dir(namespace, name) / "state" / "data"
+            for path in data.glob("*") if data.is_dir() else []:
+                path.unlink()
         if self.phase != "Running" or self.topology is None or self.bundle is None:
             raise RuntimeError(f"the cluster is {self.phase}")
         new = self._pod(self.topology, self.bundle, ref)

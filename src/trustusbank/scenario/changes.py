@@ -3,8 +3,10 @@
 Neither edits a manifest. The rug pull moves the converter's image tag to new
 bytes in the image store and restarts the pod in place, as `docker push` and
 `kubectl rollout restart` would; `reset` puts the clean build back, removes
-the defence set (exactly what `policies off` does) and moves the attacker's
-view to "nothing seen yet" without deleting what it received. Both only
+the defence set (exactly what `policies off` does), puts the bank's data back
+to its seed (the bank's MCP servers restarted without their data files, which
+they seed again) and moves the attacker's view to "nothing seen yet" without
+deleting what it received. Both only
 change what differs, say what was already as wanted, and record who did what
 in the runtime log.
 """
@@ -32,10 +34,17 @@ from trustusbank.runtime.apply import actor as apply_actor
 from trustusbank.runtime.apply import delete
 from trustusbank.runtime.rollout import Restarted, RolloutError, rollout_restart
 from trustusbank.runtime.supervisor import ready_timeout
+from trustusbank.workloads.bank.db import differs_from_seed
 
 CONVERTER = ("trustusbank-bank-vendors", "currency-converter")
 CONVERTER_WORKLOAD = "currency-converter"
 ATTACKER = ("external-attacker", "mock-attacker")
+BANK_NAMESPACE = "trustusbank-bank-mcp"
+BANK_DATA = (
+    "account-mcp",
+    "transaction-mcp",
+    "ticket-mcp",
+)  # the Deployments whose databases the demos change
 RUG_PULLS = tuple(v for v in BUILDS[CONVERTER_WORKLOAD].variants if v != "clean")
 DEFAULT_RUG_PULL = "real-rugpull"
 CLEAN = "clean"
@@ -99,6 +108,8 @@ class ResetReport:
     policies_removed: list[str]
     attacker: dict[str, Any]
     steps: list[Step]
+    bank: dict[str, list[str]] = field(default_factory=dict)  # Deployment -> what differed from the seed
+    bank_restarted: list[Restarted] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -109,6 +120,8 @@ class ResetReport:
             "converter": self.converter.to_dict(),
             "policies_removed": self.policies_removed,
             "attacker": self.attacker,
+            "bank": self.bank,
+            "bank_restarted": [r.to_dict() for r in self.bank_restarted],
             "steps": [asdict(s) for s in self.steps],
             "changed": self.changed,
         }
@@ -253,6 +266,45 @@ async def _reset_attacker_view(files: ClusterFiles) -> dict[str, Any]:
     return {"view_before": int(seen["count"]), "total": int(after["total"]), "reset": True}
 
 
+async def _reset_bank_data(
+    files: ClusterFiles, *, progress: Progress, actor: str, command: str
+) -> tuple[dict[str, list[str]], list[Restarted]]:
+    """Restart each bank Deployment whose data differs from its seed without its data files.
+
+    The pods run isolated under their own uids, so the operator does not write their databases:
+    the supervisor removes the files between the old pod's exit and the new one's start (a fresh
+    volume), and the new pod seeds its database as on first start."""
+    changed: dict[str, list[str]] = {}
+    restarted: list[Restarted] = []
+    for name in BANK_DATA:
+        pod = _pod(files, BANK_NAMESPACE, name)
+        data = files.pod_dir(pod.namespace, pod.name) / "state" / "data"
+        found = [item for path in sorted(data.glob("*.sqlite3")) for item in differs_from_seed(path)]
+        if not found:
+            continue
+        deployment = f"{BANK_NAMESPACE}/{name}"
+        changed[deployment] = found
+        progress(f"rollout restart {deployment} with its seed data")
+        try:
+            restarted += await rollout_restart(
+                files,
+                deployment,
+                actor=actor,
+                command=command,
+                progress=progress,
+                timeout=ready_timeout() + 30,
+                fresh_data=True,
+            )
+        except RolloutError as exc:
+            raise ActError(str(exc), exc.log_tail) from exc
+        record(
+            files,
+            "bank-data-reset",
+            {"deployment": deployment, "differed": found, "actor": actor, "command": command},
+        )
+    return changed, restarted
+
+
 async def reset(
     files: ClusterFiles,
     *,
@@ -260,7 +312,8 @@ async def reset(
     actor: str | None = None,
     command: str | None = None,
 ) -> ResetReport:
-    """The Solo-OFF baseline: clean converter, no defence set, the attacker's view at zero.
+    """The Solo-OFF baseline: clean converter, no defence set, the bank's seed data, the attacker's
+    view at zero.
 
     Counters and evidence are kept; running it again changes nothing and says so."""
     actor = actor or apply_actor()
@@ -293,6 +346,18 @@ async def reset(
         Step("defence policies", bool(removed), f"removed {', '.join(removed)}" if removed else "already off")
     )
 
+    progress("checking the bank's data against its seed")
+    bank, bank_restarted = await _reset_bank_data(files, progress=progress, actor=actor, command=command)
+    steps.append(
+        Step(
+            "bank data",
+            bool(bank),
+            "; ".join(f"{d}: {', '.join(found)} -> seed" for d, found in bank.items())
+            if bank
+            else "already as seeded",
+        )
+    )
+
     progress("resetting the attacker's view")
     try:
         attacker = await _reset_attacker_view(files)
@@ -308,4 +373,4 @@ async def reset(
     steps.append(Step("attacker view", attacker["reset"], detail))
 
     record(files, "reset", {"changed": [s.name for s in steps if s.changed], **who})
-    return ResetReport(swap, removed, attacker, steps)
+    return ResetReport(swap, removed, attacker, steps, bank, bank_restarted)

@@ -11,9 +11,10 @@ the chatbot and the agents there), and removes both when it ends.
 
 How an agent is moved onto it, on a cluster: its ModelConfig's `openAI.baseUrl` is
 pointed at the route, and kagent re-renders the agent's config, whose hash is on the
-pod template, so the Deployment rolls. The embedded runtime cannot do that step yet,
-and the demo proves it rather than assuming it (it offers the ModelConfig change to
-`apply`, which validates before it installs anything). What it does instead: it runs
+pod template, so the Deployment rolls. The embedded runtime cannot do that step yet:
+the demo offers the ModelConfig change to `apply` (which validates it with what runs and,
+as `kubectl apply` does, configures deploy/'s ModelConfig of that name; a refusal fails the
+demo) and undoes it, since no agent is re-rendered from it. What it does instead: it runs
 support-bot's own agent loop once inside support-bot's pod, as `kubectl exec` would,
 with its resolved spec and only the model's base URL changed; every model call then
 crosses the gateway as support-bot. The gateway's token counts are checked against
@@ -31,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import METRICS_PORT
 from trustusbank.cluster.watch import load_in_force
 from trustusbank.env import AGENT_SPEC
@@ -187,17 +189,19 @@ def _agent_spec(cluster: Cluster, deploy: Path, agent: str) -> str:
     return str(value)
 
 
-def _try_model_config_change(cluster: Cluster, deploy: Path, workdir: Path) -> str:
-    """Offer the cluster's change to the embedded `apply`; what happened, in one sentence."""
+def _try_model_config_change(files: ClusterFiles, deploy: Path, workdir: Path) -> tuple[str, str | None]:
+    """Offer the cluster's change to the embedded `apply`: what happened, in one sentence, and the
+    problem if `apply` refused it (a demo that could not make its change did not do what it says)."""
     patch = workdir / "demo-egress-llm-modelconfig.yaml"
     patch.write_text(MODEL_CONFIG_PATCH)
     try:
-        installed = apply(cluster.files, deploy, [patch])
+        installed = apply(files, deploy, [patch])
     except ManifestError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return f"refused: {first.removeprefix(f'{patch}:').lstrip('0123456789: ')}"
-    delete(cluster.files, installed)  # accepted: the demo does not roll agents yet, so undo it at once
-    return "accepted, but this demo does not roll the agents onto it yet (undone)"
+        reason = first.removeprefix(f"{patch}:").lstrip("0123456789: ")
+        return f"refused: {reason}", f"apply refused the ModelConfig change: {reason}"
+    delete(files, installed)  # accepted: the demo does not roll agents yet, so undo it at once
+    return "accepted, but this demo does not roll the agents onto it yet (undone)", None
 
 
 def _text_since(log: Path, start: int) -> str:
@@ -275,7 +279,9 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
     with tempfile.TemporaryDirectory(prefix="trustusbank-egress-llm-") as tmp:
         workdir = Path(tmp)
         progress("egress-llm: offering the ModelConfig change to apply")
-        config_change = _try_model_config_change(cluster, deploy, workdir)
+        config_change, refused = _try_model_config_change(cluster.files, deploy, workdir)
+        if refused is not None:
+            problems.append(refused)
         spec_json = _agent_spec(cluster, deploy, "support-bot")
 
         progress("egress-llm: applying the LLM backend, its route and the model's ALLOW")
@@ -385,10 +391,7 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
         "applied": LLM_GATEWAY,
         "on_a_cluster": ON_A_CLUSTER,
         "model_config_change": config_change,
-        "missing": (
-            "changing an applied ModelConfig (apply refuses a second declaration of one in deploy/) and a "
-            "rollout restart that re-renders an agent's spec from the manifests in force"
-        ),
+        "missing": ("a rollout restart that re-renders an agent's spec from the manifests in force"),
         "agent_run": answer,
         "model_calls": llm,
         "tool_calls": tools,
@@ -400,6 +403,6 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
         f"{gateway_in}→{gateway_out} tokens logged per identity (the running agent itself is not switched: "
         "the embedded runtime cannot change its ModelConfig yet)"
         if result.ok
-        else "the model calls did not show up at the gateway as claimed"
+        else "the demo did not do what it says: " + "; ".join(problems)
     )
     return result

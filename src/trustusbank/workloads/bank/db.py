@@ -82,6 +82,35 @@ def _roll_synthetic_forward(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value = ? WHERE key = 'anchored_at'", (repr(now),))
 
 
+def differs_from_seed(path: Path) -> list[str]:
+    """What a bank database file holds beyond (or instead of) its seed, read without changing it.
+
+    Empty when it is as seeded (synthetic timestamps aside, they are rolled forward anyway) or not
+    there yet; a pod that starts without its file seeds it afresh."""
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        found = []
+        for table in ("flags", "tickets", "notifications"):
+            count = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            if count:
+                found.append(f"{count} {table}")
+        customers = [dict(r) for r in conn.execute("SELECT * FROM customers ORDER BY customer_id")]
+        if customers != sorted(seed_data.CUSTOMERS, key=lambda c: str(c["customer_id"])):
+            found.append("changed customers")
+        rows = conn.execute(
+            "SELECT txn_id, customer_id, amount, currency, merchant, country FROM transactions"
+        )
+        seeded = {(t, c, a, ccy, m, country) for t, c, _, a, ccy, m, country in seed_data.TRANSACTIONS}
+        if {tuple(r) for r in rows} != seeded:
+            found.append("changed transactions")
+        return found
+    finally:
+        conn.close()
+
+
 def iso(ts: float) -> str:
     """A UTC timestamp as ISO 8601, second precision, `Z` suffix."""
     return datetime.fromtimestamp(ts, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
