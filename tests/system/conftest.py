@@ -115,17 +115,20 @@ def wait_reloaded(cluster: Cluster, before: list[int]) -> None:
     )
 
 
+def set_defence(cluster: Cluster, on: bool) -> None:
+    """`policies on|off`, then wait until every ztunnel has picked the change up."""
+    before = policy_reloads(cluster)
+    done = cluster.cli("policies", "on" if on else "off")
+    assert done.returncode == 0, done.stderr
+    if on:
+        assert "applied deny-bank-to-attacker.yaml" in done.stderr
+    assert cluster.cli("policies", "status").stdout.splitlines()[0] == f"defence {'on' if on else 'off'}"
+    wait_reloaded(cluster, before)
+
+
 @pytest.fixture
 def defence_on(cluster: Cluster):
     """`policies on`: the defence set applied next to deploy/, picked up live by every ztunnel."""
-    before = policy_reloads(cluster)
-    turned_on = cluster.cli("policies", "on")
-    assert turned_on.returncode == 0, turned_on.stderr
-    assert "applied deny-bank-to-attacker.yaml" in turned_on.stderr
-    assert cluster.cli("policies", "status").stdout.splitlines()[0] == "defence on"
-    wait_reloaded(cluster, before)
+    set_defence(cluster, on=True)
     yield
-    before = policy_reloads(cluster)
-    assert cluster.cli("policies", "off").returncode == 0
-    assert cluster.cli("policies", "status").stdout.splitlines()[0] == "defence off"
-    wait_reloaded(cluster, before)
+    set_defence(cluster, on=False)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.system.conftest import Cluster, policy_reloads, wait_reloaded
+from tests.system.conftest import Cluster, set_defence
 
 CONVERTER = "trustusbank-bank-vendors/currency-converter"
 ATTACKER_URL = "http://mock-attacker.external-attacker.svc.cluster.local:8080"
@@ -143,13 +143,13 @@ print(json.dumps({{"answer": answer.decode(errors="replace")[:12]}}))
         and r.get("dst.workload") == attacker.name
     ]
     assert captured, "the raw connection went through the converter's node proxy"
-    _defence(cluster, on=True)
+    set_defence(cluster, on=True)
     try:
         landed = _attacker_count(cluster)
         assert _in_pod(cluster, raw)["answer"] == ""
         assert _attacker_count(cluster) == landed
     finally:
-        _defence(cluster, on=False)
+        set_defence(cluster, on=False)
 
 
 def test_no_key_token_ca_or_policy_file_is_visible_and_the_policy_store_is_not_writable(
@@ -221,13 +221,13 @@ except httpx.HTTPError as e:
     before = _attacker_count(cluster)
     assert _in_pod(cluster, post) == {"status": 200}, "with no defence the exfil path must work"
     assert _attacker_count(cluster) == before + 1
-    _defence(cluster, on=True)
+    set_defence(cluster, on=True)
     try:
         landed = _attacker_count(cluster)
         assert "error" in _in_pod(cluster, post)
         assert _attacker_count(cluster) == landed
     finally:
-        _defence(cluster, on=False)
+        set_defence(cluster, on=False)
 
 
 def test_a_forwarded_header_naming_support_bot_is_not_support_bot(cluster: Cluster) -> None:
@@ -243,13 +243,6 @@ r = httpx.post("{FRAUD_BOT_URL}", json=body, headers=spoof, timeout=20)
 print(json.dumps({{"status": r.status_code}}))
 """
     assert _in_pod(cluster, code)["status"] == 403
-
-
-def _defence(cluster: Cluster, on: bool) -> None:
-    before = policy_reloads(cluster)
-    done = cluster.cli("policies", "on" if on else "off")
-    assert done.returncode == 0, done.stderr
-    wait_reloaded(cluster, before)
 
 
 def test_exec_into_a_missing_pod_says_so(cluster: Cluster) -> None:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from trustusbank.cli.isolation_view import render_isolation
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.kernel.syscalls import refuse_inspection
 from trustusbank.paths import deploy_dir, state_dir
@@ -85,15 +86,7 @@ def render_status(status: dict[str, Any]) -> None:
         out.print(f"{name:<{width}}  uid {p.get('uid', '?')}  {shown}", soft_wrap=True, highlight=False)
     for f in status.get("forwards", []):
         out.print(f"forward {f['name']}: {f['state']}", soft_wrap=True)
-    render_isolation(status)
-
-
-def render_isolation(status: dict[str, Any]) -> None:
-    """The mode, in one line; the cooperative mode in red, since it is not a security boundary."""
-    isolation = status.get("isolation") or {}
-    summary = isolation.get("summary", "unknown (a supervisor from an older version)")
-    colour = "green" if isolation.get("mode") == "namespaces" else "red"
-    out.print(f"[bold]isolation:[/] [{colour}]{summary}[/]", soft_wrap=True, highlight=False)
+    render_isolation(out, status.get("isolation") or {})
 
 
 def _check_not_running(files: ClusterFiles) -> None:

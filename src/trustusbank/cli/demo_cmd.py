@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from trustusbank.cli.isolation_view import render_isolation
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import state_dir
 from trustusbank.runtime import control
@@ -90,12 +91,6 @@ def _isolation(cluster: Cluster) -> dict[str, Any]:
     return dict((control.read_status(cluster.files) or {}).get("isolation") or {})
 
 
-def _render_isolation(isolation: dict[str, Any]) -> None:
-    summary = isolation.get("summary", "unknown")
-    colour = "green" if isolation.get("mode") == "namespaces" else "red"
-    out.print(f"[dim]isolation:[/] [{colour}]{summary}[/]")
-
-
 class _Lines:
     """Progress where no spinner can be drawn (a file, a pipe, CI): one line per step, at once."""
 
@@ -148,7 +143,7 @@ def _run_follow_up(name: str, as_json: bool, keep: bool) -> None:
     if as_json:
         out.print_json(json.dumps({**dataclasses.asdict(result), "isolation": isolation}))
     else:
-        _render_isolation(isolation)
+        render_isolation(out, isolation)
         for line in result.lines:
             out.print(line)
         mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
@@ -172,7 +167,7 @@ def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool, start: bool = Tr
     if as_json:
         out.print_json(json.dumps({**record.to_dict(), "isolation": isolation}))
     else:
-        _render_isolation(isolation)
+        render_isolation(out, isolation)
         _render(record)
     _finish(cluster, keep)
     if not record.ok:

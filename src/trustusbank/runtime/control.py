@@ -12,10 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.errors import OperationError
+
+if TYPE_CHECKING:  # the topology loads only for the commands that look a pod up
+    from trustusbank.cluster.topology import Pod
 
 STOP_TIMEOUT = 30.0
 
@@ -125,20 +128,26 @@ def chatbot_url(files: ClusterFiles) -> str | None:
     for forward in status.get("forwards", []):
         if forward.get("name") == name and str(forward.get("state", "")).startswith("http"):
             return str(forward["state"])
+    pod = find_pod(files, name)
+    return f"http://{pod.app_ip}:{pod.ports[0].port}" if pod is not None and pod.ports else None
+
+
+def find_pod(files: ClusterFiles, pod_ref: str) -> Pod | None:
+    """A pod of the running cluster's topology, by `<namespace>/<pod or deployment>`."""
     from trustusbank.cluster.topology import Topology
 
+    namespace, _, name = pod_ref.partition("/")
     topo = Topology.load(files.topology)
-    pod = next((p for p in topo.pods if (p.namespace, p.deployment) == CHATBOT and p.ports), None)
-    return f"http://{pod.app_ip}:{pod.ports[0].port}" if pod is not None else None
+    return next((p for p in topo.pods if p.namespace == namespace and name in (p.name, p.deployment)), None)
 
 
 def pod_status(files: ClusterFiles, pod_ref: str) -> dict[str, Any] | None:
     """A pod's entry in status.json, by `<namespace>/<pod or deployment>`."""
-    namespace, _, name = pod_ref.partition("/")
-    for entry in (read_status(files) or {}).get("pods", []):
-        if entry["namespace"] == namespace and name in (entry["name"], entry["name"].rsplit("-", 1)[0]):
-            return dict(entry)
-    return None
+    pod = find_pod(files, pod_ref)
+    if pod is None:
+        return None
+    entries = (read_status(files) or {}).get("pods", [])
+    return next((dict(e) for e in entries if (e["namespace"], e["name"]) == (pod.namespace, pod.name)), None)
 
 
 @dataclass(frozen=True)
@@ -192,17 +201,12 @@ def pod_env(files: ClusterFiles, pod_ref: str) -> tuple[dict[str, str], Path] | 
     from trustusbank.env import POD_IP
     from trustusbank.runtime.podspec import PROXY_VARS
 
-    topo = Topology.load(files.topology)
-    namespace, _, name = pod_ref.partition("/")
-    pod = next(
-        (p for p in topo.pods if p.namespace == namespace and name in (p.name, p.deployment)),
-        None,
-    )
+    pod = find_pod(files, pod_ref)
     if pod is None:
         return None
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
     env[POD_IP.name] = pod.app_ip
-    ns = topo.namespaces.get(pod.namespace)
+    ns = Topology.load(files.topology).namespaces.get(pod.namespace)
     if ns and ns.ambient:
         env["ALL_PROXY"] = env["all_proxy"] = f"socks5h://{pod.ip}:{OUTBOUND_PORT}"
     return env, files.root / "pods" / pod.namespace / pod.name

@@ -31,6 +31,7 @@ from trustusbank.cluster.topology import Pod, Topology
 from trustusbank.errors import ConfigError
 from trustusbank.kernel.netns import NetworkNamespace
 from trustusbank.kernel.rootfs import RootFs, system_paths
+from trustusbank.mesh.ztunnel.pipes import pipe_plain
 from trustusbank.mesh.ztunnel.redirect import in_pod_rules
 from trustusbank.runtime.isolation import Isolation
 
@@ -63,17 +64,6 @@ def image_paths() -> tuple[str, ...]:
     return tuple(sorted(kept))
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        writer.transport.abort()
-
-
 @dataclass
 class PodSandbox:
     pod: Pod
@@ -81,6 +71,8 @@ class PodSandbox:
     uid: int | None
     transparent: bool = False  # install istio-cni's in-pod redirection (nftables) before the pod starts
     routes: list[asyncio.Server] = field(default_factory=list)
+    # The namespace ids of the pod's PID 1, read once per process (status is written every second).
+    seen: tuple[int, dict[str, str]] | None = None
 
     async def _route(self, host_ip: str, inside: tuple[str, int]) -> None:
         """Listen on `host_ip` (same port) on the host's loopback; carry each connection to `inside`."""
@@ -91,9 +83,7 @@ class PodSandbox:
             except OSError:
                 writer.transport.abort()
                 return
-            await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
-            up_writer.close()
-            writer.close()
+            await pipe_plain(reader, writer, up_reader, up_writer)
 
         self.routes.append(await asyncio.start_server(carry, host_ip, inside[1]))
 
@@ -184,9 +174,13 @@ def pod_view(pid: int | None, sandbox: PodSandbox | None) -> dict[str, object]:
         return {"isolated": False, "app_pid": pid, "uid": os.getuid(), "namespaces": "host (shared)"}
     app = app_pid(pid) if pid is not None else None
     namespaces: dict[str, str] = {}
-    if app is not None:
+    if app is not None and sandbox.seen is not None and sandbox.seen[0] == app:
+        namespaces = sandbox.seen[1]
+    elif app is not None:
         for kind in NAMESPACE_KINDS:
             with contextlib.suppress(OSError):
                 namespaces[kind] = os.readlink(f"/proc/{app}/ns/{kind}")
+        if len(namespaces) == len(NAMESPACE_KINDS):
+            sandbox.seen = (app, namespaces)
     uid = sandbox.uid if sandbox.uid is not None else os.getuid()
     return {"isolated": True, "app_pid": app, "uid": uid, "namespaces": namespaces}
