@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.alerts.helpers import CONVERTER
 from trustusbank.alerts.evaluator import Alert
-from trustusbank.alerts.mail import NO_ALLOW_MATCH, compose, denied_by
+from trustusbank.alerts.mail import compose, denied_by
 from trustusbank.alerts.notifier import Notification
 from trustusbank.alerts.quarantine import assess
 
@@ -27,7 +27,8 @@ def test_the_source_workload_is_proposed_and_infrastructure_never() -> None:
 def test_the_denying_policy_is_named_and_never_none() -> None:
     assert denied_by("IstioAuthZDeny", {"policy": "ns/deny-it"}) == "AuthorizationPolicy ns/deny-it"
     assert denied_by("KagentAccessPolicyDeny", {"policy": "ns/callers"}) == "AccessPolicy ns/callers"
-    assert denied_by("IstioAuthZDeny", {"policy": "none"}) == NO_ALLOW_MATCH
+    unnamed = {"reason": "allow policies exist, but none allowed"}  # no policy label: none denied by name
+    assert denied_by("IstioAuthZDeny", unnamed) == "allow policies exist, but none allowed"
     assert "KagentAccessPolicyDeny" in denied_by("KagentAccessPolicyDeny", {"policy": ""})
     assert "BankToAttackerAttempt" in denied_by("BankToAttackerAttempt", {})
 
@@ -37,18 +38,17 @@ def test_a_waypoint_mail_has_no_quarantine_command() -> None:
     labels = (
         ("alertname", "IstioAuthZDeny"),
         ("offender", offender),
-        ("policy", "none"),
+        ("reason", "allow policies exist, but none allowed"),
         ("source_principal", WAYPOINT),
     )
     command = f"trustusbank apply -f quarantine-{offender}.yaml"
     annotations = {
-        "summary": f"{WAYPOINT} denied by none at a/b",
+        "summary": f"{WAYPOINT} refused at a/b: allow policies exist, but none allowed",
         "description": f"ztunnel refused it. To quarantine it: {command}",
         "quarantine": command,
     }
     alert = Alert(labels, annotations, 1.0, 0.0, state="firing", fired_at=0.0)
     body = compose(Notification((), [alert], set(), "first"), None).get_content()
-    assert "denied by none" not in body
-    assert f"{WAYPOINT} denied (no ALLOW policy matched" in body
+    assert "Denied by: allow policies exist, but none allowed" in body
     assert "quarantine-" not in body
     assert "No quarantine proposed" in body

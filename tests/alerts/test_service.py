@@ -22,6 +22,7 @@ from trustusbank.alerts.service import AlertService
 from trustusbank.alerts.targets import Target
 from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent.spec import AgentSpec, ModelSpec
+from trustusbank.mesh.authz.evaluate import NOT_ALLOWED, Decision
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
 from trustusbank.workloads.soc_inbox.app import create_app as inbox_app
 from trustusbank.workloads.soc_inbox.store import MailStore
@@ -106,6 +107,7 @@ async def test_act_two_then_act_three_mail_the_soc_once_per_new_alert(tmp_path: 
         source_node.attempts.labels(**SOURCE, **ATTACKER, outcome="denied").inc()
         attacker_node.denied.labels(
             policy="external-attacker/deny-bank-to-attacker",
+            reason="explicitly denied by: external-attacker/deny-bank-to-attacker",
             source_principal=CONVERTER,
             destination_workload="mock-attacker",
             destination_workload_namespace="external-attacker",
@@ -119,9 +121,8 @@ async def test_act_two_then_act_three_mail_the_soc_once_per_new_alert(tmp_path: 
     assert "[FIRING:2]" in str(joined["subject"])
     assert "(denied) (new)" in str(joined["body"])
     [deny] = [m for m in act3 if m["alertname"] == "IstioAuthZDeny"]
-    assert "denied by external-attacker/deny-bank-to-attacker at external-attacker/mock-attacker" in str(
-        deny["body"]
-    )
+    said = "explicitly denied by: external-attacker/deny-bank-to-attacker"
+    assert f"refused at external-attacker/mock-attacker: {said}" in str(deny["body"])
 
     journal = [json.loads(line) for line in (tmp_path / "logs" / "alerts.jsonl").read_text().splitlines()]
     events = [(e["event"], e["alertname"], e.get("labels", {}).get("outcome")) for e in journal]
@@ -158,7 +159,9 @@ async def test_the_served_evaluator_loops_and_answers_its_api(tmp_path: Path) ->
         async with running(create_app(alerts)) as url, httpx.AsyncClient(trust_env=False) as client:
             since = time.time()
             agent.access_denied(
-                "cluster.local/ns/trustusbank-bank-agents/sa/<b>triage-bot</b>", "x/support-bot-callers"
+                "cluster.local/ns/trustusbank-bank-agents/sa/<b>triage-bot</b>",
+                "x/support-bot-callers",
+                "denied by x/support-bot-callers",
             )
 
             async def alerts_since() -> list[dict[str, object]]:
@@ -270,7 +273,7 @@ ACCOUNT_MCP = {
 
 
 async def test_a_deny_of_the_waypoint_proposes_no_quarantine_and_names_what_denied(tmp_path: Path) -> None:
-    """A demo's temporary ALLOW policy denies the waypoint (no policy by name: ztunnel's `none`) and a
+    """A demo's temporary ALLOW policy denies the waypoint (no policy by name) and a
     workload: the workload is the one proposed for quarantine, the waypoint never, and no mail says
     "denied by none"."""
     node = ZtunnelMetrics()
@@ -279,8 +282,14 @@ async def test_a_deny_of_the_waypoint_proposes_no_quarantine_and_names_what_deni
         alerts = service(tmp_path, [Target("ztunnel", f"{node_url}/metrics")], inbox.state.smtp_address)
         t0 = time.time()
         await alerts.step(t0)
-        node.denied.labels(policy="none", source_principal=WAYPOINT, **ACCOUNT_MCP).inc()
-        node.denied.labels(policy="none", source_principal=CONVERTER, **ACCOUNT_MCP).inc()
+        unnamed = Decision(False, NOT_ALLOWED)  # what ztunnel decides, and counts, when no ALLOW matched
+        for source in (WAYPOINT, CONVERTER):
+            node.denied.labels(
+                policy=unnamed.policy or "",
+                reason=unnamed.metric_reason,
+                source_principal=source,
+                **ACCOUNT_MCP,
+            ).inc()
         await alerts.step(t0 + 1)
         await alerts.step(t0 + 2)
         delivered = await mail(inbox_url)
@@ -290,7 +299,8 @@ async def test_a_deny_of_the_waypoint_proposes_no_quarantine_and_names_what_deni
     for message in delivered:
         body = str(message["body"])
         assert "denied by none" not in body
-        assert "Denied by: no ALLOW policy matched" in body
+        assert "Denied by: allow policies exist, but none allowed" in body
+        assert "refused at trustusbank-bank-mcp/account-mcp: allow policies exist, but none allowed" in body
         assert "AuthorizationPolicy none" not in body
         assert "quarantine-trustusbank-platform-trustusbank-agentgw.yaml" not in body
     waypoint = str(by_offender[WAYPOINT]["body"])

@@ -4,9 +4,9 @@ Plain text, one section per alert of the group, then the quarantine command and 
 policy file it applies. Machine-readable headers (`X-Alertname`, `X-Offender`,
 `X-Alert-Fingerprints`) let the inbox and the demo find a mail without parsing prose.
 
-Each alert names the policy that denied it. A counter whose `policy` label has no
-value (ztunnel's `none`: no policy denied by name, the destination has ALLOW policies
-and none of them allowed the source) is said as such, never as "denied by none".
+Each alert names the policy that denied it or, when no policy denied by name (the
+destination has ALLOW policies and none allowed the source), the reason the counter
+carries: ztunnel's own words, never "denied by none".
 When the source identity is mesh infrastructure (a waypoint, a node proxy), no
 quarantine is proposed, and the mail says why.
 """
@@ -39,42 +39,16 @@ def _destination(labels: dict[str, str]) -> str:
     return "-"
 
 
-# What a counter's `policy` label holds when no policy denied by name.
-UNNAMED_POLICIES = frozenset({"", "none", "unknown"})
-NO_ALLOW_MATCH = "no ALLOW policy matched this source (the destination has ALLOW policies, none allowed it)"
-
-
 def denied_by(alert_name: str, labels: dict[str, str]) -> str:
-    """The policy that denied, or what is known when the metric names none."""
-    policy = labels.get("policy", "")
-    if policy not in UNNAMED_POLICIES:
-        if alert_name == "KagentAccessPolicyDeny":
-            return f"AccessPolicy {policy}"
+    """The policy that denied, or, when the counter names none, the reason it carries."""
+    policy, reason = labels.get("policy", ""), labels.get("reason", "")
+    if policy and alert_name == "KagentAccessPolicyDeny":
+        return f"AccessPolicy {policy}" + (f" ({reason})" if reason else "")
+    if policy:
         return f"AuthorizationPolicy {policy}"
-    if "policy" in labels and alert_name == "IstioAuthZDeny":
-        return NO_ALLOW_MATCH
-    if "policy" in labels:
-        return f"no named policy (the metric has none; alert rule {alert_name})"
-    return f"alert rule {alert_name} (the metric carries no policy label)"
-
-
-def _said(alert_name: str, labels: dict[str, str], text: str) -> str:
-    """An annotation with an unnamed policy ("denied by none") said as what is known."""
-    policy = labels.get("policy")
-    if policy is None or policy not in UNNAMED_POLICIES:
-        return text
-    known = denied_by(alert_name, labels)
-    said = text
-    for phrase, instead in (
-        (f"denied by {policy}", f"denied ({known})"),
-        (f"refused by AccessPolicy {policy}", f"refused ({known})"),
-        (f"the L4 AuthorizationPolicy {policy}", f"L4 AuthorizationPolicy: {known},"),
-        (f"AuthorizationPolicy {policy}", f"AuthorizationPolicy: {known},"),
-        (f"AccessPolicy {policy}", f"AccessPolicy: {known},"),
-    ):
-        if policy:
-            said = said.replace(phrase, instead)
-    return said
+    if reason:
+        return reason
+    return f"alert rule {alert_name} (the metric names no policy)"
 
 
 def _without_command(description: str, command: str | None) -> str:
@@ -114,7 +88,7 @@ def compose(
     for index, alert in enumerate(alerts, 1):
         own = dict(alert.labels)
         marker = " (new)" if alert.fingerprint in notification.new else ""
-        summary = _said(alert.name, own, alert.annotations.get("summary", alert.name))
+        summary = alert.annotations.get("summary", alert.name)
         lines += [
             f"[{index}] {summary}{marker}",
             f"    Alert:       {alert.name}",
@@ -129,7 +103,6 @@ def compose(
         if description is not None and proposal is None:
             description = _without_command(description, alert.annotations.get("quarantine"))
         if description:
-            description = _said(alert.name, own, description)
             lines.append(f"    Description: {description}")
         lines.append("")
     if proposal is not None and quarantine_file is not None:

@@ -37,6 +37,9 @@ from trustusbank.telemetry.jsonlog import JsonLinesLog
 
 ACCESS_DENIED_CODE = -32001
 UNKNOWN_PRINCIPAL = "unknown"
+NO_IDENTITY = "caller has no verified workload identity"
+EVALUATION_FAILED = "rule evaluation failed"
+NO_ALLOW = "no ALLOW rule names the caller"
 _MAX_ID_BODY = 64 * 1024  # how much of a denied request we read to echo its JSON-RPC id
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,9 @@ class Decision:
     principal: str | None
     policy: str  # the AccessPolicy that decided, or what stood in for one
     reason: str
+    # The reason with no caller-specific part, for the denial counter's `reason` label and so
+    # for the alert's words: never "refused by AccessPolicy identity-required".
+    label: str = ""
 
 
 def decide(spec: AgentSpec, principal: str | None) -> Decision:
@@ -57,18 +63,20 @@ def decide(spec: AgentSpec, principal: str | None) -> Decision:
     if not spec.access_enforced:
         return Decision(True, principal, "-", "no AccessPolicy targets this agent")
     if principal is None:
-        return Decision(False, None, "identity-required", "caller has no verified workload identity")
+        return Decision(False, None, "identity-required", NO_IDENTITY, NO_IDENTITY)
     try:
         decided = access.decide(spec.access, True, principal, groups_known=False)
     except Exception as exc:
         log.warning("AccessPolicy evaluation failed for %s, denying: %s", principal, exc)
-        return Decision(False, principal, "evaluation-error", f"rule evaluation failed: {exc}")
+        return Decision(
+            False, principal, "evaluation-error", f"{EVALUATION_FAILED}: {exc}", EVALUATION_FAILED
+        )
     if decided.allowed:
         return Decision(True, principal, decided.policy or "-", "an ALLOW rule names the caller")
     if decided.policy is not None:
-        return Decision(False, principal, decided.policy, decided.reason)
+        return Decision(False, principal, decided.policy, decided.reason, f"denied by {decided.policy}")
     allow = ",".join(sorted({r.policy for r in spec.access if r.action == "ALLOW"})) or "default-deny"
-    return Decision(False, principal, allow, "no ALLOW rule names the caller")
+    return Decision(False, principal, allow, NO_ALLOW, f"{NO_ALLOW} (ALLOW: {allow})")
 
 
 def access_log_path(spec: AgentSpec) -> Path:
@@ -115,7 +123,7 @@ class AccessGuard:
 
     async def _deny(self, request: Request, peer: str, decision: Decision) -> Response:
         principal = decision.principal or UNKNOWN_PRINCIPAL
-        self.metrics.access_denied(principal, decision.policy)
+        self.metrics.access_denied(principal, decision.policy, decision.label)
         request_id, method = await _jsonrpc_head(request)
         text = self.message(decision)
         self._write_log(

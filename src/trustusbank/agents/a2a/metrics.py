@@ -18,7 +18,7 @@ class AgentMetrics:
         self._denied = Counter(
             "kagent_accesspolicy_denied",
             "A2A requests an AccessPolicy refused.",
-            ("agent", "namespace", "source_principal", "policy"),
+            ("agent", "namespace", "source_principal", "policy", "reason"),
             registry=registry,
         )
         self._decisions = Counter(
@@ -50,8 +50,8 @@ class AgentMetrics:
     def access_decision(self, allowed: bool) -> None:
         self._decisions.labels(*self._agent, "allow" if allowed else "deny").inc()
 
-    def access_denied(self, principal: str, policy: str) -> None:
-        self._denied.labels(*self._agent, principal, policy).inc()
+    def access_denied(self, principal: str, policy: str, reason: str) -> None:
+        self._denied.labels(*self._agent, principal, policy, reason).inc()
 
     def request(self, outcome: str) -> None:
         self._requests.labels(*self._agent, outcome).inc()

@@ -40,6 +40,10 @@ NOT_ALLOWED = "allow policies exist, but none allowed"
 NO_ALLOW_POLICIES = "no allow policies, allow"
 ALLOWED_FMT = "allowed by: {ref}"
 ERROR_FMT = "authorization failed closed: {error}"
+FAILED_CLOSED = "authorization failed closed"
+STRICT_REFUSAL = "plaintext refused, PeerAuthentication mode is STRICT"
+# Reasons with no variable part, which a metric label may carry as they are.
+FIXED_REASONS = frozenset({NOT_ALLOWED, STRICT_REFUSAL})
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,17 @@ class Decision:
 
     def __str__(self) -> str:
         return f"{'allow' if self.allowed else 'deny'}: {self.reason}"
+
+    @property
+    def metric_reason(self) -> str:
+        """The reason as a metric label: ztunnel's text, without an error's detail (bounded values).
+
+        An alert's annotation quotes it, so a deny no policy named reads as what happened
+        ("allow policies exist, but none allowed"), never as "denied by none".
+        """
+        if self.policy is not None:
+            return DENIED_FMT.format(ref=self.policy)
+        return self.reason if self.reason in FIXED_REASONS else FAILED_CLOSED
 
 
 def authorize(

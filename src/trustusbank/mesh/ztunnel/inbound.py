@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from trustusbank.cluster.topology import Pod
 from trustusbank.manifests.istio.objects import Connection, Workload
-from trustusbank.mesh.authz.evaluate import ERROR_FMT, Decision, authorize
+from trustusbank.mesh.authz.evaluate import ERROR_FMT, STRICT_REFUSAL, Decision, authorize
 from trustusbank.mesh.authz.peer_authn import mtls_mode
 from trustusbank.mesh.hbone.h2 import READ_CHUNK, HboneStream, pipe
 from trustusbank.mesh.hbone.server import HboneRequest, serve
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 POLICY_REJECTION = "connection closed due to policy rejection: {reason}"
 # ztunnel's error for a connection closed by a policy update, plus the deciding reason as above.
 POLICY_CHANGE = "connection closed due to policy change: {reason}"
-STRICT_REFUSAL = "plaintext refused, PeerAuthentication mode is STRICT"
 
 
 class Inbound:
@@ -76,7 +75,8 @@ class Inbound:
 
     def _count_denial(self, pod: Pod, decision: Decision, source_principal: str | None) -> None:
         self.node.metrics.denied.labels(
-            policy=decision.policy or "none",
+            policy=decision.policy or "",
+            reason=decision.metric_reason,
             source_principal=source_principal or "unknown",
             destination_workload=pod.deployment,
             destination_workload_namespace=pod.namespace,

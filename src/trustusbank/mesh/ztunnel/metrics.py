@@ -57,8 +57,14 @@ class ZtunnelMetrics:
         )
         self.denied = Counter(
             "trustusbank_authz_denials",
-            "Connections refused by AuthorizationPolicy at this node.",
-            ("policy", "source_principal", "destination_workload", "destination_workload_namespace"),
+            "Connections refused by AuthorizationPolicy at this node (policy: the deciding one if any).",
+            (
+                "policy",
+                "reason",
+                "source_principal",
+                "destination_workload",
+                "destination_workload_namespace",
+            ),
             registry=self.registry,
         )
         self.attempts = Counter(
