@@ -106,9 +106,12 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
 
     monkeypatch.setattr(changes, "reset", reset)
     monkeypatch.setattr(changes, "upgrade", upgrade)
-    monkeypatch.setattr(receipts, "apply", lambda *_: [])
-    monkeypatch.setattr(receipts, "delete", lambda *_: [])
-    monkeypatch.setattr(receipts, "deploy_dir", lambda: Path("deploy"))
+
+    async def set_defence(*_: object) -> list[Path]:
+        return []
+
+    monkeypatch.setattr(receipts, "set_defence", set_defence)
+    monkeypatch.setattr(receipts.control, "deploy_of", lambda files: Path("deploy"))
     monkeypatch.setattr(evidence, "ingest", lambda *_, **__: 0)
     monkeypatch.setattr(evidence, "open_store", lambda files: None)
     monkeypatch.setattr(evidence, "query", lambda store, q: [DENY] if fake.act == 3 else [])

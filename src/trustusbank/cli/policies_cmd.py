@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import deploy_dir, state_dir
+from trustusbank.runtime import control
 from trustusbank.runtime.apply import applied, apply, delete
+from trustusbank.runtime.defence import defence_sources, defence_state, set_defence
 
 app = typer.Typer(help="Apply or remove the defence policy set (deploy/08-defence).", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -22,36 +26,45 @@ def _files() -> ClusterFiles:
     return ClusterFiles(state_dir())
 
 
-def _defence() -> list[Path]:
-    return [deploy_dir() / DEFENCE_DIR]
+def _switch(on: bool) -> list[Path]:
+    """Apply or remove the set; on a running cluster, return once every node proxy enforces the change."""
+    files, deploy = _files(), control.deploy_of(_files())
+    if control.running_pid(files) is None:
+        sources = defence_sources(deploy)
+        return apply(files, deploy, sources) if on else delete(files, sources)
+    started = time.monotonic()
+    changed = asyncio.run(set_defence(files, deploy, on))
+    if changed:
+        err.print(f"in force at every node proxy after {time.monotonic() - started:.1f} s")
+    return changed
 
 
 @app.command()
 def on() -> None:
     """Apply the defence set: default-deny per namespace, SPIFFE-principal ALLOWs, deny-bank-to-attacker."""
     try:
-        installed = apply(_files(), deploy_dir(), _defence())
+        installed = _switch(True)
     except ManifestError as exc:
         err.print(f"[red]error:[/] the defence set does not validate; nothing was applied:\n{exc}")
         raise typer.Exit(1) from None
-    for path in installed:
-        err.print(f"applied {path.name}")
+    err.print("\n".join(f"applied {p.name}" for p in installed) or "the defence set was on already")
 
 
 @app.command()
 def off() -> None:
     """Remove the defence set."""
-    removed = delete(_files(), _defence())
+    removed = _switch(False)
     err.print("\n".join(f"removed {p.name}" for p in removed) or "the defence set was not applied")
 
 
 @app.command("status")
 def show() -> None:
     """Whether the defence set is on, and what else is applied on top of deploy/."""
-    names = {p.name for p in applied(_files())}
-    defence = {p.name for d in _defence() for p in yaml_files(d)}
-    typer.echo(f"defence {'on' if defence <= names else 'off' if not defence & names else 'partly on'}")
-    for name in sorted(names - defence):
+    files = _files()
+    deploy = control.deploy_of(files)
+    typer.echo(f"defence {defence_state(files, deploy)}")
+    defence = {p.name for d in defence_sources(deploy) for p in yaml_files(d)}
+    for name in sorted({p.name for p in applied(files)} - defence):
         typer.echo(f"also applied: {name}")
 
 

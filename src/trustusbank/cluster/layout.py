@@ -126,6 +126,10 @@ class ClusterFiles:
     def access_log(self, node: str) -> Path:
         return self.logs / f"ztunnel-{node}.jsonl"
 
+    def ztunnel_log(self, node: str) -> Path:
+        """A node proxy's own log (policy loads, errors), beside its JSON access log."""
+        return self.logs / f"ztunnel-{node}.log"
+
     def pod_log(self, namespace: str, pod: str) -> Path:
         return self.logs / "pods" / namespace / f"{pod}.log"
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.errors import OperationError
+from trustusbank.paths import deploy_dir
 
 if TYPE_CHECKING:  # the topology loads only for the commands that look a pod up
     from trustusbank.cluster.topology import Pod
@@ -28,6 +29,12 @@ def read_status(files: ClusterFiles) -> dict[str, Any] | None:
         return dict(json.loads(files.status.read_text()))
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def deploy_of(files: ClusterFiles) -> Path:
+    """The manifest bundle the running cluster was started from (what an apply is validated against)."""
+    recorded = (read_status(files) or {}).get("deploy")
+    return Path(recorded) if recorded else deploy_dir()
 
 
 def alive(pid: int | None) -> bool:

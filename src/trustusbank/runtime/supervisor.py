@@ -161,7 +161,7 @@ class Supervisor:
             ],
             env=env,
             pass_fds=tuple(s.netns.fd for s in mine),
-            log_file=self.files.logs / f"ztunnel-{node}.log",
+            log_file=self.files.ztunnel_log(node),
             probe=probe,
             events=self.event,
         )

@@ -17,21 +17,19 @@ import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Pod, Topology
 from trustusbank.errors import OperationError
 from trustusbank.images.builds import BUILDS
 from trustusbank.images.signing import Keys, org_public_key
 from trustusbank.images.store import Build, ImageStore
-from trustusbank.paths import deploy_dir
 from trustusbank.runtime import control
 from trustusbank.runtime.apply import actor as apply_actor
-from trustusbank.runtime.apply import delete
+from trustusbank.runtime.defence import set_defence
 from trustusbank.runtime.rollout import Restarted, RolloutError, rollout_restart
 from trustusbank.runtime.supervisor import ready_timeout
 from trustusbank.workloads.bank.db import differs_from_seed
@@ -250,11 +248,6 @@ async def upgrade(
     return swap
 
 
-def _deploy(status: dict[str, Any]) -> Path:
-    recorded = status.get("deploy")
-    return Path(recorded) if recorded else deploy_dir()
-
-
 async def _reset_attacker_view(files: ClusterFiles) -> dict[str, Any]:
     pod = _pod(files, *ATTACKER)
     url = f"http://{pod.app_ip}:{pod.ports[0].port}"  # as a port-forward reaches it: the operator's view
@@ -318,7 +311,7 @@ async def reset(
     Counters and evidence are kept; running it again changes nothing and says so."""
     actor = actor or apply_actor()
     command = command or current_command()
-    status = _running(files)
+    _running(files)
     who = {"actor": actor, "command": command}
     steps = []
 
@@ -340,8 +333,9 @@ async def reset(
     )
 
     progress("removing the defence set")
-    # What `policies off` does; `delete` records each removal with its actor and file hash.
-    removed = [p.name for p in delete(files, [_deploy(status) / DEFENCE_DIR])]
+    # What `policies off` does (each removal recorded with its actor and file hash), then
+    # waiting until every node proxy enforces the set without it.
+    removed = [p.name for p in await set_defence(files, control.deploy_of(files), on=False)]
     steps.append(
         Step("defence policies", bool(removed), f"removed {', '.join(removed)}" if removed else "already off")
     )

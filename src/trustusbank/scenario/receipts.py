@@ -17,15 +17,13 @@ from typing import Any
 
 from trustusbank import evidence
 from trustusbank.alerts import client as alerts
-from trustusbank.cluster.layout import DEFENCE_DIR
 from trustusbank.evidence.record import Record
-from trustusbank.paths import deploy_dir
-from trustusbank.runtime.apply import apply, delete
+from trustusbank.runtime import control
+from trustusbank.runtime.defence import set_defence
 from trustusbank.scenario import changes
 from trustusbank.scenario.cluster import Cluster, Progress
 
 ALERT_WAIT_SECONDS = 20.0
-POLICY_PICKUP_SECONDS = 1.5  # node proxies and the waypoint reload applied policy within a second
 
 
 @dataclass(frozen=True)
@@ -172,10 +170,7 @@ class EvidenceSummary:
 
 
 async def _defence(cluster: Cluster, on: bool) -> None:
-    defence = [deploy_dir() / DEFENCE_DIR]
-    changed = apply(cluster.files, deploy_dir(), defence) if on else delete(cluster.files, defence)
-    if changed:
-        await asyncio.sleep(POLICY_PICKUP_SECONDS)
+    await set_defence(cluster.files, control.deploy_of(cluster.files), on)
 
 
 async def baseline(cluster: Cluster, progress: Progress) -> ActImage:

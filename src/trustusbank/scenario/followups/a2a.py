@@ -33,6 +33,7 @@ from trustusbank.workloads.chatbot.client import AskError, AskResult
 
 AGENTS = "trustusbank-bank-agents"
 FRAUD_PROMPT = "I am customer 12345 and I don't recognise a transaction on my account."
+SIDE_EFFECTS = "fraud-bot flags the reported transaction; triage-bot opens a ticket"
 EVIDENCE_WAIT = 10.0  # seconds for a closed connection's access-log lines to appear
 
 # The A2A JSON-RPC binding's SendMessage, sent from inside triage-bot's pod through its node proxy.
@@ -247,6 +248,11 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
         f'  support-bot kagent_accesspolicy_denied_total{{source_principal="{triage_principal}"}} '
         f"+{deny_delta:g}"
     )
+    lines += [
+        "",
+        f"[bold]left changed[/] (as on a cluster): {SIDE_EFFECTS}; `trustusbank reset` puts the bank's "
+        "data back to its seed",
+    ]
     result.lines = lines
     result.data = {
         "allowed": {
@@ -265,7 +271,7 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
             "agent_log": decisions,
             "accesspolicy_denied_delta": deny_delta,
         },
-        "side_effects": "fraud-bot flags the reported transaction; triage-bot opens a ticket",
+        "side_effects": SIDE_EFFECTS,
     }
     result.ok = not problems
     result.summary = (

@@ -267,7 +267,7 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
     support_id = support.spiffe_uri(topo.trust_domain)
     model_id = model_pod.spiffe_uri(topo.trust_domain)
     deploy = _deploy(cluster)
-    node_log = cluster.files.logs / f"ztunnel-{model_pod.node}.log"
+    node_log = cluster.files.ztunnel_log(model_pod.node)
     waypoint_log = cluster.files.waypoint_log(GATEWAY)
     waypoint_pod = topo.waypoint(GATEWAY)
     if waypoint_pod is None:

@@ -49,8 +49,12 @@ from trustusbank.scenario.followups.policies.probes import (
     route_url,
     size,
 )
+from trustusbank.scenario.followups.preconditions import Needs
 from trustusbank.workloads.chatbot.client import AskResult
 
+# The "before" picture needs support-bot's own new connections to the converter allowed, which the
+# defence set's default-deny refuses: the demo runs with the set off, and puts it back afterwards.
+NEEDS = Needs(defence=False)
 POLICY = "deny-acme-fx-everywhere"
 CONVERTER = "currency-converter"
 PORT = 8000

@@ -25,6 +25,7 @@ from rich.markup import escape
 from trustusbank.cluster.watch import load_in_force
 from trustusbank.mesh.waypoint.ratelimit import UNIT_SECONDS, LocalRateLimits
 from trustusbank.mesh.waypoint.routes import WaypointConfig
+from trustusbank.runtime import control
 from trustusbank.scenario.cluster import Cluster, Progress
 from trustusbank.scenario.followups import FollowUp
 from trustusbank.scenario.followups.policies import (
@@ -32,7 +33,6 @@ from trustusbank.scenario.followups.policies import (
     GATEWAY,
     PLATFORM,
     applied_policy,
-    cluster_deploy,
     route_rate_limit,
     to_yaml,
 )
@@ -72,7 +72,7 @@ def _describe(limits: LocalRateLimits | None) -> str:
 
 def effective_limits(cluster: Cluster) -> dict[str, str]:
     """What the waypoint's own configuration code makes of the policies in force, per route."""
-    bundle = load_in_force(cluster_deploy(cluster), cluster.files)
+    bundle = load_in_force(control.deploy_of(cluster.files), cluster.files)
     config = WaypointConfig.from_manifests(bundle.objects, PLATFORM, GATEWAY)
     found = {}
     for path in (ROUTE_PATH, OTHER_PATH):

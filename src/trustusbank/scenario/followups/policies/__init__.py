@@ -18,7 +18,6 @@ from typing import Any
 import yaml
 
 from trustusbank.errors import OperationError
-from trustusbank.paths import deploy_dir
 from trustusbank.runtime import control
 from trustusbank.runtime.apply import applied, apply, delete
 from trustusbank.scenario.cluster import Cluster, Progress
@@ -122,12 +121,6 @@ def write(document: Document, folder: Path) -> Path:
     return path
 
 
-def cluster_deploy(cluster: Cluster) -> Path:
-    """The manifest bundle the running cluster was started from (what an apply is validated against)."""
-    status = control.read_status(cluster.files) or {}
-    return Path(status["deploy"]) if status.get("deploy") else deploy_dir()
-
-
 class PolicyInUse(OperationError, RuntimeError):
     """A file of the same name is applied already: the demo will not replace (and then delete) it."""
 
@@ -144,7 +137,7 @@ async def applied_policy(cluster: Cluster, document: Document, progress: Progres
     with tempfile.TemporaryDirectory(prefix="trustusbank-followup-") as folder:
         path = write(document, Path(folder))
         progress(f"applying {name}")
-        apply(cluster.files, cluster_deploy(cluster), [path])
+        apply(cluster.files, control.deploy_of(cluster.files), [path])
         try:
             yield path
         finally:
