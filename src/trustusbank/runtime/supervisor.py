@@ -31,6 +31,7 @@ from trustusbank.images.signing import Keys
 from trustusbank.images.store import ImageStore
 from trustusbank.manifests.bundle import Bundle
 from trustusbank.manifests.core import Deployment
+from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
@@ -293,11 +294,28 @@ class Supervisor:
         ]
 
     async def replace_pod(self, ref: str, *, fresh_data: bool = False) -> tuple[int | None, ManagedProcess]:
-        """A rollout restart of one pod: its process stops and a fresh one starts from the Deployment,
-        pulling its image tag again. A new pod, so it starts with no restarts and no backoff.
+        """A rollout restart of one pod: its process stops and a fresh one starts from the Deployment
+        as it is *now* (the manifests in force, re-expanded by the kagent controller, so an applied
+        ModelConfig change reaches the agent's rendered spec), pulling its image tag again. A new
+        pod, so it starts with no restarts and no backoff.
 
-        With `fresh_data` the pod's data files go while no process has them open, so the new
-        pod seeds its databases again."""
+        The new pod is planned before the old one stops: manifests that do not load, or a
+        Deployment that is gone, refuse the restart and leave the running pod alone. With
+        `fresh_data` the pod's data files go while no process has them open, so the new pod
+        seeds its databases again."""
+        if self.phase != "Running" or self.topology is None:
+            raise RuntimeError(f"the cluster is {self.phase}")
+        pod = self.topology.pod(ref)
+        try:
+            bundle = load_in_force(self.deploy, self.files)
+        except (ManifestError, ValueError, KeyError) as exc:
+            raise RuntimeError(
+                f"the manifests in force do not load, so {ref} was left running: {exc}"
+            ) from exc
+        deployment = None if pod is None else bundle.view("Deployment", pod.namespace, pod.deployment)
+        if pod is not None and pod.role != "waypoint" and deployment is None:
+            raise RuntimeError(f"Deployment {pod.namespace}/{pod.deployment} is no longer in force")
+        new = self._pod(self.topology, bundle, ref)
         old = self.pods[ref]
         old_pid = old.pid
         await old.stop()
@@ -306,9 +324,7 @@ class Supervisor:
             data = self.files.pod_dir(namespace, name) / "state" / "data"
             for path in data.glob("*") if data.is_dir() else []:
                 path.unlink()
-        if self.phase != "Running" or self.topology is None or self.bundle is None:
-            raise RuntimeError(f"the cluster is {self.phase}")
-        new = self._pod(self.topology, self.bundle, ref)
+        self.bundle = bundle
         self.pods[ref] = new
         await new.start()
         self.write_status()
