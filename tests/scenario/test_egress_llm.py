@@ -1,7 +1,9 @@
-"""`demo egress-llm`'s ModelConfig change: `apply` takes it over deploy/'s, and a refusal is a failure."""
+"""`demo egress-llm`'s ModelConfig change: `apply` takes it over deploy/'s, kagent's controller
+re-renders the agents that use it (the ones the demo rolls), and a refusal stops the demo."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,23 +11,36 @@ import pytest
 from tests.paths import DEPLOY
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.manifests.bundle import load_bundle
-from trustusbank.runtime.apply import applied
+from trustusbank.manifests.manifest import ManifestError
+from trustusbank.runtime.apply import applied, apply, delete
+from trustusbank.scenario.cluster import Cluster
 from trustusbank.scenario.followups import egress_llm
 
 
-def test_the_model_config_change_replaces_deploys_and_is_undone(tmp_path: Path) -> None:
-    files = ClusterFiles(tmp_path / "state")
+def _patch(tmp_path: Path, text: str = egress_llm.MODEL_CONFIG_PATCH) -> Path:
+    patch = tmp_path / egress_llm.MODEL_CONFIG_FILE
+    patch.write_text(text)
+    return patch
 
-    said, problem = egress_llm._try_model_config_change(files, DEPLOY, tmp_path)
 
-    assert problem is None, said
-    assert said.startswith("accepted")
-    assert applied(files) == []
+def test_the_change_re_renders_every_agent_on_the_model_config_and_is_undone(tmp_path: Path) -> None:
+    cluster = Cluster(ClusterFiles(tmp_path / "state"))
+    before = egress_llm._rendered(cluster, DEPLOY)
+
+    installed = apply(cluster.files, DEPLOY, [_patch(tmp_path)])
+    after = egress_llm._rendered(cluster, DEPLOY)
+    delete(cluster.files, installed)
+
+    moved = sorted(a for a in after if after[a] != before[a])
+    assert "support-bot" in moved
+    assert json.loads(after["support-bot"])["model"]["base_url"] == egress_llm.LLM_BASE_URL
+    assert json.loads(before["support-bot"])["model"]["base_url"] != egress_llm.LLM_BASE_URL
+    assert egress_llm._rendered(cluster, DEPLOY) == before
+    assert applied(cluster.files) == []
 
 
 def test_apply_configures_the_existing_model_config(tmp_path: Path) -> None:
-    patch = tmp_path / "modelconfig.yaml"
-    patch.write_text(egress_llm.MODEL_CONFIG_PATCH)
+    patch = _patch(tmp_path)
 
     bundle = load_bundle(DEPLOY, include=[patch])
 
@@ -37,15 +52,10 @@ def test_apply_configures_the_existing_model_config(tmp_path: Path) -> None:
     assert config.source.file == patch
 
 
-def test_a_refused_change_is_a_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        egress_llm, "MODEL_CONFIG_PATCH", egress_llm.MODEL_CONFIG_PATCH.replace(egress_llm.AGENTS, "nowhere")
-    )
+def test_a_refused_change_changes_nothing(tmp_path: Path) -> None:
     files = ClusterFiles(tmp_path / "state")
+    patch = _patch(tmp_path, egress_llm.MODEL_CONFIG_PATCH.replace(egress_llm.AGENTS, "nowhere"))
 
-    said, problem = egress_llm._try_model_config_change(files, DEPLOY, tmp_path)
-
-    assert said.startswith("refused")
-    assert problem is not None
-    assert "not declared" in problem
+    with pytest.raises(ManifestError, match="not declared"):
+        apply(files, DEPLOY, [patch])
     assert applied(files) == []

@@ -9,39 +9,45 @@ workload. The demo applies that (`LLM_GATEWAY`, the file a cluster would get) wi
 AuthorizationPolicy that lets the waypoint reach the model (the defence set admits only
 the chatbot and the agents there), and removes both when it ends.
 
-How an agent is moved onto it, on a cluster: its ModelConfig's `openAI.baseUrl` is
-pointed at the route, and kagent re-renders the agent's config, whose hash is on the
-pod template, so the Deployment rolls. The embedded runtime cannot do that step yet:
-the demo offers the ModelConfig change to `apply` (which validates it with what runs and,
-as `kubectl apply` does, configures deploy/'s ModelConfig of that name; a refusal fails the
-demo) and undoes it, since no agent is re-rendered from it. What it does instead: it runs
-support-bot's own agent loop once inside support-bot's pod, as `kubectl exec` would,
-with its resolved spec and only the model's base URL changed; every model call then
-crosses the gateway as support-bot. The gateway's token counts are checked against
-the agent's own.
+How an agent is moved onto it, as on a cluster: its ModelConfig's `openAI.baseUrl` is
+pointed at the route (`MODEL_CONFIG_PATCH`, applied as `kubectl apply` would, over
+deploy/'s ModelConfig of that name); kagent re-renders every agent that uses it, and since
+the rendered config's hash is on the pod template, each of those Deployments rolls. The
+embedded kagent controller renders the same spec into the Deployment, and the demo rolls
+exactly the agents whose rendered spec changed (a rollout restart starts a pod from the
+manifests in force). Then the customer's prompt goes through the chatbot as ever, and
+every model call support-bot makes crosses the gateway with support-bot's identity; the
+gateway's token counts are checked against the agent's own span. At the end the change
+is undone the same way: the ModelConfig file removed, the same agents rolled back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import secrets
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from trustusbank.cluster.layout import ClusterFiles
+import trustusbank.agents.a2a.spans as attr
 from trustusbank.cluster.ports import METRICS_PORT
 from trustusbank.cluster.watch import load_in_force
 from trustusbank.env import AGENT_SPEC
-from trustusbank.manifests.manifest import ManifestError
+from trustusbank.manifests.bundle import Bundle
 from trustusbank.runtime import control
+from trustusbank.runtime.apply import actor as apply_actor
 from trustusbank.runtime.apply import apply, delete
+from trustusbank.runtime.rollout import rollout_restart
+from trustusbank.runtime.supervisor import ready_timeout
 from trustusbank.scenario.cluster import Cluster, Progress
 from trustusbank.scenario.followups import FollowUp
-from trustusbank.scenario.followups.a2a import metric, read_jsonl, run_in_pod, sizes
+from trustusbank.scenario.followups.a2a import metric, read_jsonl, sizes
+from trustusbank.scenario.followups.trace import ask_traced, wait_for_trace
+from trustusbank.workloads.chatbot.client import AskResult
 
 AGENTS = "trustusbank-bank-agents"
 GATEWAY = "trustusbank-platform/trustusbank-agentgw"
@@ -50,8 +56,8 @@ LLM_BASE_URL = f"http://{GATEWAY_HOST}:8080/llm/openai/v1"
 LLM_ROUTE = "trustusbank-platform/llm-openai-route"
 PROMPT = "I am customer 12345. What is my balance?"
 RELOAD_WAIT = 10.0
-BASE_URL_ENV = "DEMO_LLM_BASE_URL"
-PROMPT_ENV = "DEMO_LLM_PROMPT"
+MODEL_CONFIG_FILE = "demo-egress-llm-modelconfig.yaml"
+COMMAND = "trustusbank demo egress-llm"
 
 # On a cluster this is the whole change (kagent rolls the agents that use the ModelConfig).
 MODEL_CONFIG_PATCH = f"""\
@@ -133,52 +139,9 @@ spec:
             ports: ["8080"]
 """
 
-# support-bot's own loop, run once in its pod with the model's base URL pointed at the gateway.
-AGENT_RUN = f"""\
-import asyncio, dataclasses, json, os, secrets
-from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
-from trustusbank.agents.model.factory import client_for
-from trustusbank.agents.a2a.delegation import AgentCaller
-from trustusbank.agents.a2a.loop import AgentLoop
-from trustusbank.agents.a2a.mcp_tools import McpToolbox
-from trustusbank.agents.a2a.metrics import AgentMetrics
-from trustusbank.agents.a2a.sessions import SessionStore
-from trustusbank.manifests.kagent.spec import AgentSpec
 
-async def main():
-    spec = AgentSpec.from_json(os.environ["{AGENT_SPEC.name}"])
-    model = dataclasses.replace(spec.model, base_url=os.environ["{BASE_URL_ENV}"])
-    spec = dataclasses.replace(spec, model=model)
-    client, toolbox = client_for(spec.model), McpToolbox(spec.mcp_servers)
-    tracer = TracerProvider().get_tracer("trustusbank demo egress-llm")
-    loop = AgentLoop(spec, client, toolbox=toolbox, agents=AgentCaller(timeout=spec.step_timeout_seconds),
-                     sessions=SessionStore(), tracer=tracer, metrics=AgentMetrics(spec, CollectorRegistry()))
-    try:
-        with tracer.start_as_current_span("kubectl exec support-bot") as span:
-            result = await loop.run(os.environ["{PROMPT_ENV}"], secrets.token_hex(8))
-    finally:
-        await toolbox.aclose()
-        await client.aclose()
-    print(json.dumps({{
-        "trace_id": format(span.get_span_context().trace_id, "032x"),
-        "reply": result.reply, "tools": [s.name for s in result.steps], "model_calls": result.model_calls,
-        "input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens,
-        "base_url": spec.model.base_url, "model": spec.model.model,
-    }}))
-
-asyncio.run(main())
-"""
-
-
-def _deploy(cluster: Cluster) -> Path:
-    status = control.read_status(cluster.files) or {}
-    return Path(str(status.get("deploy") or "deploy"))
-
-
-def _agent_spec(cluster: Cluster, deploy: Path, agent: str) -> str:
-    """The agent's resolved spec, as kagent's controller step of `up` wrote it into its Deployment."""
-    bundle = load_in_force(deploy, cluster.files)
+def _agent_spec(bundle: Bundle, agent: str) -> str:
+    """The agent's resolved spec, as kagent's controller wrote it into its Deployment."""
     deployment = bundle.get("Deployment", AGENTS, agent)
     if deployment is None:
         raise RuntimeError(f"no Deployment {AGENTS}/{agent} in the manifests in force")
@@ -189,19 +152,29 @@ def _agent_spec(cluster: Cluster, deploy: Path, agent: str) -> str:
     return str(value)
 
 
-def _try_model_config_change(files: ClusterFiles, deploy: Path, workdir: Path) -> tuple[str, str | None]:
-    """Offer the cluster's change to the embedded `apply`: what happened, in one sentence, and the
-    problem if `apply` refused it (a demo that could not make its change did not do what it says)."""
-    patch = workdir / "demo-egress-llm-modelconfig.yaml"
-    patch.write_text(MODEL_CONFIG_PATCH)
-    try:
-        installed = apply(files, deploy, [patch])
-    except ManifestError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        reason = first.removeprefix(f"{patch}:").lstrip("0123456789: ")
-        return f"refused: {reason}", f"apply refused the ModelConfig change: {reason}"
-    delete(files, installed)  # accepted: the demo does not roll agents yet, so undo it at once
-    return "accepted, but this demo does not roll the agents onto it yet (undone)", None
+def _rendered(cluster: Cluster, deploy: Path) -> dict[str, str]:
+    """Each agent's rendered spec (what kagent's controller puts in its Deployment), by agent name."""
+    bundle = load_in_force(deploy, cluster.files)
+    names = [m.name for m in bundle.objects if (m.kind, m.namespace) == ("Agent", AGENTS)]
+    return {name: _agent_spec(bundle, name) for name in names}
+
+
+async def _roll(cluster: Cluster, agents: list[str], progress: Progress) -> list[str]:
+    """Roll the agents' Deployments together, as kagent's rollouts run when their rendered config changes."""
+    await asyncio.gather(
+        *(
+            rollout_restart(
+                cluster.files,
+                f"{AGENTS}/{agent}",
+                actor=apply_actor(),
+                command=COMMAND,
+                progress=progress,
+                timeout=ready_timeout() + 30,
+            )
+            for agent in agents
+        )
+    )
+    return list(agents)
 
 
 def _text_since(log: Path, start: int) -> str:
@@ -258,6 +231,48 @@ def _tokens(text: str, kind: str, principal: str) -> float:
     )
 
 
+def _agent_usage(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """support-bot's own account of the run, from its spans: model calls, tokens, tools."""
+
+    def named(prefix: str) -> list[dict[str, Any]]:
+        return [
+            sp
+            for sp in spans
+            if sp["name"].startswith(prefix)
+            and (sp.get("attributes") or {}).get(attr.AGENT_NAME, "support-bot") == "support-bot"
+        ]
+
+    invoke = next(iter(named(attr.INVOKE_AGENT)), None)
+    attributes = (invoke or {}).get("attributes") or {}
+    return {
+        "model_calls": len(named(f"{attr.CHAT} ")),
+        "input_tokens": attributes.get(attr.INPUT_TOKENS),
+        "output_tokens": attributes.get(attr.OUTPUT_TOKENS),
+        "model": attributes.get(attr.REQUEST_MODEL),
+    }
+
+
+@dataclass
+class Marks:
+    """Where the logs the demo reads stood before a change, to read only what came after."""
+
+    node_log: Path
+    waypoint_stderr: Path
+    at: dict[Path, int] = field(default_factory=dict)
+
+    def take(self) -> Marks:
+        self.at = sizes([self.node_log, self.waypoint_stderr])
+        return self
+
+    async def loaded(self, policy_ref: str, present: bool, problems: list[str]) -> None:
+        if await _waypoint_loaded(self.waypoint_stderr, self.at[self.waypoint_stderr]) is None:
+            problems.append(
+                f"the waypoint did not {'load' if present else 'drop'} the LLM route in {RELOAD_WAIT:g}s"
+            )
+        if await _policies_loaded(self.node_log, self.at[self.node_log], policy_ref, present) is None:
+            problems.append(f"{self.node_log.stem} did not {'load' if present else 'drop'} {policy_ref}")
+
+
 async def run(cluster: Cluster, progress: Progress) -> FollowUp:
     result = FollowUp("egress-llm", ok=False, summary="")
     problems = result.problems
@@ -266,77 +281,83 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
     model_pod = cluster.pod(AGENTS, "scripted-model")
     support_id = support.spiffe_uri(topo.trust_domain)
     model_id = model_pod.spiffe_uri(topo.trust_domain)
-    deploy = _deploy(cluster)
-    node_log = cluster.files.ztunnel_log(model_pod.node)
+    deploy = control.deploy_of(cluster.files)
     waypoint_log = cluster.files.waypoint_log(GATEWAY)
     waypoint_pod = topo.waypoint(GATEWAY)
     if waypoint_pod is None:
         raise RuntimeError(f"no waypoint pod for {GATEWAY}")
-    waypoint_stderr = cluster.files.pod_log(waypoint_pod.namespace, waypoint_pod.name)
+    marks = Marks(
+        cluster.files.ztunnel_log(model_pod.node),
+        cluster.files.pod_log(waypoint_pod.namespace, waypoint_pod.name),
+    )
     policy_ref = f"{AGENTS}/{ALLOW_NAME}"
-    answer: dict[str, Any] = {}
+    answer: AskResult | None = None
+    usage: dict[str, Any] = {}
+    rolled: list[str] = []
+    trace_id = secrets.token_hex(16)
+    log_mark = 0
+    before = after = ""
 
     with tempfile.TemporaryDirectory(prefix="trustusbank-egress-llm-") as tmp:
         workdir = Path(tmp)
-        progress("egress-llm: offering the ModelConfig change to apply")
-        config_change, refused = _try_model_config_change(cluster.files, deploy, workdir)
-        if refused is not None:
-            problems.append(refused)
-        spec_json = _agent_spec(cluster, deploy, "support-bot")
-
         progress("egress-llm: applying the LLM backend, its route and the model's ALLOW")
-        manifest = workdir / APPLIED_AS
-        manifest.write_text(LLM_GATEWAY)
-        marks = sizes([node_log, waypoint_stderr])
-        installed = apply(cluster.files, deploy, [manifest])
+        (workdir / APPLIED_AS).write_text(LLM_GATEWAY)
+        marks.take()
+        installed = apply(cluster.files, deploy, [workdir / APPLIED_AS])
         try:
-            if await _waypoint_loaded(waypoint_stderr, marks[waypoint_stderr]) is None:
-                problems.append(f"the waypoint did not load the LLM route in {RELOAD_WAIT:g}s")
-            if await _policies_loaded(node_log, marks[node_log], policy_ref, present=True) is None:
-                problems.append(f"ztunnel on {model_pod.node} did not load {policy_ref} in {RELOAD_WAIT:g}s")
-            before = await _waypoint_metrics(cluster)
-            log_mark = sizes([waypoint_log])[waypoint_log]
-            progress("egress-llm: support-bot's loop, in its pod, with the model behind the waypoint")
-            code = AGENT_RUN
-            env = {AGENT_SPEC.name: spec_json, BASE_URL_ENV: LLM_BASE_URL, PROMPT_ENV: PROMPT}
-            status, out, err = await run_in_pod(cluster, f"{AGENTS}/support-bot", code, extra_env=env)
+            await marks.loaded(policy_ref, True, problems)
+            (workdir / MODEL_CONFIG_FILE).write_text(MODEL_CONFIG_PATCH)
+            rendered = _rendered(cluster, deploy)
+            progress("egress-llm: pointing ModelConfig scripted at the gateway")
+            changed = apply(cluster.files, deploy, [workdir / MODEL_CONFIG_FILE])
             try:
-                answer = json.loads(out.strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                problems.append(f"support-bot's loop failed in its pod (exit {status}): {err.strip()[-600:]}")
-            after = await _waypoint_metrics(cluster)
+                now = _rendered(cluster, deploy)
+                moved = sorted(a for a in now if now[a] != rendered.get(a))
+                if "support-bot" not in moved:
+                    problems.append("the ModelConfig change did not reach support-bot's rendered spec")
+                progress(f"egress-llm: rolling {', '.join(moved)}, as kagent does when their config changes")
+                rolled = await _roll(cluster, moved, progress)
+                before = await _waypoint_metrics(cluster)
+                log_mark = sizes([waypoint_log])[waypoint_log]
+                progress("egress-llm: the customer's prompt, through the chatbot")
+                answer = await ask_traced(cluster, PROMPT, f"00-{trace_id}-{secrets.token_hex(8)}-01")
+                spans = await wait_for_trace(cluster, trace_id, len(answer.tool_calls))
+                usage = _agent_usage(spans)
+                after = await _waypoint_metrics(cluster)
+            finally:
+                progress("egress-llm: putting ModelConfig scripted back, and the agents with it")
+                delete(cluster.files, changed)
+                await _roll(cluster, rolled, progress)
         finally:
-            marks = sizes([node_log, waypoint_stderr])
+            marks.take()
             delete(cluster.files, installed)
-            if await _policies_loaded(node_log, marks[node_log], policy_ref, present=False) is None:
-                problems.append(f"ztunnel on {model_pod.node} still enforces {policy_ref}")
-            if await _waypoint_loaded(waypoint_stderr, marks[waypoint_stderr]) is None:
-                problems.append("the waypoint did not drop the LLM route")
+            await marks.loaded(policy_ref, False, problems)
 
     # The model client sends no traceparent (the tool calls do), so the model calls are found by
     # route and caller identity in the window of the run; the tool calls by the run's trace.
-    trace_id = answer.get("trace_id")
-    window = read_jsonl(waypoint_log, log_mark)
+    window = read_jsonl(waypoint_log, log_mark) if answer is not None else []
     llm = [r for r in window if r.get("route") == LLM_ROUTE and r.get("src.identity") == support_id]
-    tools = [
-        r
-        for r in window
-        if trace_id and r.get("trace_id") == trace_id and r.get("mcp.method") == "tools/call"
-    ]
-    records = [r for r in window if r in llm or r in tools]
+    tools = [r for r in window if r.get("trace_id") == trace_id and r.get("mcp.method") == "tools/call"]
     gateway_in = sum(int(r.get("gen_ai.usage.input_tokens") or 0) for r in llm)
     gateway_out = sum(int(r.get("gen_ai.usage.output_tokens") or 0) for r in llm)
-    metric_in = _tokens(after, "input", support_id) - _tokens(before, "input", support_id)
-    metric_out = _tokens(after, "output", support_id) - _tokens(before, "output", support_id)
-    if answer:
-        if len(llm) != answer["model_calls"]:
+    metric_in = _tokens(after, "input", support_id) - _tokens(before, "input", support_id) if after else 0.0
+    metric_out = (
+        _tokens(after, "output", support_id) - _tokens(before, "output", support_id) if after else 0.0
+    )
+    if answer is not None:
+        if answer.state != "completed":
+            problems.append(f"support-bot's task ended {answer.state}: {answer.status_message}")
+        if not llm:
+            problems.append("no model call of support-bot's crossed the gateway")
+        if len(llm) != usage.get("model_calls"):
             problems.append(
-                f"{len(llm)} model call(s) crossed the gateway, the agent made {answer['model_calls']}"
+                f"{len(llm)} model call(s) crossed the gateway, the agent's spans show "
+                f"{usage.get('model_calls')}"
             )
-        if (gateway_in, gateway_out) != (answer["input_tokens"], answer["output_tokens"]):
+        if [gateway_in, gateway_out] != [usage.get("input_tokens"), usage.get("output_tokens")]:
             problems.append(
                 f"the gateway counted {gateway_in}→{gateway_out} tokens, the agent "
-                f"{answer['input_tokens']}→{answer['output_tokens']}"
+                f"{usage.get('input_tokens')}→{usage.get('output_tokens')}"
             )
         if (metric_in, metric_out) != (gateway_in, gateway_out):
             problems.append(
@@ -352,20 +373,18 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
     lines = [
         f"LLM gateway: AgentgatewayBackend trustusbank-platform/scripted-model (ai.provider.openai → "
         f"scripted-model.{AGENTS}:8080, pathPrefix /v1) behind HTTPRoute {LLM_ROUTE} (/llm/openai)",
-        f"on a cluster: [bold]{ON_A_CLUSTER}[/] — kagent re-renders the agents' config and their pods roll "
-        "(the config hash is on the pod template)",
-        f"embedded: the ModelConfig change was {config_change}; a rollout restart re-creates the pod from "
-        "the manifests loaded at `up`, so the running support-bot keeps its direct model URL",
-        f"so: support-bot's own loop ran once inside its pod (as {support_id}) "
-        f"with openAI.baseUrl {LLM_BASE_URL}",
-        f"  prompt: {PROMPT}",
-        f"  reply:  {answer.get('reply', '(none)')}",
-        f"  {answer.get('model_calls', 0)} model call(s), tools {answer.get('tools', [])}; "
-        f"the agent counted {answer.get('input_tokens')}→{answer.get('output_tokens')} tokens",
+        f"the change: ModelConfig {AGENTS}/scripted openAI.baseUrl → {LLM_BASE_URL}",
+        f"  on a cluster: [bold]{ON_A_CLUSTER}[/]",
+        f"  kagent re-rendered and rolled: {', '.join(rolled) or 'nothing'} (their rendered config changed)",
+        f"  prompt (through the chatbot): {PROMPT}",
+        f"  reply:  {answer.reply if answer else '(none)'}",
+        f"  support-bot's spans: {usage.get('model_calls', 0)} model call(s), "
+        f"{usage.get('input_tokens')}→{usage.get('output_tokens')} tokens; "
+        f"tools {[c.get('name') for c in answer.tool_calls] if answer else []}",
         f"waypoint request log ({waypoint_log.name}), in order:",
     ]
-    for r in records:
-        if r.get("route") == LLM_ROUTE:
+    for r in window:
+        if r in llm:
             lines.append(
                 f"  {r.get('http.method')} {r.get('http.path')}  "
                 f"{r.get('src.identity')} → {r.get('dst.identity')}  "
@@ -374,12 +393,13 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
                 f"tokens {r.get('gen_ai.usage.input_tokens')}→{r.get('gen_ai.usage.output_tokens')}  "
                 f"{r.get('http.status')}  {r.get('duration_ms')} ms"
             )
-        elif r.get("mcp.method") == "tools/call":
+        elif r in tools:
             lines.append(f"  [dim]tools/call {r.get('mcp.tool')} ({r.get('route')}) {r.get('decision')}[/]")
     lines += [
         f"gateway total {gateway_in}→{gateway_out} tokens; agentgateway_gen_ai_client_token_usage_sum"
         f'{{route="{LLM_ROUTE}",source_principal=support-bot}} +{metric_in:g} input, +{metric_out:g} output',
-        f"put back: {APPLIED_AS} (backend, route, {ALLOW_NAME}) removed; nothing else was changed",
+        f"put back: the ModelConfig as deploy/ declares it, {', '.join(rolled) or 'no agent'} rolled back; "
+        f"{APPLIED_AS} (backend, route, {ALLOW_NAME}) removed",
     ]
     result.lines = lines
     result.data = {
@@ -389,19 +409,19 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
             "base_url": LLM_BASE_URL,
         },
         "applied": LLM_GATEWAY,
+        "model_config": MODEL_CONFIG_PATCH,
         "on_a_cluster": ON_A_CLUSTER,
-        "model_config_change": config_change,
-        "missing": ("a rollout restart that re-renders an agent's spec from the manifests in force"),
-        "agent_run": answer,
+        "rolled": rolled,
+        "reply": answer.reply if answer else None,
+        "agent": usage,
         "model_calls": llm,
         "tool_calls": tools,
         "tokens": {"gateway": [gateway_in, gateway_out], "metric": [metric_in, metric_out]},
     }
     result.ok = not problems
     result.summary = (
-        f"support-bot's {len(llm)} model call(s) crossed the waypoint as an LLM gateway, "
-        f"{gateway_in}→{gateway_out} tokens logged per identity (the running agent itself is not switched: "
-        "the embedded runtime cannot change its ModelConfig yet)"
+        f"support-bot, rolled onto the changed ModelConfig, sent its {len(llm)} model call(s) through the "
+        f"waypoint as an LLM gateway: {gateway_in}→{gateway_out} tokens logged per identity"
         if result.ok
         else "the demo did not do what it says: " + "; ".join(problems)
     )
