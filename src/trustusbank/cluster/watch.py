@@ -11,16 +11,25 @@ from pathlib import Path
 from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.manifests.bundle import Bundle, load_bundle
 from trustusbank.manifests.kagent.controller import expand
+from trustusbank.manifests.manifest import ManifestError
 
 Fingerprint = tuple[tuple[str, int, int], ...]
+RACE_RETRIES = 5
 
 
 def fingerprint(paths: list[Path]) -> Fingerprint:
-    """Path, mtime and size of every file below `paths`: cheap, and enough to notice an edit."""
-    files = sorted(
-        f for p in paths if p.exists() for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()
-    )
-    return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    """Path, mtime and size of every file below `paths`: cheap, and enough to notice an edit.
+
+    A file deleted between the listing and its stat is simply not there."""
+    found = []
+    for f in sorted(f for p in paths if p.exists() for f in ([p] if p.is_file() else p.rglob("*"))):
+        try:
+            stat = f.stat()
+        except FileNotFoundError:
+            continue
+        if f.is_file():
+            found.append((str(f), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
 
 
 def load_in_force(deploy: Path, files: ClusterFiles) -> Bundle:
@@ -44,4 +53,21 @@ class ManifestWatch:
         return True
 
     def load(self) -> Bundle:
+        """The manifests in force, read as one consistent set.
+
+        `apply` and `delete` change files one at a time, so a read can race a writer: a file
+        listed, then gone before it is read. Such a read is retried (the set in flux, not
+        broken); a set that fails to load while nothing is changing is an error, which the
+        readers treat as "deny everything".
+        """
+        for _ in range(RACE_RETRIES):
+            before = fingerprint([self.deploy, self.files.applied])
+            try:
+                bundle = load_in_force(self.deploy, self.files)
+            except ManifestError:
+                if fingerprint([self.deploy, self.files.applied]) != before:
+                    continue
+                raise
+            if fingerprint([self.deploy, self.files.applied]) == before:
+                return bundle
         return load_in_force(self.deploy, self.files)
