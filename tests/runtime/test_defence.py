@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.paths import DEPLOY
+from trustusbank.mesh.ztunnel import policy_store
 from trustusbank.runtime import defence
 from trustusbank.runtime.defence import DefenceError, defence_files, wait_loaded
 
@@ -21,7 +22,16 @@ VENDOR_DENY = "trustusbank-bank-vendors/default-deny"
 
 def _log(path: Path, refs: list[str]) -> None:
     with path.open("a") as handle:
-        handle.write(f"2026-12-03T00:00:00Z\tinfo\tztunnel\tpolicies loaded: {', '.join(refs)}\n")
+        handle.write(
+            f"2026-12-03 00:00:00,000 INFO {policy_store.log.name}: {policy_store.LOADED} {', '.join(refs)}\n"
+        )
+
+
+def _unreadable(path: Path) -> None:
+    with path.open("a") as handle:
+        handle.write(
+            f"2026-12-03 00:00:00,000 ERROR {policy_store.log.name}: {policy_store.UNREADABLE} gone.yaml\n"
+        )
 
 
 async def test_the_wait_ends_only_when_every_node_logged_the_wanted_set(tmp_path: Path) -> None:
@@ -43,9 +53,30 @@ async def test_the_wait_ends_only_when_every_node_logged_the_wanted_set(tmp_path
     assert waited >= 0.3
 
 
-async def test_a_node_that_cannot_read_the_set_ends_the_wait_with_an_error(tmp_path: Path) -> None:
+async def test_a_transient_unreadable_set_is_waited_through(tmp_path: Path) -> None:
+    """A reload that raced a writer denies everything until the next one; the wait sees the next one."""
     log = tmp_path / "ztunnel-a.log"
-    log.write_text("\tERROR\tpolicy set unreadable, denying all: bad.yaml: no kind\n")
+    _unreadable(log)
+    quoted = (
+        'error access connection failed error="connection closed due to policy change: policy set unreadable"'
+    )
+    log.open("a").write(quoted + "\n")  # an access-log line quoting the error is not a reload
+
+    async def later() -> None:
+        await asyncio.sleep(0.1)
+        _log(log, [DENY])
+
+    writer = asyncio.create_task(later())
+    await wait_loaded({log: 0}, present={DENY}, absent=set())
+    await writer
+
+
+async def test_a_node_stuck_unreadable_times_out_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(defence, "PICKUP_TIMEOUT", 0.2)
+    log = tmp_path / "ztunnel-a.log"
+    _unreadable(log)
     with pytest.raises(DefenceError, match="could not read the policy set"):
         await wait_loaded({log: 0}, present={DENY}, absent=set())
 

@@ -18,10 +18,12 @@ from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.cluster.topology import Topology
 from trustusbank.errors import OperationError
 from trustusbank.manifests.yaml_source import read_documents, yaml_files
+from trustusbank.mesh.ztunnel import policy_store
 from trustusbank.runtime.apply import applied, apply, delete
 
-LOADED = "policies loaded:"
-UNREADABLE = "policy set unreadable"
+# Only the policy store's own lines: an access-log line may quote its error.
+LOADED = f"{policy_store.log.name}: {policy_store.LOADED}"
+UNREADABLE = f"{policy_store.log.name}: {policy_store.UNREADABLE}"
 PICKUP_TIMEOUT = 15.0
 
 
@@ -57,35 +59,44 @@ def _policy_refs(path: Path) -> set[str]:
     }
 
 
-def _loaded_refs(log: Path, offset: int) -> set[str] | None:
-    """The policy set the node proxy last logged after byte `offset`, None if it logged none yet."""
+def _last_load(log: Path, offset: int) -> str | None:
+    """The node proxy's last reload line after byte `offset` (a loaded set or an unreadable one)."""
     if not log.exists():
         return None
     with log.open("rb") as handle:
         handle.seek(offset)
         text = handle.read().decode("utf-8", "replace")
     lines = [line for line in text.splitlines() if LOADED in line or UNREADABLE in line]
-    if not lines:
-        return None
-    if UNREADABLE in lines[-1]:
-        raise DefenceError(f"{log.stem} could not read the policy set: {lines[-1].strip()}")
-    return {ref.strip() for ref in lines[-1].split(LOADED, 1)[1].split(",")}
+    return lines[-1] if lines else None
+
+
+def _refs(line: str) -> set[str]:
+    return {ref.strip() for ref in line.split(LOADED, 1)[1].split(",")}
 
 
 async def wait_loaded(marks: dict[Path, int], present: set[str], absent: set[str]) -> float:
-    """Seconds until every node log in `marks` shows a load holding `present` and none of `absent`."""
+    """Seconds until every node log in `marks` shows a load holding `present` and none of `absent`.
+
+    A node that logs an unreadable set meanwhile is still waited for (it denies everything until
+    its next reload); if that is where it stays, the timeout says so.
+    """
     started = time.monotonic()
     waiting = dict(marks)
+    last: dict[Path, str | None] = {}
     while True:
         for log, offset in list(waiting.items()):
-            refs = _loaded_refs(log, offset)
-            if refs is not None and present <= refs and not absent & refs:
+            line = last[log] = _last_load(log, offset)
+            if line is not None and LOADED in line and present <= _refs(line) and not absent & _refs(line):
                 del waiting[log]
         if not waiting:
             return time.monotonic() - started
         if time.monotonic() - started > PICKUP_TIMEOUT:
-            names = ", ".join(p.stem for p in waiting)
-            raise DefenceError(f"the defence change was not in force after {PICKUP_TIMEOUT:.0f} s: {names}")
+            unreadable = "could not read the policy set"
+            stuck = "; ".join(
+                f"{p.stem}: {unreadable if UNREADABLE in (last.get(p) or '') else 'no matching reload'}"
+                for p in waiting
+            )
+            raise DefenceError(f"the defence change was not in force after {PICKUP_TIMEOUT:.0f} s ({stuck})")
         await asyncio.sleep(0.05)
 
 

@@ -16,6 +16,9 @@ from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthent
 from trustusbank.manifests.manifest import ManifestError
 
 log = logging.getLogger(__name__)
+# What this store logs on each reload, read by `runtime/defence.py` to know a change is in force.
+LOADED = "policies loaded:"
+UNREADABLE = "policy set unreadable, denying all:"
 
 
 class PolicyStore:
@@ -36,10 +39,10 @@ class PolicyStore:
             ]
             self.error = None
             log.info(
-                "policies loaded: %s",
+                f"{LOADED} %s",
                 ", ".join(p.ref for p in self.authorization) or "no AuthorizationPolicy",
             )
         except (ManifestError, ValueError, KeyError) as exc:
-            self.error = f"policy set unreadable, denying all: {exc}"
+            self.error = f"{UNREADABLE} {exc}"
             log.error(self.error)
         return True
