@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.paths import DEPLOY
+from trustusbank.errors import ConfigError
 from trustusbank.k8s import schemas
 from trustusbank.k8s.versions import KUBERNETES_VERSION
 from trustusbank.manifests.kinds import KINDS
@@ -177,3 +178,17 @@ def test_unreadable_yaml_and_a_missing_path_are_problems(tmp_path: Path) -> None
     assert "YAML syntax error" in problem.message
     [missing] = schemas.validate_path(tmp_path / "absent")
     assert missing.message == "no such file or directory"
+
+
+def test_a_kubernetes_version_the_installed_schemas_lack_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(schemas, "KUBERNETES_VERSION", "1.99")
+    schemas._definitions.cache_clear()
+    schemas._definition_names.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"ships no schemas for Kubernetes 1\.99; install"):
+            schemas.validate_path(ACCOUNT_MCP)
+    finally:
+        schemas._definitions.cache_clear()
+        schemas._definition_names.cache_clear()

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from kubernetes_validate.utils import schema_contents
+import kubernetes_validate
+from kubernetes_validate.utils import VersionNotSupportedError, schema_contents
 from referencing import Registry, Resource
 
+from trustusbank.errors import ConfigError
 from trustusbank.k8s.versions import KUBERNETES_VERSION
 from trustusbank.manifests.kinds import KINDS
 from trustusbank.manifests.manifest import JsonPath
@@ -126,7 +128,13 @@ def _field_errors(api_version: str, kind: str, data: dict[str, Any]) -> list[Fie
 def _definitions() -> tuple[str, dict[str, Any]]:
     """The `$id` and contents of the pinned version's strict definitions (all kinds, one file)."""
     directory = f"kubernetes-json-schema/v{KUBERNETES_VERSION}.0-local-strict"
-    contents: dict[str, Any] = schema_contents(f"{directory}/_definitions.json", KUBERNETES_VERSION)
+    try:
+        contents: dict[str, Any] = schema_contents(f"{directory}/_definitions.json", KUBERNETES_VERSION)
+    except (VersionNotSupportedError, FileNotFoundError):
+        raise ConfigError(
+            f"kubernetes-validate {kubernetes_validate.__version__} ships no schemas for Kubernetes "
+            f"{KUBERNETES_VERSION}; install kubernetes-validate>={KUBERNETES_VERSION}"
+        ) from None
     return str(contents["$id"]), contents
 
 
