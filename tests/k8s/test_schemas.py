@@ -178,6 +178,9 @@ def test_unreadable_yaml_and_a_missing_path_are_problems(tmp_path: Path) -> None
     assert "YAML syntax error" in problem.message
     [missing] = schemas.validate_path(tmp_path / "absent")
     assert missing.message == "no such file or directory"
+    (tmp_path / "empty").mkdir()
+    [empty] = schemas.validate_path(tmp_path / "empty")
+    assert empty.message == "no *.yaml or *.yml files found"
 
 
 def test_a_kubernetes_version_the_installed_schemas_lack_is_a_clear_error(

@@ -70,21 +70,20 @@ def validate_path(path: Path) -> list[SchemaProblem]:
     including files that are not YAML at all; an absent `path` is a problem, not an empty pass."""
     if not path.exists():
         return [SchemaProblem(path, 0, 0, "", "", "no such file or directory")]
+    files = yaml_files(path)
+    if not files:
+        return [SchemaProblem(path, 0, 0, "", "", "no *.yaml or *.yml files found")]
     documents: list[Document] = []
     problems: list[SchemaProblem] = []
-    for file in yaml_files(path):
+    for file in files:
         read, unreadable = read_documents(file)
         documents += read
         problems += [SchemaProblem(file, len(read), p.line, "", "", p.message) for p in unreadable]
     return sorted(problems + validate(documents))
 
 
-def built_in_kinds() -> frozenset[GroupVersionKind]:
-    """The kinds the Kubernetes of `KUBERNETES_VERSION` serves itself."""
-    return frozenset(_definition_names())
-
-
 def is_built_in(api_version: str, kind: str) -> bool:
+    """Whether the Kubernetes of `KUBERNETES_VERSION` serves this kind itself (not through a CRD)."""
     group, _, version = api_version.rpartition("/")
     return (group, version, kind) in _definition_names()
 
