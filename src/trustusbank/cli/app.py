@@ -96,6 +96,11 @@ COMMANDS: dict[str, Entry] = {
         _C + "mesh_cmd", "app", "The mesh's own processes (started by `trustusbank up`).", hidden=True
     ),
     "manifests": Entry(_C + "manifests_cmd", "app", "Inspect and validate the Kubernetes manifest bundle."),
+    "k8s": Entry(
+        _C + "k8s_cmd",
+        "app",
+        "A real Kubernetes cluster: Istio ambient, agentgateway, kagent and deploy/ (kind or your context).",
+    ),
     "evidence": Entry(
         _C + "evidence_cmd",
         "app",

@@ -1,0 +1,103 @@
+"""deploy/ as a real cluster gets it: phase by phase, with what only the embedded runtime needs left out.
+
+The same files, with three differences, each said in the plan:
+- the defence set (08-defence) is not installed: the story starts without it, and
+  `k8s policies on` applies it, as `policies on` does on the embedded cluster;
+- the alert evaluator and the SOC inbox are the embedded runtime's stand-ins for
+  Prometheus/Alertmanager and a mail sink; on a cluster kube-prometheus-stack loads the same
+  PrometheusRule and mailpit receives the mail;
+- on OSS, the waypoint Gateway uses agentgateway's own class (`agentgateway`; the Enterprise
+  class is kept when a licence is given), and kagent's AccessPolicy, an Enterprise CRD, is
+  not applied (there is nothing on OSS to read it).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trustusbank.cluster.layout import DEFENCE_DIR
+from trustusbank.k8s import versions
+from trustusbank.manifests.manifest import ManifestError, Problem
+from trustusbank.manifests.yaml_source import read_documents, yaml_files
+
+# The embedded runtime's stand-ins, by (namespace, name) of their Deployment/Service/ServiceAccount.
+EMBEDDED_ONLY = {
+    ("trustusbank-observability", "alert-evaluator"): "kube-prometheus-stack runs the PrometheusRule",
+    ("trustusbank-observability", "soc-inbox"): "mailpit is the SOC inbox",
+}
+ENTERPRISE_ONLY_KINDS = {"AccessPolicy": "kagent Enterprise"}
+WAYPOINT_FOR = "istio.io/waypoint-for"
+
+
+@dataclass
+class Phase:
+    """One deploy/ folder as applied, with what to wait for after it."""
+
+    name: str  # "05-mcp-servers"
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # "<Kind> <ns>/<name>: why"
+
+    @property
+    def deployments(self) -> list[tuple[str, str]]:
+        return [_ref(d) for d in self.documents if d.get("kind") == "Deployment"]
+
+    @property
+    def agents(self) -> list[tuple[str, str]]:
+        return [_ref(d) for d in self.documents if d.get("kind") == "Agent"]
+
+    def text(self) -> str:
+        return yaml.safe_dump_all(self.documents, sort_keys=False)
+
+
+def _ref(document: dict[str, Any]) -> tuple[str, str]:
+    meta = document.get("metadata") or {}
+    return str(meta.get("namespace", "default")), str(meta.get("name", ""))
+
+
+def _leave_out(document: dict[str, Any], enterprise: bool) -> str | None:
+    kind = str(document.get("kind"))
+    if kind in ("Deployment", "Service", "ServiceAccount") and _ref(document) in EMBEDDED_ONLY:
+        return EMBEDDED_ONLY[_ref(document)]
+    if kind in ENTERPRISE_ONLY_KINDS and not enterprise:
+        return f"{ENTERPRISE_ONLY_KINDS[kind]} only; OSS has nothing that reads it"
+    return None
+
+
+def _for_cluster(document: dict[str, Any], enterprise: bool) -> dict[str, Any]:
+    out = copy.deepcopy(document)
+    if out.get("kind") == "Gateway" and not enterprise:
+        spec = out.setdefault("spec", {})
+        if spec.get("gatewayClassName") == versions.AGENTGATEWAY_ENTERPRISE_CLASS:
+            spec["gatewayClassName"] = versions.AGENTGATEWAY_OSS_CLASS
+            labels = out.setdefault("metadata", {}).setdefault("labels", {})
+            labels.setdefault(WAYPOINT_FOR, "service")
+    return out
+
+
+def render(deploy: Path, *, enterprise: bool = False) -> list[Phase]:
+    """deploy/'s phase folders in order, each as the documents a cluster gets."""
+    phases: list[Phase] = []
+    problems: list[Problem] = []
+    for folder in sorted(p for p in deploy.iterdir() if p.is_dir() and p.name[:2].isdigit()):
+        if folder.name == DEFENCE_DIR:
+            continue
+        phase = Phase(folder.name)
+        for file in yaml_files(folder):
+            documents, found = read_documents(file)
+            problems += found
+            for document in documents:
+                why = _leave_out(document.data, enterprise)
+                if why is not None:
+                    namespace, name = _ref(document.data)
+                    phase.left_out.append(f"{document.data.get('kind')} {namespace}/{name}: {why}")
+                    continue
+                phase.documents.append(_for_cluster(document.data, enterprise))
+        phases.append(phase)
+    if problems:
+        raise ManifestError(problems)
+    return phases
