@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trustusbank.lint import agentgateway, istio, kagent
+from trustusbank.lint import agentgateway, istio, kagent, kagent_oss
 from trustusbank.lint.findings import Finding, Severity, sort_findings
 from trustusbank.manifests.core import Deployment, Namespace
 from trustusbank.manifests.kinds import KINDS, to_manifest
@@ -172,8 +172,17 @@ def kagent_checks(inputs: Inputs) -> list[Finding]:
     return kagent.check(inputs.manifests)
 
 
+def kagent_oss_checks(inputs: Inputs) -> list[Finding]:
+    return kagent_oss.check(inputs.manifests)
+
+
 # The extension point: a new check is a function of the inputs appended here.
-CHECKS: list[Callable[[Inputs], list[Finding]]] = [istio_checks, agentgateway_checks, kagent_checks]
+CHECKS: list[Callable[[Inputs], list[Finding]]] = [
+    istio_checks,
+    agentgateway_checks,
+    kagent_checks,
+    kagent_oss_checks,
+]
 
 
 def lint_inputs(inputs: Inputs) -> list[Finding]:
