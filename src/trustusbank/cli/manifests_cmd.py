@@ -58,7 +58,12 @@ def oss_access(
     ] = None,
     scraper: Annotated[
         list[str] | None,
-        typer.Option(help="A principal that scrapes the agents' /metrics (repeatable).", show_default=False),
+        typer.Option(
+            help="A principal that scrapes the agents' /metrics on their A2A port (repeatable); "
+            "replaces the default, the alert evaluator's.",
+            metavar="PRINCIPAL",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Print Istio AuthorizationPolicies that enforce the AccessPolicies on kagent OSS (ztunnel, L4).
