@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from tests.lint import by_code, shape
-from tests.manifests.kagent import AGENTS_DIR, MODEL, agent, documents, line_of, policy, write
+from tests.manifests.kagent import AGENTS_DIR, DEPLOY, MODEL, agent, documents, line_of, policy, write
 from trustusbank.cli.lint_cmd import app
 from trustusbank.lint import Severity, lint_path
+from trustusbank.manifests.bundle import load_bundle
+from trustusbank.manifests.kagent.objects import Index
+from trustusbank.manifests.kagent.oss import authorization_policies, to_yaml
 
 ENFORCEMENT, USER_GROUP = "oss-access-enforcement", "oss-access-user-group"
 ACCESS = AGENTS_DIR / "access-policies.yaml"
@@ -71,3 +75,15 @@ def test_the_info_does_not_fail_strict_but_a_user_group_does(tmp_path: Path) -> 
     assert runner.invoke(app, ["lint", str(groups)]).exit_code == 0
     strict = runner.invoke(app, ["lint", str(groups), "--strict"])
     assert (strict.exit_code, strict.output.splitlines()[-1]) == (1, "0 errors, 2 warnings, 1 info")
+
+
+def test_deploy_with_the_generated_policies_lints_clean(tmp_path: Path) -> None:
+    # Their selectors pick the pods kagent runs for the Agents, which no Deployment declares.
+    bundle = shutil.copytree(DEPLOY, tmp_path / "deploy")
+    generated = to_yaml(authorization_policies(Index.of(load_bundle(DEPLOY).objects)))
+    (bundle / "08-defence" / "kagent-access.yaml").write_text(generated)
+
+    findings = lint_path(bundle)
+
+    assert [f.headline() for f in findings if f.severity != Severity.INFO] == []
+    assert len(by_code(findings, ENFORCEMENT)) == 4

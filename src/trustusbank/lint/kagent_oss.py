@@ -12,8 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from trustusbank.lint.findings import Emitter, Finding, Severity
+from trustusbank.lint.istio import Pod
 from trustusbank.manifests.kagent.objects import Index
-from trustusbank.manifests.kagent.oss import RENDER_COMMAND, user_group_effect, user_group_subjects
+from trustusbank.manifests.kagent.oss import (
+    RENDER_COMMAND,
+    pod_selector,
+    user_group_effect,
+    user_group_subjects,
+)
 from trustusbank.manifests.manifest import Manifest
 
 ENFORCEMENT = (
@@ -48,3 +54,10 @@ def check(manifests: Iterable[Manifest]) -> list[Finding]:
         for policy, subject in user_group_subjects(index)
     ]
     return findings
+
+
+def agent_pods(manifests: Iterable[Manifest]) -> list[Pod]:
+    """The pods kagent runs for the input's Agents (no Deployment declares them), with the labels
+    they are known to carry, so that a selector on an agent does not read as matching nothing."""
+    agents = Index.of(manifests, lenient=True).agents.values()
+    return [Pod(a.name, a.namespace, pod_selector(a.name)) for a in agents]

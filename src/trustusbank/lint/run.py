@@ -140,6 +140,7 @@ def istio_checks(inputs: Inputs) -> list[Finding]:
     gateways = inputs.of("gateway.networking.k8s.io", "Gateway")
     pods = [istio.Pod(d.name, d.namespace, d.pod_labels) for d in deployments]
     pods += [istio.gateway_pod(g) for g in gateways]
+    pods += kagent_oss.agent_pods(inputs.manifests)
     context = istio.Context(
         namespaces={n.name: n for n in namespaces},
         pods=pods,
