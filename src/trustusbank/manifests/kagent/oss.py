@@ -55,7 +55,8 @@ SCRAPERS: tuple[str, ...] = (principal("trustusbank-observability", "alert-evalu
 
 
 def pod_selector(agent: str) -> dict[str, str]:
-    """The labels kagent puts on an agent's pods (kagent's e2e tests list them by these two)."""
+    """Two of the labels kagent puts on an agent's pods (its translator sets both; its e2e tests find
+    agent pods by them)."""
     return {"app.kubernetes.io/managed-by": "kagent", "app.kubernetes.io/name": agent}
 
 
