@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trustusbank.lint import agentgateway, istio, kagent
+from trustusbank.lint import agentgateway, istio, kagent, kagent_oss
 from trustusbank.lint.findings import Finding, Severity, sort_findings
 from trustusbank.manifests.core import Deployment, Namespace
 from trustusbank.manifests.kinds import KINDS, to_manifest
@@ -140,6 +140,7 @@ def istio_checks(inputs: Inputs) -> list[Finding]:
     gateways = inputs.of("gateway.networking.k8s.io", "Gateway")
     pods = [istio.Pod(d.name, d.namespace, d.pod_labels) for d in deployments]
     pods += [istio.gateway_pod(g) for g in gateways]
+    pods += kagent_oss.agent_pods(inputs.manifests)
     context = istio.Context(
         namespaces={n.name: n for n in namespaces},
         pods=pods,
@@ -172,8 +173,17 @@ def kagent_checks(inputs: Inputs) -> list[Finding]:
     return kagent.check(inputs.manifests)
 
 
+def kagent_oss_checks(inputs: Inputs) -> list[Finding]:
+    return kagent_oss.check(inputs.manifests)
+
+
 # The extension point: a new check is a function of the inputs appended here.
-CHECKS: list[Callable[[Inputs], list[Finding]]] = [istio_checks, agentgateway_checks, kagent_checks]
+CHECKS: list[Callable[[Inputs], list[Finding]]] = [
+    istio_checks,
+    agentgateway_checks,
+    kagent_checks,
+    kagent_oss_checks,
+]
 
 
 def lint_inputs(inputs: Inputs) -> list[Finding]:
