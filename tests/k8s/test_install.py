@@ -141,7 +141,10 @@ def test_a_fresh_install_runs_every_phase_in_order(fake: FakeBin, tmp_path: Path
     gateway = (rendered / "06-agentgateway.yaml").read_text()
     assert f"gatewayClassName: {versions.AGENTGATEWAY_OSS_CLASS}\n" in gateway
     assert "istio.io/waypoint-for: service" in gateway
-    assert "kind: AccessPolicy" not in (rendered / "07-agents.yaml").read_text()
+    agents = (rendered / "07-agents.yaml").read_text()
+    assert "kind: AccessPolicy" not in agents
+    assert "name: kagent-access-support-bot" in agents  # the same rules, as ztunnel DENY policies
+    assert "kube-prometheus-stack-prometheus" in agents  # the cluster's scraper keeps reaching /metrics
     assert not (rendered / "08-defence.yaml").exists()
     assert "not applied: AccessPolicy" not in done.stdout  # said by --dry-run, not by a run
 

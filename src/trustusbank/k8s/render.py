@@ -8,7 +8,8 @@ The same files, with three differences, each said in the plan:
   PrometheusRule and mailpit receives the mail;
 - on OSS, the waypoint Gateway uses agentgateway's own class (`agentgateway`; the Enterprise
   class is kept when a licence is given), and kagent's AccessPolicy, an Enterprise CRD, is
-  not applied (there is nothing on OSS to read it).
+  not applied (there is nothing on OSS to read it): the same rules go in as the Istio DENY
+  policies `manifests oss-access` renders (`manifests/kagent/oss.py`), which ztunnel enforces.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import yaml
 
 from trustusbank.cluster.layout import DEFENCE_DIR
 from trustusbank.k8s import versions
+from trustusbank.manifests.bundle import load_bundle
+from trustusbank.manifests.kagent import oss
+from trustusbank.manifests.kagent.objects import Index
 from trustusbank.manifests.manifest import ManifestError, Problem
 from trustusbank.manifests.yaml_source import read_documents, yaml_files
 
@@ -30,7 +34,9 @@ EMBEDDED_ONLY = {
     ("trustusbank-observability", "alert-evaluator"): "kube-prometheus-stack runs the PrometheusRule",
     ("trustusbank-observability", "soc-inbox"): "mailpit is the SOC inbox",
 }
-ENTERPRISE_ONLY_KINDS = {"AccessPolicy": "kagent Enterprise"}
+ENTERPRISE_ONLY_KINDS = {
+    "AccessPolicy": f"kagent Enterprise only; ztunnel DENY policies instead (`{oss.RENDER_COMMAND}`)"
+}
 WAYPOINT_FOR = "istio.io/waypoint-for"
 
 
@@ -64,7 +70,7 @@ def _leave_out(document: dict[str, Any], enterprise: bool) -> str | None:
     if kind in ("Deployment", "Service", "ServiceAccount") and _ref(document) in EMBEDDED_ONLY:
         return EMBEDDED_ONLY[_ref(document)]
     if kind in ENTERPRISE_ONLY_KINDS and not enterprise:
-        return f"{ENTERPRISE_ONLY_KINDS[kind]} only; OSS has nothing that reads it"
+        return ENTERPRISE_ONLY_KINDS[kind]
     return None
 
 
@@ -77,6 +83,15 @@ def _for_cluster(document: dict[str, Any], enterprise: bool) -> dict[str, Any]:
             labels = out.setdefault("metadata", {}).setdefault("labels", {})
             labels.setdefault(WAYPOINT_FOR, "service")
     return out
+
+
+# On a cluster the agents' /metrics are scraped by kube-prometheus-stack's Prometheus.
+PROMETHEUS = "cluster.local/ns/trustusbank-observability/sa/kube-prometheus-stack-prometheus"
+
+
+def _oss_access(deploy: Path) -> list[dict[str, Any]]:
+    """The AccessPolicies as ztunnel DENY policies, for a cluster without kagent Enterprise."""
+    return oss.authorization_policies(Index.of(load_bundle(deploy).objects), (PROMETHEUS,))
 
 
 def render(deploy: Path, *, enterprise: bool = False) -> list[Phase]:
@@ -97,6 +112,8 @@ def render(deploy: Path, *, enterprise: bool = False) -> list[Phase]:
                     phase.left_out.append(f"{document.data.get('kind')} {namespace}/{name}: {why}")
                     continue
                 phase.documents.append(_for_cluster(document.data, enterprise))
+        if not enterprise and any(item.startswith("AccessPolicy ") for item in phase.left_out):
+            phase.documents += _oss_access(deploy)
         phases.append(phase)
     if problems:
         raise ManifestError(problems)

@@ -1,0 +1,58 @@
+"""Everything `k8s up` applies validates: deploy/ as rendered for a cluster, OSS and Enterprise.
+
+Built-in kinds against Kubernetes' strict schemas, custom resources against the project's
+(`k8s.schemas`); and what was left out of deploy/ is only what the render says it leaves out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.paths import DEPLOY
+from trustusbank.k8s import schemas, versions
+from trustusbank.k8s.plan import Options, install_plan
+from trustusbank.k8s.render import render
+
+
+@pytest.mark.parametrize("enterprise", [False, True], ids=["oss", "enterprise"])
+def test_every_rendered_file_validates(tmp_path: Path, enterprise: bool) -> None:
+    licence = tmp_path / "licence.key"
+    licence.write_text("not-a-real-key\n")
+    plan = install_plan(
+        Options(DEPLOY, tmp_path / "k8s", kind=True, license_file=licence if enterprise else None)
+    )
+    rendered = [path for path in plan.files if path.parent.name == "rendered"]
+    assert len(rendered) >= 8
+    for path, text in plan.files.items():
+        if path in rendered:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            assert schemas.validate_path(path) == [], path.name
+
+
+def test_oss_and_enterprise_differ_only_where_the_render_says() -> None:
+    oss = {p.name: p for p in render(DEPLOY)}
+    enterprise = {p.name: p for p in render(DEPLOY, enterprise=True)}
+    assert oss.keys() == enterprise.keys()
+    [gateway] = [d for d in oss["06-agentgateway"].documents if d["kind"] == "Gateway"]
+    [licensed] = [d for d in enterprise["06-agentgateway"].documents if d["kind"] == "Gateway"]
+    assert gateway["spec"]["gatewayClassName"] == versions.AGENTGATEWAY_OSS_CLASS
+    assert licensed["spec"]["gatewayClassName"] == versions.AGENTGATEWAY_ENTERPRISE_CLASS
+    kinds = {d["kind"] for d in enterprise["07-agents"].documents}
+    assert "AccessPolicy" in kinds
+    assert "AccessPolicy" not in {d["kind"] for d in oss["07-agents"].documents}
+    assert all("08-defence" not in name for name in oss)
+
+
+def test_the_licence_key_is_in_a_file_never_in_a_command(tmp_path: Path) -> None:
+    licence = tmp_path / "licence.key"
+    licence.write_text("secret-key-123\n")
+    plan = install_plan(Options(DEPLOY, tmp_path / "k8s", license_file=licence))
+    argv = " ".join(" ".join(c.argv) for step in plan.steps for c in step.commands)
+    assert "secret-key-123" not in argv
+    [values] = [text for path, text in plan.files.items() if "licence" in path.name]
+    assert "secret-key-123" in values
+    assert "kagent-enterprise" in argv
+    assert "enterprise-agentgateway" in argv
