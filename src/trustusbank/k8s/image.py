@@ -34,14 +34,14 @@ CONVERTER_BUILDS = tuple(BUILDS[CONVERTER].variants)
 CLEAN_BUILD = BUILDS[CONVERTER].default_variant
 RUG_PULL_BUILD = "real-rugpull"
 
-# How the project's wheel becomes the image's venv: the Containerfile's build stage runs these
-# lines after building the wheel into /wheels, and the rootfs check runs the same ones.
+# How the wheels become the image's venv: the Containerfile's build stage runs these lines once the
+# project's wheel and its dependencies' are in /wheels; the rootfs check runs the same ones.
 SERVE = ("trustusbank", "serve")  # every Deployment's command starts so; so does the ENTRYPOINT
 VENV = PurePosixPath("/opt/trustusbank")
 WHEELS_DIR = PurePosixPath("/wheels")
 VENV_STEPS = (
     f"python3 -m venv {VENV}",
-    f"{VENV}/bin/pip install --no-cache-dir {WHEELS_DIR}/*.whl",
+    f"{VENV}/bin/pip install --no-cache-dir --no-index --find-links {WHEELS_DIR} trustusbank",
     f"{VENV}/bin/pip uninstall --yes pip setuptools",
 )
 
