@@ -10,7 +10,7 @@ with no environment from the host. It shares the host's network so a test can re
 127.0.0.1: a pod would have a network namespace; that part is the mesh's, tested elsewhere.
 
 Building takes a minute, so both layers are cached under a directory the caller gives: the
-Debian base by its package list, the installed image by the content of the project's wheel.
+Debian base by its package list, the installed image by the bytes of the build context.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import zipfile
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,20 +110,23 @@ def project_wheel(project: Path, out: Path) -> Path:
     return wheels[0]
 
 
-def wheel_digest(wheel: Path) -> str:
-    """Over the wheel's members, not its zip bytes (which carry timestamps): same code, same digest."""
-    digest = hashlib.sha256()
-    with zipfile.ZipFile(wheel) as archive:
-        for name in sorted(archive.namelist()):
-            digest.update(name.encode() + b"\0" + archive.read(name) + b"\0")
-    return digest.hexdigest()
+CONTEXT = ("Containerfile", "pyproject.toml", "README.md", "src", "deploy")
+"""What the build reads of the checkout (the .containerignore lets in no more)."""
 
 
-def tree_digest(root: Path) -> str:
-    """Over every file's path and bytes under `root`."""
+def _ignored(path: Path) -> bool:
+    return "__pycache__" in path.parts or path.suffix == ".pyc" or path.parent.name.endswith(".egg-info")
+
+
+def context_digest(project: Path) -> str:
+    """Over every path and byte of the build context: same sources, same image."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in CONTEXT:
+        top = project / name
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for path in files:
+            if not _ignored(path.relative_to(project)):
+                digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -174,31 +176,32 @@ class ImageRootfs:
 
 
 def build_image_rootfs(cache: Path, project: Path) -> ImageRootfs:
-    """The image's filesystem for the checkout at `project`, rebuilt only when its wheel changes."""
+    """The image's filesystem for the checkout at `project`, rebuilt only when its sources change."""
     containerfile = project / CONTAINERFILE
     config = read_containerfile(containerfile)
     base = debian_base(cache)
+    final = cache / f"image-{_key(base.name, context_digest(project), VENV_STEPS)}"
+    if final.is_dir():
+        return ImageRootfs(final, containerfile)
     scratch = cache / f".wheel-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
+    work = cache / f".building-{final.name}-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
     try:
         wheel = project_wheel(project, scratch)
-        key = _key(base.name, wheel_digest(wheel), VENV_STEPS, config, tree_digest(project / "deploy"))
-        final = cache / f"image-{key}"
-        if not final.is_dir():
-            work = cache / f".building-{final.name}-{os.getpid()}"
-            shutil.rmtree(work, ignore_errors=True)
-            _run(["cp", "-a", str(base), str(work)])
-            wheels = work / WHEELS_DIR.relative_to("/")
-            wheels.mkdir()
-            shutil.copy2(wheel, wheels)
-            download_dependencies(wheel, wheels)
-            _chroot(work, " && ".join(VENV_STEPS))
-            shutil.rmtree(wheels)
-            _install_files(work, project, config)
-            _replace_atomically(work, final)
-            _prune(cache, keep={base.name, final.name})
+        _run(["cp", "-a", str(base), str(work)])
+        wheels = work / WHEELS_DIR.relative_to("/")
+        wheels.mkdir()
+        shutil.copy2(wheel, wheels)
+        download_dependencies(wheel, wheels)
+        _chroot(work, " && ".join(VENV_STEPS))
+        shutil.rmtree(wheels)
+        _install_files(work, project, config)
+        _replace_atomically(work, final)
+        _prune(cache, keep={base.name, final.name})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     return ImageRootfs(final, containerfile)
 
 
