@@ -15,6 +15,7 @@ Debian base by its package list, the installed image by the bytes of the build c
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import platform
@@ -56,7 +57,13 @@ def missing() -> list[str]:
 
 def _run(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
     done = subprocess.run(
-        list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        check=False,
     )
     if done.returncode != 0:
         raise RootfsFailed(f"`{' '.join(argv)}` exited with {done.returncode}:\n{done.stdout[-4000:]}")
@@ -85,17 +92,12 @@ def debian_base(cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     work = cache / f".building-{final.name}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
-    _run(
-        [
-            "mmdebstrap",
-            f"--variant={VARIANT}",
-            f"--include={','.join(PACKAGES)}",
-            DEBIAN_SUITE,
-            str(work),
-            DEBIAN_MIRROR,
-        ]
-    )
-    return _replace_atomically(work, final)
+    try:
+        packages = f"--include={','.join(PACKAGES)}"
+        _run(["mmdebstrap", f"--variant={VARIANT}", packages, DEBIAN_SUITE, str(work), DEBIAN_MIRROR])
+        return _replace_atomically(work, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def project_wheel(project: Path, out: Path) -> Path:
@@ -179,6 +181,16 @@ def build_image_rootfs(cache: Path, project: Path) -> ImageRootfs:
     """The image's filesystem for the checkout at `project`, rebuilt only when its sources change."""
     containerfile = project / CONTAINERFILE
     config = read_containerfile(containerfile)
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        # One builder at a time (pytest-xdist workers share the cache): the others wait, then reuse.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_image_rootfs(cache, project, containerfile, config)
+
+
+def _build_image_rootfs(cache: Path, project: Path, containerfile: Path, config: ImageConfig) -> ImageRootfs:
+    for stale in [*cache.glob(".building-*"), *cache.glob(".wheel-*")]:  # left by a killed build
+        shutil.rmtree(stale, ignore_errors=True)
     base = debian_base(cache)
     final = cache / f"image-{_key(base.name, context_digest(project), VENV_STEPS)}"
     if final.is_dir():
