@@ -9,8 +9,9 @@ the converter's build by `CONVERTER_BUILD`), chrooted, in mount and PID namespac
 with no environment from the host. It shares the host's network so a test can reach it on
 127.0.0.1: a pod would have a network namespace; that part is the mesh's, tested elsewhere.
 
-Building takes a minute, so both layers are cached under a directory the caller gives: the
-Debian base by its package list, the installed image by the bytes of the build context.
+Building takes about two minutes from nothing, so both layers are cached under a directory the
+caller gives: the Debian base by its package list, the installed image by the bytes of the build
+context (one build at a time, under a lock on that directory).
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ class ImageRootfs:
 
 def build_image_rootfs(cache: Path, project: Path) -> ImageRootfs:
     """The image's filesystem for the checkout at `project`, rebuilt only when its sources change."""
+    reasons = missing()
+    if reasons:
+        raise RootfsUnavailable(f"cannot build the image rootfs here: {'; '.join(reasons)}")
     containerfile = project / CONTAINERFILE
     config = read_containerfile(containerfile)
     cache.mkdir(parents=True, exist_ok=True)
@@ -228,7 +232,7 @@ def _install_files(root: Path, project: Path, config: ImageConfig) -> None:
 
 
 def _prune(cache: Path, keep: set[str]) -> None:
-    """Older image builds are 250 MB each; only the newest is kept."""
+    """An installed image is about 430 MB; only the newest is kept."""
     for old in cache.glob("image-*"):
         if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
@@ -236,7 +240,7 @@ def _prune(cache: Path, keep: set[str]) -> None:
 
 @dataclass
 class Workload:
-    """A workload running from the rootfs; `pid` is the server's own (host) process id."""
+    """A workload running from the rootfs: `proc` is its `unshare`, `url` where it listens."""
 
     name: str
     proc: subprocess.Popen[str]
