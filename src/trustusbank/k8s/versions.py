@@ -54,3 +54,8 @@ ENTERPRISE_AGENTGATEWAY = "2.1.0"
 ENTERPRISE_AGENTGATEWAY_CHARTS = "oci://us-docker.pkg.dev/solo-public/enterprise-agentgateway/charts"
 KAGENT_ENTERPRISE = "0.4.0"
 KAGENT_ENTERPRISE_CHARTS = "oci://us-docker.pkg.dev/solo-public/kagent-enterprise-helm/charts"
+
+# The image's root filesystem rebuilt from Debian packages (`k8s/rootfs.py`, tests/k8s/test_rootfs.py).
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_GLIBC = (2, 36)  # bookworm's: the newest manylinux wheels its Python can load
+DEBIAN_PYTHON = "3.11"  # bookworm's python3, the same minor version as PYTHON_IMAGE
