@@ -18,6 +18,7 @@ import pytest
 from tests.k8s.fakebin import FakeBin, make
 from tests.paths import DEPLOY
 from trustusbank.k8s import forwards, versions
+from trustusbank.k8s.image import image_tags
 
 CONTEXT = f"kind-{versions.KIND_CLUSTER}"
 
@@ -68,6 +69,7 @@ def _cluster_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for c in calls if c["tool"] in ("kubectl", "helm") and "repo" not in c["argv"]]
 
 
+TAGS = [t.ref for t in image_tags(DEPLOY)]
 FRESH_KIND = [
     "kind get clusters",
     "kind create cluster",
@@ -94,6 +96,8 @@ PLATFORM = [
     f"helm install kube-prometheus-stack {versions.KUBE_PROMETHEUS_STACK}",
     f"helm install loki {versions.LOKI}",
     f"helm install tempo {versions.TEMPO}",
+    "docker build --file",
+    *(f"docker push {ref}" for ref in TAGS),
     f"helm install agentgateway-crds {versions.AGENTGATEWAY}",
     f"helm install agentgateway {versions.AGENTGATEWAY}",
     f"helm install kagent-crds {versions.KAGENT}",
@@ -136,6 +140,9 @@ def test_a_fresh_install_runs_every_phase_in_order(fake: FakeBin, tmp_path: Path
     assert "profile=ambient" in istiod["argv"]
     hosts = next(c for c in calls if c["tool"] == "docker" and c["argv"][0] == "exec")
     assert hosts["stdin"] == f'[host."http://{versions.REGISTRY_CONTAINER}:5000"]\n'
+    build = next(c for c in calls if c["argv"][:1] == ["build"])
+    assert "CONVERTER_BUILD=clean" in build["argv"]
+    assert build["argv"][-1] == str(DEPLOY.resolve().parent)  # the checkout deploy/ belongs to
     # What was applied is deploy/ as a cluster gets it: the OSS waypoint class, no Enterprise kinds.
     rendered = tmp_path / "state" / "k8s" / "rendered"
     gateway = (rendered / "06-agentgateway.yaml").read_text()
@@ -146,6 +153,9 @@ def test_a_fresh_install_runs_every_phase_in_order(fake: FakeBin, tmp_path: Path
     assert "name: kagent-access-support-bot" in agents  # the same rules, as ztunnel DENY policies
     assert "kube-prometheus-stack-prometheus" in agents  # the cluster's scraper keeps reaching /metrics
     assert not (rendered / "08-defence.yaml").exists()
+    assert (
+        "imagePullPolicy: Always" in (rendered / "05-mcp-servers.yaml").read_text()
+    )  # the rug pull reaches pods
     assert "not applied: AccessPolicy" not in done.stdout  # said by --dry-run, not by a run
 
 
@@ -269,4 +279,28 @@ def test_a_busy_local_port_is_not_forwarded_and_said(
             "busy": True,
         }
     ]
+    assert fake.calls() == []
+
+
+def test_upgrade_banking_app_pushes_new_bytes_under_the_same_tag_and_restarts(
+    fake: FakeBin, tmp_path: Path
+) -> None:
+    done = k8s(fake, tmp_path, "upgrade-banking-app", "--context", "mine")
+    assert done.returncode == 0, done.stdout + done.stderr
+    converter = next(ref for ref in TAGS if "currency-converter" in ref)
+    assert [signature(c) for c in fake.calls()] == [
+        "docker build --file",
+        f"docker push {converter}",
+        "kubectl rollout restart",
+        "kubectl rollout deployment/currency-converter",
+    ]
+    build = fake.calls()[0]["argv"]
+    assert "CONVERTER_BUILD=real-rugpull" in build
+    assert build[build.index("--tag") + 1] == converter
+    assert build.count("--tag") == 1  # no other workload's tag moves
+
+
+def test_upgrade_banking_app_refuses_the_clean_build(fake: FakeBin, tmp_path: Path) -> None:
+    done = k8s(fake, tmp_path, "upgrade-banking-app", "--variant", "clean")
+    assert done.returncode == 2
     assert fake.calls() == []

@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 
 from trustusbank.k8s import forwards, runner
+from trustusbank.k8s.image import CONVERTER_BUILDS, RUG_PULL_BUILD
 from trustusbank.k8s.lifecycle import down_plan, policies_plan, status_plan, workdir_of
-from trustusbank.k8s.plan import Options, install_plan
+from trustusbank.k8s.plan import Kube, Options, Plan, image_plan, image_steps, install_plan, rug_pull_steps
 from trustusbank.paths import deploy_dir, state_dir
 
 app = typer.Typer(
@@ -55,7 +56,7 @@ def up(
     if licence is not None and not licence.is_file():
         raise typer.BadParameter(f"no such licence file: {licence}", param_hint="--license")
     options = _options(kind, context, licence)
-    plan = install_plan(options)
+    plan = install_plan(options, image_steps(image_plan(options)))
     if dry_run:
         runner.describe(plan, _say)
         for f in forwards.FORWARDS:
@@ -107,3 +108,23 @@ def policies(
     if state not in ("on", "off"):
         raise typer.BadParameter("say on or off", param_hint="STATE")
     runner.run(policies_plan(_options(kind, context), state == "on"), _say)
+
+
+@app.command()
+def build(kind: Kind = False, context: Context = None) -> None:
+    """Build the one workload image and push every tag deploy/ names to the local registry."""
+    runner.run(Plan(image_steps(image_plan(_options(kind, context)))), _say)
+
+
+@app.command("upgrade-banking-app")
+def upgrade_banking_app(
+    kind: Kind = False,
+    context: Context = None,
+    variant: Annotated[str, typer.Option(help="The rug-pulled build to push.")] = RUG_PULL_BUILD,
+) -> None:
+    """The rug pull on the cluster: new bytes under the converter's same tag, its Deployment restarted."""
+    builds = [b for b in CONVERTER_BUILDS if b != "clean"]
+    if variant not in builds:
+        raise typer.BadParameter(f"one of {', '.join(builds)}", param_hint="--variant")
+    options = _options(kind, context)
+    runner.run(Plan(rug_pull_steps(Kube(options.kube_context), image_plan(options), variant)), _say)

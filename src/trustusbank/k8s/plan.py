@@ -11,12 +11,14 @@ work is done (`kind create cluster`, the registry container), so a re-run change
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from trustusbank.k8s import versions as v
+from trustusbank.k8s.image import CONVERTER, ENGINES, ImagePlan
 from trustusbank.k8s.render import Phase, render
 from trustusbank.k8s.steps import Check, Command, Step, cmd
 
@@ -62,6 +64,16 @@ class Kube:
 
     def kubectl(self, *args: str, stdin: str | None = None) -> Command:
         return cmd("kubectl", *(("--context", self.context) if self.context else ()), *args, stdin=stdin)
+
+    def rollout_status(self, namespace: str, name: str) -> Command:
+        return self.kubectl(
+            "rollout",
+            "status",
+            f"deployment/{name}",
+            "--namespace",
+            namespace,
+            f"--timeout={ROLLOUT_TIMEOUT}",
+        )
 
     def helm(self, *args: str) -> Command:
         return cmd("helm", *(("--kube-context", self.context) if self.context else ()), *args)
@@ -341,12 +353,7 @@ def _gateway_and_agents(kube: Kube, options: Options) -> tuple[list[Step], dict[
 
 
 def _apply(kube: Kube, phase: Phase, path: Path) -> Step:
-    waits = [
-        kube.kubectl(
-            "rollout", "status", f"deployment/{name}", "--namespace", ns, f"--timeout={ROLLOUT_TIMEOUT}"
-        )
-        for ns, name in phase.deployments
-    ] + [
+    waits = [kube.rollout_status(ns, name) for ns, name in phase.deployments] + [
         kube.kubectl(
             "wait",
             "--for=condition=Ready",
@@ -379,6 +386,46 @@ def _namespaces_first(phases: list[Phase]) -> list[Phase]:
         first.documents += [d for d in phase.documents if d.get("kind") == "Namespace"]
         phase.documents = [d for d in phase.documents if d.get("kind") != "Namespace"]
     return [first, *(p for p in phases if p.documents)]
+
+
+def _engine() -> str:
+    """docker, else podman; docker when neither is here (the tool check then names it)."""
+    return next((e for e in ENGINES if shutil.which(e)), ENGINES[0])
+
+
+def image_plan(options: Options) -> ImagePlan:
+    """The one image, built from the checkout deploy/ belongs to, tagged as deploy/ names it."""
+    return ImagePlan.from_deploy(options.deploy, options.deploy.resolve().parent, _engine())
+
+
+def image_steps(images: ImagePlan) -> list[Step]:
+    commands = images.build_commands()
+    builds = tuple(Command(tuple(c)) for c in commands if c[1] == "build")
+    pushes = tuple(Command(tuple(c)) for c in commands if c[1] == "push")
+    return _phase(
+        "04",
+        [
+            Step("", f"build the workload image ({len(images.tags)} tags, {images.engine})", builds),
+            Step("", f"push to {v.REGISTRY}", pushes),
+        ],
+    )
+
+
+def rug_pull_steps(kube: Kube, images: ImagePlan, build: str) -> list[Step]:
+    """The write-up's `upgrade-banking-app`: new bytes under the same tag, the Deployment restarted."""
+    converter = [ref.split("/", 1) for t in images.tags if t.workload == CONVERTER for ref in t.deployments]
+    restart = [
+        kube.kubectl("rollout", "restart", f"deployment/{n}", "--namespace", ns) for ns, n in converter
+    ]
+    status = [kube.rollout_status(ns, name) for ns, name in converter]
+    return [
+        Step(
+            "",
+            f"push the {build} converter build under the same tag",
+            tuple(Command(tuple(c)) for c in images.rug_pull_commands(build)),
+        ),
+        Step("", "restart the converter onto the new bytes", (*restart, *status)),
+    ]
 
 
 def install_plan(options: Options, images: list[Step] | None = None) -> Plan:

@@ -1,6 +1,7 @@
 """deploy/ as a real cluster gets it: phase by phase, with what only the embedded runtime needs left out.
 
-The same files, with three differences, each said in the plan:
+The same files, with these differences, each said in the plan (and the local registry's images
+pulled `Always`, so a push under the same tag reaches the next pod):
 - the defence set (08-defence) is not installed: the story starts without it, and
   `k8s policies on` applies it, as `policies on` does on the embedded cluster;
 - the alert evaluator and the SOC inbox are the embedded runtime's stand-ins for
@@ -76,6 +77,13 @@ def _leave_out(document: dict[str, Any], enterprise: bool) -> str | None:
 
 def _for_cluster(document: dict[str, Any], enterprise: bool) -> dict[str, Any]:
     out = copy.deepcopy(document)
+    if out.get("kind") == "Deployment":
+        # The rug pull pushes new bytes under the same tag: kubelet pulls them only with Always (the
+        # embedded runtime resolves the tag at every pod start, which is the same thing).
+        pod = out.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            if str(container.get("image", "")).startswith(f"{versions.REGISTRY}/"):
+                container["imagePullPolicy"] = "Always"
     if out.get("kind") == "Gateway" and not enterprise:
         spec = out.setdefault("spec", {})
         if spec.get("gatewayClassName") == versions.AGENTGATEWAY_ENTERPRISE_CLASS:
