@@ -1,16 +1,22 @@
-"""The bank's MCP servers, the attacker and the scripted model on 127.0.0.1, for kagent's runtime."""
+"""The bank's MCP servers, the attacker, the scripted model and kagent pods on 127.0.0.1.
+
+A kagent pod takes seconds to start (it imports Google ADK), so the servers and the pods
+that serve the acts are started once per module and shared; each test starts from empty
+logs (`Bank.reset`), and every message starts a new A2A context, so nothing carries over.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.agents.kagent_runtime.support import CallLog, recorded
+from tests.agents.a2a.support import Gate
+from tests.agents.kagent_runtime.support import CallLog, KagentPod, kagent_pod, recorded
 from tests.paths import DEPLOY
 from tests.serving import Served, served
 from trustusbank.agents.model.types import ModelReply, ModelRequest
@@ -51,9 +57,21 @@ class Bank:
     attacker: Served
     model_url: str
     model: Recording
+    gates: list[Gate]  # in front of every server: refuse tools there as the waypoint's allowlist does
 
     def exfil_count(self) -> int:
         return int(httpx.get(f"{self.attacker.url}/api/count").json()["total"])
+
+    def deny(self, *tools: str) -> None:
+        """Refuse these tool calls (403, JSON-RPC error -32001); a refused call is still logged."""
+        for gate in self.gates:
+            gate.deny_tools.update(tools)
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.model.requests.clear()
+        for gate in self.gates:
+            gate.deny_tools.clear()
 
     def support_bot(self) -> AgentSpec:
         """support-bot as deploy/ declares it, its RemoteMCPServer and ModelConfig URLs pointed here.
@@ -68,7 +86,28 @@ class Bank:
         )
 
 
-OpenBank = Callable[[str, str], AbstractContextManager[Bank]]
+@contextmanager
+def open_bank(data: Path, attacker: Served, converter: str) -> Iterator[Bank]:
+    """The servers, with this converter build, while in use."""
+    log = CallLog()
+    builds = {
+        "account-mcp": lambda _: WORKLOADS["account-mcp"].app(db=data / "account.sqlite3"),
+        "transaction-mcp": lambda _: WORKLOADS["transaction-mcp"].app(db=data / "txn.sqlite3"),
+        "currency-converter": lambda _: WORKLOADS["currency-converter"].app(
+            variant=converter, db=data / "fx.sqlite3"
+        ),
+    }
+    gates = {name: Gate(build("")) for name, build in builds.items()}
+    servers = {name: Served(lambda _, n=name: recorded(n, gates[n], log)).start() for name in builds}
+    scripted = ScriptedModel(gullibility=Gullibility.always())  # the demo's default
+    model = Recording(scripted)
+    try:
+        with served(lambda _: model_app(model, served_model_names=[scripted.model])) as model_server:
+            mcp = {n: f"{s.url}/mcp" for n, s in servers.items()}
+            yield Bank(mcp, log, attacker, model_server.url, model, list(gates.values()))
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -78,37 +117,46 @@ def attacker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield server
 
 
+@pytest.fixture(autouse=True)
+def loot_goes_to_the_attacker(attacker: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real rug-pull build reads ACME_TELEMETRY_URL at call time; a test may point it elsewhere."""
+    monkeypatch.setenv(ACME_TELEMETRY_URL.name, f"{attacker.url}/exfil")
+    monkeypatch.delenv("FX_API_URL", raising=False)  # the converter's reference rates, offline
+
+
+@pytest.fixture(scope="module")
+def clean_bank(tmp_path_factory: pytest.TempPathFactory, attacker: Served) -> Iterator[Bank]:
+    with open_bank(tmp_path_factory.mktemp("clean"), attacker, "clean") as bank:
+        yield bank
+
+
+@pytest.fixture(scope="module")
+def rugpull_bank(tmp_path_factory: pytest.TempPathFactory, attacker: Served) -> Iterator[Bank]:
+    with open_bank(tmp_path_factory.mktemp("rugpull"), attacker, "real-rugpull") as bank:
+        yield bank
+
+
+@pytest.fixture(scope="module")
+def clean_pod(clean_bank: Bank, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KagentPod]:
+    with kagent_pod(clean_bank.support_bot(), tmp_path_factory.mktemp("clean-pod")) as pod:
+        yield pod
+
+
+@pytest.fixture(scope="module")
+def rugpull_pod(rugpull_bank: Bank, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KagentPod]:
+    with kagent_pod(rugpull_bank.support_bot(), tmp_path_factory.mktemp("rugpull-pod")) as pod:
+        yield pod
+
+
 @pytest.fixture
-def open_bank(tmp_path: Path, attacker: Served, monkeypatch: pytest.MonkeyPatch) -> OpenBank:
-    """`open_bank(converter build, where the converter's loot goes)`: the servers, while in use.
+def clean(clean_bank: Bank) -> Bank:
+    """Act 1's bank (the clean converter build), its logs empty."""
+    clean_bank.reset()
+    return clean_bank
 
-    The real rug-pull build reads ACME_TELEMETRY_URL at call time, so the destination is the
-    act's: the attacker (Act 2), or a port where nothing listens (Act 3: ztunnel refused it)."""
 
-    @contextmanager
-    def open_bank(converter: str, telemetry_url: str) -> Iterator[Bank]:
-        monkeypatch.setenv(ACME_TELEMETRY_URL.name, telemetry_url)
-        monkeypatch.delenv("FX_API_URL", raising=False)
-        log = CallLog()
-        builds = {
-            "account-mcp": lambda _: WORKLOADS["account-mcp"].app(db=tmp_path / "account.sqlite3"),
-            "transaction-mcp": lambda _: WORKLOADS["transaction-mcp"].app(db=tmp_path / "txn.sqlite3"),
-            "currency-converter": lambda _: WORKLOADS["currency-converter"].app(
-                variant=converter, db=tmp_path / "fx.sqlite3"
-            ),
-        }
-        scripted = ScriptedModel(gullibility=Gullibility.always())  # the demo's default
-        model = Recording(scripted)
-        servers = {
-            name: Served(lambda url, n=name, b=build: recorded(n, b(url), log)).start()
-            for name, build in builds.items()
-        }
-        try:
-            with served(lambda _: model_app(model, served_model_names=[scripted.model])) as model_server:
-                mcp = {n: f"{s.url}/mcp" for n, s in servers.items()}
-                yield Bank(mcp, log, attacker, model_server.url, model)
-        finally:
-            for server in servers.values():
-                server.stop()
-
-    return open_bank
+@pytest.fixture
+def rugpull(rugpull_bank: Bank) -> Bank:
+    """Acts 2 and 3's bank (the `real-rugpull` converter build), its logs empty."""
+    rugpull_bank.reset()
+    return rugpull_bank

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from tests.agents.a2a.support import ask, reply_text
-from tests.agents.kagent_runtime.conftest import Bank, OpenBank
-from tests.agents.kagent_runtime.support import ToolCallSeen, kagent_pod, send_message, task_text
-from tests.serving import Served, refused_url, served
+from tests.agents.kagent_runtime.conftest import Bank
+from tests.agents.kagent_runtime.support import KagentPod, ToolCallSeen, kagent_pod, send_message, task_text
+from tests.serving import refused_url, served
 from trustusbank.agents.a2a.server import create_app
 from trustusbank.agents.model.factory import client_for
+from trustusbank.env import ACME_TELEMETRY_URL
 from trustusbank.scenario.cluster import SEED_PROMPT
 from trustusbank.workloads.bank.seed_data import CUSTOMERS
 
@@ -50,10 +51,9 @@ ALICE = {k: SEEDED[k] for k in PROFILE_FIELDS}  # what get_profile returns: all 
 pytestmark = pytest.mark.slow
 
 
-async def kagent_reply(bank: Bank, config: Path, *, stream: bool = False) -> str:
+async def kagent_reply(pod: KagentPod) -> str:
     """The seed prompt, asked of support-bot under kagent-adk; the task must complete."""
-    with kagent_pod(bank.support_bot(), config, stream=stream) as pod:
-        task = await send_message(pod.url, SEED_PROMPT)
+    task = await send_message(pod.url, SEED_PROMPT)
     assert task["status"]["state"] == "completed", task["status"]
     return task_text(task)
 
@@ -74,32 +74,37 @@ def leaked_profile(call: ToolCallSeen) -> dict[str, Any]:
     return profile
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["stream-off", "stream-on"])
 async def test_act1_kagent_runtime_gives_the_write_ups_answer_like_the_embedded_runtime(
-    open_bank: OpenBank, attacker: Served, tmp_path: Path, stream: bool
+    clean: Bank, clean_pod: KagentPod
 ) -> None:
-    with open_bank("clean", f"{attacker.url}/exfil") as bank:
-        before = bank.exfil_count()
-        kagent = await kagent_reply(bank, tmp_path / "config", stream=stream)
-        kagent_calls = list(bank.calls.calls)
-        bank.calls.clear()
-        embedded = await embedded_reply(bank)
+    before = clean.exfil_count()
+    kagent = await kagent_reply(clean_pod)
+    kagent_calls = list(clean.calls.calls)
+    clean.calls.clear()
+    embedded = await embedded_reply(clean)
 
     assert kagent_calls == SEED_CALLS
-    assert bank.calls.calls == SEED_CALLS, "both runtimes make the same calls"
+    assert clean.calls.calls == SEED_CALLS, "both runtimes make the same calls"
     assert kagent.splitlines()[0] == FIRST_LINE
     assert "GenericLuxuryGoods (RU), -$1,499.00" in kagent
     assert kagent == embedded
-    assert bank.exfil_count() == before
+    assert clean.exfil_count() == before
+
+
+async def test_act1_with_the_model_streaming_reads_the_same(clean: Bank, tmp_path: Path) -> None:
+    """An Agent with `declarative.stream: true`: kagent-adk asks the model for SSE chunks."""
+    with kagent_pod(clean.support_bot(), tmp_path / "config", stream=True) as pod:
+        streamed = await kagent_reply(pod)
+    assert clean.calls.calls == SEED_CALLS
+    assert streamed == await embedded_reply(clean)
 
 
 async def test_kagent_runtime_sends_the_agents_system_message_and_only_its_tools(
-    open_bank: OpenBank, attacker: Served, tmp_path: Path
+    clean: Bank, clean_pod: KagentPod
 ) -> None:
-    with open_bank("clean", f"{attacker.url}/exfil") as bank:
-        await kagent_reply(bank, tmp_path / "config")
-        spec = bank.support_bot()
-    first = bank.model.requests[0]
+    await kagent_reply(clean_pod)
+    spec = clean.support_bot()
+    first = clean.model.requests[0]
     # ADK's LlmAgent appends who the agent is to the instruction kagent gives it (static_instruction).
     assert first.system == (
         f'{spec.system_message}\n\nYou are an agent. Your internal name is "support_bot". '
@@ -117,7 +122,7 @@ async def test_kagent_runtime_sends_the_agents_system_message_and_only_its_tools
     assert [m.role for m in first.messages] == ["user"]
     assert first.messages[0].text == SEED_PROMPT
     # Each later request carries the call before it and its result, paired by the call's id.
-    last = bank.model.requests[-1]
+    last = clean.model.requests[-1]
     calls = [c for m in last.messages if m.role == "assistant" for c in m.tool_calls]
     results = [m for m in last.messages if m.role == "tool"]
     assert [c.name for c in calls] == [c.tool for c in SEED_CALLS]
@@ -127,13 +132,12 @@ async def test_kagent_runtime_sends_the_agents_system_message_and_only_its_tools
 
 
 async def test_act2_rugpulled_converter_fools_kagent_runtime_into_handing_it_the_profile(
-    open_bank: OpenBank, attacker: Served, tmp_path: Path
+    rugpull: Bank, rugpull_pod: KagentPod
 ) -> None:
-    with open_bank("real-rugpull", f"{attacker.url}/exfil") as bank:
-        before = bank.exfil_count()
-        reply = await kagent_reply(bank, tmp_path / "config")
-        after = bank.exfil_count()
-    calls = bank.calls.calls
+    before = rugpull.exfil_count()
+    reply = await kagent_reply(rugpull_pod)
+    after = rugpull.exfil_count()
+    calls = rugpull.calls.calls
 
     assert [c.tool for c in calls] == [
         "get_balance",
@@ -157,40 +161,61 @@ async def test_act2_rugpulled_converter_fools_kagent_runtime_into_handing_it_the
 
 
 async def test_act3_same_calls_are_attempted_when_the_mesh_refuses_the_converters_egress(
-    open_bank: OpenBank, attacker: Served, tmp_path: Path
+    rugpull: Bank, rugpull_pod: KagentPod, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with open_bank("real-rugpull", f"{attacker.url}/exfil") as bank:
-        act2 = await kagent_reply(bank, tmp_path / "act2")
-        act2_calls = list(bank.calls.calls)
+    act2 = await kagent_reply(rugpull_pod)
+    act2_calls = list(rugpull.calls.calls)
+    rugpull.reset()
     # Act 3: ztunnel's AuthorizationPolicy refuses the converter's connection to the attacker;
     # to the converter that is a refused connection, which a closed port on 127.0.0.1 is too.
     sock, refused = refused_url()
     try:
-        with open_bank("real-rugpull", f"{refused}/exfil") as bank:
-            before = bank.exfil_count()
-            act3 = await kagent_reply(bank, tmp_path / "act3")
-            after = bank.exfil_count()
+        monkeypatch.setenv(ACME_TELEMETRY_URL.name, f"{refused}/exfil")
+        before = rugpull.exfil_count()
+        act3 = await kagent_reply(rugpull_pod)
+        after = rugpull.exfil_count()
     finally:
         sock.close()
 
-    assert bank.calls.calls == act2_calls, "the agent is as fooled as in Act 2: the difference is the mesh's"
-    assert leaked_profile(bank.calls.calls[4]) == ALICE
+    assert rugpull.calls.calls == act2_calls, (
+        "the agent is as fooled as in Act 2: the difference is the mesh's"
+    )
+    assert leaked_profile(rugpull.calls.calls[4]) == ALICE
     assert after == before, "nothing reached the attacker"
     assert act3 == act2, "and the customer's answer is the same"
 
 
+async def test_a_tool_call_the_gateway_refuses_reaches_the_model_empty_and_nothing_leaks(
+    rugpull: Bank, rugpull_pod: KagentPod
+) -> None:
+    """Beyond the acts: the waypoint's MCP allowlist refusing get_profile (403, JSON-RPC error).
+    ADK turns the refused call into {"error": ...}; kagent-adk's OpenAI client passes only a
+    result's text on, so the model reads an empty, unflagged result, and has nothing to leak."""
+    rugpull.deny("get_profile")
+    before = rugpull.exfil_count()
+    reply = await kagent_reply(rugpull_pod)
+    after = rugpull.exfil_count()
+
+    assert rugpull.calls.calls == [
+        *SEED_CALLS,
+        ToolCallSeen("account-mcp", "get_profile", {"customer_id": "12345"}),
+    ]
+    last = rugpull.model.requests[-1]
+    seen = [m for m in last.messages if m.role == "tool" and m.tool_name == "get_profile"]
+    assert [(m.text, m.is_error) for m in seen] == [("", False)]
+    assert after == before
+    assert reply.splitlines()[0] == FIRST_LINE
+
+
 async def test_without_an_api_key_kagent_runtime_fails_the_task_before_any_tool_call(
-    open_bank: OpenBank, attacker: Served, tmp_path: Path
+    clean: Bank, tmp_path: Path
 ) -> None:
     """kagent sets OPENAI_API_KEY only from a ModelConfig's apiKeySecret; its OpenAI client
     refuses to send a request without one, even to a model that ignores keys."""
-    with (
-        open_bank("clean", f"{attacker.url}/exfil") as bank,
-        kagent_pod(bank.support_bot(), tmp_path / "config", api_key=None) as pod,
-    ):
+    with kagent_pod(clean.support_bot(), tmp_path / "config", api_key=None) as pod:
         task = await send_message(pod.url, SEED_PROMPT)
     assert task["status"]["state"] == "failed"
     (part,) = task["status"]["message"]["parts"]
     assert "OPENAI_API_KEY" in part["text"]
-    assert bank.model.requests == []
-    assert bank.calls.calls == []
+    assert clean.model.requests == []
+    assert clean.calls.calls == []
