@@ -6,9 +6,9 @@ controller rendered (config.json, agent-card.json), build the ADK agent with
 outside the agent: sessions and tasks are kept in memory (`build(local=True)`, as
 `kagent-adk run --local` does) because there is no kagent controller to keep them, and
 uvicorn serves a socket the test bound and listens on, so the port is known before it
-starts; "ready" on stdout says the app has started.
+starts; "ready" on the pipe the test passed says the app has started.
 
-Usage: python pod.py <config dir> <listening socket fd>
+Usage: python pod.py <config dir> <listening socket fd> <ready pipe fd>
 """
 
 import json
@@ -25,13 +25,13 @@ from a2a.types import AgentCard
 from kagent.adk import AgentConfig, KAgentApp
 
 
-@asynccontextmanager
-async def say_ready(_: Any) -> AsyncIterator[None]:
-    print("ready", flush=True)
-    yield
+def main(config_dir: Path, fd: int, ready_fd: int) -> None:
+    @asynccontextmanager
+    async def say_ready(_: Any) -> AsyncIterator[None]:
+        with os.fdopen(ready_fd, "wb") as ready:
+            ready.write(b"ready\n")
+        yield
 
-
-def main(config_dir: Path, fd: int) -> None:
     config = AgentConfig.model_validate(json.loads((config_dir / "config.json").read_text()))
     card = AgentCard.model_validate(json.loads((config_dir / "agent-card.json").read_text()))
     # kagent's KAgentConfig: KAGENT_NAME with "-" as "_", the app "<namespace>__NS__<name>".
@@ -51,4 +51,4 @@ def main(config_dir: Path, fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]))
+    main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

@@ -102,14 +102,18 @@ def rendered_card(spec: AgentSpec, url: str) -> dict[str, Any]:
 @dataclass
 class KagentPod:
     url: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
+    log: Path  # the pod's stdout and stderr
 
 
 @contextmanager
 def kagent_pod(
     spec: AgentSpec, config_dir: Path, *, stream: bool = False, api_key: str | None = "unused"
 ) -> Iterator[KagentPod]:
-    """kagent-adk serving `spec` on 127.0.0.1; ready when its app has started (it says so on stdout)."""
+    """kagent-adk serving `spec` on 127.0.0.1; yielded once its app has started.
+
+    The pod says "ready" on a pipe of its own, not on stdout: its logs go to a file, so
+    no pipe can fill up and stall it however much it logs."""
     python = kagent_python()
     sock = bind("127.0.0.1", 0)
     sock.listen(64)  # a client's connection waits in the backlog until uvicorn accepts it
@@ -124,28 +128,29 @@ def kagent_pod(
         "KAGENT_NAMESPACE": spec.namespace,
         "KAGENT_URL": "http://127.0.0.1:9",  # the controller; never called with build(local=True)
         "OTEL_SDK_DISABLED": "true",
-        "PYTHONUNBUFFERED": "1",
         "NO_PROXY": "127.0.0.1",
     }
     if api_key is not None:
         env["OPENAI_API_KEY"] = api_key  # from the ModelConfig's apiKeySecret, on a cluster
-    process = subprocess.Popen(
-        [str(python), str(POD), str(config_dir), str(sock.fileno())],
-        pass_fds=[sock.fileno()],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = config_dir / "pod.log"
+    ready_read, ready_write = os.pipe()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(python), str(POD), str(config_dir), str(sock.fileno()), str(ready_write)],
+            pass_fds=[sock.fileno(), ready_write],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    os.close(ready_write)  # the pod holds the only writer: EOF here means it died before it was ready
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # the pod's lifespan prints "ready"; EOF if it died first
-        if line.strip() != "ready":
+        with os.fdopen(ready_read, "rb") as ready:
+            said = ready.readline()
+        if said.strip() != b"ready":
             process.wait(timeout=30)
-            raise AssertionError(
-                f"kagent-adk did not start:\n{process.stderr.read() if process.stderr else ''}"
-            )
-        yield KagentPod(url, process)
+            raise AssertionError(f"kagent-adk did not start:\n{log.read_text()[-4000:]}")
+        yield KagentPod(url, process, log)
     finally:
         process.terminate()
         try:
@@ -154,11 +159,6 @@ def kagent_pod(
             process.kill()
             process.wait()
         sock.close()
-
-
-def stderr_of(pod: KagentPod) -> str:
-    """What the pod logged; call after the pod has stopped."""
-    return pod.process.stderr.read() if pod.process.stderr else ""
 
 
 # --- A2A ------------------------------------------------------------------------------------------
