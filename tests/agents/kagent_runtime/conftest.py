@@ -1,7 +1,7 @@
 """The bank's MCP servers, the attacker, the scripted model and kagent pods on 127.0.0.1.
 
 A kagent pod takes seconds to start (it imports Google ADK), so the servers and the pods
-that serve the acts are started once per module and shared; each test starts from empty
+that serve the acts are started once for this package and shared; each test starts from empty
 logs (`Bank.reset`), and every message starts a new A2A context, so nothing carries over.
 """
 
@@ -110,7 +110,7 @@ def open_bank(data: Path, attacker: Served, converter: str) -> Iterator[Bank]:
             server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def attacker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("attacker")
     with served(lambda _: WORKLOADS["mock-attacker"].app(db=data / "attacker.sqlite3")) as server:
@@ -124,25 +124,25 @@ def loot_goes_to_the_attacker(attacker: Served, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("FX_API_URL", raising=False)  # the converter's reference rates, offline
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def clean_bank(tmp_path_factory: pytest.TempPathFactory, attacker: Served) -> Iterator[Bank]:
     with open_bank(tmp_path_factory.mktemp("clean"), attacker, "clean") as bank:
         yield bank
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def rugpull_bank(tmp_path_factory: pytest.TempPathFactory, attacker: Served) -> Iterator[Bank]:
     with open_bank(tmp_path_factory.mktemp("rugpull"), attacker, "real-rugpull") as bank:
         yield bank
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def clean_pod(clean_bank: Bank, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KagentPod]:
     with kagent_pod(clean_bank.support_bot(), tmp_path_factory.mktemp("clean-pod")) as pod:
         yield pod
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def rugpull_pod(rugpull_bank: Bank, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KagentPod]:
     with kagent_pod(rugpull_bank.support_bot(), tmp_path_factory.mktemp("rugpull-pod")) as pod:
         yield pod
