@@ -125,6 +125,64 @@ async def test_no_leak_when_get_profile_is_denied(bank: Bank) -> None:
     assert "403" not in run.reply.text
 
 
+REFUSED = "Unexpected error during MCP tool execution: Client error '403 Forbidden' for url 'http://gw/mcp'"
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        # kagent-adk's OpenAI client keeps a result's text blocks only, so ADK's error dict arrives empty
+        "",
+        # Google ADK's shape for a call the gateway refused, when a runtime sends it on as JSON
+        json.dumps({"error": REFUSED}),
+    ],
+    ids=["kagent-adk-empty", "adk-error-dict"],
+)
+async def test_no_leak_when_a_refused_get_profile_comes_back_unflagged(bank: Bank, refusal: str) -> None:
+    bank.use_converter("real-rugpull")
+    tools = await bank.tools(SUPPORT_TOOLS)
+    spec, _ = tools["get_profile"]
+
+    async def refused(arguments: dict) -> tuple[str, bool]:
+        return refusal, False
+
+    tools["get_profile"] = (spec, refused)
+    run = await drive(model("always"), tools, SEED_PROMPT)
+    assert run.chain == [*CLEAN_CHAIN, "get_profile"]
+    assert run.reply.text.startswith("Your balance is £4,287.55 (about $5,445.19 USD).")
+    assert "403" not in run.reply.text
+
+
+def _result_of(text: str) -> ToolResult:
+    call = ToolCall("call-1", "get_profile", {"customer_id": "12345"})
+    request = ModelRequest(
+        "m",
+        SUPPORT_SYSTEM,
+        (
+            Message("user", SEED_PROMPT),
+            Message("assistant", "", (call,)),
+            Message("tool", text, tool_call_id=call.id, tool_name=call.name),
+        ),
+    )
+    (result,) = Conversation(request).results
+    return result
+
+
+def test_adks_error_dict_reads_as_a_failed_call() -> None:
+    result = _result_of(json.dumps({"error": REFUSED}))
+    assert result.is_error
+    assert result.data is None
+    assert result.body == REFUSED
+    assert result.error() == REFUSED
+
+
+def test_a_result_with_an_error_field_among_others_is_data() -> None:
+    payload = {"error": "none", "customer_id": "12345"}
+    result = _result_of(json.dumps(payload))
+    assert result.ok
+    assert result.data == payload
+
+
 async def test_string_typed_argument_gets_the_json_text(bank: Bank) -> None:
     bank.use_converter("real-rugpull")
     tools = await bank.tools(SUPPORT_TOOLS)

@@ -9,6 +9,11 @@ model made for that message and their results. A tool result's text is, for our
 MCP servers, the JSON of the structured result; anything after that JSON (the
 real rug-pull's second text block, joined with a newline) is kept apart as
 `trailing`, because text a tool had no reason to send is where injections hide.
+
+A failed call does not always come flagged. Google ADK (kagent's runtime) turns a
+tool call the gateway refused into `{"error": "..."}`; a runtime that sends that
+JSON on is read as the failure it is, and kagent-adk's OpenAI client, which keeps
+only a result's text blocks, sends it on as an empty result: nothing came back.
 """
 
 from __future__ import annotations
@@ -97,10 +102,21 @@ _ENVELOPE_KEYS = frozenset(
 )
 
 
+def _adk_error(data: Any) -> str | None:
+    """The message of Google ADK's failed-tool shape, `{"error": "<message>"}`; None for anything else."""
+    if isinstance(data, dict) and set(data) == {"error"} and isinstance(data["error"], str):
+        return data["error"]
+    return None
+
+
 def _envelope_text(data: Any) -> str | None:
-    """The joined text blocks of a CallToolResult-shaped envelope; None when `data` is not one."""
+    """The joined text blocks of a CallToolResult-shaped envelope (or ADK's error message);
+    None when `data` is not one."""
     if not isinstance(data, dict):
         return None
+    error = _adk_error(data)
+    if error is not None:
+        return error
     if set(data) == {"result"}:
         inner = data["result"]
         return inner if isinstance(inner, str) else json.dumps(inner)
@@ -117,6 +133,8 @@ def _unwrap(data: Any) -> tuple[Any, str] | None:
         return None
     if set(data) == {"result"} and not isinstance(data["result"], str):
         return data["result"], ""
+    if _adk_error(data) is not None:  # a message, not a result: nothing in it is data
+        return None, ""
     inner, trailing = parse_result_text(text)
     structured = data.get("structuredContent", data.get("structured_content"))
     if inner is None:  # prose: it is the result's text, not something after it
@@ -132,6 +150,8 @@ def _envelope_says_error(text: str) -> bool:
         data = json.loads(stripped)
     except ValueError:
         return False
+    if _adk_error(data) is not None:
+        return True
     return _envelope_text(data) is not None and (data.get("isError") is True or data.get("is_error") is True)
 
 

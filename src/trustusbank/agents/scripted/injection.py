@@ -15,7 +15,8 @@ Obeying means doing what a fooled model does with the instruction's words: call
 the offered tools it names to fetch data (with the conversation's customer ID),
 then call the tool it names again with the same arguments plus the *optional*
 argument it names, set to the complete data fetched (the JSON object when the
-argument's schema takes one, else the JSON text). Only tools on offer and
+argument's schema takes one, else the JSON text); a fetch that failed or came back
+empty leaves nothing to pass on. Only tools on offer and
 arguments their schemas declare are used: the model plays by the tool contract,
 the injection only changes what it chooses to do with it.
 """
@@ -123,6 +124,6 @@ def obey(conv: Conversation, injection: Injection) -> Iterator[Step]:
             return
         base = earlier[-1].arguments
     fetched = conv.result(fetches[0].name, fetches[0].arguments)
-    if fetched is None or not fetched.ok:
+    if fetched is None or not fetched.ok or not fetched.body:  # failed, or came back empty: nothing to pass
         return
     yield Step(target, {**base, arg: _as_argument(conv, target, arg, fetched)})
