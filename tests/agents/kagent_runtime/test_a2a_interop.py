@@ -22,6 +22,7 @@ from google.protobuf.json_format import MessageToDict
 from tests.agents.kagent_runtime.conftest import Bank
 from tests.agents.kagent_runtime.support import KagentPod
 from trustusbank.scenario.cluster import SEED_PROMPT
+from trustusbank.workloads.chatbot.client import result_from_task
 
 pytestmark = pytest.mark.slow
 
@@ -54,3 +55,10 @@ async def test_the_projects_a2a_client_gets_kagents_answer_and_calls(
     # Numbers cross as protobuf doubles (30 -> 30.0), which compare equal.
     assert kagent_calls(task) == [(c.tool, c.arguments) for c in clean.calls.calls]
     assert [name for name, _ in kagent_calls(task)] == ["get_balance", "list_recent", "convert_currency"]
+    # The chatbot's client (`trustusbank ask`, the acts' receipts) reads kagent's task as it reads ours.
+    said = result_from_task(task)
+    assert said.reply == answer
+    assert [(s["name"], s["arguments"]) for s in said.tool_calls] == [
+        (c.tool, c.arguments) for c in clean.calls.calls
+    ]
+    assert all("result" in s and not s["is_error"] for s in said.tool_calls)

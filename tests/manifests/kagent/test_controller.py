@@ -104,6 +104,8 @@ def test_agent_spec_of_each_deployed_agent(bundle: Bundle, name: str) -> None:
         provider="openai",
         model="trustusbank-scripted",
         base_url=f"http://scripted-model.{NS}.svc.cluster.local:8080/v1",
+        api_key_secret="scripted-model-key",  # a placeholder: kagent's OpenAI client needs some key
+        api_key_secret_key="OPENAI_API_KEY",
     )
     assert spec.mcp_servers == servers
     assert spec.sub_agents == tuple(sub_agent(s) for s in subs)

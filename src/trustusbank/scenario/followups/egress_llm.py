@@ -69,6 +69,8 @@ metadata:
 spec:
   provider: OpenAI
   model: trustusbank-scripted
+  apiKeySecret: scripted-model-key
+  apiKeySecretKey: OPENAI_API_KEY
   openAI:
     baseUrl: {LLM_BASE_URL}
 """

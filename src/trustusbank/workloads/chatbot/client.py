@@ -41,6 +41,9 @@ class AskError(OperationError):
     """A failure to report in one sentence (with a hint where one helps)."""
 
 
+KAGENT_TYPE = "kagent_type"
+
+
 def _state_name(state: int) -> str:
     return str(TaskState.Name(state)).removeprefix("TASK_STATE_").lower()
 
@@ -64,11 +67,41 @@ def _steps(artifact_parts: list[Any]) -> list[dict[str, Any]]:
     return steps
 
 
+def _kagent_steps(task: Task) -> list[dict[str, Any]]:
+    """The calls kagent's own runtime reports: data parts in the history marked `kagent_type`
+    `function_call` (name, args, id), their results `function_response` (matched by id)."""
+    steps: dict[str, dict[str, Any]] = {}
+    for message in task.history:
+        for part in message.parts:
+            if not part.HasField("data") or KAGENT_TYPE not in part.metadata:
+                continue
+            kind = part.metadata[KAGENT_TYPE]
+            data = _whole_numbers(next(iter(get_data_parts([part])), None))
+            if not isinstance(data, dict):
+                continue
+            key = str(data.get("id") or len(steps))
+            if kind == "function_call":
+                steps[key] = {"name": data.get("name"), "arguments": data.get("args", {}), "is_error": False}
+            elif kind == "function_response" and key in steps:
+                response = data.get("response")
+                steps[key]["result"] = response
+                steps[key]["is_error"] = isinstance(response, dict) and bool(response.get("error"))
+    return list(steps.values())
+
+
 def result_from_task(task: Task) -> AskResult:
-    """Reply from the "reply" artifact (or a completed task's status message), chain from "tool-calls"."""
-    reply = "\n".join(t for a in task.artifacts if a.name == "reply" for t in get_text_parts(a.parts))
+    """Reply from the "reply" artifact (or a completed task's status message), chain from "tool-calls".
+
+    A task from kagent's own runtime (on a cluster) names no artifact: its answer is the text of
+    the unnamed artifact and its calls are in the history (`_kagent_steps`)."""
+    named = any(a.name == "reply" for a in task.artifacts)
+    reply = "\n".join(
+        t for a in task.artifacts if a.name == ("reply" if named else "") for t in get_text_parts(a.parts)
+    )
     status_message = "\n".join(get_text_parts(task.status.message.parts))
     steps = [s for a in task.artifacts if a.name == "tool-calls" for s in _steps(get_data_parts(a.parts))]
+    if not named and not steps:
+        steps = _kagent_steps(task)
     state = _state_name(task.status.state)
     return AskResult(
         reply=reply or (status_message if state == "completed" else ""),
