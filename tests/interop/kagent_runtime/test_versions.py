@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.agents.kagent_runtime.support import kagent_python, kagent_versions
+from tests.interop.kagent_runtime.support import kagent_python, kagent_versions
 
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
 

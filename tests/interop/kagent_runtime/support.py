@@ -38,7 +38,7 @@ def kagent_python() -> Path:
     if not python.exists():
         why = (
             f"kagent-adk is not installed: set {PYTHON_ENV} or create .venv-kagent "
-            "(tests/agents/kagent_runtime/requirements.txt says how; .ci/run does it)"
+            "(tests/interop/kagent_runtime/requirements.txt says how; .ci/run does it)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(why)  # CI installs it: a missing runtime there is a broken set-up, not a skip

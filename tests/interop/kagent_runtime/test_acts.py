@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.agents.a2a.support import ask, reply_text
-from tests.agents.kagent_runtime.conftest import Bank
-from tests.agents.kagent_runtime.support import KagentPod, ToolCallSeen, kagent_pod, send_message, task_text
+from tests.interop.kagent_runtime.conftest import Bank
+from tests.interop.kagent_runtime.support import KagentPod, ToolCallSeen, kagent_pod, send_message, task_text
 from tests.serving import refused_url, served
 from trustusbank.agents.a2a.server import create_app
 from trustusbank.agents.model.factory import client_for

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.agents.a2a.support import Gate
-from tests.agents.kagent_runtime.support import CallLog, KagentPod, kagent_pod, recorded
+from tests.interop.kagent_runtime.support import CallLog, KagentPod, kagent_pod, recorded
 from tests.paths import DEPLOY
 from tests.serving import Served, served
 from trustusbank.agents.model.types import ModelReply, ModelRequest

@@ -19,8 +19,8 @@ from a2a.helpers.proto_helpers import get_text_parts
 from a2a.types.a2a_pb2 import Message, Part, Role, SendMessageRequest, Task, TaskState
 from google.protobuf.json_format import MessageToDict
 
-from tests.agents.kagent_runtime.conftest import Bank
-from tests.agents.kagent_runtime.support import KagentPod
+from tests.interop.kagent_runtime.conftest import Bank
+from tests.interop.kagent_runtime.support import KagentPod
 from trustusbank.scenario.cluster import SEED_PROMPT
 from trustusbank.workloads.chatbot.client import result_from_task
 
