@@ -7,12 +7,9 @@ as the demo found it.
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from tests.system.conftest import Cluster as RuntimeCluster
-from trustusbank.runtime.apply import applied
 from trustusbank.scenario.cluster import Cluster
 from trustusbank.scenario.followups import runner
 
@@ -65,31 +62,3 @@ async def test_a2a_shows_an_allowed_and_an_access_policy_denied_call(cluster: Ru
     assert all("error" not in r for r in denied["ztunnel"].values())
     assert {r["src.workload"] for r in denied["ztunnel"].values()} == {"triage-bot-0"}
     assert denied["agent_log"][0]["source.principal"].endswith("/sa/triage-bot")
-
-
-async def test_egress_llm_rolls_the_agent_onto_the_gateway_and_counts_its_tokens(
-    cluster: RuntimeCluster,
-) -> None:
-    """The running support-bot is moved by the ModelConfig change (rolled, as kagent does), the customer's
-    prompt goes through the chatbot, and the gateway's counts match the agent's own spans."""
-    before = {p.name for p in applied(cluster.files)}
-    events_at = cluster.files.events.stat().st_size
-    result = await runner("egress-llm")(Cluster(cluster.files), quiet)
-    assert result.ok, result.problems
-    assert "support-bot" in result.data["rolled"]
-    agent = result.data["agent"]
-    calls = result.data["model_calls"]
-    assert len(calls) == agent["model_calls"] >= 2
-    assert result.data["tokens"]["gateway"] == [agent["input_tokens"], agent["output_tokens"]]
-    assert {c["gen_ai.request.model"] for c in calls} == {agent["model"]}
-    assert "£4,287.55" in result.data["reply"]
-    assert {p.name for p in applied(cluster.files)} == before
-    # rolled onto the gateway and back again, each rollout in the runtime log with who asked for it
-    with cluster.files.events.open("rb") as log:
-        log.seek(events_at)
-        events = [json.loads(line) for line in log.read().splitlines() if line.strip()]
-    rolled = [
-        e for e in events if e["event"] == "rollout-restarted" and e["deployment"] == f"{AGENTS}/support-bot"
-    ]
-    assert len(rolled) == 2
-    assert {e["command"] for e in rolled} == {"trustusbank demo egress-llm"}
