@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.paths import DEPLOY
 from trustusbank.k8s import schemas, versions
@@ -56,3 +57,21 @@ def test_the_licence_key_is_in_a_file_never_in_a_command(tmp_path: Path) -> None
     assert "secret-key-123" in values
     assert "kagent-enterprise" in argv
     assert "enterprise-agentgateway" in argv
+
+
+def test_the_observability_values_are_what_the_charts_are_given(tmp_path: Path) -> None:
+    """Loki as one binary on filesystem storage (its other modes need object storage), Grafana loading
+    dashboards labelled grafana_dashboard=1, Alertmanager mailing the SOC through mailpit."""
+    plan = install_plan(Options(DEPLOY, tmp_path / "k8s"))
+    by_name = {
+        path.name: yaml.safe_load(text) for path, text in plan.files.items() if ".values." in path.name
+    }
+    loki = by_name["loki.values.yaml"]
+    assert (loki["deploymentMode"], loki["loki"]["storage"]["type"]) == ("SingleBinary", "filesystem")
+    assert loki["loki"]["commonConfig"]["replication_factor"] == 1
+    stack = by_name["kube-prometheus-stack.values.yaml"]
+    assert stack["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+    assert stack["alertmanager"]["config"]["global"]["smtp_smarthost"].startswith("mailpit-smtp.")
+    assert stack["prometheus"]["prometheusSpec"]["ruleSelectorNilUsesHelmValues"] is False
+    argv = [list(c.argv) for step in plan.steps for c in step.commands if "loki" in c.argv]
+    assert argv[0][argv[0].index("--values") + 1] == str(tmp_path / "k8s" / "loki.values.yaml")

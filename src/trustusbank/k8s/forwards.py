@@ -16,7 +16,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from trustusbank.k8s.plan import KAGENT_NS, OBSERVABILITY_NS
+from trustusbank.k8s.plan import KAGENT_NS
+from trustusbank.k8s.values import OBSERVABILITY_NS
 
 
 @dataclass(frozen=True)

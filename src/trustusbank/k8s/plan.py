@@ -17,17 +17,18 @@ from pathlib import Path
 
 import yaml
 
+from trustusbank.k8s import values
 from trustusbank.k8s import versions as v
 from trustusbank.k8s.image import CONVERTER, ENGINES, ImagePlan
 from trustusbank.k8s.render import Phase, render
 from trustusbank.k8s.steps import Check, Command, Step, cmd
+from trustusbank.k8s.values import OBSERVABILITY_NS
 
 ROLLOUT_TIMEOUT = "300s"
 HELM_TIMEOUT = "10m"
 ISTIO_NS = "istio-system"
 AGENTGATEWAY_NS = "agentgateway-system"
 KAGENT_NS = "kagent"
-OBSERVABILITY_NS = "trustusbank-observability"
 REGISTRY_DIR = "/etc/containerd/certs.d/localhost:5001"
 NODES = ("control-plane", "worker", "worker2")
 
@@ -230,32 +231,18 @@ def _mesh(kube: Kube) -> list[Step]:
 
 
 def _observability(kube: Kube, options: Options) -> tuple[list[Step], dict[Path, str]]:
-    values = options.workdir / "kube-prometheus-stack.values.yaml"
-    # The PrometheusRule of deploy/10-observability is picked up whatever its labels; Alertmanager
-    # mails the SOC (mailpit's SMTP) as the write-up's alert routing does.
-    text = yaml.safe_dump(
-        {
-            "prometheus": {
-                "prometheusSpec": {
-                    "ruleSelectorNilUsesHelmValues": False,
-                    "podMonitorSelectorNilUsesHelmValues": False,
-                    "serviceMonitorSelectorNilUsesHelmValues": False,
-                }
-            },
-            "alertmanager": {
-                "config": {
-                    "global": {
-                        "smtp_smarthost": f"mailpit-smtp.{OBSERVABILITY_NS}.svc.cluster.local:25",
-                        "smtp_from": "alerts@trustusbank.local",
-                        "smtp_require_tls": False,
-                    },
-                    "route": {"receiver": "soc", "group_by": ["alertname", "offender"]},
-                    "receivers": [{"name": "soc", "email_configs": [{"to": "soc@trustusbank.local"}]}],
-                }
-            },
-        },
-        sort_keys=False,
-    )
+    files = {
+        chart: (options.workdir / f"{chart}.values.yaml", yaml.safe_dump(make(), sort_keys=False))
+        for chart, make in (
+            ("kube-prometheus-stack", values.kube_prometheus_stack),
+            ("loki", values.loki),
+            ("tempo", values.tempo),
+        )
+    }
+
+    def using(chart: str) -> tuple[str, str]:
+        return "--values", str(files[chart][0])
+
     repos = Step(
         "",
         "Helm repositories prometheus-community, grafana-community, jouve",
@@ -274,13 +261,12 @@ def _observability(kube: Kube, options: Options) -> tuple[list[Step], dict[Path,
             "prometheus-community/kube-prometheus-stack",
             ns,
             v.KUBE_PROMETHEUS_STACK,
-            "--values",
-            str(values),
+            *using("kube-prometheus-stack"),
         ),
-        kube.release("loki", "grafana-community/loki", ns, v.LOKI, "--set", "deploymentMode=SingleBinary"),
-        kube.release("tempo", "grafana-community/tempo", ns, v.TEMPO),
+        kube.release("loki", "grafana-community/loki", ns, v.LOKI, *using("loki")),
+        kube.release("tempo", "grafana-community/tempo", ns, v.TEMPO, *using("tempo")),
     ]
-    return _phase("03", steps), {values: text}
+    return _phase("03", steps), dict(files.values())
 
 
 def _gateway_and_agents(kube: Kube, options: Options) -> tuple[list[Step], dict[Path, str]]:
