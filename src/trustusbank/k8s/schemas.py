@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from referencing import Registry, Resource
 
 from trustusbank.errors import ConfigError
 from trustusbank.k8s.versions import KUBERNETES_VERSION
-from trustusbank.manifests.kinds import KINDS
+from trustusbank.manifests.kinds import KINDS, dotted, field_errors
 from trustusbank.manifests.manifest import JsonPath
 from trustusbank.manifests.schema import FieldError
 from trustusbank.manifests.yaml_source import Document, read_documents, yaml_files
@@ -98,7 +97,7 @@ def _document_problems(document: Document, index: int) -> list[SchemaProblem]:
     ref = f"{kind or '<no kind>'} {scope}{name if isinstance(name, str) and name else '<unnamed>'}"
 
     def problem(path: JsonPath, message: str) -> SchemaProblem:
-        return SchemaProblem(document.file, index, document.line_of(path), ref, _dotted(path), message)
+        return SchemaProblem(document.file, index, document.line_of(path), ref, dotted(path), message)
 
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return [problem((), "a manifest needs both apiVersion and kind")]
@@ -111,7 +110,9 @@ def _document_problems(document: Document, index: int) -> list[SchemaProblem]:
 def _field_errors(api_version: str, kind: str, data: dict[str, Any]) -> list[FieldError]:
     if is_built_in(api_version, kind):
         return [
-            found for error in _validator(api_version, kind).iter_errors(data) for found in _phrase(error)
+            found
+            for error in _validator(api_version, kind).iter_errors(data)
+            for found in field_errors(error)
         ]
     custom = KINDS.get((api_version, kind))
     if custom is not None:
@@ -180,47 +181,3 @@ def _is_base64(value: object) -> bool:
 
 def _in_range(value: object, *, low: int, high: int) -> bool:
     return not isinstance(value, int) or isinstance(value, bool) or low <= value <= high
-
-
-def _phrase(error: jsonschema.ValidationError) -> list[FieldError]:
-    """Point at the offending field, not at the object holding it."""
-    path: JsonPath = tuple(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = list(error.schema.get("properties") or {})
-        return [
-            ((*path, key), f"unknown field{_suggestion(key, allowed)}")
-            for key in error.instance
-            if key not in allowed
-        ]
-    if error.validator == "type":
-        expected = [t for t in _as_list(error.validator_value) if t != "null"]
-        return [(path, f"expected {' or '.join(expected)}, got {_json_type(error.instance)}")]
-    if error.validator == "format" and error.validator_value == "byte":
-        return [(path, "not base64; put plain text under stringData")]
-    if error.validator == "oneOf" and error.context:
-        expected = [
-            t for sub in error.context if sub.validator == "type" for t in _as_list(sub.validator_value)
-        ]
-        kinds = sorted({t for t in expected if t != "null"})
-        if kinds:
-            return [(path, f"expected {' or '.join(kinds)}, got {_json_type(error.instance)}")]
-    return [(path, error.message)]
-
-
-def _suggestion(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _json_type(value: Any) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
-
-
-def _dotted(path: Sequence[str | int]) -> str:
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-    return text or "(document)"

@@ -47,7 +47,7 @@ def kubernetes_schema(api_version: str, kind: str) -> Validator:
 
     def validate(body: dict[str, Any]) -> list[FieldError]:
         validator = _schema_validator(api_version, kind)
-        return [found for error in validator.iter_errors(body) for found in _field_errors(error)]
+        return [found for error in validator.iter_errors(body) for found in field_errors(error)]
 
     return validate
 
@@ -80,7 +80,7 @@ def json_schema(spec_schema: dict[str, Any], *checks: Validator) -> Validator:
         return jsonschema.Draft202012Validator(schema, registry=definitions @ Registry())
 
     def validate(body: dict[str, Any]) -> list[FieldError]:
-        errors = [found for error in validator().iter_errors(body) for found in _field_errors(error)]
+        errors = [found for error in validator().iter_errors(body) for found in field_errors(error)]
         return errors or [error for check in checks for error in check(body)]
 
     return validate
@@ -202,7 +202,7 @@ def to_manifest(document: Document) -> tuple[Manifest | None, list[Problem]]:
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     ref = f"{kind} {name or '<unnamed>'}"
-    problems = [problem(path, f"{ref}: {_dotted(path)}: {message}") for path, message in spec.validate(data)]
+    problems = [problem(path, f"{ref}: {dotted(path)}: {message}") for path, message in spec.validate(data)]
     if not isinstance(name, str) or not name:
         problems.append(problem(("metadata",), f"{ref}: metadata.name is required"))
     if problems or not isinstance(name, str) or not isinstance(metadata, dict):
@@ -221,7 +221,8 @@ def to_manifest(document: Document) -> tuple[Manifest | None, list[Problem]]:
     ), []
 
 
-def _dotted(path: Sequence[str | int]) -> str:
+def dotted(path: Sequence[str | int]) -> str:
+    """A field path as people write it: `spec.template.spec.containers[0].image`."""
     text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
     return text or "(document)"
 
@@ -244,8 +245,11 @@ def _schema_validator(api_version: str, kind: str) -> jsonschema.Draft202012Vali
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
-def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
-    """Phrase an error so it points at the offending field, not at the object holding it."""
+def field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
+    """Phrase an error so it points at the offending field, not at the object holding it.
+
+    One phrasing for every Kubernetes schema check: `manifests check` here, and `k8s.schemas`
+    (the pinned cluster version, with the formats the API server enforces)."""
     path: JsonPath = tuple(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties") or {})
@@ -257,6 +261,15 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
     if error.validator == "type":
         expected = [t for t in _as_list(error.validator_value) if t != "null"]
         return [(path, f"expected {' or '.join(expected)}, got {_json_type(error.instance)}")]
+    if error.validator == "format" and error.validator_value == "byte":
+        return [(path, "not base64; put plain text under stringData")]
+    if error.validator == "oneOf" and error.context:
+        expected = [
+            t for sub in error.context if sub.validator == "type" for t in _as_list(sub.validator_value)
+        ]
+        kinds = sorted({t for t in expected if t != "null"})
+        if kinds:
+            return [(path, f"expected {' or '.join(kinds)}, got {_json_type(error.instance)}")]
     return [(path, error.message)]
 
 
