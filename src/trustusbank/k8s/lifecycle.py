@@ -73,7 +73,7 @@ def down_plan(options: Options) -> Plan:
             )
             for path in rendered
         ],
-        files=installed.files,
+        files={path: installed.files[path] for path in rendered},  # what to delete, nothing else
     )
 
 

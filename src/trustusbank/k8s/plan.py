@@ -11,6 +11,7 @@ work is done (`kind create cluster`, the registry container), so a re-run change
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +109,7 @@ class Kube:
 
 
 def _phase(number: str, steps: list[Step]) -> list[Step]:
-    return [Step(number, s.title, s.commands, s.done_if, s.diagnose, s.tools) for s in steps]
+    return [dataclasses.replace(s, phase=number) for s in steps]
 
 
 def _kind(kube: Kube, options: Options) -> tuple[list[Step], dict[Path, str]]:

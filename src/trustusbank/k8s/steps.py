@@ -7,7 +7,7 @@ printed is what runs.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,10 @@ class Step:
     commands: tuple[Command, ...]
     done_if: Check | None = None  # skip when it passes: what makes a re-run change nothing
     diagnose: tuple[Command, ...] = ()  # run on failure: the failing resource's events and logs
-    tools: tuple[str, ...] = field(default=())
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((*self.tools, *(c.argv[0] for c in self.commands))))
+        return tuple(dict.fromkeys(c.argv[0] for c in self.commands))
 
 
 def cmd(*argv: str, stdin: str | None = None) -> Command:

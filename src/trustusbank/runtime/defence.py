@@ -28,7 +28,7 @@ PICKUP_TIMEOUT = 15.0
 
 
 class DefenceError(OperationError, RuntimeError):
-    """The defence set did not come into (or go out of) force on every node proxy."""
+    """A policy change (the defence set, or any applied file) did not come into force on every node proxy."""
 
 
 def defence_sources(deploy: Path) -> list[Path]:
@@ -96,7 +96,7 @@ async def wait_loaded(marks: dict[Path, int], present: set[str], absent: set[str
                 f"{p.stem}: {unreadable if UNREADABLE in (last.get(p) or '') else 'no matching reload'}"
                 for p in waiting
             )
-            raise DefenceError(f"the defence change was not in force after {PICKUP_TIMEOUT:.0f} s ({stuck})")
+            raise DefenceError(f"the policy change was not in force after {PICKUP_TIMEOUT:.0f} s ({stuck})")
         await asyncio.sleep(0.05)
 
 

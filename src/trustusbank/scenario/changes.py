@@ -204,18 +204,36 @@ async def swap_converter(
     swap.signer = signed[0] if signed else None
     if swap.pushed or _running_digest(status, pod) != want:
         progress(f"rollout restart {deployment}")
-        try:
-            swap.restarted = await rollout_restart(
-                files,
-                deployment,
-                actor=actor,
-                command=command,
-                progress=progress,
-                timeout=ready_timeout() + 30,
-            )
-        except RolloutError as exc:
-            raise ActError(str(exc), exc.log_tail, swap) from exc
+        swap.restarted = await restart(
+            files, deployment, actor=actor, command=command, progress=progress, swap=swap
+        )
     return swap
+
+
+async def restart(
+    files: ClusterFiles,
+    deployment: str,
+    *,
+    actor: str,
+    command: str,
+    progress: Progress,
+    fresh_data: bool = False,
+    swap: Swap | None = None,
+) -> list[Restarted]:
+    """A rollout restart as the story makes one: bounded by the pods' ready timeout; a failure is an
+    ActError with the failing pod's log tail (and what was pushed before it, if anything)."""
+    try:
+        return await rollout_restart(
+            files,
+            deployment,
+            actor=actor,
+            command=command,
+            progress=progress,
+            timeout=ready_timeout() + 30,
+            fresh_data=fresh_data,
+        )
+    except RolloutError as exc:
+        raise ActError(str(exc), exc.log_tail, swap) from exc
 
 
 async def upgrade(
@@ -278,18 +296,9 @@ async def _reset_bank_data(
         deployment = f"{BANK_NAMESPACE}/{name}"
         changed[deployment] = found
         progress(f"rollout restart {deployment} with its seed data")
-        try:
-            restarted += await rollout_restart(
-                files,
-                deployment,
-                actor=actor,
-                command=command,
-                progress=progress,
-                timeout=ready_timeout() + 30,
-                fresh_data=True,
-            )
-        except RolloutError as exc:
-            raise ActError(str(exc), exc.log_tail) from exc
+        restarted += await restart(
+            files, deployment, actor=actor, command=command, progress=progress, fresh_data=True
+        )
         record(
             files,
             "bank-data-reset",

@@ -41,8 +41,8 @@ from trustusbank.manifests.bundle import Bundle
 from trustusbank.runtime import control
 from trustusbank.runtime.apply import actor as apply_actor
 from trustusbank.runtime.apply import apply, delete
-from trustusbank.runtime.rollout import rollout_restart
-from trustusbank.runtime.supervisor import ready_timeout
+from trustusbank.runtime.defence import DefenceError, wait_loaded
+from trustusbank.scenario import changes
 from trustusbank.scenario.cluster import Cluster, Progress
 from trustusbank.scenario.followups import FollowUp
 from trustusbank.scenario.followups.a2a import metric, read_jsonl, sizes
@@ -163,15 +163,11 @@ def _rendered(cluster: Cluster, deploy: Path) -> dict[str, str]:
 
 async def _roll(cluster: Cluster, agents: list[str], progress: Progress) -> list[str]:
     """Roll the agents' Deployments together, as kagent's rollouts run when their rendered config changes."""
+    actor = apply_actor()
     await asyncio.gather(
         *(
-            rollout_restart(
-                cluster.files,
-                f"{AGENTS}/{agent}",
-                actor=apply_actor(),
-                command=COMMAND,
-                progress=progress,
-                timeout=ready_timeout() + 30,
+            changes.restart(
+                cluster.files, f"{AGENTS}/{agent}", actor=actor, command=COMMAND, progress=progress
             )
             for agent in agents
         )
@@ -181,22 +177,6 @@ async def _roll(cluster: Cluster, agents: list[str], progress: Progress) -> list
 
 def _text_since(log: Path, start: int) -> str:
     return log.read_bytes()[start:].decode("utf-8", "replace") if log.exists() else ""
-
-
-def _policy_loads(log: Path, start: int) -> list[str]:
-    """The node proxy's "policies loaded" lines after byte `start` of its log."""
-    return [line for line in _text_since(log, start).splitlines() if "policies loaded:" in line]
-
-
-async def _policies_loaded(log: Path, start: int, ref: str, present: bool) -> float | None:
-    """Seconds until the node proxy logs a policy set with (or without) `ref`; None if it did not."""
-    started = time.monotonic()
-    while time.monotonic() - started < RELOAD_WAIT:
-        loads = _policy_loads(log, start)
-        if loads and (ref in loads[-1]) == present:
-            return time.monotonic() - started
-        await asyncio.sleep(0.1)
-    return None
 
 
 async def _waypoint_loaded(log: Path, start: int) -> float | None:
@@ -267,12 +247,16 @@ class Marks:
         return self
 
     async def loaded(self, policy_ref: str, present: bool, problems: list[str]) -> None:
+        verb = "load" if present else "drop"
         if await _waypoint_loaded(self.waypoint_stderr, self.at[self.waypoint_stderr]) is None:
+            problems.append(f"the waypoint did not {verb} the LLM route in {RELOAD_WAIT:g}s")
+        wanted, unwanted = ({policy_ref}, set()) if present else (set(), {policy_ref})
+        try:  # the node proxy's reload, read as `policies on|off` reads it
+            await wait_loaded({self.node_log: self.at[self.node_log]}, wanted, unwanted)
+        except DefenceError as exc:
             problems.append(
-                f"the waypoint did not {'load' if present else 'drop'} the LLM route in {RELOAD_WAIT:g}s"
+                f"{self.node_log.stem} did not {'load' if present else 'drop'} {policy_ref}: {exc}"
             )
-        if await _policies_loaded(self.node_log, self.at[self.node_log], policy_ref, present) is None:
-            problems.append(f"{self.node_log.stem} did not {'load' if present else 'drop'} {policy_ref}")
 
 
 async def run(cluster: Cluster, progress: Progress) -> FollowUp:
