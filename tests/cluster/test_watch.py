@@ -70,3 +70,17 @@ def test_the_fingerprint_skips_a_file_that_vanishes(tmp_path: Path, monkeypatch:
     seen = fingerprint([files.applied])
     assert str(victim) not in {path for path, _, _ in seen}
     assert len(seen) == len(list(files.applied.glob("*.yaml")))
+
+
+def test_a_write_that_settles_while_loading_is_one_reload_not_two(tmp_path: Path) -> None:
+    """`apply` writes `x.tmp` then renames it: a reload that saw the temporary file and then
+    loaded the settled set must not report a change again (a waypoint would rebuild its state)."""
+    files = _applied(tmp_path)
+    watch = ManifestWatch(DEPLOY, files)
+    temporary = files.applied / "late.tmp"
+    temporary.write_text("kind: ConfigMap\n")
+    assert watch.changed()  # sees the temporary file
+    temporary.unlink()  # the write settled before the read
+    watch.load()
+
+    assert not watch.changed()

@@ -69,5 +69,6 @@ class ManifestWatch:
                     continue
                 raise
             if fingerprint([self.deploy, self.files.applied]) == before:
+                self._seen = before  # what was loaded: a write that settled meanwhile is not a change
                 return bundle
         return load_in_force(self.deploy, self.files)

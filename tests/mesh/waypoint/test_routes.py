@@ -11,6 +11,7 @@ from tests.paths import DEPLOY
 from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.gateway.objects import HeaderModifier, is_waypoint_class
 from trustusbank.manifests.manifest import Manifest
+from trustusbank.mesh.waypoint.ratelimit import LocalRateLimits, RateLimitBuckets
 from trustusbank.mesh.waypoint.routes import Backend, WaypointConfig, WaypointConfigError
 
 PLATFORM = "trustusbank-platform"
@@ -458,6 +459,30 @@ def test_gateway_wide_rate_limit_is_one_bucket_for_every_route(tmp_path: Path) -
         True,
         False,
     ]
+
+
+def test_a_reload_keeps_the_buckets_of_unchanged_limits_and_resets_changed_ones(tmp_path: Path) -> None:
+    """agentgateway updates only the policies that changed; an unrelated apply refills nothing."""
+    buckets = RateLimitBuckets()
+
+    def reload(*docs: str) -> LocalRateLimits:
+        (tmp_path / "bundle.yaml").write_text("---\n".join([BASE, route("a", prefix("/a")), *docs]))
+        table = WaypointConfig.from_manifests(load_bundle(tmp_path).objects, "shop", "wp", buckets=buckets)
+        match = table.match("/a")
+        assert match is not None
+        assert match.rate_limit is not None
+        return match.rate_limit
+
+    first = reload(policy("limit", GATEWAY_LIMIT))
+    assert [first.try_acquire(), first.try_acquire(), first.try_acquire()] == [True, True, False]
+
+    unrelated = reload(policy("limit", GATEWAY_LIMIT), route("b", prefix("/b", "mcp-b")))
+    assert unrelated is first
+    assert not unrelated.try_acquire()
+
+    changed = reload(policy("limit", GATEWAY_LIMIT.replace("requests: 2", "requests: 3")))
+    assert changed is not first
+    assert [changed.try_acquire() for _ in range(4)] == [True, True, True, False]
 
 
 def test_the_most_specific_rate_limit_wins(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.waypoint.egress import HboneBackend
 from trustusbank.mesh.waypoint.ingress import Ingress
 from trustusbank.mesh.waypoint.proxy import WaypointApp
+from trustusbank.mesh.waypoint.ratelimit import RateLimitBuckets
 from trustusbank.mesh.waypoint.routes import WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
 from trustusbank.mesh.waypoint.tunnelhttp import TunnelHttp
@@ -73,6 +74,7 @@ class Waypoint:
         self.ingress = Ingress(pod, self.identity, self.secrets, self.topology)
         self._config: WaypointConfig | None = None
         self._authz: list[AuthorizationPolicy] = []
+        self._buckets = RateLimitBuckets()
         self.watch = ManifestWatch(deploy, files)
         self.ready = False
 
@@ -86,7 +88,7 @@ class Waypoint:
         namespace, _, name = self.gateway.partition("/")
         try:
             bundle = self.watch.load()
-            config = WaypointConfig.from_manifests(bundle.objects, namespace, name)
+            config = WaypointConfig.from_manifests(bundle.objects, namespace, name, buckets=self._buckets)
             policies = policies_for_gateway(AuthorizationPolicy.all_in(bundle.objects), name, namespace)
             self._config, self._authz = config, policies
             names = sorted(m.name for m in bundle.objects if m.kind == "AgentgatewayPolicy")

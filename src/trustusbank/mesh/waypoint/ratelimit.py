@@ -14,7 +14,7 @@ Not thread-safe: the waypoint calls it from one asyncio loop, where a plain coun
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from trustusbank.manifests.gateway.objects import LocalRateLimitSpec
 
@@ -102,3 +102,31 @@ class LocalRateLimits:
 def bucket(spec: LocalRateLimitSpec, clock: Clock = time.monotonic) -> LocalRateLimit:
     """The stateful bucket for one `traffic.rateLimit.local[]` entry."""
     return LocalRateLimit(spec.requests, spec.unit, spec.burst, clock)
+
+
+class RateLimitBuckets:
+    """The buckets of one waypoint, kept across configuration reloads.
+
+    agentgateway updates only the policies whose content changed; an unrelated `apply`
+    (another route, a new backend) leaves every bucket as it was. Rebuilding them on each
+    reload would hand every caller a full bucket whenever anything is applied. So a bucket
+    lives as long as its policy, its target and its `local` entries stay the same.
+    """
+
+    __slots__ = ("_buckets", "_clock")
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[Hashable, LocalRateLimits] = {}
+
+    def get(self, owner: Hashable, specs: Sequence[LocalRateLimitSpec]) -> LocalRateLimits:
+        key = (owner, tuple(specs))
+        found = self._buckets.get(key)
+        if found is None:
+            found = self._buckets[key] = LocalRateLimits(bucket(spec, self._clock) for spec in specs)
+        return found
+
+    def keep_only(self, in_use: Iterable[LocalRateLimits]) -> None:
+        """Forget the buckets of policies that are gone or changed."""
+        alive = {id(limits) for limits in in_use}
+        self._buckets = {k: v for k, v in self._buckets.items() if id(v) in alive}

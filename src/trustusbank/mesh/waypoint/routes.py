@@ -29,7 +29,6 @@ attachment: a Gateway-wide limit is one bucket shared by every route under it.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -56,7 +55,7 @@ from trustusbank.manifests.gateway.objects import (
 from trustusbank.manifests.gateway.schema import AGENTGATEWAY_GROUP, GATEWAY_GROUP
 from trustusbank.manifests.manifest import Manifest, namespace_of
 from trustusbank.mesh.authz.cel import HttpAuthorization, McpAuthorization
-from trustusbank.mesh.waypoint.ratelimit import Clock, LocalRateLimits, bucket
+from trustusbank.mesh.waypoint.ratelimit import LocalRateLimits, RateLimitBuckets
 
 # Attachment levels, least specific first (agentgateway: Gateway < Listener < Route < Route Rule);
 # backend-level MCP policies merge with all of them, so they need no level.
@@ -210,10 +209,15 @@ class WaypointConfig:
         gateway_namespace: str,
         gateway_name: str,
         *,
-        clock: Clock = time.monotonic,
+        buckets: RateLimitBuckets | None = None,
     ) -> WaypointConfig:
-        """Build the table; WaypointConfigError (a ValueError) lists everything that cannot be served."""
-        return _Builder(list(manifests), gateway_namespace, gateway_name, clock).build()
+        """Build the table; WaypointConfigError (a ValueError) lists everything that cannot be served.
+
+        Pass the previous configuration's `buckets` on a reload, so that unchanged rate limits
+        keep their state.
+        """
+        buckets = buckets or RateLimitBuckets()
+        return _Builder(list(manifests), gateway_namespace, gateway_name, buckets).build()
 
     def match(
         self,
@@ -250,8 +254,10 @@ class WaypointConfig:
 
 
 class _Builder:
-    def __init__(self, manifests: list[Manifest], namespace: str, name: str, clock: Clock) -> None:
-        self.namespace, self.name, self.clock = namespace, name, clock
+    def __init__(
+        self, manifests: list[Manifest], namespace: str, name: str, buckets: RateLimitBuckets
+    ) -> None:
+        self.namespace, self.name, self.buckets = namespace, name, buckets
         self.problems: list[str] = []
         self.gateways = [Gateway.from_manifest(m) for m in manifests if m.kind == "Gateway"]
         self.routes = sorted(
@@ -271,7 +277,7 @@ class _Builder:
         self.services = {(namespace_of(m), m.name): m for m in manifests if m.kind == "Service"}
         self._http: dict[str, HttpAuthorization] = {}
         self._mcp: dict[str, McpAuthorization] = {}
-        self._buckets: dict[tuple[str, TargetRef], LocalRateLimits] = {}
+        self._limits: list[LocalRateLimits] = []
 
     def build(self) -> WaypointConfig:
         ref = f"{self.namespace}/{self.name}"
@@ -297,6 +303,7 @@ class _Builder:
             raise WaypointConfigError(ref, list(dict.fromkeys(self.problems)))
         for items in entries.values():
             items.sort(key=lambda e: e.order)
+        self.buckets.keep_only(self._limits)
         return WaypointConfig(gateway, entries, attached)
 
     def _compile_policies(self) -> None:
@@ -443,11 +450,10 @@ class _Builder:
             return None
         top = max(level for _, level, _ in with_limits)
         policy, _, target = next(item for item in with_limits if item[1] == top)
-        key = (policy.ref, target)
-        if key not in self._buckets:
-            assert policy.rate_limits is not None
-            self._buckets[key] = LocalRateLimits(bucket(spec, self.clock) for spec in policy.rate_limits)
-        return self._buckets[key]
+        assert policy.rate_limits is not None
+        limits = self.buckets.get((policy.ref, target), policy.rate_limits)
+        self._limits.append(limits)
+        return limits
 
 
 def _level(
