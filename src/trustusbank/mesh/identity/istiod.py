@@ -27,6 +27,7 @@ from trustusbank.mesh.identity.spiffe import SpiffeId
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 64 * 1024
+CSR_TIMEOUT = 10.0  # seconds for one CSR round trip; the caller keeps its current SVID meanwhile
 
 
 def issue_node_token(path: Path) -> str:
@@ -87,9 +88,16 @@ class Istiod:
         except (PermissionError, ValueError, KeyError, json.JSONDecodeError) as exc:
             log.warning("refused CSR: %s", exc)
             answer = {"error": str(exc)}
-        writer.write(json.dumps(answer).encode() + b"\n")
-        await writer.drain()
-        writer.close()
+        except Exception as exc:  # refuse, never leave a node proxy waiting for an answer
+            log.exception("signing failed")
+            answer = {"error": f"signing failed: {type(exc).__name__}"}
+        try:
+            writer.write(json.dumps(answer).encode() + b"\n")
+            await writer.drain()
+        except ConnectionError:
+            pass  # the caller gave up first
+        finally:
+            writer.close()
 
     async def serve(self, socket_path: Path) -> asyncio.Server:
         """Listen on a Unix socket only its owner can use: node tokens travel over it."""
@@ -112,12 +120,18 @@ class CsrClient:
         self.token = token
 
     async def __call__(self, identity: SpiffeId, csr_pem: bytes) -> bytes:
-        reader, writer = await asyncio.open_unix_connection(str(self.socket_path), limit=MAX_REQUEST)
         request = {"node": self.node, "token": self.token, "identity": identity.uri, "csr": csr_pem.decode()}
-        writer.write(json.dumps(request).encode() + b"\n")
-        await writer.drain()
-        answer = json.loads(await reader.readline())
-        writer.close()
+        async with asyncio.timeout(CSR_TIMEOUT):  # a stuck istiod is an error, never a wait forever
+            reader, writer = await asyncio.open_unix_connection(str(self.socket_path), limit=MAX_REQUEST)
+            try:
+                writer.write(json.dumps(request).encode() + b"\n")
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
+        if not line:
+            raise ConnectionError(f"istiod closed the connection without answering for {identity}")
+        answer = json.loads(line)
         if "error" in answer:
             raise PermissionError(f"istiod refused {identity}: {answer['error']}")
         return str(answer["cert"]).encode()

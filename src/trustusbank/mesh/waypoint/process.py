@@ -35,6 +35,7 @@ from trustusbank.mesh.waypoint.ratelimit import RateLimitBuckets
 from trustusbank.mesh.waypoint.routes import WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
 from trustusbank.mesh.waypoint.tunnelhttp import TunnelHttp
+from trustusbank.periodic import every
 from trustusbank.telemetry.admin import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
@@ -134,11 +135,10 @@ class Waypoint:
             hbone = await self.ingress.serve(HBONE_PORT, http, app.handshake_refused)
             self.ready = True
             log.info("waypoint %s ready on %s", self.gateway, self.pod.ip)
-            while True:
-                await asyncio.sleep(1.0)
-                self.reload_if_changed()
-                with contextlib.suppress(Exception):
-                    await self.secrets.rotate_due()
+            await asyncio.gather(
+                every(1.0, self.reload_if_changed, "configuration reload"),
+                every(1.0, self.secrets.rotate_due, "certificate rotation"),
+            )
         finally:
             if hbone is not None:
                 hbone.close()

@@ -37,6 +37,7 @@ from trustusbank.mesh.ztunnel.inbound import Inbound
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
 from trustusbank.mesh.ztunnel.outbound import Outbound
 from trustusbank.mesh.ztunnel.policy_store import PolicyStore
+from trustusbank.periodic import every
 from trustusbank.telemetry.admin import control_app
 from trustusbank.telemetry.tracing import setup_tracing
 
@@ -115,17 +116,9 @@ class NodeProxy:
         if closed:
             log.info("closed %d connection(s) no longer allowed after a policy update", closed)
 
-    async def _maintain(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            self.reload_policies()
-            try:
-                rotated = await self.secrets.rotate_due()
-            except Exception as exc:  # keep serving on the current certs; istiod may be back soon
-                log.error("certificate rotation failed: %s", exc)
-                continue
-            for identity in rotated:
-                log.info("rotated the certificate of %s", identity)
+    async def _rotate(self) -> None:
+        for identity in await self.secrets.rotate_due():  # a failure keeps the current certs
+            log.info("rotated the certificate of %s", identity)
 
     async def run(self) -> None:
         self.policies.reload_if_changed()
@@ -138,7 +131,10 @@ class NodeProxy:
                 await self._listen(pod)
             self.ready = True
             log.info("ztunnel on %s ready for %d pods", self.node, len(self.captured_pods()))
-            await self._maintain()
+            await asyncio.gather(
+                every(1.0, self.reload_policies, "policy reload"),
+                every(1.0, self._rotate, "certificate rotation"),
+            )
         finally:
             for server in self.servers:
                 server.close()
