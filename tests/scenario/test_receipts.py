@@ -13,6 +13,7 @@ from trustusbank import evidence
 from trustusbank.alerts import client as alerts
 from trustusbank.evidence.record import Record
 from trustusbank.scenario import acts, changes, receipts
+from trustusbank.scenario.drivers.embedded import EmbeddedDriver
 from trustusbank.workloads.chatbot.client import AskResult
 
 TAG = "localhost:5001/acme-fx/currency-converter:1.0.0"
@@ -77,7 +78,7 @@ class FakeCluster:
     def exfil_total(self) -> int:
         return self.exfil
 
-    async def ask(self, prompt: str) -> AskResult:
+    async def ask(self, prompt: str, agent: str = "") -> AskResult:
         self.act += 1
         if self.act == 2:
             self.exfil += 1
@@ -123,7 +124,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
 
 
 async def test_the_json_document_carries_every_receipt(cluster: FakeCluster) -> None:
-    record = await acts.run_acts(cluster, lambda _: None)  # type: ignore[arg-type]
+    record = await acts.run_acts(EmbeddedDriver(cluster), lambda _: None)  # type: ignore[arg-type]
     document = json.loads(json.dumps(record.to_dict()))
 
     assert set(document) == {"prompt", "ok", "problems", "acts", "evidence", "seconds"}
@@ -185,7 +186,7 @@ async def test_an_act_whose_change_fails_has_an_empty_image(
         raise changes.ActError("the converter did not become ready")
 
     monkeypatch.setattr(changes, "upgrade", broken)
-    record = await acts.run_acts(cluster, lambda _: None, (2,))  # type: ignore[arg-type]
+    record = await acts.run_acts(EmbeddedDriver(cluster), lambda _: None, (2,))  # type: ignore[arg-type]
     (act,) = record.to_dict()["acts"]
     assert act["image"] == {}
     assert act["error"] == "ActError: the converter did not become ready"

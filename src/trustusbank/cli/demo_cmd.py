@@ -18,6 +18,7 @@ from trustusbank.paths import state_dir
 from trustusbank.runtime import control
 from trustusbank.scenario.acts import DemoRecord, run_acts
 from trustusbank.scenario.cluster import Cluster, ensure_running
+from trustusbank.scenario.drivers.embedded import EmbeddedDriver
 from trustusbank.scenario.followups import FOLLOW_UPS, FollowUp, runner
 from trustusbank.scenario.receipts import Deny
 from trustusbank.scenario.verdict import LEAK_ARGUMENT, ActRecord
@@ -160,7 +161,7 @@ def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool, start: bool = Tr
     isolation = _isolation(cluster)
     try:
         with _progress("running the acts") as status:
-            record = asyncio.run(run_acts(cluster, lambda m: status.update(m), acts))
+            record = asyncio.run(run_acts(EmbeddedDriver(cluster), lambda m: status.update(m), acts))
     except BaseException:
         _finish(cluster, keep)
         raise

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import trustusbank.scenario.receipts as receipts
-from trustusbank.scenario.cluster import SEED_PROMPT, Cluster, Progress
+from trustusbank.scenario.cluster import SEED_PROMPT, Progress
+from trustusbank.scenario.drivers import StoryDriver
 from trustusbank.scenario.receipts import ActImage, EvidenceSummary, ToolCall
 from trustusbank.scenario.verdict import ACT2_ALERTS, ACT3_ALERTS, ActRecord, judge
 
@@ -51,40 +51,41 @@ class DemoRecord:
         }
 
 
-Change = Callable[[Cluster, Progress], Awaitable[ActImage]]
+Change = Callable[[Progress], Awaitable[ActImage]]
 
 
-async def _act(cluster: Cluster, number: int, change: Change, progress: Progress) -> ActRecord:
+async def _act(driver: StoryDriver, number: int, change: Change, progress: Progress) -> ActRecord:
     act = ActRecord(number, TITLES[number])
     started = time.time()
     try:
-        act.image = await change(cluster, progress)
-        act.exfil_before = cluster.exfil_total()
+        act.image = await change(progress)
+        act.exfil_before = driver.exfil_total()
         progress(f"act {number}: asking support-bot")
-        answer = await cluster.ask(SEED_PROMPT)
+        answer = await driver.ask(SEED_PROMPT)
         act.reply, act.chain = answer.reply, [ToolCall.of(step) for step in answer.tool_calls]
         if answer.state != "completed":
             act.error = f"the task ended {answer.state}: {answer.status_message}"
-        act.exfil_after = cluster.exfil_total()
+        act.exfil_after = driver.exfil_total()
         expected = {1: (), 2: ACT2_ALERTS, 3: ACT3_ALERTS}[number]
-        act.alerts = await receipts.alerts_since(cluster, started, expected, progress)
-        act.denies = receipts.denies_since(cluster, started)
+        act.alerts = await driver.alerts_since(started, expected, progress)
+        act.denies = driver.denies_since(started)
     except Exception as exc:  # an act that breaks is reported, and the story fails
         act.error = f"{type(exc).__name__}: {exc}"
     act.seconds = time.time() - started
     return act
 
 
-async def run_acts(cluster: Cluster, progress: Progress, acts: tuple[int, ...] = (1, 2, 3)) -> DemoRecord:
+async def run_acts(driver: StoryDriver, progress: Progress, acts: tuple[int, ...] = (1, 2, 3)) -> DemoRecord:
+    """The acts, on whichever cluster `driver` plays them; judged by the same rules."""
     started = time.time()
-    changes: dict[int, Change] = {1: receipts.baseline, 2: receipts.rug_pull, 3: receipts.defence_on}
+    changes: dict[int, Change] = {1: driver.baseline, 2: driver.rug_pull, 3: driver.defence_on}
     records = []
     for number in acts:
         progress(f"act {number}: {TITLES[number]}")
-        records.append(await _act(cluster, number, changes[number], progress))
+        records.append(await _act(driver, number, changes[number], progress))
     problems = judge(records, CONVERTER_IDENTITY) if acts == (1, 2, 3) else _partial(records)
     record = DemoRecord(SEED_PROMPT, records, problems, seconds=time.time() - started)
-    record.evidence = receipts.evidence_summary(cluster)
+    record.evidence = driver.evidence_summary()
     return record
 
 

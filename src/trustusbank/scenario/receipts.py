@@ -17,6 +17,7 @@ from typing import Any
 
 from trustusbank import evidence
 from trustusbank.alerts import client as alerts
+from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence.record import Record
 from trustusbank.runtime import control
 from trustusbank.runtime.defence import set_defence
@@ -193,10 +194,10 @@ async def defence_on(cluster: Cluster, progress: Progress) -> ActImage:
     return ActImage.of(swap)
 
 
-def denies_since(cluster: Cluster, started: float) -> list[Deny]:
+def denies_since(files: ClusterFiles, started: float) -> list[Deny]:
     """Every deny the evidence store holds since `started`, with who, where, image and digest."""
-    evidence.ingest(cluster.files)
-    store = evidence.open_store(cluster.files)
+    evidence.ingest(files)
+    store = evidence.open_store(files)
     since = datetime.fromtimestamp(started, UTC).isoformat()
     return [Deny.of(r) for r in evidence.query(store, evidence.Query(since=since, denies=True))]
 
@@ -223,7 +224,7 @@ async def alerts_since(
     return [Alert.of(a) for a in found]
 
 
-def evidence_summary(cluster: Cluster) -> EvidenceSummary:
-    evidence.ingest(cluster.files)
-    checked = evidence.verify(cluster.files)
+def evidence_summary(files: ClusterFiles) -> EvidenceSummary:
+    evidence.ingest(files)
+    checked = evidence.verify(files)
     return EvidenceSummary(verified=checked.ok, records=checked.records, head=checked.head.hash)
