@@ -58,6 +58,41 @@ elif tool == "docker" and argv[:2] == ["network", "connect"]:
     network.append(argv[-1]); save()
 elif tool == "docker" and argv[:1] == ["rm"]:
     state["containers"] = [c for c in containers if c != argv[-1]]; save()
+elif tool == "docker" and argv[:1] == ["build"] and any("currency-converter" in a for a in argv):
+    chosen = [a.split("=", 1)[1] for a in argv if a.startswith("CONVERTER_BUILD=")]
+    state["built_converter"] = chosen[0]; save()
+    print("docker ok")
+elif tool == "docker" and argv[:1] == ["push"] and "currency-converter" in argv[-1]:
+    state["registry_converter"] = state.get("built_converter", "clean"); save()
+    print("docker ok")
+elif tool == "kubectl" and "rollout" in argv and "restart" in argv:
+    state.setdefault("restarts", []).append(argv[argv.index("restart") + 1])
+    if "deployment/currency-converter" in argv:
+        state["running_converter"] = state.get("registry_converter", "clean")
+    save(); print("restarted")
+elif tool == "kubectl" and "get" in argv and argv[argv.index("get") + 1] == "pods":
+    namespace = argv[argv.index("--namespace") + 1] if "--namespace" in argv else None
+    items = state.get("pods", {{}}).get(namespace, [])
+    if namespace == "trustusbank-bank-vendors":
+        import hashlib
+        build = state.get("running_converter", "clean")
+        digest = "sha256:" + hashlib.sha256(build.encode()).hexdigest()
+        started = "2026-12-03T10:%02d:00Z" % len(state.get("restarts", []))
+        image = "localhost:5001/acme-fx/currency-converter:1.0.0"
+        items = [{{
+            "metadata": {{"name": "currency-converter-7d9f-abcde", "namespace": namespace,
+                          "labels": {{"app": "currency-converter"}}}},
+            "spec": {{"serviceAccountName": "currency-converter", "containers": [{{"image": image}}]}},
+            "status": {{"podIP": "10.244.1.7", "containerStatuses": [{{
+                "name": "app", "image": image, "imageID": image.rsplit(":", 1)[0] + "@" + digest,
+                "state": {{"running": {{"startedAt": started}}}}}}]}},
+        }}]
+    print(json.dumps({{"items": items}}))
+elif tool == "kubectl" and "logs" in argv and "--selector" in argv and "logs" in state:
+    print("\n".join(state["logs"].get(argv[argv.index("--selector") + 1], [])))
+elif tool == "kubectl" and any("08-defence" in a for a in argv):
+    state["defence"] = "apply" in argv; save()
+    print("policies " + ("applied" if state["defence"] else "deleted"))
 elif tool == "helm" and "status" in argv:
     print("STATUS: failed")
 elif tool == "kubectl" and "events" in argv:

@@ -265,7 +265,9 @@ def test_a_busy_local_port_is_not_forwarded_and_said(
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        monkeypatch.setattr(forwards, "FORWARDS", (forwards.Forward(port, "ns", "svc/x", 80, "the tab"),))
+        monkeypatch.setattr(
+            forwards, "FORWARDS", (forwards.Forward(port, "ns", "svc/x", 80, "the tab", "tab"),)
+        )
         monkeypatch.setenv("PATH", fake.env(("kubectl",))["PATH"])
         started = forwards.start(tmp_path / "k8s", "mine")
     assert started == [
@@ -275,6 +277,7 @@ def test_a_busy_local_port_is_not_forwarded_and_said(
             "target": "svc/x",
             "port": 80,
             "what": "the tab",
+            "name": "tab",
             "pid": None,
             "busy": True,
         }

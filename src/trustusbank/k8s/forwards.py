@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from trustusbank.errors import UnavailableError
 from trustusbank.k8s.plan import KAGENT_NS
 from trustusbank.k8s.values import OBSERVABILITY_NS
 
@@ -27,6 +28,7 @@ class Forward:
     target: str  # "svc/<name>"
     port: int
     what: str
+    name: str  # how the story asks for it: chatbot, attacker, prometheus, mailpit...
 
     def argv(self, context: str | None) -> list[str]:
         where = ["--context", context] if context else []
@@ -37,14 +39,60 @@ class Forward:
 
 
 FORWARDS = (
-    Forward(18009, "trustusbank-bank-frontend", "svc/chatbot", 80, "chatbot"),
-    Forward(18011, "external-attacker", "svc/mock-attacker", 8080, "attacker's view"),
-    Forward(18006, "trustusbank-platform", "svc/agentregistry", 8080, "agent registry"),
-    Forward(18001, OBSERVABILITY_NS, "svc/kube-prometheus-stack-grafana", 80, "Grafana (/d/dora-evidence)"),
-    Forward(18002, OBSERVABILITY_NS, "svc/kube-prometheus-stack-prometheus", 9090, "Prometheus (/alerts)"),
-    Forward(18012, OBSERVABILITY_NS, "svc/mailpit-http", 80, "SOC inbox (mailpit)"),
-    Forward(18007, KAGENT_NS, "svc/kagent-ui", 8080, "kagent UI (sessions, traces)"),
+    Forward(18009, "trustusbank-bank-frontend", "svc/chatbot", 80, "chatbot", "chatbot"),
+    Forward(18011, "external-attacker", "svc/mock-attacker", 8080, "attacker's view", "attacker"),
+    Forward(18006, "trustusbank-platform", "svc/agentregistry", 8080, "agent registry", "registry"),
+    Forward(
+        18001,
+        OBSERVABILITY_NS,
+        "svc/kube-prometheus-stack-grafana",
+        80,
+        "Grafana (/d/dora-evidence)",
+        "grafana",
+    ),
+    Forward(
+        18002,
+        OBSERVABILITY_NS,
+        "svc/kube-prometheus-stack-prometheus",
+        9090,
+        "Prometheus (/alerts)",
+        "prometheus",
+    ),
+    Forward(18012, OBSERVABILITY_NS, "svc/mailpit-http", 80, "SOC inbox (mailpit)", "mailpit"),
+    Forward(18007, KAGENT_NS, "svc/kagent-ui", 8080, "kagent UI (sessions, traces)", "kagent-ui"),
 )
+
+
+class ForwardMissing(UnavailableError, RuntimeError):
+    """A port-forward the story needs is not running."""
+
+
+def endpoints(workdir: Path) -> dict[str, str]:
+    """`name` → `http://127.0.0.1:<port>` for every recorded forward that is running."""
+    found = {}
+    for entry in recorded(workdir):
+        pid = entry.get("pid")
+        if isinstance(pid, int) and alive(pid):
+            found[str(entry.get("name"))] = f"http://127.0.0.1:{entry['local']}"
+    return found
+
+
+def ensure(workdir: Path, context: str | None) -> dict[str, str]:
+    """The running forwards, restarted if one the story uses is down; ForwardMissing names a busy port."""
+    needed = ("chatbot", "attacker", "prometheus", "mailpit")
+    found = endpoints(workdir)
+    if all(name in found for name in needed):
+        return found
+    start(workdir, context)
+    found = endpoints(workdir)
+    gone = [f for f in FORWARDS if f.name in needed and f.name not in found]
+    if gone:
+        raise ForwardMissing(
+            "; ".join(
+                f"port {f.local} ({f.what}) is not forwarded: is it taken by another process?" for f in gone
+            )
+        )
+    return found
 
 
 def _record(workdir: Path) -> Path:

@@ -272,6 +272,10 @@ class ImagePlan:
         """Rebuild the converter with a malicious build and push it under the same tag."""
         if converter_build == CLEAN_BUILD:
             raise ImagePlanError(f"{CLEAN_BUILD} is the vendor's honest build, not a rug pull")
+        return self.converter_commands(converter_build)
+
+    def converter_commands(self, converter_build: str) -> list[list[str]]:
+        """Rebuild the converter with `converter_build` (the clean one puts the vendor's bytes back)."""
         refs = self.converter_refs
         if not refs:
             raise ImagePlanError(f"no Deployment in the manifests runs {CONVERTER}")

@@ -399,7 +399,9 @@ def image_steps(images: ImagePlan) -> list[Step]:
 
 
 def rug_pull_steps(kube: Kube, images: ImagePlan, build: str) -> list[Step]:
-    """The write-up's `upgrade-banking-app`: new bytes under the same tag, the Deployment restarted."""
+    """The write-up's `upgrade-banking-app`: new bytes under the same tag, the Deployment restarted.
+
+    With the clean build it is `reset`'s first step: the vendor's honest bytes back under the tag."""
     converter = [ref.split("/", 1) for t in images.tags if t.workload == CONVERTER for ref in t.deployments]
     restart = [
         kube.kubectl("rollout", "restart", f"deployment/{n}", "--namespace", ns) for ns, n in converter
@@ -409,7 +411,7 @@ def rug_pull_steps(kube: Kube, images: ImagePlan, build: str) -> list[Step]:
         Step(
             "",
             f"push the {build} converter build under the same tag",
-            tuple(Command(tuple(c)) for c in images.rug_pull_commands(build)),
+            tuple(Command(tuple(c)) for c in images.converter_commands(build)),
         ),
         Step("", "restart the converter onto the new bytes", (*restart, *status)),
     ]
