@@ -14,7 +14,7 @@ from tests.k8s.fakebin import FakeBin, make
 from tests.serving import refused_url, served
 from trustusbank import evidence
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.k8s.collect import Collector
+from trustusbank.k8s.collect import Collected, Collector
 from trustusbank.k8s.kubectl import Kubectl
 
 ZTUNNEL = "app=ztunnel"
@@ -72,7 +72,9 @@ def test_nothing_is_mirrored_twice_and_a_new_line_is_not_missed(
     first, same_time = "2026-12-03T10:02:07.000001Z", "2026-12-03T10:02:07.000001Z"
     logs(fake, ztunnel_line("ztunnel-a", first))
     files = ClusterFiles(tmp_path / "k8s")
-    collector = lambda: Collector(Kubectl(), files, endpoints).collect()  # noqa: E731
+
+    def collector() -> Collected:
+        return Collector(Kubectl(), files, endpoints).collect()
 
     assert collector().access == 1
     assert collector().access == 0  # kubectl gives the line again (--since-time is inclusive)
