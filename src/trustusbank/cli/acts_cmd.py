@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from trustusbank.cli import k8s_story
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import state_dir
 from trustusbank.scenario.changes import (
@@ -101,13 +102,32 @@ def _render_reset(report: ResetReport) -> None:
     out.print("baseline restored" if report.changed else "already at the baseline: nothing to do")
 
 
+def _reset_k8s(as_json: bool, context: str | None) -> None:
+    driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))
+    with err.status(f"resetting {driver.where}") as spinner:
+        image = asyncio.run(driver.baseline(spinner.update))
+    if as_json:
+        typer.echo(json.dumps({"cluster": driver.where, "converter": image.to_dict()}, indent=2))
+        return
+    pushed = "pushed and restarted" if image.pushed else "already running"
+    out.print(f"converter         {image.tag} @ {image.digest[:19]}… (clean build, {pushed})")
+    out.print("defence policies  removed (deploy/08-defence)")
+    out.print("bank data         MCP servers restarted onto their seed data")
+    out.print("attacker view     reset; what it received is kept")
+
+
 def reset_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened as JSON.")] = False,
+    k8s: k8s_story.K8s = False,
+    context: k8s_story.K8sContext = None,
 ) -> None:
     """Back to the baseline (Act 1): clean converter build, no defence policies, the bank's seed data,
     the attacker's view reset.
 
     Evidence, counters and what the attacker received are kept. Safe to run again."""
+    if k8s:
+        _reset_k8s(as_json, context)
+        return
     files = ClusterFiles(state_dir())
     try:
         with err.status("resetting") as spinner:

@@ -87,6 +87,9 @@ def ask_command(
         bool, typer.Option("--json", help="Print {reply, tool_calls, task_id, context_id, state}.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 300.0,
+    k8s: Annotated[
+        bool, typer.Option("--k8s", help="Through the chatbot of the cluster `trustusbank k8s up` installed.")
+    ] = False,
 ) -> None:
     """Ask the bank's agent a question through the chatbot, and show its tool-call chain."""
     try:
@@ -95,6 +98,12 @@ def ask_command(
         raise typer.BadParameter(str(exc), param_hint="--agent") from None
     from trustusbank.workloads.chatbot.client import ask
 
+    if chatbot is None and k8s:
+        from trustusbank.cli.k8s_story import options
+        from trustusbank.k8s import forwards
+
+        chosen = options(None)
+        chatbot = forwards.ensure(chosen.workdir, chosen.kube_context)["chatbot"]
     if chatbot is None:
         from trustusbank.cluster.layout import ClusterFiles
         from trustusbank.paths import state_dir

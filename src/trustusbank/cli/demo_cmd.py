@@ -1,5 +1,5 @@
 """`trustusbank demo [NAME]` and `trustusbank act N`: the three acts (the README's main command), and
-the runbook's follow-on demos, on the embedded cluster."""
+the runbook's follow-on demos, on the embedded cluster; with `--k8s`, the acts on a real cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from trustusbank.cli import k8s_story
 from trustusbank.cli.isolation_view import render_isolation
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import state_dir
@@ -177,6 +178,22 @@ def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool, start: bool = Tr
         raise typer.Exit(1)
 
 
+def _run_acts_k8s(acts: tuple[int, ...], as_json: bool, context: str | None) -> None:
+    with _progress("connecting to the Kubernetes cluster") as status:
+        driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))
+        status.update(f"running the acts on {driver.where}")
+        record = asyncio.run(run_acts(driver, lambda m: status.update(m), acts))
+    if as_json:
+        out.print_json(json.dumps({**record.to_dict(), "cluster": driver.where}))
+    else:
+        out.print(f"[dim]on {driver.where}[/]")
+        _render(record)
+    if not record.ok:
+        for problem in record.problems:
+            err.print(f"[red]unexpected:[/] {problem}")
+        raise typer.Exit(1)
+
+
 def demo(
     name: Annotated[
         str | None,
@@ -186,14 +203,22 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Leave a cluster this demo started running afterwards.")
     ] = False,
+    k8s: k8s_story.K8s = False,
+    context: k8s_story.K8sContext = None,
 ) -> None:
     """The supply-chain attack in three acts, with receipts; exit 0 only when the story holds."""
+    if name is not None and name not in FOLLOW_UPS:
+        err.print(f"[red]error:[/] no demo {name!r}; choose one of: {', '.join(FOLLOW_UPS)}")
+        raise typer.Exit(2)
+    if k8s:
+        if name is not None:
+            err.print(f"[red]error:[/] the follow-on demos run on the embedded cluster only; `demo {name}`")
+            raise typer.Exit(2)
+        _run_acts_k8s((1, 2, 3), as_json, context)
+        return
     if name is None:
         _run_acts((1, 2, 3), as_json, keep)
         return
-    if name not in FOLLOW_UPS:
-        err.print(f"[red]error:[/] no demo {name!r}; choose one of: {', '.join(FOLLOW_UPS)}")
-        raise typer.Exit(2)
     _run_follow_up(name, as_json, keep)
 
 
@@ -202,6 +227,11 @@ def act(
         int, typer.Argument(help="1 clean, 2 rug pull, 3 rug pull with defence.", min=1, max=3)
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    k8s: k8s_story.K8s = False,
+    context: k8s_story.K8sContext = None,
 ) -> None:
     """Run one act: make its change to the running system, ask the seed's question, show the receipts."""
+    if k8s:
+        _run_acts_k8s((number,), as_json, context)
+        return
     _run_acts((number,), as_json, keep=True, start=False)

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from trustusbank.cli import k8s_story
+from trustusbank.cli.k8s_story import K8s, K8sContext
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import (
     EvidenceStore,
@@ -32,6 +34,7 @@ from trustusbank.evidence import (
 )
 from trustusbank.evidence.render import short
 from trustusbank.evidence.store import ChainBroken
+from trustusbank.k8s.collect import Collector
 from trustusbank.paths import state_dir
 
 app = typer.Typer(
@@ -49,8 +52,39 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class _Where:
+    """Which evidence chain the subcommands read: the embedded cluster's, or (--k8s) the one built
+    from a Kubernetes cluster's logs under `<state>/k8s`."""
+
+    k8s = False
+    context: str | None = None
+
+
+@app.callback()
+def where(k8s: K8s = False, context: K8sContext = None) -> None:
+    _Where.k8s, _Where.context = k8s, context
+
+
+def _files() -> ClusterFiles:
+    return (
+        ClusterFiles(k8s_story.options(_Where.context).workdir) if _Where.k8s else ClusterFiles(state_dir())
+    )
+
+
+def _collect() -> None:
+    """With --k8s: mirror what the cluster logged since last time into the chain's inputs first."""
+    if _Where.k8s:
+        driver = k8s_story.driver(_Where.context, lambda line: err.print(line, markup=False))
+        collected = Collector(driver.kubectl, driver.files, driver.endpoints).collect()
+        err.print(f"collected from {driver.where}: {collected.summary()}", markup=False)
+        for problem in collected.problems:
+            err.print(f"warning: {problem}", markup=False)
+
+
 def _store(no_ingest: bool = False) -> tuple[ClusterFiles, EvidenceStore]:
-    files = ClusterFiles(state_dir())
+    files = _files()
+    if not no_ingest:
+        _collect()
     if not has_cluster_state(files):
         raise _fail(
             f"no cluster state under {files.root}: run `trustusbank up` first (or set TRUSTUSBANK_STATE_DIR)"
@@ -82,7 +116,8 @@ def _line(record: Record) -> str:
 @app.command("ingest")
 def ingest_command() -> None:
     """Append the cluster's new log lines and spans to the evidence chain."""
-    files = ClusterFiles(state_dir())
+    _collect()
+    files = _files()
     added = ingest(files)
     head = EvidenceStore.of(files).recorded_head()
     typer.echo(f"{added} new record(s); chain head seq {head.seq if head else 0}")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from trustusbank.cli.k8s_story import remember_context
 from trustusbank.k8s import forwards, runner
 from trustusbank.k8s.image import CONVERTER_BUILDS, RUG_PULL_BUILD
 from trustusbank.k8s.lifecycle import down_plan, policies_plan, status_plan, workdir_of
@@ -63,6 +64,7 @@ def up(
             _say(f"then: http://127.0.0.1:{f.local}  {f.what}  ({f.namespace}/{f.target})")
         return
     runner.run(plan, _say)
+    remember_context(options.workdir, options.kube_context)  # what `demo --k8s` & co. talk to
     if port_forwards:
         for entry in forwards.start(options.workdir, options.kube_context):
             if entry["busy"]:

@@ -268,7 +268,11 @@ async def upgrade(
 
 async def _reset_attacker_view(files: ClusterFiles) -> dict[str, Any]:
     pod = _pod(files, *ATTACKER)
-    url = f"http://{pod.app_ip}:{pod.ports[0].port}"  # as a port-forward reaches it: the operator's view
+    return await reset_attacker_view(f"http://{pod.app_ip}:{pod.ports[0].port}")  # a port-forward's view
+
+
+async def reset_attacker_view(url: str) -> dict[str, Any]:
+    """Move the attacker's page to "nothing seen yet"; what it received stays counted in `total`."""
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
         seen = (await client.get(f"{url}/api/count")).raise_for_status().json()
         if int(seen["count"]) == 0:
