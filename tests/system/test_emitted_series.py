@@ -1,11 +1,13 @@
-"""Every alert rule reads only series that the components the alert evaluator scrapes expose.
+"""Every alert rule and dashboard panel reads only series that the components the alert evaluator
+scrapes expose (the panels' series kube-prometheus-stack provides itself aside).
 
 A rule naming a series nobody exposes is valid PromQL that selects nothing: the alert can
-never fire, and nothing says so. So the rules of deploy/10-observability are checked against
-the metric names scraped, here and now, from every target the evaluator scrapes (node
-proxies, waypoints, agents; `alerts.targets`). A metric family a component declares but
-has not incremented yet counts as exposed: its series are born at their first increment,
-which the rules are written to see (deploy/10-observability/prometheus-rules.yaml says how).
+never fire (a panel stays empty), and nothing says so. So the rules of deploy/10-observability
+and the dashboard's panels are checked against the metric names scraped, here and now, from
+every target the evaluator scrapes (node proxies, waypoints, agents; `alerts.targets`). A
+metric family a component declares but has not incremented yet counts as exposed: its series
+are born at their first increment, which the rules and panels are written to see
+(deploy/10-observability/prometheus-rules.yaml says how).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from trustusbank.alerts.targets import Target, targets_from_topology
 from trustusbank.cluster.topology import Topology
 from trustusbank.manifests.prometheus import rules_in_files
 from trustusbank.promql.selectors import unknown_series
+from trustusbank.telemetry import dashboard
 
 RULES = DEPLOY / "10-observability" / "prometheus-rules.yaml"
 
@@ -54,7 +57,8 @@ def _from_the_host(target: Target, topology: Topology) -> str:
     return urlunsplit(url._replace(netloc=f"{pod.app_ip}:{url.port}"))
 
 
-def test_every_alert_rule_reads_only_series_the_scraped_components_expose(cluster: Cluster) -> None:
+def scraped_names(cluster: Cluster) -> tuple[set[str], int]:
+    """Every metric name the evaluator's targets expose now, and how many targets there are."""
     topology = cluster.topology
     targets = targets_from_topology(topology)
     assert {t.job for t in targets} == {"ztunnel", "waypoint", "agent"}, targets
@@ -68,7 +72,11 @@ def test_every_alert_rule_reads_only_series_the_scraped_components_expose(cluste
             names = exposed_names(response.text)
             assert names, f"{target.job} {target.url} exposes no metrics"
             exposed |= names
+    return exposed, len(targets)
 
+
+def test_every_alert_rule_reads_only_series_the_scraped_components_expose(cluster: Cluster) -> None:
+    exposed, targets = scraped_names(cluster)
     queries = [
         (f"alert {rule.name}", rule.expr_text) for group in rules_in_files([RULES]) for rule in group.rules
     ]
@@ -81,5 +89,23 @@ def test_every_alert_rule_reads_only_series_the_scraped_components_expose(cluste
     assert not missing, (
         f"{RULES.name} reads series that no scraped component exposes:\n"
         + "\n".join(f"  {problem}" for problem in missing)
-        + f"\nexposed by {len(targets)} targets: {', '.join(sorted(exposed))}"
+        + f"\nexposed by {targets} targets: {', '.join(sorted(exposed))}"
+    )
+
+
+def test_every_dashboard_panel_reads_only_series_the_scraped_components_expose(cluster: Cluster) -> None:
+    """The DORA evidence panels' PromQL, but for what kube-prometheus-stack provides by itself
+    (`dashboard.EXTERNAL`, which no component of ours may expose)."""
+    exposed, targets = scraped_names(cluster)
+    external = {series.name for series in dashboard.EXTERNAL}
+    assert not external & exposed
+    missing = [
+        problem
+        for problem in unknown_series(dashboard.promql_queries(), exposed)
+        if problem.selector.split("{", 1)[0] not in external
+    ]
+    assert not missing, (
+        "the DORA evidence dashboard reads series that no scraped component exposes:\n"
+        + "\n".join(f"  {problem}" for problem in missing)
+        + f"\nexposed by {targets} targets: {', '.join(sorted(exposed))}"
     )

@@ -56,6 +56,7 @@ class Plan:
     steps: list[Step]
     files: dict[Path, str] = field(default_factory=dict)  # written before the first step
     left_out: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
 
 
 class Kube:
@@ -439,4 +440,5 @@ def install_plan(options: Options, images: list[Step] | None = None) -> Plan:
         plan.files[path] = phase.text()
         plan.steps.append(_apply(kube, phase, path))
         plan.left_out += phase.left_out
+        plan.added += phase.added
     return plan

@@ -10,7 +10,9 @@ pulled `Always`, so a push under the same tag reaches the next pod):
 - on OSS, the waypoint Gateway uses agentgateway's own class (`agentgateway`; the Enterprise
   class is kept when a licence is given), and kagent's AccessPolicy, an Enterprise CRD, is
   not applied (there is nothing on OSS to read it): the same rules go in as the Istio DENY
-  policies `manifests oss-access` renders (`manifests/kagent/oss.py`), which ztunnel enforces.
+  policies `manifests oss-access` renders (`manifests/kagent/oss.py`), which ztunnel enforces;
+- Grafana's DORA evidence dashboard (`k8s/grafana.py`) is added, as a ConfigMap applied with
+  the PrometheusRule whose alerts it shows.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import yaml
 
 from trustusbank.cluster.layout import DEFENCE_DIR
-from trustusbank.k8s import versions
+from trustusbank.k8s import grafana, versions
 from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent import oss
 from trustusbank.manifests.kagent.objects import Index
@@ -48,6 +50,7 @@ class Phase:
     name: str  # "05-mcp-servers"
     documents: list[dict[str, Any]] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # "<Kind> <ns>/<name>: why"
+    added: list[str] = field(default_factory=list)  # what a cluster gets beside deploy/'s, same form
 
     @property
     def deployments(self) -> list[tuple[str, str]]:
@@ -125,4 +128,19 @@ def render(deploy: Path, *, enterprise: bool = False) -> list[Phase]:
         phases.append(phase)
     if problems:
         raise ManifestError(problems)
+    _add_dashboard(phases)
     return phases
+
+
+def _add_dashboard(phases: list[Phase]) -> None:
+    """The dashboard goes with the alert rules it shows (the last phase when there are none)."""
+    if not phases:
+        return  # nothing is applied at all
+    home = next(
+        (p for p in reversed(phases) if any(d.get("kind") == "PrometheusRule" for d in p.documents)),
+        phases[-1],
+    )
+    dashboard = grafana.config_map()
+    namespace, name = _ref(dashboard)
+    home.documents.append(dashboard)
+    home.added.append(f"ConfigMap {namespace}/{name}: {grafana.WHY}")

@@ -47,6 +47,8 @@ def describe(plan: Plan, say: Say) -> None:
         say(f"writes {path}")
     for item in plan.left_out:
         say(f"not applied: {item}")
+    for item in plan.added:
+        say(f"also applied: {item}")
     for number, step in enumerate(plan.steps, 1):
         say(f"[{number}/{len(plan.steps)}] phase {step.phase}: {step.title}")
         if step.done_if is not None:

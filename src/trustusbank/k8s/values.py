@@ -4,7 +4,9 @@ Sized for a laptop's kind cluster (one replica, filesystem storage, short retent
 PrometheusRule of deploy/10-observability is picked up whatever its labels; Alertmanager
 mails the SOC inbox (mailpit's SMTP) grouped by alert and offender, as the embedded
 evaluator does; Grafana gets Tempo and Loki as data sources and loads every ConfigMap
-labelled `grafana_dashboard: "1"` (the DORA evidence dashboard's way in).
+labelled `grafana_dashboard: "1"` (the DORA evidence dashboard's way in, `k8s/grafana.py`).
+The data sources' uids are pinned here, the chart's Prometheus one included, since the
+dashboard refers to them by uid.
 """
 
 from __future__ import annotations
@@ -14,6 +16,16 @@ from typing import Any
 OBSERVABILITY_NS = "trustusbank-observability"
 SVC = f"{OBSERVABILITY_NS}.svc.cluster.local"
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
+PROMETHEUS_UID, LOKI_UID, TEMPO_UID = "prometheus", "loki", "tempo"
+# A log line that carries a trace id (ours print `trace_id=<hex>`, agentgateway `trace.id=<hex>`)
+# links to the trace in Tempo. `$$` is Grafana provisioning's escape for a literal `$`.
+TRACE_LINK = {
+    "name": "trace_id",
+    "matcherRegex": r"trace[._]id=(\w+)",
+    "datasourceUid": TEMPO_UID,
+    "url": "$${__value.raw}",
+    "urlDisplayLabel": "Trace in Tempo",
+}
 
 
 def kube_prometheus_stack() -> dict[str, Any]:
@@ -40,11 +52,23 @@ def kube_prometheus_stack() -> dict[str, Any]:
         },
         "grafana": {
             "sidecar": {
-                "dashboards": {"enabled": True, "label": label, "labelValue": value, "searchNamespace": "ALL"}
+                "dashboards": {
+                    "enabled": True,
+                    "label": label,
+                    "labelValue": value,
+                    "searchNamespace": "ALL",
+                },
+                "datasources": {"uid": PROMETHEUS_UID},
             },
             "additionalDataSources": [
-                {"name": "Tempo", "type": "tempo", "uid": "tempo", "url": f"http://tempo.{SVC}:3200"},
-                {"name": "Loki", "type": "loki", "uid": "loki", "url": f"http://loki.{SVC}:3100"},
+                {"name": "Tempo", "type": "tempo", "uid": TEMPO_UID, "url": f"http://tempo.{SVC}:3200"},
+                {
+                    "name": "Loki",
+                    "type": "loki",
+                    "uid": LOKI_UID,
+                    "url": f"http://loki.{SVC}:3100",
+                    "jsonData": {"derivedFields": [TRACE_LINK]},
+                },
             ],
         },
     }
