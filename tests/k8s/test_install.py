@@ -254,8 +254,10 @@ def test_policies_on_and_off_apply_the_defence_set(fake: FakeBin, tmp_path: Path
     assert k8s(fake, tmp_path, "policies", "on", "--context", "mine").returncode == 0
     assert k8s(fake, tmp_path, "policies", "off", "--context", "mine").returncode == 0
     applied, deleted = (c["argv"] for c in fake.calls())
-    assert applied[-3:] == ["apply", "-f", str(DEPLOY / "08-defence")]
-    assert deleted[-4:] == ["delete", "--ignore-not-found", "-f", str(DEPLOY / "08-defence")]
+    rendered = tmp_path / "state" / "k8s" / "rendered" / "08-defence.yaml"
+    assert applied[-3:] == ["apply", "-f", str(rendered)]
+    assert deleted[-4:] == ["delete", "--ignore-not-found", "-f", str(rendered)]
+    assert "kube-prometheus-stack-prometheus" in rendered.read_text()
 
 
 def test_a_busy_local_port_is_not_forwarded_and_said(

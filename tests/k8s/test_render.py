@@ -14,7 +14,7 @@ import yaml
 from tests.paths import DEPLOY
 from trustusbank.k8s import schemas, versions
 from trustusbank.k8s.plan import Options, install_plan
-from trustusbank.k8s.render import render
+from trustusbank.k8s.render import render, render_defence
 
 
 @pytest.mark.parametrize("enterprise", [False, True], ids=["oss", "enterprise"])
@@ -75,3 +75,25 @@ def test_the_observability_values_are_what_the_charts_are_given(tmp_path: Path) 
     assert stack["prometheus"]["prometheusSpec"]["ruleSelectorNilUsesHelmValues"] is False
     argv = [list(c.argv) for step in plan.steps for c in step.commands if "loki" in c.argv]
     assert argv[0][argv[0].index("--values") + 1] == str(tmp_path / "k8s" / "loki.values.yaml")
+
+
+def test_the_defence_set_for_a_cluster_names_who_does_the_stand_ins_job(tmp_path: Path) -> None:
+    """The embedded alert evaluator scrapes the agents; on a cluster Prometheus does, so the ALLOW
+    names Prometheus; the observability namespace's own policies describe the embedded stand-ins'
+    traffic, not kube-prometheus-stack's, and are left out, said."""
+    phase = render_defence(DEPLOY)
+    text = phase.text()
+    assert "sa/alert-evaluator" not in text
+    scrape = next(d for d in phase.documents if d["metadata"]["name"] == "allow-metrics-scrape")
+    assert scrape["spec"]["rules"][0]["from"][0]["source"]["principals"] == [
+        "cluster.local/ns/trustusbank-observability/sa/kube-prometheus-stack-prometheus"
+    ]
+    assert all(d["metadata"]["namespace"] != "trustusbank-observability" for d in phase.documents)
+    assert sorted(item.split(":")[0] for item in phase.left_out) == [
+        "AuthorizationPolicy trustusbank-observability/allow-alert-mail",
+        "AuthorizationPolicy trustusbank-observability/default-deny",
+    ]
+    embedded = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in phase.documents}
+    assert ("external-attacker", "deny-bank-to-attacker") in embedded
+    (tmp_path / "08-defence.yaml").write_text(text)
+    assert schemas.validate_path(tmp_path / "08-defence.yaml") == []

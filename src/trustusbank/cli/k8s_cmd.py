@@ -109,7 +109,10 @@ def policies(
     """Apply or remove the defence set (deploy/08-defence) on the cluster."""
     if state not in ("on", "off"):
         raise typer.BadParameter("say on or off", param_hint="STATE")
-    runner.run(policies_plan(_options(kind, context), state == "on"), _say)
+    plan = policies_plan(_options(kind, context), state == "on")
+    runner.run(plan, _say)
+    for item in plan.left_out:
+        _say(f"not on a cluster: {item}")
 
 
 @app.command()

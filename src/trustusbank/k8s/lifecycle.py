@@ -12,6 +12,7 @@ from pathlib import Path
 from trustusbank.cluster.layout import DEFENCE_DIR
 from trustusbank.k8s import versions as v
 from trustusbank.k8s.plan import Kube, Options, Plan, install_plan
+from trustusbank.k8s.render import render_defence
 from trustusbank.k8s.steps import Step, cmd
 
 OUR_NAMESPACES = (
@@ -78,11 +79,13 @@ def down_plan(options: Options) -> Plan:
 
 
 def policies_plan(options: Options, on: bool) -> Plan:
-    """The defence set, as `policies on|off` applies it on the embedded cluster."""
+    """The defence set, as `policies on|off` applies it on the embedded cluster (rendered for a cluster)."""
     kube = Kube(options.kube_context)
-    defence = str(options.deploy / DEFENCE_DIR)
-    verb = ("apply", "-f", defence) if on else ("delete", "--ignore-not-found", "-f", defence)
-    return Plan([Step("", f"defence set {'on' if on else 'off'} ({DEFENCE_DIR})", (kube.kubectl(*verb),))])
+    defence = render_defence(options.deploy)
+    path = options.workdir / "rendered" / f"{DEFENCE_DIR}.yaml"
+    verb = ("apply", "-f", str(path)) if on else ("delete", "--ignore-not-found", "-f", str(path))
+    step = Step("", f"defence set {'on' if on else 'off'} ({DEFENCE_DIR})", (kube.kubectl(*verb),))
+    return Plan([step], files={path: defence.text()}, left_out=defence.left_out)
 
 
 def workdir_of(state: Path) -> Path:

@@ -32,6 +32,7 @@ from trustusbank.manifests.kagent.objects import Index
 from trustusbank.manifests.manifest import ManifestError, Problem
 from trustusbank.manifests.yaml_source import read_documents, yaml_files
 
+EMBEDDED_OBSERVABILITY_NS = "trustusbank-observability"
 # The embedded runtime's stand-ins, by (namespace, name) of their Deployment/Service/ServiceAccount.
 EMBEDDED_ONLY = {
     ("trustusbank-observability", "alert-evaluator"): "kube-prometheus-stack runs the PrometheusRule",
@@ -105,6 +106,21 @@ def _oss_access(deploy: Path) -> list[dict[str, Any]]:
     return oss.authorization_policies(Index.of(load_bundle(deploy).objects), (PROMETHEUS,))
 
 
+def _phase(folder: Path, enterprise: bool, problems: list[Problem]) -> Phase:
+    phase = Phase(folder.name)
+    for file in yaml_files(folder):
+        documents, found = read_documents(file)
+        problems += found
+        for document in documents:
+            why = _leave_out(document.data, enterprise)
+            if why is not None:
+                namespace, name = _ref(document.data)
+                phase.left_out.append(f"{document.data.get('kind')} {namespace}/{name}: {why}")
+                continue
+            phase.documents.append(_for_cluster(document.data, enterprise))
+    return phase
+
+
 def render(deploy: Path, *, enterprise: bool = False) -> list[Phase]:
     """deploy/'s phase folders in order, each as the documents a cluster gets."""
     phases: list[Phase] = []
@@ -112,17 +128,7 @@ def render(deploy: Path, *, enterprise: bool = False) -> list[Phase]:
     for folder in sorted(p for p in deploy.iterdir() if p.is_dir() and p.name[:2].isdigit()):
         if folder.name == DEFENCE_DIR:
             continue
-        phase = Phase(folder.name)
-        for file in yaml_files(folder):
-            documents, found = read_documents(file)
-            problems += found
-            for document in documents:
-                why = _leave_out(document.data, enterprise)
-                if why is not None:
-                    namespace, name = _ref(document.data)
-                    phase.left_out.append(f"{document.data.get('kind')} {namespace}/{name}: {why}")
-                    continue
-                phase.documents.append(_for_cluster(document.data, enterprise))
+        phase = _phase(folder, enterprise, problems)
         if not enterprise and any(item.startswith("AccessPolicy ") for item in phase.left_out):
             phase.documents += _oss_access(deploy)
         phases.append(phase)
@@ -130,6 +136,42 @@ def render(deploy: Path, *, enterprise: bool = False) -> list[Phase]:
         raise ManifestError(problems)
     _add_dashboard(phases)
     return phases
+
+
+# The embedded stand-ins' identities, and who plays their part on a cluster.
+STAND_IN_PRINCIPALS = {"cluster.local/ns/trustusbank-observability/sa/alert-evaluator": PROMETHEUS}
+OBSERVABILITY_POLICY = (
+    "on a cluster this namespace holds kube-prometheus-stack, Loki, Tempo and mailpit, whose own traffic "
+    "(Prometheus to Alertmanager to mailpit, Grafana to its data sources) these policies do not describe: "
+    "a default-deny here would stop the alert mail"
+)
+
+
+def _principals(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _principals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_principals(v) for v in value]
+    return STAND_IN_PRINCIPALS.get(value, value) if isinstance(value, str) else value
+
+
+def render_defence(deploy: Path) -> Phase:
+    """The defence set (08-defence) as `k8s policies on` applies it: the stand-ins' identities replaced
+    by the components that do their job on a cluster, and the observability namespace's policies left
+    out (said in `left_out`)."""
+    problems: list[Problem] = []
+    phase = _phase(deploy / DEFENCE_DIR, False, problems)
+    if problems:
+        raise ManifestError(problems)
+    kept = []
+    for document in phase.documents:
+        namespace, name = _ref(document)
+        if namespace == EMBEDDED_OBSERVABILITY_NS:
+            phase.left_out.append(f"{document.get('kind')} {namespace}/{name}: {OBSERVABILITY_POLICY}")
+            continue
+        kept.append(_principals(document))
+    phase.documents = kept
+    return phase
 
 
 def _add_dashboard(phases: list[Phase]) -> None:

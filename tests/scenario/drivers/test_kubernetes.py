@@ -79,7 +79,8 @@ async def test_the_three_changes_push_restart_and_apply_as_the_write_up_does(
     calls = argvs(fake)
     assert any(c[:2] == ["docker", "build"] and "CONVERTER_BUILD=clean" in c for c in calls)
     assert ["docker", "push", TAG] in calls
-    assert any(c[-4:] == ["delete", "--ignore-not-found", "-f", str(DEPLOY / "08-defence")] for c in calls)
+    defence = str(story.options.workdir / "rendered" / "08-defence.yaml")
+    assert any(c[-4:] == ["delete", "--ignore-not-found", "-f", defence] for c in calls)
     restarted = json.loads(fake.state.read_text())["restarts"]
     assert restarted == [
         "deployment/currency-converter",
@@ -110,7 +111,7 @@ async def test_the_three_changes_push_restart_and_apply_as_the_write_up_does(
     defended = await story.defence_on(lambda _: None)
     assert (defended.digest, defended.pushed) == (digest("real-rugpull"), False)
     assert [c for c in argvs(fake) if "08-defence" in " ".join(c)] == [
-        ["kubectl", "--context", "kind-trustusbank", "apply", "-f", str(DEPLOY / "08-defence")]
+        ["kubectl", "--context", "kind-trustusbank", "apply", "-f", defence]
     ]
     assert json.loads(fake.state.read_text())["defence"] is True
 
