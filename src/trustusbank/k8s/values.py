@@ -46,7 +46,15 @@ def kube_prometheus_stack() -> dict[str, Any]:
                     "smtp_from": "alerts@trustusbank.local",
                     "smtp_require_tls": False,
                 },
-                "route": {"receiver": "soc", "group_by": ["alertname", "offender"]},
+                # Grouped as the embedded evaluator groups; short waits so an act's mail comes within the
+                # act (Alertmanager's defaults, 30 s and 5 min, would hold Act 3's mail past its end).
+                "route": {
+                    "receiver": "soc",
+                    "group_by": ["alertname", "offender"],
+                    "group_wait": "10s",
+                    "group_interval": "30s",
+                    "repeat_interval": "4h",
+                },
                 "receivers": [{"name": "soc", "email_configs": [{"to": "soc@trustusbank.local"}]}],
             }
         },
