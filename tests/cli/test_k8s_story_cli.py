@@ -15,6 +15,7 @@ from tests.k8s.fakebin import FakeBin, make
 from tests.serving import served
 from trustusbank.cli import k8s_story
 from trustusbank.cli.app import app
+from trustusbank.scenario.drivers import kubernetes
 from trustusbank.workloads.attacker.app import create_app
 from trustusbank.workloads.attacker.store import EventStore
 
@@ -25,6 +26,7 @@ def setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBin
     for key, value in bins.env(("kubectl", "docker")).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("TRUSTUSBANK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(kubernetes, "PROPAGATION_SECONDS", 0.0)  # no istiod to wait for
     k8s_story.remember_context(tmp_path / "state" / "k8s", "kind-trustusbank")  # as `k8s up` left it
     double = Observability()
     store = EventStore(tmp_path / "attacker.sqlite3")
@@ -59,3 +61,22 @@ def test_evidence_ingest_on_the_cluster_builds_its_own_chain(setting: FakeBin, t
     assert (tmp_path / "state" / "k8s" / "cluster" / "evidence.sqlite3").is_file()
     embedded = CliRunner().invoke(app, ["evidence", "query", "--denies", "--json", "--no-ingest"])
     assert embedded.exit_code != 0  # the embedded cluster's chain is a different one, and there is none
+
+
+def test_upgrade_and_policies_on_the_cluster(setting: FakeBin) -> None:
+    upgraded = CliRunner().invoke(app, ["upgrade-banking-app", "--k8s", "--json"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert json.loads(upgraded.stdout)["converter"]["build"] == "real-rugpull"
+    again = CliRunner().invoke(app, ["upgrade-banking-app", "--k8s", "--json"])
+    assert json.loads(again.stdout)["converter"]["pushed"] is False  # already running: nothing pushed
+
+    on = CliRunner().invoke(app, ["policies", "on", "--k8s"])
+    assert on.exit_code == 0, on.output
+    assert json.loads(setting.state.read_text())["defence"] is True
+    assert "not on a cluster: AuthorizationPolicy trustusbank-observability/default-deny" in on.stderr
+    off = CliRunner().invoke(app, ["policies", "off", "--k8s"])
+    assert off.exit_code == 0, off.output
+    assert json.loads(setting.state.read_text())["defence"] is False
+
+    wrong = CliRunner().invoke(app, ["upgrade-banking-app", "--k8s", "--variant", "evil"])
+    assert wrong.exit_code == 2

@@ -73,11 +73,25 @@ def upgrade_banking_app(
         ),
     ] = DEFAULT_RUG_PULL,
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened as JSON.")] = False,
+    k8s: k8s_story.K8s = False,
+    context: k8s_story.K8sContext = None,
 ) -> None:
     """Rug-pull the currency converter: new bytes behind the same image tag, the pod restarted onto them.
 
     The Deployment and the registry's catalogue are not touched; only the digest behind
     localhost:5001/acme-fx/currency-converter:1.0.0 changes. `trustusbank reset` undoes it."""
+    if k8s:
+        if variant not in (*RUG_PULLS, CLEAN):
+            raise typer.BadParameter(f"one of {', '.join((*RUG_PULLS, CLEAN))}", param_hint="--variant")
+        driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))
+        with err.status(f"upgrading the banking app on {driver.where}") as spinner:
+            image = asyncio.run(driver.upgrade(variant, spinner.update))
+        if as_json:
+            typer.echo(json.dumps({"cluster": driver.where, "converter": image.to_dict()}, indent=2))
+            return
+        moved = "pushed and restarted" if image.pushed else "already running"
+        out.print(f"{image.tag} @ {image.digest[:19]}… (build {image.build}, {moved})")
+        return
     files = ClusterFiles(state_dir())
     try:
         with err.status("upgrading the banking app") as spinner:

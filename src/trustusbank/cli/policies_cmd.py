@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from trustusbank.cli import k8s_story
+from trustusbank.cli.k8s_story import K8s, K8sContext
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.k8s.render import render_defence
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import deploy_dir, state_dir
@@ -39,9 +42,21 @@ def _switch(on: bool) -> list[Path]:
     return changed
 
 
+def _k8s(on: bool, context: str | None) -> None:
+    driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))
+    with err.status(f"defence set {'on' if on else 'off'} on {driver.where}") as spinner:
+        asyncio.run(driver.set_defence(on, spinner.update))
+    for item in render_defence(deploy_dir()).left_out:
+        err.print(f"not on a cluster: {item}", markup=False)
+    err.print(f"the defence set is {'on' if on else 'off'} on {driver.where}")
+
+
 @app.command()
-def on() -> None:
+def on(k8s: K8s = False, context: K8sContext = None) -> None:
     """Apply the defence set: default-deny per namespace, SPIFFE-principal ALLOWs, deny-bank-to-attacker."""
+    if k8s:
+        _k8s(True, context)
+        return
     try:
         installed = _switch(True)
     except ManifestError as exc:
@@ -51,8 +66,11 @@ def on() -> None:
 
 
 @app.command()
-def off() -> None:
+def off(k8s: K8s = False, context: K8sContext = None) -> None:
     """Remove the defence set."""
+    if k8s:
+        _k8s(False, context)
+        return
     removed = _switch(False)
     err.print("\n".join(f"removed {p.name}" for p in removed) or "the defence set was not applied")
 

@@ -125,6 +125,14 @@ class KubernetesDriver:
         progress(f"waiting {PROPAGATION_SECONDS:.0f} s for istiod to push the change to every ztunnel")
         await self.sleep(PROPAGATION_SECONDS)
 
+    async def upgrade(self, build: str, progress: Progress) -> ActImage:
+        """`upgrade-banking-app --k8s`: `build` under the converter's tag, unless it runs already."""
+        return await self._converter(build, progress, f"upgrade-banking-app: {build}")
+
+    async def set_defence(self, on: bool, progress: Progress) -> None:
+        """`policies on|off --k8s`: the defence set rendered for a cluster, applied or deleted."""
+        await self._defence(on, progress)
+
     async def baseline(self, progress: Progress) -> ActImage:
         image = await self._converter(CLEAN_BUILD, progress, "reset: the clean build back under the tag")
         await self._defence(False, progress)
