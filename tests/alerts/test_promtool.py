@@ -37,6 +37,9 @@ def run(promtool: str, workdir: Path, *args: str) -> subprocess.CompletedProcess
     return subprocess.run([promtool, *args], cwd=workdir, capture_output=True, text=True, timeout=60)
 
 
+MARKER = "unless on(job, instance) last_over_time(trustusbank_ztunnel_info[5m])"
+
+
 def test_promtool_accepts_the_rules(promtool: str, workdir: Path) -> None:
     result = run(promtool, workdir, "check", "rules", "rules.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -65,3 +68,31 @@ def test_promtool_catches_the_naive_rule(promtool: str, workdir: Path) -> None:
     result = run(promtool, workdir, "test", "rules", "bank-to-attacker.test.yaml")
     assert result.returncode != 0
     assert "BankToAttackerAttempt, time: 3m" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("marker", "fixture", "failure"),
+    [
+        # Without the marker, the embedded ztunnel's Istio series alert a second time.
+        ("", "bank-to-attacker.test.yaml", "BankToAttackerAttempt, time: 3m"),
+        # With the marker's instant value, a node that went down alerts twice while its
+        # refusals are still in the window.
+        (
+            "unless on(job, instance) trustusbank_ztunnel_info",
+            "authz-deny.test.yaml",
+            "IstioAuthZDeny, time: 10m",
+        ),
+    ],
+    ids=["no-marker", "instant-marker"],
+)
+def test_promtool_catches_a_rule_that_alerts_twice(
+    promtool: str, workdir: Path, marker: str, fixture: str, failure: str
+) -> None:
+    rule = deploy_rule().rule_file()
+    for group in rule["groups"]:
+        for r in group["rules"]:
+            r["expr"] = r["expr"].replace(MARKER, marker)
+    (workdir / "rules.yaml").write_text(yaml.safe_dump(rule, sort_keys=False))
+    result = run(promtool, workdir, "test", "rules", fixture)
+    assert result.returncode != 0
+    assert failure in result.stdout + result.stderr

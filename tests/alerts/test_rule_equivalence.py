@@ -53,6 +53,38 @@ def test_the_naive_rule_fails_here_too(tmp_path: Path) -> None:
     ]
 
 
+MARKER = "unless on(job, instance) last_over_time(trustusbank_ztunnel_info[5m])"
+
+
+@pytest.mark.parametrize(
+    ("marker", "fixture", "first_failure"),
+    [
+        ("", "bank-to-attacker.test.yaml", ("BankToAttackerAttempt", 180.0)),
+        (
+            "unless on(job, instance) trustusbank_ztunnel_info",
+            "authz-deny.test.yaml",
+            ("IstioAuthZDeny", 600.0),
+        ),
+    ],
+    ids=["no-marker", "instant-marker"],
+)
+def test_a_rule_that_alerts_twice_fails_here_too(
+    tmp_path: Path, marker: str, fixture: str, first_failure: tuple[str, float]
+) -> None:
+    """The embedded ztunnel's Istio series must not alert beside its own counters, even while
+    a node is down (its last samples still in the window)."""
+    rule = deploy_rule().rule_file()
+    for group in rule["groups"]:
+        for r in group["rules"]:
+            r["expr"] = r["expr"].replace(MARKER, marker)
+    variant = tmp_path / "variant.yaml"
+    variant.write_text(yaml.safe_dump(rule))
+    failures = run_file(FIXTURES / fixture, [variant])
+    assert failures
+    assert (failures[0].alertname, failures[0].eval_time) == first_failure
+    assert len(failures[0].got) == len(failures[0].expected) + 1  # the same event, twice
+
+
 def test_series_notation() -> None:
     assert expand_values("1+2x3 _ stale 4 -1-1x1")[:4] == [1.0, 3.0, 5.0, 7.0]
     missing, stale, *rest = expand_values("_ stale 4 -1-1x1")

@@ -18,6 +18,9 @@ from trustusbank.promql.templates import TemplateError, go_float, render
         ("x + 1", "arithmetic operator '+'"),
         ("rate(x)", "rate() takes (matrix)"),
         ("x == on(a) y", "modifier 'on'"),
+        ("x unless on(a) group_left y", "modifier 'group_left'"),
+        ("x or bool y", "modifier 'bool'"),
+        ("last_over_time(x)", "last_over_time() takes (matrix)"),
         ('{a=""}', "does not match the empty value"),
         ("x > y", "between two vectors"),
         ("1 > 2", "between two numbers"),
@@ -60,6 +63,45 @@ def test_templates() -> None:
     assert [go_float(v) for v in (2.5, 123456.0, 0.0001, 1.5e-7)] == ["2.5", "123456", "0.0001", "1.5e-07"]
     with pytest.raises(TemplateError):
         render("{{ humanize $value }}", {}, 1)
+
+
+IF_ELSE = "refused{{ if $labels.reason }}: {{ $labels.reason }}{{ else }} by a policy{{ end }}."
+
+
+@pytest.mark.parametrize(
+    ("template", "labels", "value", "expected"),
+    [
+        (IF_ELSE, {"reason": "explicitly denied"}, 1, "refused: explicitly denied."),
+        (IF_ELSE, {}, 1, "refused by a policy."),  # a missing label is "" and false, as in Prometheus
+        (IF_ELSE, {"reason": ""}, 1, "refused by a policy."),
+        ("x{{ if $labels.o }} ({{ $labels.o }}){{ end }}", {}, 1, "x"),
+        ("{{ if $labels.a }}{{ else }}no a{{ end }}", {"a": "1"}, 1, ""),
+        ("{{ if $value }}{{ $value }}{{ else }}zero{{ end }}", {}, 0, "zero"),
+        ("{{if $labels.a}}a{{ if $labels.b }}b{{ else }}-{{ end }}{{end}}!", {"a": "1"}, 1, "a-!"),
+    ],
+)
+def test_template_conditionals(template: str, labels: dict[str, str], value: float, expected: str) -> None:
+    assert render(template, labels, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ if $labels.a }}open", "without its {{ end }}"),
+        ("{{ end }}", "without an {{ if }}"),
+        ("{{ else }}", "outside an {{ if }}"),
+        ("{{ if $labels.a }}{{ else }}{{ else }}{{ end }}", "outside an {{ if }}"),
+        ('{{ if eq $labels.a "x" }}{{ end }}', "only {{ $labels.<name> }}"),
+        ("{{ else if $labels.a }}", "only {{ $labels.<name> }}"),
+        ("{{ range $labels }}{{ end }}", "only {{ $labels.<name> }}"),
+        ("{{- if $labels.a }}{{ end }}", "whitespace trimming"),
+        ("a }} b", "unbalanced"),
+    ],
+)
+def test_templates_beyond_the_subset_are_refused(template: str, message: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        render(template, {"a": "x"}, 1)
+    assert message in str(caught.value)
 
 
 def test_last_increase_sees_growth_restarts_and_birth_but_not_a_pruned_start() -> None:

@@ -53,6 +53,16 @@ def _metrics(cluster: Cluster) -> str:
     )
 
 
+def _series(metrics: str, name: str, **labels: str) -> list[str]:
+    """The exposition lines of `name` carrying every one of `labels`."""
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    return [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(name + "{") and all(w in line for w in wanted)
+    ]
+
+
 def _log_matching(cluster: Cluster, **fields: str) -> list[dict]:
     return [r for r in cluster.access_log() if all(r.get(k) == v for k, v in fields.items())]
 
@@ -80,7 +90,17 @@ def test_pod_to_pod_crosses_hbone_with_both_identities_verified(cluster: Cluster
     assert inbound["bytes_sent"] > 0
     assert "error" not in inbound
     assert inbound["trace_id"] == outbound["trace_id"], "one trace across both hops"
-    assert "istio_requests_total{" in _metrics(cluster)
+    metrics = _metrics(cluster)
+    for reporter in ("source", "destination"):  # as real ztunnel: L4 series on both sides, no request metric
+        assert _series(
+            metrics,
+            "istio_tcp_connections_opened_total",
+            reporter=reporter,
+            response_flags="-",
+            source_principal=CONVERTER,
+            destination_principal=FX_API,
+        )
+    assert "istio_requests_total" not in metrics
 
 
 def test_plaintext_to_an_ambient_pod_is_refused_under_strict(cluster: Cluster) -> None:
@@ -171,7 +191,12 @@ def test_act3_deny_stops_converter_to_attacker_but_not_to_fx_api(cluster: Cluste
     metrics = _metrics(cluster)
     assert "trustusbank_authz_denials_total{" in metrics
     assert 'policy="external-attacker/deny-bank-to-attacker"' in metrics
-    assert 'response_code="401"' in metrics
+    # Istio's series, as a cluster's ztunnel writes them: DENY where policy decided, CONNECT at the source.
+    to_attacker = {"source_principal": CONVERTER, "destination_workload": "mock-attacker"}
+    closed = "istio_tcp_connections_closed_total"
+    assert _series(metrics, closed, reporter="destination", response_flags="DENY", **to_attacker)
+    assert _series(metrics, closed, reporter="source", response_flags="CONNECT", **to_attacker)
+    assert not _series(metrics, closed, reporter="source", response_flags="DENY", **to_attacker)
 
 
 def test_a_spoofed_identity_header_counts_for_nothing(

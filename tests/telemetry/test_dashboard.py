@@ -27,7 +27,9 @@ from trustusbank.manifests.kagent.spec import AgentSpec, ModelSpec
 from trustusbank.mesh.waypoint.telemetry import WaypointMetrics
 from trustusbank.mesh.ztunnel.access_log import AccessLog, ConnectionRecord
 from trustusbank.mesh.ztunnel.inbound import POLICY_REJECTION
+from trustusbank.mesh.ztunnel.labels import peer_labels
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
+from trustusbank.mesh.ztunnel.results import ConnectionResult, ResponseFlag
 from trustusbank.promql.ast import metric_names
 from trustusbank.promql.engine import Engine
 from trustusbank.promql.parser import parse
@@ -40,6 +42,7 @@ from trustusbank.telemetry.dashboard import EXTERNAL, PANELS, VARIABLES, Panel
 CONVERTER = "spiffe://cluster.local/ns/trustusbank-bank-vendors/sa/currency-converter"
 SUPPORT_BOT = "spiffe://cluster.local/ns/trustusbank-bank-agents/sa/support-bot"
 DENY_POLICY = "external-attacker/deny-bank-to-attacker"
+ATTACKER = "spiffe://cluster.local/ns/external-attacker/sa/mock-attacker"
 # The sample names of each metric type besides the family's own name, as the text format writes them.
 Scrape = Callable[[float], Awaitable[None]]
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
@@ -104,12 +107,18 @@ def test_every_query_reads_a_series_a_component_declares_or_kube_prometheus_stac
 
 
 @asynccontextmanager
-async def scraping(store: SeriesStore, *registries: CollectorRegistry) -> AsyncIterator[Scrape]:
+async def scraping(
+    store: SeriesStore, *registries: CollectorRegistry, cluster: bool = False
+) -> AsyncIterator[Scrape]:
     """Scrapes of `registries`, each served by the production /metrics app, into `store`: one
-    target per registry for the whole test, as Prometheus sees a running component."""
+    target per registry for the whole test, as Prometheus sees a running component. `cluster`
+    keeps what a real ztunnel would export of a node proxy's: Istio's series, none of ours."""
     async with AsyncExitStack() as stack:
         urls = [await stack.enter_async_context(serving(control_app(r, lambda: True))) for r in registries]
-        scraper = Scraper(store, wanted=declared(*registries))
+        wanted = declared(*registries)
+        if cluster:
+            wanted = {name for name in wanted if not name.startswith("trustusbank_")}
+        scraper = Scraper(store, wanted=wanted)
         stack.push_async_callback(scraper.close)
         targets = [Target("component", f"{url}/metrics") for url in urls]
 
@@ -128,35 +137,81 @@ def evaluate(store: SeriesStore, p: Panel, t: float, query: int = 0) -> dict[tup
     }
 
 
-async def test_a_single_denial_shows_then_ages_out_of_the_window() -> None:
-    """A counter is born at its first increment (value 1): the panels still count it, as the
-    alert rules do, and forget it once it is older than the window."""
-    metrics = ZtunnelMetrics()
+def exfil_labels(reporter: str) -> dict[str, str]:
+    labels = peer_labels(reporter, None, CONVERTER, None, ATTACKER, None, True)
+    return labels | {
+        "source_workload": "currency-converter",
+        "source_workload_namespace": "trustusbank-bank-vendors",
+        "destination_workload": "mock-attacker",
+        "destination_workload_namespace": "external-attacker",
+    }
 
-    def deny(times: int) -> None:  # as inbound.py counts: the series is made at its first increment
+
+def refuse(metrics: ZtunnelMetrics, times: int) -> None:
+    """As the attacker's node proxy records refusals (inbound.py): our counter names the policy,
+    Istio's counts the connection opened, then closed as DENY; series appear at their first count."""
+    for _ in range(times):
         metrics.denied.labels(
             policy=DENY_POLICY,
             reason="explicitly denied",
             source_principal=CONVERTER,
             destination_workload="mock-attacker",
             destination_workload_namespace="external-attacker",
-        ).inc(times)
+        ).inc()
+        ConnectionResult(metrics, exfil_labels("destination")).record(ResponseFlag.DENY)
 
+
+def attempt_refused(metrics: ZtunnelMetrics) -> None:
+    """As the converter's node proxy records a refused exfil (outbound.py): opened, then CONNECT."""
+    ConnectionResult(metrics, exfil_labels("source")).record(ResponseFlag.CONNECT)
+
+
+async def test_a_single_denial_shows_then_ages_out_of_the_window() -> None:
+    """A counter is born at its first increment (value 1): the panels still count it, as the
+    alert rules do, and forget it once it is older than the window."""
+    metrics = ZtunnelMetrics()
     store = SeriesStore()
     async with scraping(store, metrics.registry) as scrape:
         await scrape(1000)
         assert evaluate(store, panel(4), 1000) == {}  # nothing counted yet, nothing shown
-        deny(1)
+        refuse(metrics, 1)
         await scrape(1015)
         assert evaluate(store, panel(4), 1015) == {(DENY_POLICY, "explicitly denied"): 1}
+        assert evaluate(store, panel(4), 1015, query=2) == {}  # our node proxy: said by policy, once
         assert evaluate(store, panel(5), 1015) == {(CONVERTER,): 1}
 
-        deny(2)
+        refuse(metrics, 2)
         await scrape(1100)
         assert evaluate(store, panel(5), 1100) == {(CONVERTER,): 3}
         await scrape(1350)
         await scrape(1400)
         assert evaluate(store, panel(5), 1400) == {(CONVERTER,): 0}  # nothing new in (1100, 1400]
+
+
+async def test_on_a_clusters_series_the_l4_panels_show_the_same_refusals_without_the_policy() -> None:
+    """Real ztunnel exports Istio's series only: the panels that would read our counters read
+    those instead, and on our node proxy (which exports both) they stay empty: counted once."""
+    metrics = ZtunnelMetrics()
+    refuse(metrics, 2)
+    attempt_refused(metrics)
+    attempt_refused(metrics)
+    on_cluster, embedded = SeriesStore(), SeriesStore()
+    async with scraping(on_cluster, metrics.registry, cluster=True) as scrape:
+        await scrape(1000)
+    async with scraping(embedded, metrics.registry) as scrape:
+        await scrape(1000)
+
+    attacker = ("external-attacker", "mock-attacker")
+    assert evaluate(on_cluster, panel(4), 1000) == {}
+    assert evaluate(on_cluster, panel(4), 1000, query=2) == {attacker: 2}
+    assert evaluate(on_cluster, panel(5), 1000) == {(CONVERTER,): 2}
+    assert evaluate(embedded, panel(5), 1000) == {(CONVERTER,): 2}  # Istio's on both runtimes
+    for store, shown in ((on_cluster, {(): 2}), (embedded, {})):
+        assert evaluate(store, panel(2), 1000, query=1) == shown  # attempted
+        assert evaluate(store, panel(2), 1000, query=2) == shown  # denied
+        assert evaluate(store, panel(6), 1000, query=1) == shown
+        assert evaluate(store, panel(6), 1000, query=2) == shown
+    assert evaluate(embedded, panel(4), 1000, query=2) == {}
 
 
 async def test_waypoint_and_agent_denials_are_told_apart_by_identity() -> None:
@@ -269,8 +324,8 @@ def test_the_deny_log_query_matches_the_line_ztunnel_writes_for_a_refusal(
     fields = logfmt(refused_line)
     assert fields["src_identity"] == CONVERTER
     assert fields["error"].endswith(DENY_POLICY)
-    # The variable offers the identities the L4 denial counter names: the same population.
+    # The variable offers the identities ztunnel's DENY closes name (on either runtime): the same population.
     assert (dashboard.IDENTITY.metric, dashboard.IDENTITY.label_name) == (
-        dashboard.L4_DENIALS,
+        dashboard.L4_REFUSED,
         "source_principal",
     )

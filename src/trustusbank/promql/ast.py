@@ -1,8 +1,8 @@
 """The expression tree of the PromQL subset our alert rules use.
 
 Kept to what the rules need (selectors with matchers, ranges and offsets, a few
-functions, aggregation by labels, comparisons against a number, and/or/unless), so
-that every node here has one evaluation we can test against `promtool`.
+functions, aggregation by labels, comparisons against a number, and/or/unless with
+`on`/`ignoring`), so that every node here has one evaluation we can test against `promtool`.
 """
 
 from __future__ import annotations
@@ -77,10 +77,19 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class Matching:
+    """`on(labels)` (only these labels match two elements) or `ignoring(labels)` (all but these)."""
+
+    on: bool
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Binary:
     op: str
     lhs: Expr
     rhs: Expr
+    matching: Matching | None = None  # None: all labels but the metric name
 
 
 Expr = Union[VectorSelector, MatrixSelector, NumberLiteral, StringLiteral, Call, Aggregate, Binary]  # noqa: UP007
@@ -88,7 +97,7 @@ Expr = Union[VectorSelector, MatrixSelector, NumberLiteral, StringLiteral, Call,
 COMPARISONS = ("==", "!=", ">", "<", ">=", "<=")
 SET_OPERATORS = ("and", "or", "unless")
 AGGREGATIONS = ("sum", "min", "max", "count", "avg")
-FUNCTIONS = ("increase", "rate", "label_replace")
+FUNCTIONS = ("increase", "rate", "last_over_time", "label_replace")
 
 
 def metric_names(expr: Expr) -> set[str]:

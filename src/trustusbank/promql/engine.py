@@ -7,9 +7,11 @@ What matters for equivalence with a real Prometheus (and is tested against
 - range selectors are left-open, `(t - range, t]` (Prometheus 3);
 - `increase`/`rate` correct counter resets and extrapolate to the window's edges
   exactly as Prometheus' `extrapolatedRate` does (never below zero for counters);
-- `and`/`or`/`unless` match elements on all labels but the metric name;
+- `and`/`or`/`unless` match elements on all labels but the metric name, or on the labels
+  `on(...)` names, or on all but those `ignoring(...)` names;
+- `last_over_time` keeps the metric name (as promtool does), other functions drop it;
 - comparisons against a number filter, keeping the vector's value and labels;
-- functions and aggregations drop the metric name.
+- aggregations drop the metric name.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from trustusbank.promql.ast import (
     Binary,
     Call,
     Expr,
+    Matching,
     MatrixSelector,
     NumberLiteral,
     StringLiteral,
@@ -122,6 +125,11 @@ class Engine:
                 if value is not None:
                     out.append(Sample(without_name(labels), value))
             return _unique(out, call.func)
+        if call.func == "last_over_time":
+            matrix = call.args[0]
+            assert isinstance(matrix, MatrixSelector)
+            selected, _, _ = self._range(matrix, t)
+            return [Sample(labels, points[-1][1]) for labels, points in selected]
         if call.func == "label_replace":
             vector = self.vector(call.args[0], t)
             dst, replacement, src, regex = (a.value for a in call.args[1:] if isinstance(a, StringLiteral))
@@ -134,7 +142,7 @@ class Engine:
         if expr.op in ("and", "or", "unless"):
             if not (isinstance(lhs, list) and isinstance(rhs, list)):
                 raise EvaluationError(f"{expr.op!r} needs instant vectors on both sides")
-            return _set_operation(expr.op, lhs, rhs)
+            return _set_operation(expr.op, lhs, rhs, expr.matching)
         compare = _COMPARE[expr.op]
         if isinstance(lhs, list) and isinstance(rhs, float):
             return [s for s in lhs if compare(s.value, rhs)]
@@ -214,14 +222,23 @@ def _unique(vector: Vector, what: str) -> Vector:
     return vector
 
 
-def _set_operation(op: str, lhs: Vector, rhs: Vector) -> Vector:
-    right = {without_name(s.labels) for s in rhs}
+def signature(labels: Labels, matching: Matching | None) -> Labels:
+    """What two elements must share to match: all labels but the name, or as `on`/`ignoring` say."""
+    if matching is None:
+        return without_name(labels)
+    if matching.on:
+        return tuple((k, v) for k, v in labels if k in matching.labels)
+    return tuple((k, v) for k, v in labels if k not in matching.labels and k != NAME_LABEL)
+
+
+def _set_operation(op: str, lhs: Vector, rhs: Vector, matching: Matching | None = None) -> Vector:
+    right = {signature(s.labels, matching) for s in rhs}
     if op == "and":
-        return [s for s in lhs if without_name(s.labels) in right]
+        return [s for s in lhs if signature(s.labels, matching) in right]
     if op == "unless":
-        return [s for s in lhs if without_name(s.labels) not in right]
-    left = {without_name(s.labels) for s in lhs}
-    return lhs + [s for s in rhs if without_name(s.labels) not in left]
+        return [s for s in lhs if signature(s.labels, matching) not in right]
+    left = {signature(s.labels, matching) for s in lhs}
+    return lhs + [s for s in rhs if signature(s.labels, matching) not in left]
 
 
 def _aggregate(expr: Aggregate, vector: Vector) -> Vector:

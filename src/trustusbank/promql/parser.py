@@ -1,8 +1,9 @@
 """Parse the PromQL subset of `ast.py`; anything outside it is a loud error, never a guess.
 
 An expression that Prometheus would accept but this parser refuses (arithmetic,
-`on(...)`, `bool`, `@`, other functions) names the construct, so a rule that the
-embedded evaluator cannot honour fails `manifests check` instead of never firing.
+`bool`, `group_left`, `on(...)` outside and/or/unless, `@`, other functions) names the
+construct, so a rule that the embedded evaluator cannot honour fails `manifests check`
+instead of never firing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from trustusbank.promql.ast import (
     Call,
     Expr,
     Matcher,
+    Matching,
     MatrixSelector,
     NumberLiteral,
     StringLiteral,
@@ -144,27 +146,34 @@ class _Parser:
             raise self.error("unexpected token")
         return expr
 
-    def _binary(self, lhs: Expr, op: str, rhs: Expr) -> Expr:
-        return Binary(op, lhs, rhs)
-
     def _modifiers(self) -> None:
         if self.tok.kind == "ident" and self.tok.text in _MODIFIERS:
             raise self.error(f"vector matching modifier {self.tok.text!r} is not supported")
+
+    def _set_matching(self) -> Matching | None:
+        """`on(...)` or `ignoring(...)` after and/or/unless (the only matching they take)."""
+        if not (self.tok.kind == "ident" and self.tok.text in ("on", "ignoring")):
+            self._modifiers()
+            return None
+        on = self._next().text == "on"
+        labels = self._label_list()
+        self._modifiers()
+        return Matching(on, labels)
 
     def _or(self) -> Expr:
         lhs = self._and()
         while self._is("ident", "or"):
             self._next()
-            self._modifiers()
-            lhs = self._binary(lhs, "or", self._and())
+            matching = self._set_matching()
+            lhs = Binary("or", lhs, self._and(), matching)
         return lhs
 
     def _and(self) -> Expr:
         lhs = self._comparison()
         while self.tok.kind == "ident" and self.tok.text in ("and", "unless"):
             op = self._next().text
-            self._modifiers()
-            lhs = self._binary(lhs, op, self._comparison())
+            matching = self._set_matching()
+            lhs = Binary(op, lhs, self._comparison(), matching)
         return lhs
 
     def _comparison(self) -> Expr:
@@ -172,7 +181,7 @@ class _Parser:
         while self.tok.kind == "op" and self.tok.text in COMPARISONS:
             op = self._next().text
             self._modifiers()
-            lhs = self._binary(lhs, op, self._unary())
+            lhs = Binary(op, lhs, self._unary())
         return lhs
 
     def _unary(self) -> Expr:
@@ -270,6 +279,9 @@ class _Parser:
 
     def _grouping(self) -> tuple[bool, tuple[str, ...]]:
         without = self._next().text == "without"
+        return without, self._label_list()
+
+    def _label_list(self) -> tuple[str, ...]:
         self._expect("op", "(")
         labels: list[str] = []
         while not self._is("op", ")"):
@@ -278,7 +290,7 @@ class _Parser:
                 break
             self._next()
         self._expect("op", ")")
-        return without, tuple(labels)
+        return tuple(labels)
 
     def _aggregate(self, op: str) -> Expr:
         without = False
@@ -332,6 +344,7 @@ def value_type(expr: Expr) -> str:
 _SIGNATURES = {
     "increase": ("matrix",),
     "rate": ("matrix",),
+    "last_over_time": ("matrix",),
     "label_replace": ("vector", "string", "string", "string", "string"),
 }
 

@@ -10,6 +10,12 @@ the node proxies' L4 denials and outbound attempts, the waypoint's policy denial
 name), the agents' AccessPolicy denials (kagent's name). Two come from kube-prometheus-stack
 itself and from no component of ours: `EXTERNAL` names them and who provides them.
 
+L4 panels read Istio's series, which both the embedded ztunnel and real ztunnel export (a refusal:
+closed by the destination with `response_flags="DENY"`; an attempt: opened by the source). What
+only our node proxy knows (the deciding policy, the outcome of an attempt) comes from its own
+counters, and Istio's series stand in for them from node proxies without `trustusbank_ztunnel_info`
+(a real cluster's), so a panel is never empty on a cluster and never counts one event twice.
+
 Counters are read as the alert rules read them: "how many in the 5 minutes before this point",
 where a series born inside the window counts with its whole value (our counters appear at their
 first increment, which `increase()` alone reads as no increase: one denial would never show).
@@ -84,6 +90,13 @@ BANK = 'source_workload_namespace=~"trustusbank-bank-.*|trustusbank-platform"'
 ATTACKER = 'destination_workload_namespace="external-attacker"'
 EXFIL = f"trustusbank_outbound_attempts_total{{{BANK}, {ATTACKER}}}"
 L4_DENIALS = "trustusbank_authz_denials_total"
+# Istio's: the refusals a destination's ztunnel closed as DENY, the connections a source's opened.
+L4_REFUSED = 'istio_tcp_connections_closed_total{reporter="destination", response_flags="DENY"}'
+EXFIL_OPENED = f'istio_tcp_connections_opened_total{{reporter="source", {BANK}, {ATTACKER}}}'
+EXFIL_REFUSED = (
+    f'istio_tcp_connections_closed_total{{reporter="destination", response_flags="DENY", {BANK}, {ATTACKER}}}'
+)
+OURS = "trustusbank_ztunnel_info"  # 1 on a node proxy that exports L4_DENIALS and EXFIL's counter
 MCP_DENIALS = "agentgateway_policy_denials_total"
 A2A_DENIALS = "kagent_accesspolicy_denied_total"
 
@@ -99,13 +112,21 @@ CONVERTER_CONTAINER = "server"
 ZTUNNEL_LOG = '{namespace="istio-system", container="istio-proxy"}'
 POLICY_REJECTION = "policy rejection"
 
-IDENTITY = Variable("identity", "Offending identity", L4_DENIALS, "source_principal")
+IDENTITY = Variable("identity", "Offending identity", L4_REFUSED, "source_principal")
 
 
 def in_window(selector: str) -> str:
     """How much `selector` counted in the `WINDOW` before each point, a series born in it included."""
     name = selector.split("{", 1)[0]
     return f"({selector} unless {name} offset {WINDOW}) or increase({selector}[{WINDOW}])"
+
+
+def elsewhere(expr: str, *, window: bool = True) -> str:
+    """`expr` as read from node proxies without our counters (a real cluster's ztunnel); one with
+    them is left to the query reading those. `window`: the marker seen in the `WINDOW`, so a node
+    proxy that went down while its counts are still in the window stays ours."""
+    marker = f"last_over_time({OURS}[{WINDOW}])" if window else OURS
+    return f"({expr}) unless on(job, instance) {marker}"
 
 
 PANELS = (
@@ -122,11 +143,16 @@ PANELS = (
         2,
         "Bank → attacker connections, by outcome",
         "stat",
-        (Query(f"sum by (outcome) ({EXFIL})", "{{outcome}}"),),
+        (
+            Query(f"sum by (outcome) ({EXFIL})", "{{outcome}}"),
+            Query(f"sum({elsewhere(EXFIL_OPENED, window=False)})", "attempted"),
+            Query(f"sum({elsewhere(EXFIL_REFUSED, window=False)})", "denied"),
+        ),
         "count",
         "Every connection a bank workload tried towards external-attacker, counted by the "
         "source's node proxy whatever the destination answered. `allowed` is data that could "
-        "leave; `denied` is an exfiltration the L4 policy stopped.",
+        "leave; `denied` is an exfiltration the L4 policy stopped. On a cluster ztunnel counts "
+        "no outcome: `attempted` (opened by the source) against `denied` (refused by the destination).",
     ),
     Panel(
         3,
@@ -150,18 +176,24 @@ PANELS = (
                 f"sum by (route, reason) ({in_window(MCP_DENIALS)})",
                 "MCP {{route}}: {{reason}}",
             ),
+            Query(
+                "sum by (destination_workload_namespace, destination_workload) "
+                f"({elsewhere(in_window(L4_REFUSED))})",
+                "L4 at {{destination_workload_namespace}}/{{destination_workload}} (policy: ztunnel's log)",
+            ),
         ),
         "count",
         f"Connections ztunnel refused by AuthorizationPolicy (L4, by the deciding policy) and MCP "
         f"calls the waypoint refused (by route and reason: tool allowlist, rate limit, no verified "
-        f"identity), in the {WINDOW} before each point. Which control stopped what, and when.",
+        f"identity), in the {WINDOW} before each point. Which control stopped what, and when. A "
+        f"cluster's ztunnel names the policy only in its access log: there, L4 is by destination.",
     ),
     Panel(
         5,
         "Denials by source identity",
         "timeseries",
         (
-            Query(f"sum by (source_principal) ({in_window(L4_DENIALS)})", "{{source_principal}} (L4)"),
+            Query(f"sum by (source_principal) ({in_window(L4_REFUSED)})", "{{source_principal}} (L4)"),
             Query(f"sum by (source_principal) ({in_window(MCP_DENIALS)})", "{{source_principal}} (MCP)"),
             Query(f"sum by (source_principal) ({in_window(A2A_DENIALS)})", "{{source_principal}} (A2A)"),
         ),
@@ -173,11 +205,15 @@ PANELS = (
         6,
         "Bank → attacker: attempts vs blocks",
         "timeseries",
-        (Query(f"sum by (outcome) ({in_window(EXFIL)})", "{{outcome}}"),),
+        (
+            Query(f"sum by (outcome) ({in_window(EXFIL)})", "{{outcome}}"),
+            Query(f"sum({elsewhere(in_window(EXFIL_OPENED))})", "attempted"),
+            Query(f"sum({elsewhere(in_window(EXFIL_REFUSED))})", "denied"),
+        ),
         "count",
         f"Connections from the bank towards external-attacker in the {WINDOW} before each point, "
         "allowed against denied: before the defence set they are allowed (Act 2), after it "
-        "every one is denied (Act 3).",
+        "every one is denied (Act 3). On a cluster: attempted against denied.",
     ),
     Panel(
         7,

@@ -147,6 +147,16 @@ class Mesh:
         value = self.node.metrics.registry.get_sample_value("trustusbank_authz_denials_total", labels)
         return value or 0.0
 
+    def closed(self, flags: str, principal: str) -> float:
+        """Istio's closed-connection counter for `principal` with `flags`, as real ztunnel records it."""
+        return sum(
+            s.value
+            for family in self.node.metrics.registry.collect()
+            for s in family.samples
+            if s.name == "istio_tcp_connections_closed_total"
+            and (s.labels["response_flags"], s.labels["source_principal"]) == (flags, principal)
+        )
+
 
 @pytest.fixture
 async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
@@ -235,9 +245,11 @@ async def test_a_new_deny_closes_the_open_tunnel_it_denies_and_keeps_the_others(
     assert closed["src.identity"] == SUPPORT_BOT.uri
     assert closed["dst.workload"] == "currency-converter-0"
     assert (closed["bytes_sent"], closed["bytes_recv"]) == (len(b"supportstill"), len(b"supportstill"))
-    # One late close and one refused CONNECT, both by the new policy.
+    # One late close and one refused CONNECT, both by the new policy; both DENY to Istio's counter.
     assert mesh.denials(f"{VENDORS}/deny-support-bot", SUPPORT_BOT.uri) == 2
     assert mesh.denials(f"{VENDORS}/deny-support-bot", FRAUD_BOT.uri) == 0
+    assert mesh.closed("DENY", SUPPORT_BOT.uri) == 2
+    assert mesh.closed("-", SUPPORT_BOT.uri) == 0
     await until_released(mesh, 1)
     await fraud.close()
     await until_released(mesh, 0)
@@ -295,6 +307,7 @@ async def test_strict_mtls_closes_open_plaintext_but_not_hbone(mesh: Mesh) -> No
         "connection closed due to policy change: plaintext refused, PeerAuthentication mode is STRICT"
     )
     assert (record["bytes_sent"], record["bytes_recv"]) == (5, 5)
+    assert mesh.closed("DENY", "unknown") == 1  # plaintext has no principal; STRICT is policy to ztunnel
     assert await echoed(tunnel, b"hbone again") == b"hbone again"
     writer.close()
     await tunnel.close()

@@ -35,6 +35,7 @@ from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
 from trustusbank.mesh.ztunnel.connections import LiveConnection, LiveConnections
 from trustusbank.mesh.ztunnel.labels import peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
+from trustusbank.mesh.ztunnel.results import ConnectionResult, ResponseFlag, copy_flag
 from trustusbank.telemetry.tracing import extract
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class Inbound:
         self.connections = LiveConnections()
         # Bumped by every policy update: a CONNECT decided under an older set is judged again on delivery.
         self._generation = 0
-        self._pending: dict[int, tuple[ConnectionRecord, dict[str, str], int]] = {}
+        self._pending: dict[int, tuple[ConnectionRecord, ConnectionResult, int]] = {}
 
     def _decide(self, pod: Pod, source: SpiffeId | None, source_ip: str, port: int) -> Decision:
         store = self.node.policies
@@ -169,33 +170,34 @@ class Inbound:
         src_pod = self.node.topology.pod_by_ip(source_ip)
         if src_pod is not None:
             record.src_workload, record.src_namespace = src_pod.name, src_pod.namespace
-        if host != pod.ip or pod.target_port(port) is None:
+        if host != pod.ip or pod.target_port(port) is None:  # ztunnel's early deny: logged, not counted
             record.error = f"no workload port {host}:{port} behind this tunnel"
             self.node.access.write(record)
             return 503
-        decision = self._decide(pod, source, source_ip, port)
         labels = peer_labels(
             "destination", src_pod, source.uri if source else None, pod, identity.uri, None, True
         )
+        result = ConnectionResult(self.node.metrics, labels)  # opened before policy is asked
+        decision = self._decide(pod, source, source_ip, port)
         if not decision.allowed:
             self._deny(pod, record, decision, source.uri if source else None)
-            self.node.metrics.requests.labels(**labels, response_code="401").inc()
+            result.record(ResponseFlag.DENY)
             return 401
-        self.node.metrics.requests.labels(**labels, response_code="200").inc()
-        self._pending[id(request)] = (record, labels, self._generation)
+        self._pending[id(request)] = (record, result, self._generation)
         return 200
 
     async def _deliver(self, pod: Pod, request: HboneRequest, stream: HboneStream) -> None:
-        record, labels, generation = self._pending.pop(id(request))
+        record, result, generation = self._pending.pop(id(request))
         live = self.connections.track(
             pod, request.port, request.peer_identity, _host(request.peer_addr), record
         )
         if generation != self._generation:  # a policy update came between the decision and now
             self._recheck_one(live)
-        try:
-            await self._deliver_tracked(pod, request, stream, live, labels)
-        finally:
-            self.connections.release(live)
+        with result:
+            try:
+                await self._deliver_tracked(pod, request, stream, live, result)
+            finally:
+                self.connections.release(live)
 
     async def _deliver_tracked(
         self,
@@ -203,7 +205,7 @@ class Inbound:
         request: HboneRequest,
         stream: HboneStream,
         live: LiveConnection,
-        labels: dict[str, str],
+        result: ConnectionResult,
     ) -> None:
         record = live.record
         context = extract(request.headers)
@@ -214,6 +216,7 @@ class Inbound:
             record.trace_id = format(span.get_span_context().trace_id, "032x")
             if live.closed:
                 span.set_status(Status(StatusCode.ERROR, record.error))
+                result.record(ResponseFlag.DENY)
                 self.node.access.write(record)
                 await stream.reset(ErrorCodes.CANCEL)
                 return
@@ -222,10 +225,10 @@ class Inbound:
             except OSError as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 record.error = f"connect to the pod: {exc}"
+                result.record(ResponseFlag.CONNECT)
                 self.node.access.write(record)
                 await stream.close()
                 return
-            self.node.metrics.opened.labels(**labels).inc()
             tunnel = _TrackedStream(stream, live)
             piping = asyncio.create_task(pipe(tunnel, app_reader, app_writer))
             live.on_close(piping.cancel)
@@ -235,14 +238,17 @@ class Inbound:
                 if not live.closed or _being_cancelled():
                     raise
                 span.set_status(Status(StatusCode.ERROR, record.error))
+            except Exception as exc:
+                result.record(copy_flag(exc), received=tunnel.read_bytes, sent=tunnel.written)
+                raise
             finally:
                 if live.closed:  # `pipe` may have been cancelled before it started: close both sides here
                     await tunnel.close()
                     app_writer.close()
             record.bytes_recv, record.bytes_sent = tunnel.written, tunnel.read_bytes
-        self.node.metrics.closed.labels(**labels).inc()
-        self.node.metrics.received.labels(**labels).inc(record.bytes_recv)
-        self.node.metrics.sent.labels(**labels).inc(record.bytes_sent)
+        # Closed by a policy change: ztunnel's late rejection, flagged as a denial too.
+        flag = ResponseFlag.DENY if live.closed else ResponseFlag.NONE
+        result.record(flag, received=tunnel.read_bytes, sent=tunnel.written)
         self.node.access.write(record)
 
     async def connect_app(
@@ -278,22 +284,36 @@ class Inbound:
             dst_namespace=pod.namespace,
             dst_identity=self.node.identity(pod).uri,
         )
+        source_ip = str(peer[0])
+        source = self.node.topology.pod_by_ip(source_ip)
+        labels = peer_labels("destination", source, None, pod, record.dst_identity, None, False)
+        with ConnectionResult(self.node.metrics, labels) as result:
+            if not self._admit_plaintext(pod, port, source_ip, record, result):
+                writer.close()
+                return
+            live = self.connections.track(pod, port, None, source_ip, record, plaintext=True)
+            try:
+                await self._pipe_plaintext(pod, port, reader, writer, live, result)
+            finally:
+                self.connections.release(live)
+
+    def _admit_plaintext(
+        self, pod: Pod, port: int, source_ip: str, record: ConnectionRecord, result: ConnectionResult
+    ) -> bool:
+        """PeerAuthentication, then AuthorizationPolicy; a refusal is logged and counted here."""
         refusal = self._plaintext_refusal(pod, port)
         if refusal is not None:
             record.error = f"connection closed: {refusal}"
+            # istiod hands STRICT to ztunnel as a policy: its refusal is flagged as a denial too.
+            result.record(ResponseFlag.DENY)
             self.node.access.write(record)
-            writer.close()
-            return
-        decision = self._decide(pod, None, str(peer[0]), port)  # denies all if the policy set is unreadable
+            return False
+        decision = self._decide(pod, None, source_ip, port)  # denies all if the policy set is unreadable
         if not decision.allowed:
             self._deny(pod, record, decision, None)
-            writer.close()
-            return
-        live = self.connections.track(pod, port, None, str(peer[0]), record, plaintext=True)
-        try:
-            await self._pipe_plaintext(pod, port, reader, writer, live)
-        finally:
-            self.connections.release(live)
+            result.record(ResponseFlag.DENY)
+            return False
+        return True
 
     async def _pipe_plaintext(
         self,
@@ -302,12 +322,14 @@ class Inbound:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         live: LiveConnection,
+        result: ConnectionResult,
     ) -> None:
         record = live.record
         try:
             app_reader, app_writer = await self.connect_app(pod, port, live.source_ip)
         except OSError as exc:
             record.error = f"connect to the pod: {exc}"
+            result.record(ResponseFlag.CONNECT)
             self.node.access.write(record)
             writer.close()
             return
@@ -318,6 +340,8 @@ class Inbound:
 
         live.on_close(close_both)
         record.bytes_recv, record.bytes_sent = await pipe_plain(reader, writer, app_reader, app_writer)
+        flag = ResponseFlag.DENY if live.closed else ResponseFlag.NONE
+        result.record(flag, received=record.bytes_recv, sent=record.bytes_sent)
         self.node.access.write(record)
         with contextlib.suppress(OSError):
             writer.close()

@@ -1,4 +1,10 @@
-"""Istio's standard metric labels for one connection, from what the node proxy knows."""
+"""Istio's standard metric labels for one connection, from what the node proxy knows.
+
+The names and fallbacks are ztunnel's `CommonTrafficLabels` (src/proxy/metrics.rs), so a
+query written against a real cluster's ztunnel reads ours alike: anything not known is
+"unknown"; the source principal is only the identity proven by mTLS (never a workload's
+claimed one).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,32 @@ if TYPE_CHECKING:
     from trustusbank.cluster.discovery import Destination
 
 UNKNOWN = "unknown"
+CLUSTER_ID = "Kubernetes"  # istiod's default cluster id, what a single cluster reports
+_CANONICAL_NAME = ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app")
+_CANONICAL_REVISION = ("service.istio.io/canonical-revision", "app.kubernetes.io/version", "version")
+
+
+def canonical_service(pod: Pod) -> str:
+    return next((pod.labels[k] for k in _CANONICAL_NAME if pod.labels.get(k)), pod.deployment)
+
+
+def canonical_revision(pod: Pod) -> str:
+    return next((pod.labels[k] for k in _CANONICAL_REVISION if pod.labels.get(k)), "latest")
+
+
+def _workload(side: str, pod: Pod | None, principal: str | None) -> dict[str, str]:
+    name = canonical_service(pod) if pod else UNKNOWN
+    revision = canonical_revision(pod) if pod else UNKNOWN
+    return {
+        f"{side}_workload": pod.deployment if pod else UNKNOWN,
+        f"{side}_canonical_service": name,
+        f"{side}_canonical_revision": revision,
+        f"{side}_workload_namespace": pod.namespace if pod else UNKNOWN,
+        f"{side}_principal": principal or UNKNOWN,
+        f"{side}_app": name,
+        f"{side}_version": revision,
+        f"{side}_cluster": CLUSTER_ID if pod else UNKNOWN,
+    }
 
 
 def peer_labels(
@@ -21,16 +53,19 @@ def peer_labels(
     service: ServiceEntry | None,
     mutual_tls: bool,
 ) -> dict[str, str]:
+    """The labels of every `istio_tcp_*` series of one connection, `response_flags` "-" (as opened)."""
     return {
         "reporter": reporter,
-        "source_workload": source.deployment if source else UNKNOWN,
-        "source_workload_namespace": source.namespace if source else UNKNOWN,
-        "source_principal": source_principal or UNKNOWN,
-        "destination_workload": destination.deployment if destination else UNKNOWN,
-        "destination_workload_namespace": destination.namespace if destination else UNKNOWN,
-        "destination_principal": destination_principal or UNKNOWN,
+        **_workload("source", source, source_principal),
         "destination_service": service.fqdn if service else UNKNOWN,
-        "connection_security_policy": "mutual_tls" if mutual_tls else "none",
+        "destination_service_namespace": service.namespace if service else UNKNOWN,
+        "destination_service_name": service.name if service else UNKNOWN,
+        **_workload("destination", destination, destination_principal),
+        "request_protocol": "tcp",
+        "response_flags": "-",
+        "connection_security_policy": "mutual_tls" if mutual_tls else UNKNOWN,
+        # Locality: ztunnel adds these once it knows either workload (always, here); no zones here.
+        **{f"{side}_{key}": UNKNOWN for side in ("source", "destination") for key in ("region", "zone")},
     }
 
 

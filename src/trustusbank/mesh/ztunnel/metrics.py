@@ -1,28 +1,28 @@
-"""ztunnel's Prometheus metrics, with Istio's standard names and labels.
+"""ztunnel's Prometheus metrics, with Istio's standard names and labels, plus two of our own.
 
-`istio_requests_total` counts HBONE CONNECT exchanges (the only request ztunnel
-sees), so a refused tunnel shows as `response_code="401"`; the denial counter
-is ours and names the policy that decided. The attempt counter is ours too: the
-source side counts every connection a pod tried, whatever the destination
-answered, so an alert on "the bank tried to reach the attacker" fires whether
-or not the defence held.
+What real ztunnel exports (src/proxy/metrics.rs, inbound.rs, outbound.rs), mirrored here:
+only L4 series, `istio_tcp_connections_opened/closed_total`, `istio_tcp_sent/received_bytes_total`
+and (Istio 1.29 on) `istio_tcp_connections_failed_total`, with `CommonTrafficLabels`; no
+`istio_requests_total` (HTTP request metrics are the waypoint's). A connection counts as
+opened, with `response_flags="-"`, as soon as ztunnel knows both ends (before policy is
+asked, before the CONNECT is answered), and as closed exactly once, with the flag that says
+why it ended. A policy refusal is `DENY` at the destination's ztunnel (`reporter="destination"`);
+the source's ztunnel only sees its CONNECT answered 401 and records `CONNECT`.
+
+Ours, which real ztunnel has no counterpart for: the denial counter names the deciding policy
+and ztunnel's reason (real ztunnel says that only in its access log), and the attempt counter
+says the outcome of every connection a pod tried. The alert annotations quote them; the
+`trustusbank_ztunnel_info` gauge tells the alert rules that this ztunnel exports them, so they
+read those rather than its `istio_tcp_*` series, and fire once per event.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-PEER_LABELS = (
-    "reporter",
-    "source_workload",
-    "source_workload_namespace",
-    "source_principal",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_principal",
-    "destination_service",
-    "connection_security_policy",
-)
+from trustusbank.mesh.ztunnel.labels import peer_labels
+
+PEER_LABELS = tuple(peer_labels("source", None, None, None, None, None, False))
 
 ATTEMPT_LABELS = (
     "source_workload",
@@ -40,19 +40,33 @@ class ZtunnelMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.opened = Counter(
-            "istio_tcp_connections_opened", "Connections opened.", PEER_LABELS, registry=self.registry
+            "istio_tcp_connections_opened",
+            "The total number of TCP connections opened",
+            PEER_LABELS,
+            registry=self.registry,
         )
         self.closed = Counter(
-            "istio_tcp_connections_closed", "Connections closed.", PEER_LABELS, registry=self.registry
+            "istio_tcp_connections_closed",
+            "The total number of TCP connections closed",
+            PEER_LABELS,
+            registry=self.registry,
         )
-        self.sent = Counter("istio_tcp_sent_bytes", "Bytes sent.", PEER_LABELS, registry=self.registry)
+        self.failed = Counter(
+            "istio_tcp_connections_failed",
+            "The total number of TCP connections that failed to establish (unstable)",
+            PEER_LABELS,
+            registry=self.registry,
+        )
+        self.sent = Counter(
+            "istio_tcp_sent_bytes",
+            "The size of total bytes sent during response in case of a TCP connection",
+            PEER_LABELS,
+            registry=self.registry,
+        )
         self.received = Counter(
-            "istio_tcp_received_bytes", "Bytes received.", PEER_LABELS, registry=self.registry
-        )
-        self.requests = Counter(
-            "istio_requests",
-            "HBONE CONNECT requests.",
-            (*PEER_LABELS, "response_code"),
+            "istio_tcp_received_bytes",
+            "The size of total bytes received during request in case of a TCP connection",
+            PEER_LABELS,
             registry=self.registry,
         )
         self.denied = Counter(
@@ -79,3 +93,11 @@ class ZtunnelMetrics:
             ("reason",),
             registry=self.registry,
         )
+        self.info = Gauge(
+            "trustusbank_ztunnel_info",
+            "Always 1: this node proxy also exports trustusbank_authz_denials_total and "
+            "trustusbank_outbound_attempts_total, which the alert rules read instead of "
+            "its istio_tcp_* series.",
+            registry=self.registry,
+        )
+        self.info.set(1)

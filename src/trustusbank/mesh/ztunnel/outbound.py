@@ -24,6 +24,7 @@ from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
 from trustusbank.mesh.ztunnel.labels import attempt_labels, peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
 from trustusbank.mesh.ztunnel.redirect import original_destination
+from trustusbank.mesh.ztunnel.results import ConnectionResult, ResponseFlag, copy_flag, flag_for
 from trustusbank.mesh.ztunnel.socks import ConnectRequest, Reply, SocksError, read_connect, reply
 from trustusbank.telemetry.tracing import inject
 
@@ -122,15 +123,24 @@ class Outbound:
         record: ConnectionRecord,
     ) -> None:
         attempt = attempt_labels(pod.deployment, pod.namespace, source.uri, dest)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(dest.host, dest.port)
-        except OSError as exc:
-            self.node.metrics.attempts.labels(**attempt, outcome="error").inc()
-            await self._refuse(writer, Reply.CONNECTION_REFUSED, record, f"connect {dest.authority}: {exc}")
-            return
-        self.node.metrics.attempts.labels(**attempt, outcome="allowed").inc()
-        await self._answer(writer, Reply.SUCCEEDED)
-        record.bytes_sent, record.bytes_recv = await pipe_plain(reader, writer, up_reader, up_writer)
+        # Plain TCP: no mTLS, so ztunnel reports no source principal.
+        labels = peer_labels("source", pod, None, dest.pod, None, dest.service, False)
+        if dest.pod is not None:
+            labels["destination_principal"] = self.node.identity(dest.pod).uri
+        with ConnectionResult(self.node.metrics, labels) as result:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(dest.host, dest.port)
+            except OSError as exc:
+                self.node.metrics.attempts.labels(**attempt, outcome="error").inc()
+                result.record(ResponseFlag.CONNECT)
+                await self._refuse(
+                    writer, Reply.CONNECTION_REFUSED, record, f"connect {dest.authority}: {exc}"
+                )
+                return
+            self.node.metrics.attempts.labels(**attempt, outcome="allowed").inc()
+            await self._answer(writer, Reply.SUCCEEDED)
+            record.bytes_sent, record.bytes_recv = await pipe_plain(reader, writer, up_reader, up_writer)
+            result.record(received=record.bytes_sent, sent=record.bytes_recv)
         self.node.access.write(record)
 
     async def _hbone(
@@ -156,9 +166,12 @@ class Outbound:
             "dst.addr": authority,
             "direction": "outbound",
         }
-        with self.tracer.start_as_current_span(
-            "ztunnel outbound", kind=SpanKind.CLIENT, attributes=attributes
-        ) as span:
+        with (
+            ConnectionResult(self.node.metrics, labels) as result,  # opened before the CONNECT is answered
+            self.tracer.start_as_current_span(
+                "ztunnel outbound", kind=SpanKind.CLIENT, attributes=attributes
+            ) as span,
+        ):
             record.trace_id = format(span.get_span_context().trace_id, "032x")
             try:
                 tunnel = await open_tunnel(
@@ -172,23 +185,25 @@ class Outbound:
                 )
             except HboneRefused as exc:
                 self.node.metrics.attempts.labels(**attempt, outcome="denied").inc()
-                self.node.metrics.requests.labels(**labels, response_code=str(exc.status)).inc()
+                result.record(flag_for(exc))
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 await self._refuse(writer, Reply.NOT_ALLOWED, record, str(exc))
                 return
             except (HboneError, OSError, TimeoutError) as exc:
                 self.node.metrics.attempts.labels(**attempt, outcome="error").inc()
+                result.record(flag_for(exc))
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 await self._refuse(writer, Reply.CONNECTION_REFUSED, record, f"hbone: {exc}")
                 return
             self.node.metrics.attempts.labels(**attempt, outcome="allowed").inc()
-            self.node.metrics.requests.labels(**labels, response_code="200").inc()
-            self.node.metrics.opened.labels(**labels).inc()
             await self._answer(writer, Reply.SUCCEEDED)
-            record.bytes_sent, record.bytes_recv = await pipe(tunnel, reader, writer)
+            try:
+                record.bytes_sent, record.bytes_recv = await pipe(tunnel, reader, writer)
+            except Exception as exc:
+                result.record(copy_flag(exc))
+                raise
             span.set_attribute("bytes_sent", record.bytes_sent)
             span.set_attribute("bytes_recv", record.bytes_recv)
-        self.node.metrics.closed.labels(**labels).inc()
-        self.node.metrics.sent.labels(**labels).inc(record.bytes_sent)
-        self.node.metrics.received.labels(**labels).inc(record.bytes_recv)
+            # Istio's sense for either reporter: received is what the pod sent, sent what came back.
+            result.record(received=record.bytes_sent, sent=record.bytes_recv)
         self.node.access.write(record)
