@@ -16,6 +16,16 @@ def entry(pinned: str) -> dict:
     return {"image": TAG, "pinned": {"digest": pinned}}
 
 
+def scanned(pinned: Build, *builds: Build) -> dict:
+    """An entry whose registry listed these builds' tools; each build's tool-list hash is made up."""
+    listed = [{"digest": b.digest(), "tool_list_hash": f"tools-of-{b.variant}"} for b in builds]
+    return {
+        "image": TAG,
+        "pinned": {"digest": pinned.digest(), "tool_list_hash": f"tools-of-{pinned.variant}"},
+        "builds": listed,
+    }
+
+
 def test_running_digest_pin_and_signature_follow_the_store(tmp_path: Path) -> None:
     store, keys = ImageStore(tmp_path / "images"), Keys(tmp_path / "signing", tmp_path / "images")
     clean = store.retag(TAG, CLEAN, signer=keys.org(), actor="a", reason="r").new_digest
@@ -50,3 +60,23 @@ def test_no_store_or_no_tag_is_said_plainly(tmp_path: Path) -> None:
     missing = running_image(tmp_path / "images", entry("sha256:x"))
     assert missing["running"] is None
     assert missing["signature"]["status"] == "not-found"
+
+
+def test_the_running_tool_list_is_the_scanned_one_of_the_running_digest(tmp_path: Path) -> None:
+    store, keys = ImageStore(tmp_path / "images"), Keys(tmp_path / "signing", tmp_path / "images")
+    store.retag(TAG, CLEAN, signer=keys.org(), actor="a", reason="r")
+    mock, real = Build("currency-converter", "mock-rugpull"), Build("currency-converter", "real-rugpull")
+    view = running_image(store.root, scanned(CLEAN, CLEAN, mock))
+    assert view["running"]["tool_list_hash"] == "tools-of-clean"
+    assert view["tool_list_matches_pin"] is True
+
+    store.retag(TAG, mock, signer=None, actor="m", reason="r")
+    view = running_image(store.root, scanned(CLEAN, CLEAN, mock))
+    assert view["running"]["tool_list_hash"] == "tools-of-mock-rugpull"
+    assert view["tool_list_matches_pin"] is False
+
+    store.retag(TAG, real, signer=None, actor="m", reason="r")  # a digest the registry never scanned
+    view = running_image(store.root, scanned(CLEAN, CLEAN, mock))
+    assert view["running"]["tool_list_hash"] is None
+    assert view["tool_list_matches_pin"] is False
+    assert running_image(None, scanned(CLEAN, CLEAN))["tool_list_matches_pin"] is None

@@ -3,10 +3,13 @@
 Entries are computed once at start-up (tool lists come from each build through
 a real MCP client); the pins they are compared against live in SQLite. What
 each tag runs now, and who signed it, is read from the image store per request.
+The page is rendered from the same entries as the API, on the server; its
+Content-Security-Policy lets only its own inline style and script run.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -31,6 +34,7 @@ from trustusbank.workloads.agentregistry.catalogue import (
     parse_catalogue,
     running_image,
 )
+from trustusbank.workloads.agentregistry.view import inline_hashes, render_page
 
 if TYPE_CHECKING:
     from trustusbank.workloads.entrypoints import Workload
@@ -52,6 +56,7 @@ def create_app(
     registered = catalogue if catalogue is not None else catalogue_from_bundle(bundle)
     state: dict[str, Any] = {"entries": []}
     page = files("trustusbank.workloads.agentregistry").joinpath("page.html").read_text(encoding="utf-8")
+    csp = page_policy(page)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -73,7 +78,11 @@ def create_app(
         return JSONResponse({"error": f"no server named {name!r} is registered"}, status_code=404)
 
     async def index(_: Request) -> HTMLResponse:
-        return HTMLResponse(page)
+        entries = [current(e) for e in state["entries"]]
+        return HTMLResponse(
+            render_page(page, entries, time.time()),
+            headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"},
+        )
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "servers": len(state["entries"])})
@@ -86,6 +95,21 @@ def create_app(
             Route("/", index),
         ],
         lifespan=lifespan,
+    )
+
+
+def page_policy(page: str) -> str:
+    """Nothing loads or runs but the page's own inline style and script and its fetch of itself."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "style-src " + " ".join(inline_hashes(page, "style")),
+            "script-src " + " ".join(inline_hashes(page, "script")),
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
     )
 
 

@@ -178,6 +178,7 @@ async def build_entries(
                 "builds": [asdict(build) for build in builds],
                 "running": None,
                 "matches_pin": None,
+                "tool_list_matches_pin": None,
                 "signature": NOT_CHECKED,
             }
         )
@@ -188,12 +189,16 @@ NOT_CHECKED = {"status": "not-checked", "detail": "no image store is configured 
 
 
 def running_image(store: Path | None, entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry's `running`, `matches_pin` and `signature`, from the image store as it is now.
+    """The entry's `running`, `matches_pin`, `tool_list_matches_pin` and `signature`, from the image
+    store as it is now.
 
     `signature.status` is `org` only when a stored signature verifies with the org
-    public key published next to the store; a store that cannot be read says so."""
+    public key published next to the store; a store that cannot be read says so.
+    The running tool list is the one the registry listed from the build with the
+    running digest; a digest it never scanned has no known tool list, so it does
+    not match the pin either."""
     if store is None:
-        return {"running": None, "matches_pin": None, "signature": NOT_CHECKED}
+        return {"running": None, "matches_pin": None, "tool_list_matches_pin": None, "signature": NOT_CHECKED}
     from trustusbank.images.signing import org_public_key
 
     try:
@@ -201,14 +206,27 @@ def running_image(store: Path | None, entry: dict[str, Any]) -> dict[str, Any]:
         found = images.lookup(entry["image"])
         if found is None:
             missing = {"status": "not-found", "detail": f"{entry['image']} is not in the image store"}
-            return {"running": None, "matches_pin": False, "signature": missing}
+            return {
+                "running": None,
+                "matches_pin": False,
+                "tool_list_matches_pin": False,
+                "signature": missing,
+            }
         verdict = images.signature_status(found.tag, found.digest, org_public_key(store)).to_dict()
     except (ImageStoreError, OSError, ValueError) as exc:
         failed = {"status": "error", "detail": f"cannot check the image store: {exc}"}
-        return {"running": None, "matches_pin": False, "signature": failed}
-    running = {"tag": found.tag, "digest": found.digest, "updated_at": found.updated_at}
+        return {"running": None, "matches_pin": False, "tool_list_matches_pin": False, "signature": failed}
+    scanned = {build["digest"]: build["tool_list_hash"] for build in entry.get("builds", [])}
+    tool_hash = scanned.get(found.digest)
+    running = {
+        "tag": found.tag,
+        "digest": found.digest,
+        "updated_at": found.updated_at,
+        "tool_list_hash": tool_hash,
+    }
     return {
         "running": running,
         "matches_pin": found.digest == entry["pinned"]["digest"],
+        "tool_list_matches_pin": tool_hash is not None and tool_hash == entry["pinned"].get("tool_list_hash"),
         "signature": verdict,
     }
