@@ -106,7 +106,12 @@ BUILDS: dict[str, ImageBuilds] = {
         ),
         ImageBuilds(
             "agentregistry",
-            ("trustusbank.workloads.agentregistry.app", "trustusbank.workloads.agentregistry.catalogue"),
+            (
+                "trustusbank.workloads.agentregistry.app",
+                "trustusbank.workloads.agentregistry.catalogue",
+                "trustusbank.workloads.agentregistry.inspect",
+                "trustusbank.workloads.agentregistry.view",
+            ),
         ),
         ImageBuilds(
             "model",
