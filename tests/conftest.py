@@ -60,3 +60,19 @@ def serve(state_dir: Path) -> Iterator[Callable[..., Process]]:
     yield launch
     for process in started:
         process.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the browser tests' screenshots are (tests/browser/conftest.py), also under xdist.
+
+    Here, not in tests/browser: xdist's controller loads only this conftest, and the folder is a
+    worker's, carried back in the reports' user properties."""
+    folders: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) == "call":
+                for name, value in getattr(report, "user_properties", ()):
+                    if name == "screenshots":
+                        folders[value] = folders.get(value, 0) + 1
+    for folder, tests in sorted(folders.items()):
+        terminalreporter.write_line(f"screenshots of {tests} browser test(s): {folder}")
