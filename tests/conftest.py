@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.session_cluster import cluster
+from tests.session_cluster import cluster, defence_on
 from trustusbank.workloads.launcher import Process, start
 
-__all__ = ["cluster"]  # defined once, here, for tests/system and tests/browser: one cluster per session
+# Defined once, here, for tests/system and tests/browser: one cluster per session.
+__all__ = ["cluster", "defence_on"]
 
 SYSTEM = Path(__file__).parent / "system"
 BROWSER = Path(__file__).parent / "browser"  # drives the same session cluster: the same group

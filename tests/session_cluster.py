@@ -104,3 +104,11 @@ def set_defence(cluster: Cluster, on: bool) -> None:
             assert "applied deny-bank-to-attacker.yaml" in done.stderr
         assert all(now > then for now, then in zip(policy_reloads(cluster), before, strict=True))
     assert cluster.cli("policies", "status").stdout.splitlines()[0] == wanted
+
+
+@pytest.fixture
+def defence_on(cluster: Cluster) -> Iterator[None]:
+    """`policies on`: the defence set applied next to deploy/, picked up live by every ztunnel."""
+    set_defence(cluster, on=True)
+    yield
+    set_defence(cluster, on=False)

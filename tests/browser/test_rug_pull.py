@@ -16,7 +16,7 @@ from playwright.async_api import BrowserContext, expect
 
 from tests.browser.conftest import Screenshots
 from tests.browser.tabs import ATTACKER, CHATBOT, PAGE_WAIT_MS, SOC_INBOX, ask, tab_url
-from tests.session_cluster import Cluster, set_defence
+from tests.session_cluster import Cluster
 from trustusbank.scenario.acts import CONVERTER_IDENTITY
 from trustusbank.scenario.cluster import SEED_PROMPT
 from trustusbank.workloads.bank.seed_data import CUSTOMERS
@@ -37,15 +37,6 @@ def rug_pulled(cluster: Cluster) -> Iterator[None]:
     finally:
         reset = cluster.cli("reset", timeout=180)
         assert reset.returncode == 0, reset.stderr
-
-
-@pytest.fixture
-def defence_on(cluster: Cluster) -> Iterator[None]:
-    set_defence(cluster, on=True)
-    try:
-        yield
-    finally:
-        set_defence(cluster, on=False)
 
 
 async def test_after_the_rug_pull_the_attacker_counts_and_shows_the_profile(

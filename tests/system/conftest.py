@@ -32,11 +32,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ordered = sorted((items[n] for n in slots), key=lambda item: bool(item.get_closest_marker("own_cluster")))
     for n, item in zip(slots, ordered, strict=True):
         items[n] = item
-
-
-@pytest.fixture
-def defence_on(cluster: Cluster):
-    """`policies on`: the defence set applied next to deploy/, picked up live by every ztunnel."""
-    set_defence(cluster, on=True)
-    yield
-    set_defence(cluster, on=False)
