@@ -8,14 +8,19 @@ from typing import Any
 
 import pytest
 
+from tests.session_cluster import cluster, defence_on
 from trustusbank.workloads.launcher import Process, start
 
+# Defined once, here, for tests/system and tests/browser: one cluster per session.
+__all__ = ["cluster", "defence_on"]
+
 SYSTEM = Path(__file__).parent / "system"
+BROWSER = Path(__file__).parent / "browser"  # drives the same session cluster: the same group
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and never called) without xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadgroup` (make test) with tests/system as one group, run whole by one worker.
+    """`--dist loadgroup` (make test) with tests/system and tests/browser as one group, for one worker.
 
     tests/system/conftest.py marks its tests `xdist_group("system")`, but xdist carries a test's
     group from worker to scheduler as a suffix it writes into the node id, which pytest 9.2's
@@ -27,11 +32,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadGroupScheduling
 
-    system = SYSTEM.relative_to(config.rootpath).as_posix() + "/"
+    together = tuple(path.relative_to(config.rootpath).as_posix() + "/" for path in (SYSTEM, BROWSER))
 
     class SystemTestsTogether(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "system" if nodeid.startswith(system) else super()._split_scope(nodeid)
+            return "system" if nodeid.startswith(together) else super()._split_scope(nodeid)
 
     return SystemTestsTogether(config, log)
 
@@ -56,3 +61,19 @@ def serve(state_dir: Path) -> Iterator[Callable[..., Process]]:
     yield launch
     for process in started:
         process.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the browser tests' screenshots are (tests/browser/conftest.py), also under xdist.
+
+    Here, not in tests/browser: xdist's controller loads only this conftest, and the folder is a
+    worker's, carried back in the reports' user properties."""
+    folders: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) == "call":
+                for name, value in getattr(report, "user_properties", ()):
+                    if name == "screenshots":
+                        folders[value] = folders.get(value, 0) + 1
+    for folder, tests in sorted(folders.items()):
+        terminalreporter.write_line(f"screenshots of {tests} browser test(s): {folder}")

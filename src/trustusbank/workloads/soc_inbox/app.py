@@ -50,7 +50,8 @@ def render(messages: list[dict[str, Any]], count: int, total: int) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(m["received_at"]))
         sender = m["peer_identity"] or m["peer"]
         items.append(
-            f"<article class='{_severity(m['body'])}'><h3>{html.escape(m['subject'])}</h3>"
+            f"<article class='{_severity(m['body'])}' data-id='{m['id']}'"
+            f" data-alertname='{html.escape(m['alertname'] or '')}'><h3>{html.escape(m['subject'])}</h3>"
             f"<div class='meta'>#{m['id']} · {html.escape(when)} · from {html.escape(m['mail_from'])}"
             f" via {html.escape(sender)}</div><pre>{html.escape(m['body'])}</pre></article>"
         )

@@ -1,0 +1,44 @@
+"""The presenter's tabs, at the pods' own addresses, and what a customer does in the chatbot's.
+
+A tab is named by the seed's local port (runtime.portforward.SEED_PORTS says which pod's port
+it forwards to) but reached at that pod's app address, as the port-forward itself reaches it:
+the seed's ports may be taken on a laptop, and the session cluster forwards none.
+"""
+
+from __future__ import annotations
+
+from playwright.async_api import Locator, Page, expect
+
+from tests.session_cluster import Cluster
+from trustusbank.runtime.portforward import SEED_PORTS
+
+CHATBOT, ATTACKER, SOC_INBOX = 18009, 18011, 18012
+
+# Upper bounds on waits, not durations: a reply runs three tool calls through the mesh, and an
+# alert is evaluated, grouped and mailed; on 2 busy cores either can take a while.
+REPLY_WAIT_MS = 60_000
+PAGE_WAIT_MS = 30_000
+
+
+def tab_url(cluster: Cluster, seed_port: int) -> str:
+    """The URL of the tab the seed opens at http://127.0.0.1:<seed_port>, at the pod itself."""
+    [(namespace, deployment, port)] = [key for key, local in SEED_PORTS.items() if local == seed_port]
+    pods = [p for p in cluster.topology.pods if (p.namespace, p.deployment) == (namespace, deployment)]
+    assert pods, f"no pod of {namespace}/{deployment} in the running cluster"
+    return f"http://{pods[0].app_ip}:{port}/"
+
+
+async def ask(chat: Page, prompt: str) -> Locator:
+    """Type `prompt` into the chatbot, press Send, and return the reply's bubble once it is shown.
+
+    Send is enabled only once the page has its endpoint (a click before that would be lost). The
+    answer is the next agent or problem bubble, so a tab that already holds a conversation works
+    too, and a failed request fails the test when it is shown, not at the end of the wait."""
+    answers = chat.locator("#conversation .bubble.agent, #conversation .bubble.problem")
+    before = await answers.count()
+    await chat.get_by_label("Your message").press_sequentially(prompt)
+    await chat.get_by_role("button", name="Send").click()
+    await expect(answers.nth(before)).to_be_visible(timeout=REPLY_WAIT_MS)
+    problems = chat.locator("#conversation .bubble.problem")
+    assert await problems.count() == 0, await problems.all_inner_texts()
+    return answers.nth(before)
