@@ -1,12 +1,13 @@
 """`/alerts`: the alerting rules and their alerts where a Prometheus user looks for them.
 
 Laid out as Prometheus' alerts page: per rule group, each alerting rule with its state
-(inactive, pending, firing) and how many alerts it has, its definition (expression, `for`,
-labels, annotations), and each active alert's labels, annotations, state, active-since time
-and value. Rendered on the server with no script and no external asset, so it works with
-script off and behind any proxy; a rule with alerts is open (`<details>`), the others
-fold. Every value is escaped: labels and annotations carry scraped, untrusted text (a
-workload chooses its own label values). It fits 1280 px: long SPIFFE IDs wrap.
+(inactive, pending, firing) and how many alerts it has, each active alert's labels,
+annotations, state, active-since time and value, and the rule's definition (expression,
+`for`, labels, annotations). Rendered on the server with no script and no external asset,
+so it works with script off and behind any proxy; a rule with alerts is open (`<details>`),
+the others fold, as does each definition beneath its alerts. Every value is escaped: labels
+and annotations carry scraped, untrusted text (a workload chooses its own label values).
+It fits 1280 px: long SPIFFE IDs wrap.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from trustusbank.alerts.rule_states import STATES, GroupState, RuleState
 from trustusbank.promql.durations import format_duration
 
 REFRESH_SECONDS = 5
+SUBTITLE = (
+    "The SOC's alerting rules in force (deploy/10-observability's PrometheusRule and any applied since), "
+    f"evaluated by the alert evaluator as Prometheus evaluates them; refreshed every {REFRESH_SECONDS} s."
+)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
@@ -39,6 +44,8 @@ h2 { font-size: 18px; margin: 4px 0 8px }
 h2 .file, h2 .meta { font-weight: 400; font-size: 13px; color: #666; margin-left: 8px }
 details.rule { border-top: 1px solid #eceef1; padding: 6px 0 }
 details.rule > summary { cursor: pointer; font-size: 16px }
+details.definition { margin: 4px 0 2px 18px } details.definition > summary { cursor: pointer; color: #555;
+  font-size: 13px }
 .badge { display: inline-block; min-width: 64px; text-align: center; border-radius: 4px;
   padding: 1px 6px; font-size: 12px; font-weight: 600; text-transform: uppercase; color: #fff }
 .badge.inactive { background: #4b8a3c }
@@ -90,7 +97,10 @@ def _definition(state: RuleState) -> str:
         if mapping:
             lines.append(f"{title}:")
             lines += [f"  {k}: {v}" for k, v in mapping.items()]
-    return f'<pre class="definition">{escape(chr(10).join(lines))}</pre>'
+    return (
+        '<details class="definition"><summary>Rule definition: expression, labels, annotations</summary>'
+        f"<pre>{escape(chr(10).join(lines))}</pre></details>"
+    )
 
 
 def _alert_row(alert: Alert, now: float) -> str:
@@ -128,7 +138,7 @@ def _rule(state: RuleState, now: float) -> str:
         f'data-state="{state.state}"{" open" if state.alerts or error else ""}>'
         f'<summary><span class="badge {state.state}">{state.state}</span> <strong>{escape(name)}</strong> '
         f'<span class="count">({len(state.alerts)} active{": " + counts if counts else ""})</span>{health}'
-        f"</summary>{_definition(state)}{error}{table}</details>"
+        f"</summary>{error}{table}{_definition(state)}</details>"
     )
 
 
@@ -181,6 +191,9 @@ def _footer(status: dict[str, Any], now: float) -> str:
         f"{'up' if t['up'] else 'DOWN ' + escape(str(t['last_error'] or ''))}</li>"
         for t in status["targets"]
     )
+    mailed = f"{status['notifications']} notifications mailed to {escape(str(status['smtp']))}"
+    if status.get("smtp") is None:
+        mailed = "no SMTP server configured: nothing is mailed"
     evaluated = status.get("evaluated_at")
     last = f", the last {_ago(now, evaluated)}" if evaluated else ""
     error = (
@@ -190,7 +203,7 @@ def _footer(status: dict[str, Any], now: float) -> str:
     )
     return (
         f"<footer><p>{status['evaluations']} evaluations every {format_duration(status['interval'])}{last}; "
-        f"{status['notifications']} notifications mailed to {escape(str(status['smtp']))}. "
+        f"{mailed}. "
         'JSON: <a href="/api/v1/rules">/api/v1/rules</a>, <a href="/api/v1/alerts">/api/v1/alerts</a>, '
         'PromQL at <a href="/api/v1/query?query=ALERTS">/api/v1/query</a>.</p>'
         f"{error}<p>Scrape targets:</p><ul>{targets}</ul></footer>"
@@ -215,9 +228,7 @@ def render(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
         f"<title>Alerts · trustusbank alert evaluator</title><style>{STYLE}</style></head><body>"
-        "<header><h1>Alerts</h1><p class=\"sub\">The SOC's alerting rules (deploy/10-observability's "
-        "PrometheusRule), evaluated by the embedded alert evaluator as Prometheus would; refreshed every "
-        f"{REFRESH_SECONDS} s.</p>{_filters(groups, state)}</header>"
+        f'<header><h1>Alerts</h1><p class="sub">{SUBTITLE}</p>{_filters(groups, state)}</header>'
         f"<main>{body}{_resolved(resolved, at) if state is None else ''}</main>"
         f"{_footer(status, at)}</body></html>"
     )
