@@ -166,6 +166,7 @@ async def test_grafana_data_source_check_and_buildinfo(tmp_path: Path) -> None:
         ("/api/v1/query_range", {"query": "ALERTS[1m]", "start": T0, "end": T0, "step": 1}, "range vector"),
         ("/api/v1/query_range", {"query": "ALERTS", "end": T0, "step": 1}, 'invalid parameter "start"'),
         ("/api/v1/rules", {"type": "alerts"}, 'invalid parameter "type"'),
+        ("/api/v1/query", {"query": "ALERTS", "timeout": "soon"}, 'invalid parameter "timeout"'),
     ],
 )
 async def test_a_bad_request_is_bad_data(
@@ -190,6 +191,20 @@ async def test_a_query_that_fails_on_the_data_is_an_execution_error(tmp_path: Pa
     assert response.status_code == 422
     assert response.json()["errorType"] == "execution"
     assert "two series" in response.json()["error"]
+
+
+async def test_a_range_query_past_its_deadline_is_a_timeout(tmp_path: Path) -> None:
+    """A zero `timeout` has passed before the first step: Prometheus answers 503 `timeout`."""
+    async with stack(tmp_path) as s:
+        await s.step(T0)
+        params = {"query": "ALERTS", "start": T0, "end": T0 + 60, "step": 1, "timeout": "0"}
+        late = await s.http.get("/api/v1/query_range", params=params)
+        params["timeout"] = "1m"
+        in_time = await s.http.get("/api/v1/query_range", params=params)
+    assert late.status_code == 503
+    body = late.json()
+    assert (body["errorType"], body["error"]) == ("timeout", "query timed out in expression evaluation")
+    assert in_time.status_code == 200
 
 
 async def test_a_metric_the_evaluator_does_not_keep_is_a_warning_not_silence(tmp_path: Path) -> None:

@@ -7,12 +7,18 @@ Prometheus' envelope: `{"status": "success", "data": ...}`, or `{"status": "erro
 from the running evaluator's state (its series store, its rules and alerts); nothing here
 evaluates rules a second time. Grafana's data source check asks the instant query `1+1` and
 reads buildinfo (no `features`: a plain Prometheus).
+
+Alerting comes first: a query is evaluated in a worker thread, one at a time, on a snapshot
+of the store taken between two evaluation cycles (so the loop never waits for it, and it never
+reads a series mid-append), and a range query gives up at its deadline (`timeout`, at most
+`QUERY_TIMEOUT`) with Prometheus' 503 `timeout`; a dashboard over half an hour of
+per-second samples costs seconds of CPU here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,13 +29,22 @@ from starlette.routing import Route
 
 from trustusbank.alerts.evaluator import ALERTS_METRIC, Alert
 from trustusbank.alerts.prometheus_format import BadParameter, go_e, parse_step, parse_time, rfc3339
-from trustusbank.alerts.prometheus_query import BadData, ExecutionError, QueryResult, instant, range_query
+from trustusbank.alerts.prometheus_query import (
+    BadData,
+    ExecutionError,
+    QueryResult,
+    QueryTimeout,
+    instant,
+    range_query,
+)
 from trustusbank.alerts.rule_states import GroupState, RuleState, rule_states
 from trustusbank.alerts.service import AlertService
+from trustusbank.promql.engine import Engine
 
 FORM = "application/x-www-form-urlencoded"
 NEVER = "0001-01-01T00:00:00Z"  # Go's zero time: what Prometheus says of a rule not yet evaluated
 RULE_TYPES = {"alert": "alerting", "record": "recording"}
+QUERY_TIMEOUT = 20.0  # Prometheus allows 2 min; this process has alerts to evaluate every second
 
 
 def success(data: Any, warnings: list[str] | None = None) -> JSONResponse:
@@ -128,34 +143,57 @@ def _build_info() -> dict[str, str]:
     }
 
 
-def routes(service: AlertService) -> list[Route]:
-    async def answer(request: Request, run: Callable[[dict[str, str]], QueryResult]) -> JSONResponse:
+def _deadline(values: dict[str, str]) -> float:
+    limit = QUERY_TIMEOUT
+    if values.get("timeout"):
         try:
-            result = run(await params(request))
+            limit = min(limit, parse_step(values["timeout"]))
+        except BadParameter as exc:
+            raise BadData(f'invalid parameter "timeout": {exc}') from None
+    return time.monotonic() + limit
+
+
+def _instant(engine: Engine, values: dict[str, str], kept: set[str]) -> QueryResult:
+    at = _time(values, "time", default=time.time())
+    return instant(engine, values.get("query", ""), at, kept)
+
+
+def _range(engine: Engine, values: dict[str, str], kept: set[str], deadline: float) -> QueryResult:
+    start, end = _time(values, "start"), _time(values, "end")
+    try:
+        step = parse_step(values.get("step", ""))
+    except BadParameter as exc:
+        raise BadData(f'invalid parameter "step": {exc}') from None
+    return range_query(engine, values.get("query", ""), start, end, step, kept, deadline)
+
+
+def routes(service: AlertService) -> list[Route]:
+    one_at_a_time = asyncio.Semaphore(1)
+
+    async def answer(request: Request, ranged: bool) -> JSONResponse:
+        try:
+            values = await params(request)
+            deadline = _deadline(values)
+            async with one_at_a_time:
+                engine = Engine(service.store.snapshot(), service.evaluator.engine.lookback)
+                kept = kept_metrics(service)
+                if ranged:
+                    result = await asyncio.to_thread(_range, engine, values, kept, deadline)
+                else:
+                    result = await asyncio.to_thread(_instant, engine, values, kept)
         except BadData as exc:
             return error("bad_data", str(exc), 400)
         except ExecutionError as exc:
             return error("execution", str(exc), 422)
+        except QueryTimeout as exc:
+            return error("timeout", str(exc), 503)
         return success(result.data(), result.warnings)
 
     async def query(request: Request) -> JSONResponse:
-        def run(values: dict[str, str]) -> QueryResult:
-            at = _time(values, "time", default=time.time())
-            return instant(service.evaluator.engine, values.get("query", ""), at, kept_metrics(service))
-
-        return await answer(request, run)
+        return await answer(request, ranged=False)
 
     async def query_range(request: Request) -> JSONResponse:
-        def run(values: dict[str, str]) -> QueryResult:
-            start, end = _time(values, "start"), _time(values, "end")
-            try:
-                step = parse_step(values.get("step", ""))
-            except BadParameter as exc:
-                raise BadData(f'invalid parameter "step": {exc}') from None
-            text = values.get("query", "")
-            return range_query(service.evaluator.engine, text, start, end, step, kept_metrics(service))
-
-        return await answer(request, run)
+        return await answer(request, ranged=True)
 
     async def alerts(_: Request) -> JSONResponse:
         groups = rule_states(service.evaluator, service.period)

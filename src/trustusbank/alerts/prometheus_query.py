@@ -4,11 +4,13 @@ The engine is the evaluator's (`promql/`), over the samples it scraped for its r
 series its rules wrote (`ALERTS`, recording rules), so a query sees what the rules saw. What
 it cannot answer it says: a metric the evaluator does not keep is a warning (Prometheus would
 return the same empty answer, silently), a query outside the subset is `bad_data`, one that
-fails on the data (two series with one label set) is `execution`, as in Prometheus.
+fails on the data (two series with one label set) is `execution`, and one that outlasts its
+deadline is `timeout`, as in Prometheus.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,10 @@ class BadData(ConfigError, ValueError):
 
 class ExecutionError(ConfigError, RuntimeError):
     """A query that parsed but cannot be evaluated on this data: Prometheus' `execution`, HTTP 422."""
+
+
+class QueryTimeout(TimeoutError):
+    """A range query still evaluating at its deadline: Prometheus' `timeout`, HTTP 503."""
 
 
 @dataclass
@@ -78,9 +84,16 @@ def instant(engine: Engine, text: str, t: float, kept: Collection[str]) -> Query
 
 
 def range_query(
-    engine: Engine, text: str, start: float, end: float, step: float, kept: Collection[str]
+    engine: Engine,
+    text: str,
+    start: float,
+    end: float,
+    step: float,
+    kept: Collection[str],
+    deadline: float | None = None,
 ) -> QueryResult:
-    """`/api/v1/query_range`: the expression at `start`, `start + step`, ... up to `end`, per series."""
+    """`/api/v1/query_range`: the expression at `start`, `start + step`, ... up to `end`, per series;
+    given a `deadline` (`time.monotonic()`), checked before each step."""
     expr, warnings = parse_query(text, kept)
     kind = value_type(expr)
     if kind not in ("vector", "scalar"):
@@ -104,6 +117,8 @@ def range_query(
         )
     series: dict[Labels, list[list[Any]]] = {}
     for millis in range(first, last + 1, width):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise QueryTimeout("query timed out in expression evaluation")
         t = millis / 1000
         value = _eval(engine, expr, t)
         if isinstance(value, float):  # a scalar is one series without labels
