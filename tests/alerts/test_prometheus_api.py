@@ -210,11 +210,11 @@ async def test_a_range_query_past_its_deadline_is_a_timeout(tmp_path: Path) -> N
 async def test_a_metric_the_evaluator_does_not_keep_is_a_warning_not_silence(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:
         await s.step(T0)
-        answer = await s.get("/api/v1/query", query="istio_tcp_connections_opened_total", time=T0)
+        answer = await s.get("/api/v1/query", query="kube_pod_container_info", time=T0)
         kept = await s.get("/api/v1/query", query=ATTEMPTS, time=T0)
     assert answer["data"] == {"resultType": "vector", "result": []}
     [warning] = answer["warnings"]
-    assert "'istio_tcp_connections_opened_total' is not kept here" in warning
+    assert "'kube_pod_container_info' is not kept here" in warning
     assert ATTEMPTS in warning
     assert "warnings" not in kept
 
