@@ -151,7 +151,8 @@ async def test_act_two_then_act_three_mail_the_soc_once_per_new_alert(tmp_path: 
 
 
 async def test_the_served_evaluator_loops_and_answers_its_api(tmp_path: Path) -> None:
-    """`serve alerts` as an app: its own loop (0.2 s here), GET /api/alerts with since, an escaped page."""
+    """`serve alerts` as an app: its own loop (0.2 s here), GET /api/alerts with since, an escaped
+    /alerts page (a label value is the caller's own text)."""
     agent = agent_metrics()
     inbox = inbox_app(MailStore(tmp_path / "inbox.sqlite3"), ("127.0.0.1", 0))
     async with running(metrics_app(agent.registry)) as agent_url, running(inbox) as inbox_url:
@@ -168,7 +169,7 @@ async def test_the_served_evaluator_loops_and_answers_its_api(tmp_path: Path) ->
                 return list((await client.get(f"{url}/api/alerts", params={"since": since})).json()["alerts"])
 
             fired = await poll(alerts_since, bool)
-            page = (await client.get(url)).text
+            page = (await client.get(url, follow_redirects=True)).text  # / is /alerts
             bad = await client.get(f"{url}/api/alerts", params={"since": "yesterday"})
             before = (await client.get(f"{url}/api/alerts", params={"since": time.time() + 60})).json()
             delivered = await poll(lambda: mail(inbox_url), bool)

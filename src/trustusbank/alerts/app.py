@@ -1,7 +1,9 @@
-"""`trustusbank serve alerts`: the alert evaluator as a workload, with its API and page.
+"""`trustusbank serve alerts`: the alert evaluator as a workload, with its API and pages.
 
-GET /api/alerts (`?since=<epoch>`: only alerts that fired since then) is what the
-demo and the console (port 18002 when forwarded) read; GET / is the same as a page.
+GET /api/alerts (`?since=<epoch>`: only alerts that fired since then) is what the demo
+reads. The console's port 18002 shows what a Prometheus user expects there: the alerts
+page at /alerts (`alerts_page.py`; / redirects to it) and Prometheus' query, rules and
+alerts API under /api/v1 (`prometheus_api.py`), all from this one evaluator's state.
 In a cluster pod it finds everything the platform gives a pod: the PrometheusRules in
 force (deploy/ plus what was applied, re-read when a file changes, as the Prometheus
 Operator reloads them), the scrape targets in the topology, and the SOC inbox by its
@@ -12,20 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.routing import BaseRoute, Route
 
+from trustusbank.alerts import alerts_page, prometheus_api
 from trustusbank.alerts.notifier import NotifyPolicy
+from trustusbank.alerts.rule_states import rule_states
 from trustusbank.alerts.service import LOG_NAME, AlertService, interval_from_env, smtp_address
 from trustusbank.alerts.smtp_client import socks_proxy
 from trustusbank.alerts.targets import Target, targets_from_topology
@@ -107,16 +109,8 @@ def service_from_env() -> AlertService:
     )
 
 
-def create_app(service: AlertService) -> Starlette:
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(service.run(stop))
-        try:
-            yield
-        finally:
-            stop.set()
-            await task
+def routes(service: AlertService) -> list[BaseRoute]:
+    """Every route, reading `service`'s state; whoever serves them runs its loop (or steps it)."""
 
     def _since(request: Request) -> float | None:
         raw = request.query_params.get("since")
@@ -134,54 +128,39 @@ def create_app(service: AlertService) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "evaluations": service.evaluations})
 
-    async def index(_: Request) -> HTMLResponse:
-        return HTMLResponse(render_page(service.snapshot()))
+    async def index(_: Request) -> RedirectResponse:
+        return RedirectResponse("/alerts", status_code=302)  # as Prometheus sends / to its UI
 
-    return Starlette(
-        routes=[
-            Route("/api/alerts", api_alerts, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/", index, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    async def page(request: Request) -> HTMLResponse:
+        groups = rule_states(service.evaluator, service.period)
+        resolved = list(service.evaluator.resolved)
+        only = request.query_params.get("state")
+        return HTMLResponse(alerts_page.render(groups, resolved, service.snapshot(), only))
+
+    return [
+        Route("/api/alerts", api_alerts, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+        Route("/alerts", page, methods=["GET"]),
+        *prometheus_api.routes(service),
+    ]
+
+
+def create_app(service: AlertService) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    return Starlette(routes=routes(service), lifespan=lifespan)
 
 
 def create_app_from_env() -> Starlette:
     # One request log line per scrape (seven a second) would drown the pod's log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return create_app(service_from_env())
-
-
-def _when(epoch: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(epoch)) if epoch else "-"
-
-
-def render_page(snapshot: dict[str, Any]) -> str:
-    """Every alert as a table row; every value escaped (labels come from scraped, untrusted text)."""
-    rows = "".join(
-        "<tr class='{state}'><td>{state}</td><td>{name}</td><td>{summary}</td><td>{value}</td>"
-        "<td>{fired}</td><td>{notified}</td></tr>".format(
-            state=html.escape(a["state"]),
-            name=html.escape(a["alertname"]),
-            summary=html.escape(a["annotations"].get("summary", "")),
-            value=html.escape(f"{a['value']:g}"),
-            fired=_when(a["fired_at"]),
-            notified=_when(a["notified_at"]),
-        )
-        for a in snapshot["alerts"]
-    )
-    targets = "".join(
-        f"<li>{html.escape(t['job'])} {html.escape(t['url'])}: {'up' if t['up'] else 'DOWN'}</li>"
-        for t in snapshot["targets"]
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='2'>"
-        "<title>trustusbank alerts</title><style>body{font-family:sans-serif;margin:2em}"
-        "td,th{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left}"
-        "tr.firing{background:#fdd}tr.pending{background:#ffd}</style></head><body>"
-        f"<h1>Alerts</h1><p>{snapshot['evaluations']} evaluations every {snapshot['interval']:g}s; "
-        f"{snapshot['notifications']} notifications to {html.escape(str(snapshot['smtp']))}.</p>"
-        "<table><tr><th>state</th><th>alert</th><th>summary</th><th>value</th><th>fired (UTC)</th>"
-        f"<th>mailed (UTC)</th></tr>{rows}</table><h2>Targets</h2><ul>{targets}</ul></body></html>"
-    )

@@ -5,12 +5,17 @@ the sample's (metric name dropped) plus the rule's labels plus `alertname`; a ne
 one is pending, and firing once it has been active for the rule's `for` (at once
 when there is none); one that stops appearing is resolved. Annotations are
 rendered each time with `$labels` and `$value` of the sample, as Prometheus does.
+
+Each evaluation also writes Prometheus' `ALERTS` series into the store (value 1, the alert's
+labels plus `alertstate`, stale once the alert is gone or changes state), so a query for
+`ALERTS{alertstate="firing"}` (the dashboard's first panel) answers here as on a cluster.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +24,13 @@ from trustusbank.manifests.prometheus import Rule, RuleGroup
 from trustusbank.promql import templates
 from trustusbank.promql.ast import NAME_LABEL, metric_names
 from trustusbank.promql.engine import Engine, EvaluationError
-from trustusbank.promql.series import Labels, SeriesStore
+from trustusbank.promql.series import Labels, SeriesStore, labels_of
 
 log = logging.getLogger(__name__)
 
 RESOLVED_RETENTION = 15 * 60.0  # Prometheus keeps resolved alerts this long, to notify and show them
+ALERTS_METRIC = "ALERTS"
+ALERT_STATE_LABEL = "alertstate"
 
 
 def fingerprint(labels: Labels) -> str:
@@ -83,7 +90,8 @@ class RuleEvaluator:
     active: dict[tuple[str, str], Alert] = field(default_factory=dict)
     resolved: deque[Alert] = field(default_factory=lambda: deque(maxlen=500))
     errors: dict[str, str] = field(default_factory=dict)
-    _recorded: dict[str, set[Labels]] = field(default_factory=dict)
+    last_evaluation: dict[str, tuple[float, float]] = field(default_factory=dict)  # rule: (at, seconds)
+    _recorded: dict[str, set[Labels]] = field(default_factory=dict)  # rule: the series it wrote last
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.store)
@@ -91,12 +99,16 @@ class RuleEvaluator:
     def evaluate(self, t: float, groups: list[RuleGroup] | None = None) -> list[Transition]:
         """Evaluate every rule of `groups` (default: all) at time `t`; returns the state changes."""
         changes: list[Transition] = []
+        evaluated: set[str] = set()
         for group in self.groups if groups is None else groups:
             for rule in group.rules:
                 key = f"{group.source}/{group.name}/{rule.name}"
+                evaluated.add(key)
+                started = time.perf_counter()
                 try:
                     if rule.alert:
                         changes += self._alert(rule, group, t)
+                        self._write(key, self._alert_series(key), t)
                     else:
                         self._record(rule, key, t)
                     self.errors.pop(key, None)
@@ -105,6 +117,11 @@ class RuleEvaluator:
                     # same), and the failure is visible in /api/alerts and the log.
                     log.error("rule %s failed: %s", key, exc)
                     self.errors[key] = str(exc)
+                self.last_evaluation[key] = (t, time.perf_counter() - started)
+        if groups is None:  # a rule no longer loaded: what it wrote ends now
+            for key in set(self._recorded) - evaluated:
+                self._write(key, {}, t)
+                del self._recorded[key]
         self._forget(t)
         return changes
 
@@ -149,19 +166,31 @@ class RuleEvaluator:
                 changes.append(Transition(alert, "resolved"))
         return changes
 
+    def _alert_series(self, rule_key: str) -> dict[Labels, float]:
+        """`ALERTS{<alert labels>, alertstate="pending|firing"} 1` for each active alert of the rule."""
+        return {
+            labels_of({**dict(a.labels), NAME_LABEL: ALERTS_METRIC, ALERT_STATE_LABEL: a.state}): 1.0
+            for (key, _), a in self.active.items()
+            if key == rule_key
+        }
+
     def _record(self, rule: Rule, key: str, t: float) -> None:
         assert rule.record is not None
-        now: set[Labels] = set()
+        now: dict[Labels, float] = {}
         for sample in self.engine.vector(rule.expr, t):
             merged = {k: v for k, v in sample.labels if k != NAME_LABEL}
             merged.update(rule.labels)
             merged[NAME_LABEL] = rule.record
-            labels = tuple(sorted(merged.items()))
-            self.store.append(labels, t, sample.value)
-            now.add(labels)
-        for gone in self._recorded.get(key, set()) - now:
+            now[tuple(sorted(merged.items()))] = sample.value
+        self._write(key, now, t)
+
+    def _write(self, key: str, now: dict[Labels, float], t: float) -> None:
+        """Append what rule `key` outputs at `t`; what it wrote last time and not now goes stale."""
+        for labels, value in now.items():
+            self.store.append(labels, t, value)
+        for gone in self._recorded.get(key, set()) - set(now):
             self.store.mark_stale(gone, t)
-        self._recorded[key] = now
+        self._recorded[key] = set(now)
 
     def _forget(self, t: float) -> None:
         while self.resolved and (self.resolved[0].resolved_at or 0) < t - RESOLVED_RETENTION:

@@ -5,6 +5,11 @@ scrape the targets, evaluate every rule at that instant, append each state chang
 to `alerts.jsonl`, and mail each notification the grouping makes due, with the
 offender's quarantine file written beside it. One step is one function (`step`),
 so tests drive it with their own clock and servers.
+
+The samples are kept for `history` seconds (or longer, if a rule reads further back), so the
+Prometheus API's range queries (`prometheus_api.py`) can draw the last half hour, a whole
+demo, from the very series the rules read: at the embedded 1 s interval that is 1,800 samples
+a series, and only the rules' input series (tens) are kept.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from trustusbank.telemetry.jsonlog import JsonLinesLog
 log = logging.getLogger(__name__)
 
 LOG_NAME = "alerts.jsonl"
+HISTORY = 30 * 60.0
 
 
 def seconds(raw: str) -> float:
@@ -66,6 +72,7 @@ class AlertService:
     policy: NotifyPolicy = field(default_factory=NotifyPolicy)
     topology_source: Callable[[], Topology | None] = lambda: None
     scrape_timeout: float = 2.0
+    history: float = HISTORY
 
     def __post_init__(self) -> None:
         self.store = SeriesStore()
@@ -120,7 +127,7 @@ class AlertService:
         self.evaluations += 1
         self.evaluated_at = at
         reach = max((lookbehind(r.expr) for g in self.evaluator.groups for r in g.rules), default=0.0)
-        self.store.prune(at - reach - LOOKBACK_DELTA - 60)
+        self.store.prune(at - max(reach + LOOKBACK_DELTA + 60, self.history))
 
     def _journal_transition(self, change: Transition, at: float) -> None:
         alert = change.alert

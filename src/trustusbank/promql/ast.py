@@ -95,6 +95,7 @@ class Binary:
 Expr = Union[VectorSelector, MatrixSelector, NumberLiteral, StringLiteral, Call, Aggregate, Binary]  # noqa: UP007
 
 COMPARISONS = ("==", "!=", ">", "<", ">=", "<=")
+ARITHMETIC = ("+", "-", "*", "/", "%", "^")  # between numbers only (Grafana's health check asks `1+1`)
 SET_OPERATORS = ("and", "or", "unless")
 AGGREGATIONS = ("sum", "min", "max", "count", "avg")
 FUNCTIONS = ("increase", "rate", "last_over_time", "label_replace")

@@ -16,12 +16,14 @@ What matters for equivalence with a real Prometheus (and is tested against
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from trustusbank.errors import ConfigError
 from trustusbank.promql.ast import (
+    ARITHMETIC,
     NAME_LABEL,
     Aggregate,
     Binary,
@@ -75,6 +77,10 @@ class Engine:
         if not isinstance(result, list):
             raise EvaluationError("the expression does not return an instant vector")
         return result
+
+    def matrix(self, selector: MatrixSelector, t: float) -> list[RangeSeries]:
+        """The raw samples a range selector reads at `t`: what an instant query of `x[5m]` returns."""
+        return self._range(selector, t)[0]
 
     def eval(self, expr: Expr, t: float) -> Vector | float | str:
         if isinstance(expr, NumberLiteral):
@@ -139,6 +145,10 @@ class Engine:
     # -- operators -------------------------------------------------------------
     def _binary(self, expr: Binary, t: float) -> Vector | float:
         lhs, rhs = self.eval(expr.lhs, t), self.eval(expr.rhs, t)
+        if expr.op in ARITHMETIC:
+            if not (isinstance(lhs, float) and isinstance(rhs, float)):
+                raise EvaluationError(f"arithmetic operator {expr.op!r} needs numbers on both sides")
+            return arithmetic(expr.op, lhs, rhs)
         if expr.op in ("and", "or", "unless"):
             if not (isinstance(lhs, list) and isinstance(rhs, list)):
                 raise EvaluationError(f"{expr.op!r} needs instant vectors on both sides")
@@ -181,6 +191,41 @@ def extrapolated_rate(
     if is_rate:
         factor /= end - start
     return result * factor
+
+
+def arithmetic(op: str, a: float, b: float) -> float:
+    """`a <op> b` as Go's float64 computes it for Prometheus, never raising: division by zero is
+    ±Inf (NaN for 0/0), `%` is `math.Mod` (the sign of `a`; NaN for a zero divisor or an infinite
+    dividend), `^` is `math.Pow` (±Inf on overflow, NaN for a negative base to a fraction)."""
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        if b == 0:
+            return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1, b)
+        return a / b
+    if op == "%":
+        if b == 0 or math.isinf(a) or math.isnan(a) or math.isnan(b):
+            return math.nan
+        return math.fmod(a, b)
+    if op == "^":
+        return _power(a, b)
+    raise EvaluationError(f"unknown arithmetic operator {op!r}")
+
+
+def _power(a: float, b: float) -> float:
+    odd = b.is_integer() and math.fmod(b, 2) != 0
+    try:
+        return math.pow(a, b)
+    except OverflowError:
+        return -math.inf if a < 0 and odd else math.inf
+    except ValueError:  # zero to a negative power, or a negative base to a fraction
+        if a == 0:
+            return math.copysign(math.inf, a) if odd else math.inf
+        return math.nan
 
 
 def label_replace(sample: Sample, dst: str, replacement: str, src: str, regex: str) -> Sample:

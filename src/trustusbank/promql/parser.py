@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from trustusbank.errors import ConfigError
 from trustusbank.promql.ast import (
     AGGREGATIONS,
+    ARITHMETIC,
     COMPARISONS,
     FUNCTIONS,
     NAME_LABEL,
@@ -57,7 +58,8 @@ _TOKENS = re.compile(
     re.VERBOSE,
 )
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
-_UNSUPPORTED_OPS = {"+", "-", "*", "/", "%", "^"}
+# Arithmetic levels, loosest first: `^` binds tightest and to the right, as in PromQL.
+_ARITHMETIC_LEVELS = (("+", "-"), ("*", "/", "%"), ("^",))
 _MODIFIERS = {"on", "ignoring", "group_left", "group_right", "bool"}
 
 
@@ -141,8 +143,6 @@ class _Parser:
     def parse(self) -> Expr:
         expr = self._or()
         if not self._is("eof"):
-            if self.tok.text in _UNSUPPORTED_OPS:
-                raise self.error(f"arithmetic operator {self.tok.text!r} is not supported")
             raise self.error("unexpected token")
         return expr
 
@@ -185,12 +185,33 @@ class _Parser:
         return lhs
 
     def _unary(self) -> Expr:
-        if self._is("op", "-") and self.tokens[self.i + 1].kind == "number":
-            self._next()
-            return NumberLiteral(-_number(self._next().text))
-        if self.tok.kind == "op" and self.tok.text in _UNSUPPORTED_OPS:
-            raise self.error(f"arithmetic operator {self.tok.text!r} is not supported")
-        return self._postfix(self._primary())
+        """A comparison's operand: arithmetic, which `check_types` admits between numbers only."""
+        return self._arithmetic(0)
+
+    def _arithmetic(self, level: int) -> Expr:
+        if level == len(_ARITHMETIC_LEVELS):
+            return self._signed()
+        lhs = self._arithmetic(level + 1)
+        while self.tok.kind == "op" and self.tok.text in _ARITHMETIC_LEVELS[level]:
+            op = self._next().text
+            self._modifiers()
+            rhs = self._arithmetic(level if op == "^" else level + 1)
+            lhs = Binary(op, lhs, rhs)
+        return lhs
+
+    def _signed(self) -> Expr:
+        """A unary sign binds looser than `^` (`-2 ^ 2` is -4), tighter than `*`."""
+        if not (self.tok.kind == "op" and self.tok.text in ("-", "+")):
+            return self._postfix(self._primary())
+        sign = self._next().text
+        operand = self._arithmetic(len(_ARITHMETIC_LEVELS) - 1)
+        if value_type(operand) != "scalar":
+            raise PromQLError(f"arithmetic operator {sign!r} is not supported on a {value_type(operand)}")
+        if sign == "+":
+            return operand
+        if isinstance(operand, NumberLiteral):
+            return NumberLiteral(-operand.value)
+        return Binary("*", NumberLiteral(-1.0), operand)
 
     def _primary(self) -> Expr:
         tok = self.tok
@@ -338,6 +359,9 @@ def value_type(expr: Expr) -> str:
         return "string"
     if isinstance(expr, MatrixSelector):
         return "matrix"
+    if isinstance(expr, Binary) and expr.op in ARITHMETIC:
+        both = (value_type(expr.lhs), value_type(expr.rhs))
+        return "scalar" if both == ("scalar", "scalar") else "vector"
     return "vector"
 
 
@@ -365,7 +389,13 @@ def check_types(expr: Expr) -> None:
         check_types(expr.expr)
     elif isinstance(expr, Binary):
         left, right = value_type(expr.lhs), value_type(expr.rhs)
-        if expr.op in ("and", "or", "unless"):
+        if expr.op in ARITHMETIC:
+            if (left, right) != ("scalar", "scalar"):
+                raise PromQLError(
+                    f"arithmetic operator {expr.op!r} is not supported between {left} and {right} "
+                    "(only between numbers)"
+                )
+        elif expr.op in ("and", "or", "unless"):
             if (left, right) != ("vector", "vector"):
                 raise PromQLError(f"{expr.op!r} needs instant vectors on both sides, got {left} and {right}")
         elif left == right == "vector":

@@ -117,5 +117,15 @@ class SeriesStore:
             if not by_labels:
                 del self._by_metric[metric]
 
+    def snapshot(self) -> SeriesStore:
+        """A copy to read elsewhere (a long query in a worker thread) while this one keeps changing."""
+        copy = SeriesStore()
+        for metric, by_labels in self._by_metric.items():
+            copy._by_metric[metric] = {
+                labels: Series(labels, series.times.copy(), series.values.copy(), series.pruned)
+                for labels, series in by_labels.items()
+            }
+        return copy
+
     def __len__(self) -> int:
         return sum(len(s) for s in self._by_metric.values())
