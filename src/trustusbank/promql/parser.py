@@ -1,7 +1,8 @@
 """Parse the PromQL subset of `ast.py`; anything outside it is a loud error, never a guess.
 
-An expression that Prometheus would accept but this parser refuses (arithmetic,
-`bool`, `group_left`, `on(...)` outside and/or/unless, `@`, other functions) names the
+An expression that Prometheus would accept but this parser refuses (arithmetic on series
+— between numbers it is accepted, as Grafana's `1+1` health check needs —, `bool`,
+`group_left`, `on(...)` outside and/or/unless, `@`, other functions) names the
 construct, so a rule that the embedded evaluator cannot honour fails `manifests check`
 instead of never firing.
 """
