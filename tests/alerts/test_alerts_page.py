@@ -6,13 +6,12 @@ Debian's chromium driven by Playwright; the test skips, saying why, where either
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.alerts.console import T0, TO_ATTACKER, stack
+from tests.chromium import chromium_or_skip, sandbox
 
 pytestmark = pytest.mark.browser
 
@@ -21,17 +20,13 @@ HOSTILE = "spiffe://cluster.local/ns/x/sa/<img src=x onerror=alert(1)>" + "a" * 
 
 async def test_the_page_fits_1280_px_and_reads_without_script(tmp_path: Path) -> None:
     api = pytest.importorskip("playwright.async_api", reason="Playwright is not installed")
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium is not installed (Debian package `chromium`)")
+    chromium = chromium_or_skip()
     async with stack(tmp_path) as s:
         await s.step(T0)
         s.node.attempts.labels(**{**TO_ATTACKER, "source_principal": HOSTILE}, outcome="allowed").inc()
         await s.step(T0 + 1)
         async with api.async_playwright() as playwright:
-            # Root cannot use chromium's sandbox (no user namespaces for it); an ordinary user keeps it.
-            args = ["--no-sandbox"] if os.geteuid() == 0 else []
-            browser = await playwright.chromium.launch(executable_path=chromium, args=args)
+            browser = await playwright.chromium.launch(executable_path=chromium, chromium_sandbox=sandbox())
             try:
                 context = await browser.new_context(
                     viewport={"width": 1280, "height": 800}, java_script_enabled=False

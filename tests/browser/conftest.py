@@ -11,9 +11,7 @@ open tab as it was when it failed.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
+
+from tests.chromium import chromium_or_skip, sandbox
 
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 FAILED = pytest.StashKey[bool]()
@@ -37,18 +37,12 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail(".ci/run installs Debian's chromium: CI must run the browser tests")
-        pytest.skip("no chromium here (Debian: apt-get install chromium)")
+    executable = chromium_or_skip()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=executable,
             headless=True,
-            # Chromium refuses to start as root with its sandbox ("Running as root without
-            # --no-sandbox is not supported"), and CI runs as root; as anyone else it keeps it.
-            chromium_sandbox=os.geteuid() != 0,
+            chromium_sandbox=sandbox(),
         )
         try:
             yield browser

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.chromium import chromium_or_skip, sandbox
 from tests.workloads.agentregistry.support import CONVERTER, push_converter, store_env
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
-CHROMIUM = shutil.which("chromium")
 VIEWPORT = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail(".ci/run installs Debian's chromium: CI must run the browser tests")
-        pytest.skip("no chromium on PATH (Debian package `chromium`)")
+    chromium = chromium_or_skip()
     with sync_api.sync_playwright() as playwright:
-        # Chromium will not start its sandbox as root (CI containers run as root).
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, chromium_sandbox=os.getuid() != 0)
+        launched = playwright.chromium.launch(executable_path=chromium, chromium_sandbox=sandbox())
         yield launched
         launched.close()
 
