@@ -70,6 +70,11 @@ COMMANDS: dict[str, Entry] = {
     "status": Entry(
         _C + "cluster_cmd", "status", "Pods, nodes, identities and addresses of the running cluster."
     ),
+    "open": Entry(
+        _C + "open_cmd",
+        "open_command",
+        "The write-up's eight browser tabs: addresses on this cluster, what to watch in each act.",
+    ),
     "exec": Entry(
         _C + "cluster_cmd",
         "exec_",

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trustusbank.cli.isolation_view import render_isolation
+from trustusbank.cli.open_cmd import render_tabs
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.kernel.syscalls import refuse_inspection
 from trustusbank.paths import deploy_dir, state_dir
@@ -89,6 +90,11 @@ def render_status(status: dict[str, Any]) -> None:
     render_isolation(out, status.get("isolation") or {})
 
 
+def _render_tabs(status: dict[str, Any]) -> None:
+    out.print("\n[bold]the write-up's browser tabs[/] (what to watch in each act: `trustusbank open`)")
+    render_tabs(status, out, acts=False)
+
+
 def _check_not_running(files: ClusterFiles) -> None:
     pid = control.running_pid(files)
     if pid is not None:
@@ -106,7 +112,9 @@ async def _foreground(supervisor: Supervisor, announce: bool) -> None:
     await asyncio.wait((task, settled), return_when=asyncio.FIRST_COMPLETED)
     settled.cancel()
     if announce and supervisor.phase == "Running":
-        render_status(control.read_status(supervisor.files) or {})
+        status = control.read_status(supervisor.files) or {}
+        render_status(status)
+        _render_tabs(status)
         err.print("cluster running; Ctrl-C stops it")
     await task
 
@@ -130,6 +138,7 @@ def up(
                 proc.terminate()
             raise typer.Exit(1)
         render_status(status)
+        _render_tabs(status)
         return
     isolation = prepare_isolation()  # before any thread: it may enter a user namespace
     refuse_inspection()  # the supervisor holds the CA: no core dumps, no ptrace
