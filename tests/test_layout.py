@@ -14,7 +14,7 @@ from tests.paths import REPO, TESTS
 SRC = REPO / "src" / "trustusbank"
 # system/: everything that starts a cluster; interop/: another project's real runtime (kagent-adk)
 # driven against ours, where the code under test is theirs and ours together.
-NOT_MIRRORS = {"system", "interop", "fixtures", "__pycache__"}
+NOT_MIRRORS = {"system", "interop", "browser", "fixtures", "__pycache__"}
 
 
 def test_every_test_folder_mirrors_a_source_package() -> None:

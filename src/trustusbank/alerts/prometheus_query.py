@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustusbank.alerts.prometheus_format import sample_value, unix
-from trustusbank.errors import ConfigError
+from trustusbank.errors import ConfigError, OperationError
 from trustusbank.promql.ast import Expr, MatrixSelector
 from trustusbank.promql.engine import Engine, EvaluationError, RangeSeries, Vector
 from trustusbank.promql.parser import PromQLError, parse, value_type
@@ -35,7 +35,7 @@ class ExecutionError(ConfigError, RuntimeError):
     """A query that parsed but cannot be evaluated on this data: Prometheus' `execution`, HTTP 422."""
 
 
-class QueryTimeout(TimeoutError):
+class QueryTimeout(OperationError, TimeoutError):
     """A range query still evaluating at its deadline: Prometheus' `timeout`, HTTP 503."""
 
 
