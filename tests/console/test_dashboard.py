@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,7 @@ from tests.evidence.story import (
 )
 from tests.serving import refused_url, serving
 from trustusbank.console.dashboard import create_app
+from trustusbank.evidence import Query, open_store, query
 from trustusbank.mesh.ztunnel.labels import peer_labels
 from trustusbank.telemetry.dashboard import EXTERNAL, PANELS
 
@@ -184,19 +186,24 @@ async def test_the_time_range_decides_what_is_shown(tmp_path: Path) -> None:
         bad_json = await b.http.get("/api/panels/6", params={"from": "now", "to": "now-5m"})
         too_often = await b.http.get("/d/dora-evidence", params={"refresh": "1s"})
         no_panel = await b.http.get("/api/panels/99")
+        [deny] = query(open_store(b.files), Query(kinds=("l4-deny",)))
+        at = math.ceil(datetime.fromisoformat(deny.time).timestamp() * 1000)  # not on the 3 s grid
+        up_to = await b.page(**{"from": str(at - 600_000), "to": str(at)})
+        just_before = await b.page(**{"from": str(at - 600_000), "to": str(at - 1)})
 
+    # Evidence is read to the range's last millisecond, whatever grid the PromQL panels use.
+    assert [r["seq"] for r in up_to.panels["9"]["records"]] == [deny.seq]
+    assert just_before.panels["9"]["records"] == []
     assert before.panels["9"]["records"] == before.panels["denies"]["records"] == []
     assert before.panels["6"]["series"] == {}
     assert "No data in this range." in before.text("6")
     assert "further than the alert evaluator keeps samples" in before.html
     start, end = b.t0 - 7200, b.t0 - 3600
-    step = math.ceil(3600 / 240)
     shown = " ".join(before.html.split("Showing ", 1)[1].split(" UTC", 1)[0].split())
     fmt = "%Y-%m-%d %H:%M:%S"
-    aligned = (math.floor(start / step) * step, math.floor(end / step) * step)
     assert shown == (
-        f"<time>{time.strftime(fmt, time.gmtime(aligned[0]))}</time> to "
-        f"<time>{time.strftime(fmt, time.gmtime(aligned[1]))}</time>"
+        f"<time>{time.strftime(fmt, time.gmtime(start))}</time> to "
+        f"<time>{time.strftime(fmt, time.gmtime(end))}</time>"
     )
 
     assert relative.status_code == 200

@@ -98,7 +98,7 @@ class Dashboard:
     ) -> PanelData:
         found = panel(panel_id)
         assert found is not None
-        key: Key = (panel_id, window.start, window.end, window.step, tuple(sorted(choices.items())))
+        key: Key = (panel_id, window.since, window.until, window.step, tuple(sorted(choices.items())))
         data = self.answers.get(key)
         if data is None:
             data = await answer(found, window, choices, api, self.evidence)
@@ -155,7 +155,7 @@ def create_app(
                 values = sorted([*values, chosen[variable.name]])
             choices.append(page.Choice(variable, values, chosen[variable.name]))
         panels = [await board.panel(p.id, window, chosen, api) for p in PANELS]
-        denies = await asyncio.to_thread(board.evidence.denies, window.start, window.end)
+        denies = await asyncio.to_thread(board.evidence.denies, window.since, window.until)
         if isinstance(api, PrometheusError):
             problems.append(f"PromQL panels: {api}")
         view = page.View(

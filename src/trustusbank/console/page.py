@@ -75,7 +75,7 @@ def _controls(view: View) -> str:
         for r in REFRESHES
     )
     shown = (
-        f'<p class="range">Showing <time>{_when(w.start)}</time> to <time>{_when(w.end)}</time> UTC, '
+        f'<p class="range">Showing <time>{_when(w.since)}</time> to <time>{_when(w.until)}</time> UTC, '
         f"a point every {format_duration(w.step)}.</p>"
     )
     return (

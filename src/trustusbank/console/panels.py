@@ -3,7 +3,7 @@
 The queries are the panels' own, sent as written to the Prometheus API (the alert
 evaluator's, here), with the dashboard's variables put in as Grafana puts them. Time series
 come back on one grid of `step`-spaced points (a missing sample stays a gap, not a zero);
-stat and table panels are instant queries at the range's end. Two panels read what the
+stat and table panels are instant queries at the range's very end. Two panels read what the
 embedded cluster has no engine for, and say so on the panel:
 - a LogQL panel (ztunnel's access log in Loki) shows the same lines from the evidence store;
 - the image panel (kube-state-metrics' `kube_pod_container_info`, which nothing here exports)
@@ -188,7 +188,7 @@ async def _instant(
     data: PanelData, api: Prometheus, window: TimeRange, choices: dict[str, str]
 ) -> list[tuple[Query, list[Series]]]:
     async def ask(query: Query) -> Answer:
-        return await api.instant(interpolate(query.expr, choices), window.end)
+        return await api.instant(interpolate(query.expr, choices), window.until)
 
     return await _each(data.panel.queries, ask, data)
 
@@ -222,7 +222,7 @@ async def answer(
         chosen = choices.get(variable.name, ALL) if variable else ALL
         identity = None if chosen == ALL else chosen
         data.evidence = await asyncio.to_thread(
-            evidence.denies, window.start, window.end, (L4_DENY,), identity
+            evidence.denies, window.since, window.until, (L4_DENY,), identity
         )
         return data
     if isinstance(api, PrometheusError):
@@ -236,7 +236,7 @@ async def answer(
     if any(reads_images(q) for q in panel.queries) and not data.rows:
         data.stand_in = IMAGES_STAND_IN
         data.evidence = await asyncio.to_thread(
-            evidence.workload_images, CONVERTER_NAMESPACE, CONVERTER_DEPLOYMENT, window.end
+            evidence.workload_images, CONVERTER_NAMESPACE, CONVERTER_DEPLOYMENT, window.until
         )
     return data
 
@@ -259,14 +259,14 @@ async def choices_of(
     if isinstance(api, PrometheusError):
         problems.append(str(api))
     else:
-        seconds = max(1, math.ceil(window.end - window.start))
+        seconds = max(1, math.ceil(window.until - window.since))
         expr = f"count by ({variable.label_name}) (last_over_time({variable.metric}[{seconds}s]))"
         try:
-            answer = await api.instant(expr, window.end)
+            answer = await api.instant(expr, window.until)
             label = variable.label_name
             found |= {s.labels[label] for s in answer.series if s.labels.get(label)}
         except PrometheusError as exc:
             problems.append(str(exc))
     if variable.label_name == "source_principal":
-        found |= await asyncio.to_thread(evidence.deny_identities, window.start, window.end, (L4_DENY,))
+        found |= await asyncio.to_thread(evidence.deny_identities, window.since, window.until, (L4_DENY,))
     return sorted(found), problems

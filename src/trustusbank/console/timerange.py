@@ -2,8 +2,10 @@
 
 `?from=now-15m&to=now` (relative to the moment the page is drawn) or epoch milliseconds
 (`?from=1700000000000`), and `?refresh=10s`, so a Grafana link's query string works here too.
-A range is resolved once, to whole seconds, when the page is drawn: the charts' JSON is
+A range is resolved once, to whole milliseconds, when the page is drawn: the charts' JSON is
 asked for that same absolute range, so the chart and the table beneath it show one moment.
+PromQL is asked on a grid aligned to the step (as Grafana aligns it), which may end a few
+seconds before the range does; evidence is read over the range itself, to its last moment.
 The step keeps every query near `POINTS` points whatever the range: the alert evaluator
 answers one query at a time, and alerting waits for none of them.
 """
@@ -65,7 +67,9 @@ def refresh_seconds(raw: str) -> float | None:
 
 @dataclass(frozen=True)
 class TimeRange:
-    start: float  # epoch seconds, a multiple of step
+    since: float  # the range asked for, epoch seconds (whole milliseconds)
+    until: float
+    start: float  # the PromQL grid: multiples of step, start <= since, end <= until
     end: float
     step: float
     raw_from: str
@@ -80,11 +84,11 @@ class TimeRange:
     @property
     def beyond_kept(self) -> bool:
         """Whether the range reaches further back than the evaluator keeps samples."""
-        return self.now - self.start > KEPT + self.step
+        return self.now - self.since > KEPT + self.step
 
     def absolute(self) -> dict[str, str]:
         """The URL parameters that name this very range (epoch milliseconds)."""
-        return {"from": str(round(self.start * 1000)), "to": str(round(self.end * 1000))}
+        return {"from": str(round(self.since * 1000)), "to": str(round(self.until * 1000))}
 
 
 def step_for(span: float) -> float:
@@ -99,10 +103,11 @@ def resolve(params: Mapping[str, str], now: float | None = None) -> TimeRange:
     raw_to = params.get("to") or DEFAULT_TO
     refresh = params.get("refresh", DEFAULT_REFRESH)
     refresh_seconds(refresh)
-    start, end = _moment("from", raw_from, at), _moment("to", raw_to, at)
-    if end <= start:
+    since = round(_moment("from", raw_from, at), 3)
+    until = round(_moment("to", raw_to, at), 3)
+    if until <= since:
         raise BadRange(f"from={raw_from!r} is not before to={raw_to!r}")
-    step = step_for(end - start)
-    aligned_start = math.floor(start / step) * step
-    aligned_end = max(math.floor(end / step) * step, aligned_start + step)
-    return TimeRange(aligned_start, aligned_end, step, raw_from, raw_to, refresh.strip() or "off", at)
+    step = step_for(until - since)
+    start = math.floor(since / step) * step
+    end = max(math.floor(until / step) * step, start + step)
+    return TimeRange(since, until, start, end, step, raw_from, raw_to, refresh.strip() or "off", at)
