@@ -49,12 +49,14 @@ async def test_the_console_keeps_its_url_across_a_crash_and_releases_it_when_sto
             status = console.status()
     finally:
         await console.stop()
+    stopped = console.status()
     assert first.status_code == 200
     assert "<h1>DORA evidence</h1>" in first.text
     assert after == ["crashed", "started", "ready"]
     assert second.status_code == 200
     assert (status["restarts"], _dashboard(status)["url"]) == (1, url)
     assert status["pid"] not in (None, pid)
+    assert (stopped["pid"], stopped["ready"], _dashboard(stopped)["url"]) == (None, False, url)
     async with httpx.AsyncClient(trust_env=False) as http:
         with pytest.raises(httpx.ConnectError):
             await http.get(url)  # stopped, and its socket closed with it

@@ -35,9 +35,8 @@ class Bound:
     asked: int | None  # the port it asked for (its seed port), None for any free one
     note: str = ""  # why it is not on the port it asked for
 
-    @property
-    def url(self) -> str:
-        return url_of(self.sock)
+    def __post_init__(self) -> None:
+        self.url = url_of(self.sock)  # said in the status file after the socket is closed, too
 
 
 def _bind(page: Page, port: int | None) -> Bound:
