@@ -21,13 +21,44 @@ from typing import Any
 
 import httpx
 
-from tests.alerts.console import Stack, stack
-from tests.evidence.story import Story
+from tests.alerts.console import TO_ATTACKER, Stack, stack
+from tests.evidence.story import CONVERTER, DENY_POLICY, Story
 from tests.serving import serving
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.console.dashboard import create_app
+from trustusbank.mesh.ztunnel.labels import peer_labels
 
 SESSIONS = "http://127.0.0.1:18007"  # where trace links point; the sessions console is another app
+HOSTILE = "spiffe://cluster.local/ns/x/sa/<img src=x onerror=alert(1)>"
+
+
+def refused_at_destination(source_principal: str) -> dict[str, str]:
+    """A connection the destination's node proxy closed as DENY, with Istio's labels."""
+    labels = peer_labels("destination", None, source_principal, None, None, None, True)
+    labels.update(
+        response_flags="DENY",
+        destination_workload="mock-attacker",
+        destination_workload_namespace="external-attacker",
+    )
+    return labels
+
+
+async def act3(b: Board) -> None:
+    """What the node proxies counted while the story ran: one exfiltration allowed, then one denied
+    (at the source, its outcome; at the destination, the policy's denial and Istio's DENY close)."""
+    await b.evaluator.step(b.t0)
+    b.evaluator.node.attempts.labels(**TO_ATTACKER, outcome="allowed").inc()
+    await b.evaluator.step(b.t0 + 1)
+    b.evaluator.node.attempts.labels(**TO_ATTACKER, outcome="denied").inc()
+    b.evaluator.node.denied.labels(
+        policy=DENY_POLICY,
+        reason="explicitly denied",
+        source_principal=CONVERTER,
+        destination_workload="mock-attacker",
+        destination_workload_namespace="external-attacker",
+    ).inc()
+    b.evaluator.node.closed.labels(**refused_at_destination(CONVERTER)).inc()
+    await b.evaluator.step(b.t0 + 2)
 
 
 @dataclass

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.alerts.console import TO_ATTACKER
-from tests.console.board import SESSIONS, Board, DashboardPage, board
+from tests.console.board import HOSTILE, SESSIONS, DashboardPage, act3, board, refused_at_destination
 from tests.evidence.story import (
     ATTACKER_ID,
     CLEAN,
@@ -29,40 +28,9 @@ from tests.evidence.story import (
 from tests.serving import refused_url, serving
 from trustusbank.console.dashboard import create_app
 from trustusbank.evidence import Query, open_store, query
-from trustusbank.mesh.ztunnel.labels import peer_labels
 from trustusbank.telemetry.dashboard import EXTERNAL, PANELS
 
-HOSTILE = "spiffe://cluster.local/ns/x/sa/<img src=x onerror=alert(1)>"
 STATIC_SCRIPTS = ["/static/uplot/uPlot.iife.min.js", "/static/dashboard.js"]
-
-
-def refused_at_destination(source_principal: str) -> dict[str, str]:
-    """A connection the destination's node proxy closed as DENY, with Istio's labels."""
-    labels = peer_labels("destination", None, source_principal, None, None, None, True)
-    labels.update(
-        response_flags="DENY",
-        destination_workload="mock-attacker",
-        destination_workload_namespace="external-attacker",
-    )
-    return labels
-
-
-async def act3(b: Board) -> None:
-    """What the node proxies counted while the story ran: one exfiltration allowed, then one denied
-    (at the source, its outcome; at the destination, the policy's denial and Istio's DENY close)."""
-    await b.evaluator.step(b.t0)
-    b.evaluator.node.attempts.labels(**TO_ATTACKER, outcome="allowed").inc()
-    await b.evaluator.step(b.t0 + 1)
-    b.evaluator.node.attempts.labels(**TO_ATTACKER, outcome="denied").inc()
-    b.evaluator.node.denied.labels(
-        policy=DENY_POLICY,
-        reason="explicitly denied",
-        source_principal=CONVERTER,
-        destination_workload="mock-attacker",
-        destination_workload_namespace="external-attacker",
-    ).inc()
-    b.evaluator.node.closed.labels(**refused_at_destination(CONVERTER)).inc()
-    await b.evaluator.step(b.t0 + 2)
 
 
 async def test_every_panel_is_on_the_page_with_what_prometheus_answers(tmp_path: Path) -> None:

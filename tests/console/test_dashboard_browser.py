@@ -13,8 +13,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.chromium import chromium_or_skip, sandbox
-from tests.console.board import board
-from tests.console.test_dashboard import HOSTILE, act3, refused_at_destination
+from tests.console.board import HOSTILE, act3, board, refused_at_destination
 from trustusbank.telemetry.dashboard import PANELS
 
 pytestmark = pytest.mark.browser
