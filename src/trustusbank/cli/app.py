@@ -100,6 +100,12 @@ COMMANDS: dict[str, Entry] = {
     "mesh": Entry(
         _C + "mesh_cmd", "app", "The mesh's own processes (started by `trustusbank up`).", hidden=True
     ),
+    "console": Entry(
+        _C + "console_cmd",
+        "app",
+        "The operator's console: the DORA evidence dashboard and agent sessions.",
+        hidden=True,
+    ),
     "manifests": Entry(_C + "manifests_cmd", "app", "Inspect and validate the Kubernetes manifest bundle."),
     "k8s": Entry(
         _C + "k8s_cmd",

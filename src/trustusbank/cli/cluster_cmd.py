@@ -42,6 +42,23 @@ def render_busy_ports(status: dict[str, Any]) -> None:
                 "own chatbot address; `down` the other cluster to get the port back.",
                 highlight=False,
             )
+    for page in (status.get("console") or {}).get("pages", []):
+        if page.get("note"):
+            err.print(
+                f"[bold red]warning:[/] the console's {page['name']} is not on its seed port: "
+                f"{page['note']}.",
+                highlight=False,
+            )
+
+
+def render_console(status: dict[str, Any]) -> None:
+    """Where the operator's console serves: the DORA evidence dashboard (18001), sessions (18007)."""
+    console = status.get("console")
+    if not console:
+        return
+    state = "" if console.get("ready") else " (not ready: see its log, logs/console.log)"
+    for page in console.get("pages", []):
+        out.print(f"console {page['name']}: {page['url']}{state}", soft_wrap=True, highlight=False)
 
 
 def render_status(status: dict[str, Any]) -> None:
@@ -87,6 +104,7 @@ def render_status(status: dict[str, Any]) -> None:
         out.print(f"{name:<{width}}  uid {p.get('uid', '?')}  {shown}", soft_wrap=True, highlight=False)
     for f in status.get("forwards", []):
         out.print(f"forward {f['name']}: {f['state']}", soft_wrap=True)
+    render_console(status)
     render_isolation(out, status.get("isolation") or {})
 
 

@@ -34,6 +34,7 @@ from trustusbank.manifests.core import Deployment
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
+from trustusbank.runtime.console import ConsoleProcess, open_console, seed_ports
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
 from trustusbank.runtime.isolation import COOPERATIVE, Isolation
 from trustusbank.runtime.podspec import http_ready, launch_spec
@@ -74,6 +75,7 @@ class Supervisor:
         self.ztunnels: dict[str, ManagedProcess] = {}
         self.pods: dict[str, ManagedProcess] = {}
         self.forwards: list[Forward] = []
+        self.console: ConsoleProcess | None = None
         self.phase = "Starting"
         self.settled = asyncio.Event()  # set once the cluster runs or has failed to start
         self.message = ""
@@ -105,6 +107,7 @@ class Supervisor:
             "forwards": [
                 {"name": f.name, "local_port": f.local_port, "state": f.state} for f in self.forwards
             ],
+            "console": self.console.status() if self.console is not None else None,
         }
         if topo is not None:
             for node in topo.nodes:
@@ -275,12 +278,30 @@ class Supervisor:
         await self._start_all(self.ztunnels, "ztunnel")
         self.pods = {pod.ref: self._pod(topo, bundle, pod.ref) for pod in topo.pods}
         await self._start_all(self.pods, "pod")
-        if PORT_FORWARDS.read():
+        forwarding = PORT_FORWARDS.read()
+        if forwarding:
             self.forwards = await start_forwards(topo)
+        await self._start_console(forwarding)
         self._control = await ControlServer(self, ready_timeout()).serve(files.control_socket)
         self.phase = "Running"
         self.write_status()
         self.settled.set()
+
+    async def _start_console(self, seed: bool) -> None:
+        """The operator's console (18001, 18007): on the seed ports when forwarding, else free ones.
+
+        It reads what the pods wrote, so it starts once they are ready. The cluster runs without
+        it if it does not come up: `status` then says so, with its log."""
+        self.console = open_console(self.files, seed_ports() if seed else None, self.event)
+        for page in self.console.status()["pages"]:
+            if page["note"]:
+                self.progress(f"console {page['name']}: {page['note']}")
+        await self.console.start()
+        if await self.console.process.wait_ready(ready_timeout()):
+            self.progress(f"console ready: {', '.join(p['url'] for p in self.console.status()['pages'])}")
+        else:
+            self.progress(f"console did not become ready; see {self.console.process.log_file}")
+        self.write_status()
 
     # -- rollouts ----------------------------------------------------------
     def deployment_pods(self, namespace: str, name: str) -> list[str]:
@@ -336,6 +357,8 @@ class Supervisor:
         if getattr(self, "_control", None) is not None:
             self._control.close()
             self.files.control_socket.unlink(missing_ok=True)
+        if self.console is not None:
+            await self.console.stop()
         await stop_forwards(self.forwards)
         await asyncio.gather(*(p.stop() for p in self.pods.values()))
         await asyncio.gather(*(z.stop() for z in self.ztunnels.values()))

@@ -1,0 +1,61 @@
+"""`trustusbank console serve`: the operator's console, 18001 (DORA evidence) and 18007 (sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from starlette.types import ASGIApp
+
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.console.dashboard import create_app
+from trustusbank.console.serve import DASHBOARD, SESSIONS, serve_all, sessions_app, url_of
+from trustusbank.kernel.syscalls import die_with_parent
+from trustusbank.paths import state_dir
+from trustusbank.workloads.serving import bind
+
+app = typer.Typer(help="The operator's console: the DORA evidence dashboard and agent sessions.")
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _socket(fd: int | None, host: str, port: int) -> socket.socket:
+    """The listening socket handed down as `fd`, or a new one bound to host:port."""
+    if fd is not None:
+        return socket.socket(fileno=fd)
+    return bind(host, port)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    dashboard_port: Annotated[int, typer.Option(help="The dashboard's port.")] = DASHBOARD.seed_port,
+    sessions_port: Annotated[int, typer.Option(help="The sessions console's port.")] = SESSIONS.seed_port,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(help="Prometheus API for the PromQL panels [default: the alert evaluator's pod]."),
+    ] = None,
+    dashboard_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    sessions_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Serve the console over the running cluster's state directory (`up` starts it)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if dashboard_fd is not None:
+        die_with_parent(signal.SIGTERM)  # handed its sockets by the supervisor: it ends with it
+    files = ClusterFiles(state_dir())
+    sessions = sessions_app(files)
+    served: list[tuple[ASGIApp, socket.socket]] = []
+    sessions_url = None
+    if sessions is not None:
+        sock = _socket(sessions_fd, host, sessions_port)
+        sessions_url = url_of(sock)
+        served.append((sessions, sock))
+        err.print(f"sessions on {sessions_url}{SESSIONS.path}")
+    sock = _socket(dashboard_fd, host, dashboard_port)
+    served.insert(0, (create_app(files, prometheus_url=prometheus, sessions_url=sessions_url), sock))
+    err.print(f"DORA evidence dashboard on {url_of(sock)}{DASHBOARD.path}")
+    asyncio.run(serve_all(served))

@@ -1,0 +1,98 @@
+"""The console process: the dashboard (18001) and, where it exists, the sessions console (18007).
+
+One process on the operator's side serves both apps, each on its own listening socket. The
+embedded runtime binds those sockets itself and hands them down (`--dashboard-fd`), as
+systemd's socket activation does: it learns the URLs before the process starts, a taken
+seed port is known and said at once, and a console that crashes and is restarted comes back
+on the same port, with no moment in which another program could take it.
+
+The sessions app is another part's (`trustusbank.console.sessions`, `create_app(files)`);
+it is imported only if that module exists, and its absence is not an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.http_server import uvicorn_config
+
+SESSIONS_MODULE = "trustusbank.console.sessions"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One of the console's apps, as the runtime binds it and the status file names it."""
+
+    name: str
+    seed_port: int  # the write-up's tab
+    path: str  # where a browser opens it
+
+
+DASHBOARD = Page("dashboard", 18001, "/d/dora-evidence")
+SESSIONS = Page("sessions", 18007, "/")
+
+
+def has_sessions() -> bool:
+    """Whether the sessions console is part of this installation (without importing it)."""
+    return importlib.util.find_spec(SESSIONS_MODULE) is not None
+
+
+def pages() -> list[Page]:
+    return [DASHBOARD, SESSIONS] if has_sessions() else [DASHBOARD]
+
+
+def sessions_app(files: ClusterFiles) -> ASGIApp | None:
+    """The sessions console over `files`, or None where it is not installed."""
+    try:
+        module = importlib.import_module(SESSIONS_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name == SESSIONS_MODULE:
+            return None
+        raise  # it is there, and something it imports is not: that is a fault to see
+    app: ASGIApp = module.create_app(files)
+    return app
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the process has several servers and stops them all."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_all(apps: list[tuple[ASGIApp, socket.socket]]) -> None:
+    """Serve each app on its socket until SIGINT or SIGTERM, or until one of them stops."""
+    servers = [
+        _Server(uvicorn_config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3))
+        for app, _ in apps
+    ]
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    sockets = [sock for _, sock in apps]
+    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, sockets, strict=True)]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop()  # one ended (it failed to start, or was told to stop): the console is not whole
+    await asyncio.gather(*tasks)

@@ -1,0 +1,87 @@
+"""The console as the runtime runs it: a real `trustusbank console serve` on sockets the runtime bound.
+
+The URL is known before the process starts and survives its crash: the restarted process serves
+the same socket. A seed port another program holds is said, and the page served elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.runtime.console import open_console
+from trustusbank.workloads.serving import bind
+
+LIFECYCLE_WAIT = 60.0  # an upper bound on a process start on a busy machine, not a duration
+
+
+def _dashboard(status: dict[str, object]) -> dict[str, str]:
+    pages = status["pages"]
+    assert isinstance(pages, list)
+    [page] = [p for p in pages if p["name"] == "dashboard"]
+    return dict(page)
+
+
+async def test_the_console_keeps_its_url_across_a_crash_and_releases_it_when_stopped(tmp_path: Path) -> None:
+    files = ClusterFiles(tmp_path / "state")
+    files.make()
+    seen: asyncio.Queue[str] = asyncio.Queue()
+    console = open_console(files, None, lambda kind, _: seen.put_nowait(kind))
+    url = _dashboard(console.status())["url"]
+    assert url.startswith("http://127.0.0.1:")
+    assert url.endswith("/d/dora-evidence")
+    await console.start()
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            assert await asyncio.wait_for(_next(seen, "ready"), LIFECYCLE_WAIT) == ["started", "ready"]
+            first = await http.get(url)
+            pid = console.process.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            after = await asyncio.wait_for(_next(seen, "ready"), LIFECYCLE_WAIT)
+            second = await http.get(url)
+            status = console.status()
+    finally:
+        await console.stop()
+    stopped = console.status()
+    assert first.status_code == 200
+    assert "<h1>DORA evidence</h1>" in first.text
+    assert after == ["crashed", "started", "ready"]
+    assert second.status_code == 200
+    assert (status["restarts"], _dashboard(status)["url"]) == (1, url)
+    assert status["pid"] not in (None, pid)
+    assert (stopped["pid"], stopped["ready"], _dashboard(stopped)["url"]) == (None, False, url)
+    async with httpx.AsyncClient(trust_env=False) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(url)  # stopped, and its socket closed with it
+
+
+async def _next(seen: asyncio.Queue[str], last: str) -> list[str]:
+    """The events up to and including the next `last`."""
+    kinds = [await seen.get()]
+    while kinds[-1] != last:
+        kinds.append(await seen.get())
+    return kinds
+
+
+async def test_a_taken_seed_port_is_said_and_the_page_served_on_a_free_one(tmp_path: Path) -> None:
+    files = ClusterFiles(tmp_path / "state")
+    files.make()
+    holder = bind("127.0.0.1", 0)  # another program on the dashboard's seed port
+    taken = holder.getsockname()[1]
+    console = open_console(files, {"dashboard": taken}, lambda *_: None)
+    try:
+        page = _dashboard(console.status())
+    finally:
+        await console.stop()
+        holder.close()
+    assert page["seed_port"] == taken
+    assert f"port {taken} on 127.0.0.1 is already in use" in page["note"]
+    assert f":{taken}/" not in page["url"]
+    assert f"served on {page['url']} instead" in page["note"]
