@@ -14,7 +14,12 @@ STATUS = {
             "state": "http://127.0.0.1:18006",
         },
     ],
-    "console": {"dashboard": "http://127.0.0.1:41234", "sessions": {"url": "http://127.0.0.1:41235"}},
+    "console": {
+        "pages": [
+            {"name": "dashboard", "seed_port": 18001, "url": "http://127.0.0.1:41234/d/dora-evidence"},
+            {"name": "sessions", "seed_port": 18007, "url": "http://127.0.0.1:41235/", "note": "port taken"},
+        ]
+    },
 }
 
 

@@ -57,14 +57,15 @@ TABS = (
 )  # fmt: skip
 
 
-def _console_url(status: Mapping[str, Any], app: str) -> str | None:
+def _console_base(status: Mapping[str, Any], page: str) -> str | None:
+    """The console page's origin (`http://host:port`), from `status["console"]["pages"]`."""
     console = status.get("console")
-    if isinstance(console, Mapping):
-        found = console.get(app)
-        if isinstance(found, str) and found.startswith("http"):
-            return found
-        if isinstance(found, Mapping) and str(found.get("url", "")).startswith("http"):
-            return str(found["url"])
+    pages = console.get("pages") if isinstance(console, Mapping) else None
+    for entry in pages if isinstance(pages, list) else []:
+        url = str(entry.get("url", "")) if isinstance(entry, Mapping) else ""
+        if entry.get("name") == page and url.startswith("http"):
+            scheme, _, rest = url.partition("://")
+            return f"{scheme}://{rest.split('/', 1)[0]}"
     return None
 
 
@@ -73,8 +74,8 @@ def url_of(tab: Tab, status: Mapping[str, Any] | None) -> str | None:
     if status is None:
         return None
     if tab.source.startswith("console:"):
-        base = _console_url(status, tab.source.removeprefix("console:"))
-        return base.rstrip("/") + tab.path if base else None
+        base = _console_base(status, tab.source.removeprefix("console:"))
+        return base + tab.path if base else None
     for forward in status.get("forwards", []):
         state = str(forward.get("state", ""))
         if forward.get("name") == tab.source and state.startswith("http"):
