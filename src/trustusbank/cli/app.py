@@ -73,7 +73,7 @@ COMMANDS: dict[str, Entry] = {
     "open": Entry(
         _C + "open_cmd",
         "open_command",
-        "The write-up's eight browser tabs: addresses on this cluster, what to watch in each act.",
+        "The write-up's eight browser tabs: their addresses on this cluster and what to watch in each act.",
     ),
     "exec": Entry(
         _C + "cluster_cmd",
