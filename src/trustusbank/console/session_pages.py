@@ -11,8 +11,8 @@ from typing import Any
 
 from trustusbank.console.agents import Agent
 from trustusbank.console.conversations import Session, ToolCall, Turn
-from trustusbank.console.html import Page, esc, path_part, short, tags, when
 from trustusbank.console.masking import Masker
+from trustusbank.console.shell import Page, esc, path_part, short, tags, when
 
 MAX_NESTING = 12
 

@@ -22,8 +22,8 @@ from starlette.routing import Route
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.console.agents import cluster_agents, with_cards
 from trustusbank.console.conversations import Session, build_sessions, unresolved_parents
-from trustusbank.console.html import not_found, path_part
 from trustusbank.console.session_pages import agent_page, index_page, session_page
+from trustusbank.console.shell import not_found, path_part
 from trustusbank.console.spanfiles import AGENT_FILES, read_spans, span_files
 from trustusbank.console.trace_page import trace_page
 from trustusbank.console.traces import gather

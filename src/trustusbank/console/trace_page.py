@@ -7,8 +7,8 @@ badged on the row where it happened, with the record's own words.
 
 from __future__ import annotations
 
-from trustusbank.console.html import Page, esc, short, when
 from trustusbank.console.session_pages import session_link
+from trustusbank.console.shell import Page, esc, short, when
 from trustusbank.console.traces import TraceView
 from trustusbank.console.waterfall import Row
 
