@@ -7,6 +7,7 @@ badged on the row where it happened, with the record's own words.
 
 from __future__ import annotations
 
+from trustusbank.console.masking import Masker
 from trustusbank.console.session_pages import session_link
 from trustusbank.console.shell import Page, esc, short, when
 from trustusbank.console.traces import TraceView
@@ -15,7 +16,7 @@ from trustusbank.console.waterfall import Row
 BAR_CLASSES = {"model": "c-model", "waypoint": "c-waypoint", "ztunnel": "c-ztunnel", "MCP server": "c-mcp"}
 
 
-def _row(n: int, row: Row) -> str:
+def _row(n: int, row: Row, masker: Masker) -> str:
     mark = row.mark
     badge = f'<span class="badge {mark.kind}">{esc(mark.kind.upper())}</span> ' if mark else ""
     kinds = ["bar", BAR_CLASSES.get(row.component, "")]
@@ -37,8 +38,8 @@ def _row(n: int, row: Row) -> str:
         notes.append(mark.text)
     return (
         f'<div class="cmp{shade}" data-row="{n}">{esc(row.component)}</div>'
-        f'<div class="lbl d{row.depth}{shade}">{badge}{esc(row.label)}'
-        f'<span class="note">{esc(" · ".join(notes))}</span></div>'
+        f'<div class="lbl d{row.depth}{shade}">{badge}{esc(masker.text(row.label))}'
+        f'<span class="note">{esc(masker.text(" · ".join(notes)))}</span></div>'
         f'<div class="track{shade}"><div class="{" ".join(k for k in kinds if k)}" id="b{n}"></div></div>'
     )
 
@@ -57,7 +58,7 @@ def trace_page(view: TraceView) -> Page:
         page.add(f"<p class='muted'>{esc(view.evidence_error)}</p>")
     cells = ['<div class="hd">Component</div><div class="hd">Span</div><div class="hd">Time</div>']
     for n, row in enumerate(waterfall.rows):
-        cells.append(_row(n, row))
+        cells.append(_row(n, row, view.masker))
         page.rules.append(f"#b{n} {{ margin-left: {row.left:.3f}%; width: {row.width:.3f}%; }}")
     for depth in sorted({r.depth for r in waterfall.rows}):
         page.rules.append(f".wf .d{depth} {{ padding-left: {0.3 + depth * 1.1:.1f}em; }}")
@@ -66,11 +67,11 @@ def trace_page(view: TraceView) -> Page:
         rows = "".join(
             f"<tr{' class=row-deny' if x.record.is_deny else ''}><td>#{x.record.seq}</td>"
             f"<td>{esc(x.record.time)}</td><td>{esc(x.record.source)}</td><td>{esc(x.record.kind)}</td>"
-            f"<td>{esc(x.record.summary)}</td><td class='muted'>{esc(x.link)}</td></tr>"
+            f"<td>{esc(view.masker.text(x.record.summary))}</td><td class='muted'>{esc(x.link)}</td></tr>"
             for x in view.evidence
         )
         page.add(
-            '<section class="box"><h2>Evidence records</h2><table><tr><th>Seq</th><th>Time</th>'
+            '<section class="box"><h2>Evidence records</h2><table class="ev"><tr><th>Seq</th><th>Time</th>'
             f"<th>Source</th><th>Kind</th><th>Summary</th><th>Joined by</th></tr>{rows}</table></section>"
         )
     return page

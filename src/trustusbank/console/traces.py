@@ -24,6 +24,7 @@ from trustusbank.agents.a2a import spans as genai
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Topology
 from trustusbank.console.agents import topology_of
+from trustusbank.console.masking import Masker
 from trustusbank.console.spanfiles import Span, read_spans, span_files
 from trustusbank.console.waterfall import (
     WAYPOINT,
@@ -50,6 +51,7 @@ class TraceView:
     waterfall: Waterfall
     evidence: list[Linked] = field(default_factory=list)
     evidence_error: str | None = None
+    masker: Masker = field(default_factory=Masker)
 
     @property
     def conversations(self) -> list[str]:
@@ -230,4 +232,8 @@ def gather(files: ClusterFiles, trace_id: str) -> TraceView:
             moment = _seconds(record.time)
             points.append(Point(moment, _anchor(main, moment), record.source, record.summary, mark))
     waterfall = layout(main, marks=marks, labels=labels, extras=extras, points=points)
-    return TraceView(trace_id, main, waterfall, evidence, error)
+    # the evidence's summaries quote tool arguments: masked with what the trace's tool calls revealed
+    revealed = [
+        str(s.attributes.get(key) or "") for s in main for key in (genai.TOOL_ARGUMENTS, genai.TOOL_RESULT)
+    ]
+    return TraceView(trace_id, main, waterfall, evidence, error, Masker(revealed))
