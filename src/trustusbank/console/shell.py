@@ -74,7 +74,7 @@ details > summary { cursor: pointer; color: #4a5263; }
 .wf .bar.rel { opacity: .55; }
 .wf .bar.deny, .wf .bar.error { background: #b3261e; opacity: 1; }
 .row-deny { background: #fdecea; }
-table.ev td:nth-child(-n+4) { white-space: nowrap; overflow-wrap: normal; }
+table.ev td:nth-child(-n+4), table.ev th { white-space: nowrap; overflow-wrap: normal; }
 .wf .note { display: block; color: #687186; font-size: 11.5px; }
 """
 
