@@ -8,7 +8,9 @@
 
 Everything is read from the cluster's files on each request (the agents' and the mesh's
 spans, the evidence store, the topology, the manifests in force) and from the agents' own
-card endpoints, off the event loop. Nothing here can change the cluster.
+card endpoints, off the event loop. Nothing here can change the cluster; the trace page
+first brings the evidence store up to date (`evidence.ingest`, as the evidence commands do),
+so a deny logged a moment ago is marked.
 """
 
 from __future__ import annotations

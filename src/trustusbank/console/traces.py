@@ -100,6 +100,8 @@ def _caller_connection(
     extras = []
     for root in roots[:1]:
         identity = _identity(topology, root)
+        if identity is None:
+            continue
         carrying = [
             s
             for s in others
@@ -187,9 +189,8 @@ def gather(files: ClusterFiles, trace_id: str) -> TraceView:
     joined_traces = {x.record.trace_id for x in evidence if x.record.trace_id} - {trace_id}
     roots = [s for s in main if s.operation == genai.INVOKE_AGENT]
     identities = {i for i in (_identity(topology, s) for s in roots[:1]) if i}
-    others = [
-        s for s in read_spans(paths, [*linked_traces, *joined_traces, *identities]) if s.trace_id != trace_id
-    ]
+    needles = [*linked_traces, *joined_traces, *identities]
+    others = [s for s in read_spans(paths, needles) if s.trace_id != trace_id] if needles else []
 
     marks: dict[str, Mark] = {}
     labels: dict[str, str] = {}
