@@ -13,10 +13,13 @@ import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from tests.console.sessions_world import (
     DENY_RULE,
@@ -34,6 +37,7 @@ from tests.serving import serving
 from trustusbank import __version__
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.console.sessions import create_app, read_sessions
+from trustusbank.telemetry.tracing import read_spans, setup_tracing
 
 AGENTS = "trustusbank-bank-agents"
 RAW_PII = (EMAIL, NI_NUMBER, "QQ123456C", "+44 7700 900100", "42 King Street")
@@ -265,3 +269,59 @@ def test_a_half_written_or_broken_span_line_hides_nothing(world: World, tmp_path
     (turn,) = sessions[world.conversation_b].turns
     assert [c.name for c in turn.calls] == ["fraud_bot", "convert_currency"]
     assert [c.name for c in turn.calls[0].handoffs[0].calls] == ["list_recent"]
+
+
+async def test_the_callers_connection_is_correlated_by_identity_and_time(
+    world: World, tmp_path: Path
+) -> None:
+    """The chatbot records no span and ztunnel starts a trace per connection: the connection that
+    carried the request is found by the agent's identity and the run's start, and drawn first."""
+    files = ClusterFiles(tmp_path / "state")
+    shutil.copytree(world.files.root, files.root)
+    (run,) = [
+        s
+        for path in files.outputs("traces", "agent-*.jsonl")
+        for s in read_spans(path)
+        if s["name"] == "invoke_agent support-bot" and s["context"]["trace_id"] == f"0x{world.traces_a[0]}"
+    ]
+    started = datetime.fromisoformat(run["start_time"].replace("Z", "+00:00")).timestamp()
+    opened = int((started - 0.05) * 1e9)
+    chatbot, support = (
+        "spiffe://cluster.local/ns/trustusbank-bank-frontend/sa/chatbot",
+        "spiffe://cluster.local/ns/trustusbank-bank-agents/sa/support-bot",
+    )
+    # What both ztunnels write when the pooled connection closes: its own trace, begun before the run.
+    provider = setup_tracing("ztunnel", files.traces / "ztunnel-trustusbank-worker2.jsonl")
+    tracer = provider.get_tracer("ztunnel")
+    attributes = {"src.identity": chatbot, "dst.identity": support}
+    outbound = tracer.start_span(
+        "ztunnel outbound", kind=SpanKind.CLIENT, attributes=attributes, start_time=opened
+    )
+    inbound = tracer.start_span(
+        "ztunnel inbound",
+        context=trace.set_span_in_context(outbound),
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+        start_time=opened + 1000,
+    )
+    inbound.end()
+    outbound.end()
+    provider.shutdown()
+
+    async with serving(create_app(files)) as url, httpx.AsyncClient(base_url=url) as http:
+        page = await http.get(f"/traces/{world.traces_a[0]}")
+
+    rows = waterfall(page.text)
+    group, out, into, root = rows[:4]
+    assert group.component == "chatbot"
+    assert group.label.startswith(
+        "trustusbank-bank-frontend/chatbot → support-bot: the connection that carried"
+    )
+    assert "correlated" in group.note
+    assert [(r.label.split(" on ")[0], r.depth) for r in (out, into)] == [
+        ("ztunnel outbound", 1),
+        ("ztunnel inbound", 2),
+    ]
+    assert "began" in out.note
+    assert "lasted" in out.note  # the connection outlives the run: its bar is clipped to the trace
+    assert (root.label, root.depth) == ("invoke_agent support-bot", 0)
