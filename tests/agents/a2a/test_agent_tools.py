@@ -92,6 +92,17 @@ async def test_answer_from_three_real_tool_calls_with_chain_and_spans(bank: Bank
     assert invoke.attributes["gen_ai.conversation.id"] == task.context_id
     assert invoke.attributes["gen_ai.provider.name"] == "test-provider"
     assert invoke.attributes["gen_ai.system"] == "test-provider"
+    # The exchange itself, in the conventions' message shape: the operator's console reads it.
+    assert json.loads(str(invoke.attributes["gen_ai.input.messages"])) == [
+        {"role": "user", "parts": [{"type": "text", "content": "balance in dollars for customer 12345"}]}
+    ]
+    assert json.loads(str(invoke.attributes["gen_ai.output.messages"])) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "Alice Smith has 5445.19 USD"}],
+            "finish_reason": "stop",
+        }
+    ]
 
     chats = spans_named(spans, "chat ")
     assert len(chats) == len(model.requests) == 4

@@ -152,9 +152,12 @@ class AgentLoop:
                 attr.PROVIDER: self.model.provider,
                 attr.SYSTEM: self.model.provider,
                 attr.REQUEST_MODEL: spec.model.model,
+                attr.INPUT_MESSAGES: attr.text_message("user", text),
             },
         ) as span:
             result = await self._run(text, context_id, progress)
+            finish = result.stop_reason or "stop"
+            span.set_attribute(attr.OUTPUT_MESSAGES, attr.text_message("assistant", result.reply, finish))
             span.set_attribute(attr.INPUT_TOKENS, result.usage.input_tokens)
             span.set_attribute(attr.OUTPUT_TOKENS, result.usage.output_tokens)
             if result.stop_reason:

@@ -4,7 +4,10 @@ The acceptance tests and the evidence trail read these attributes from recorded
 spans (which tool ran, with which arguments, what came back), so they are a
 contract: one place names them. `mcp.server.name`, `url.full` and
 `trustusbank.tool.is_error` are ours, added because "which server answered" is the
-question a rug pull raises.
+question a rug pull raises. The run's span also carries the customer's message and the
+answer (the conventions' opt-in `gen_ai.input.messages` / `gen_ai.output.messages`): the
+agent keeps its sessions in memory only, so they are how the operator's console shows a
+session's messages.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ TOOL_IS_ERROR = "trustusbank.tool.is_error"
 AGENT_REF = "trustusbank.agent.ref"
 STOP_REASON = "trustusbank.agent.stop_reason"
 ERROR_TYPE = "error.type"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
 
 INVOKE_AGENT = "invoke_agent"
 CHAT = "chat"
@@ -54,3 +59,12 @@ def truncate(text: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
 
 def as_json(value: Any) -> str:
     return truncate(json.dumps(value, sort_keys=True, default=str))
+
+
+def text_message(role: str, text: str, finish_reason: str | None = None) -> str:
+    """One text message in the conventions' JSON shape (a list of {role, parts}); the text is truncated,
+    never the JSON around it, so the attribute always parses."""
+    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": truncate(text)}]}
+    if finish_reason is not None:
+        message["finish_reason"] = finish_reason
+    return json.dumps([message])
