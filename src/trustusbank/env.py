@@ -268,7 +268,8 @@ ISOLATION: Setting[str] = Setting(
 )
 PORT_FORWARDS: Setting[bool] = Setting(
     "TRUSTUSBANK_PORT_FORWARDS",
-    "`0` disables the seed's local ports (chatbot 18009, attacker 18011, registry 18006, alerts 18002, SOC inbox 18012); the console (18001, 18007) then serves on free ports, named by `status`",
+    "`0` disables the seed's local ports (chatbot 18009, attacker 18011, registry 18006, alerts 18002, "
+    "SOC inbox 18012); the console (18001, 18007) then serves on free ports, named by `status`",
     "runtime.supervisor (`up`)",
     off_when_zero,
     True,
