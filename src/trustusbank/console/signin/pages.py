@@ -28,7 +28,7 @@ _STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 def _headers(form_targets: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": (
-            f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
+            f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; img-src data:; base-uri 'none'; "
             f"form-action {form_targets}; frame-ancestors 'none'"
         ),
         "X-Frame-Options": "DENY",
