@@ -275,6 +275,15 @@ PORT_FORWARDS: Setting[bool] = Setting(
     True,
     blank_is_unset=False,
 )
+CONSOLE_SIGNIN: Setting[bool] = Setting(
+    "TRUSTUSBANK_CONSOLE_SIGNIN",
+    "`0` turns off the sign-in in front of the console's pages (18001, 18007): no provider (15556), "
+    "no front door, and anyone who can reach the pages reads them",
+    "console.serve.signin_on: `up` (which sockets the console gets) and `console serve`",
+    off_when_zero,
+    True,
+    blank_is_unset=False,
+)
 
 # -- workloads -------------------------------------------------------------------------------
 
@@ -450,6 +459,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     READY_TIMEOUT,
     ISOLATION,
     PORT_FORWARDS,
+    CONSOLE_SIGNIN,
     ALLOWED_HOSTS,
     MODEL_GULLIBILITY,
     AGENT_SPEC,

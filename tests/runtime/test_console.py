@@ -2,6 +2,9 @@
 
 The URL is known before the process starts and survives its crash: the restarted process serves
 the same socket. A seed port another program holds is said, and the page served elsewhere.
+The pages are behind the sign-in (its provider is one of the console's sockets): the test signs
+in as the write-up's admin through the provider's form, and the session outlives the crash too,
+the cookie key being kept under the state directory.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.console.signin.world import location, sign_in
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.console import open_console
 from trustusbank.workloads.serving import bind
@@ -21,11 +25,15 @@ from trustusbank.workloads.serving import bind
 LIFECYCLE_WAIT = 60.0  # an upper bound on a process start on a busy machine, not a duration
 
 
-def _dashboard(status: dict[str, object]) -> dict[str, str]:
+def _page(status: dict[str, object], name: str) -> dict[str, str]:
     pages = status["pages"]
     assert isinstance(pages, list)
-    [page] = [p for p in pages if p["name"] == "dashboard"]
+    [page] = [p for p in pages if p["name"] == name]
     return dict(page)
+
+
+def _dashboard(status: dict[str, object]) -> dict[str, str]:
+    return _page(status, "dashboard")
 
 
 async def test_the_console_keeps_its_url_across_a_crash_and_releases_it_when_stopped(tmp_path: Path) -> None:
@@ -34,13 +42,16 @@ async def test_the_console_keeps_its_url_across_a_crash_and_releases_it_when_sto
     seen: asyncio.Queue[str] = asyncio.Queue()
     console = open_console(files, None, lambda kind, _: seen.put_nowait(kind))
     url = _dashboard(console.status())["url"]
+    provider = _page(console.status(), "signin")["url"]
     assert url.startswith("http://127.0.0.1:")
     assert url.endswith("/d/dora-evidence")
     await console.start()
     try:
         async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
             assert await asyncio.wait_for(_next(seen, "ready"), LIFECYCLE_WAIT) == ["started", "ready"]
-            first = await http.get(url)
+            to_sign_in = await http.get(url)
+            first = await sign_in(http, url)
+            sessions = await http.get(_page(console.status(), "sessions")["url"])  # signed in there too
             pid = console.process.pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
@@ -50,10 +61,13 @@ async def test_the_console_keeps_its_url_across_a_crash_and_releases_it_when_sto
     finally:
         await console.stop()
     stopped = console.status()
+    assert location(to_sign_in).startswith(f"{provider}auth?")
     assert first.status_code == 200
     assert "<h1>DORA evidence</h1>" in first.text
+    assert sessions.status_code == 200
     assert after == ["crashed", "started", "ready"]
-    assert second.status_code == 200
+    assert second.status_code == 200  # the same session: no sign-in after the restart
+    assert "<h1>DORA evidence</h1>" in second.text
     assert (status["restarts"], _dashboard(status)["url"]) == (1, url)
     assert status["pid"] not in (None, pid)
     assert (stopped["pid"], stopped["ready"], _dashboard(stopped)["url"]) == (None, False, url)
@@ -85,3 +99,24 @@ async def test_a_taken_seed_port_is_said_and_the_page_served_on_a_free_one(tmp_p
     assert f"port {taken} on 127.0.0.1 is already in use" in page["note"]
     assert f":{taken}/" not in page["url"]
     assert f"served on {page['url']} instead" in page["note"]
+
+
+async def test_with_the_sign_in_off_there_is_no_provider_and_the_pages_are_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRUSTUSBANK_CONSOLE_SIGNIN", "0")  # read here, and by the process it starts
+    files = ClusterFiles(tmp_path / "state")
+    files.make()
+    seen: asyncio.Queue[str] = asyncio.Queue()
+    console = open_console(files, None, lambda kind, _: seen.put_nowait(kind))
+    names = [p["name"] for p in console.status()["pages"]]
+    await console.start()
+    try:
+        await asyncio.wait_for(_next(seen, "ready"), LIFECYCLE_WAIT)
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            page = await http.get(_dashboard(console.status())["url"])
+    finally:
+        await console.stop()
+    assert names == ["dashboard", "sessions"]
+    assert page.status_code == 200
+    assert "<h1>DORA evidence</h1>" in page.text

@@ -3,7 +3,8 @@
 The session cluster forwards no seed port (TRUSTUSBANK_PORT_FORWARDS=0), so the console is on a
 free port, recorded in the status file, as `trustusbank status` prints it. A deny made on the
 cluster (an A2A call the AccessPolicy refuses) is on the dashboard's evidence, and the PromQL
-panels are answered by the alert evaluator's pod: no panel reports a problem.
+panels are answered by the alert evaluator's pod: no panel reports a problem. The dashboard is
+behind the sign-in, on as `up` starts it: the test signs in through the provider's form.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import httpx
 
 from tests.console.board import DashboardPage
+from tests.console.signin.world import sign_in
 from tests.system.conftest import Cluster
 from trustusbank.telemetry.dashboard import PANELS
 
@@ -26,19 +28,22 @@ ASK_SUPPORT_BOT = (
 )
 
 
-def test_the_console_url_is_in_status_and_the_dashboard_answers_there(cluster: Cluster) -> None:
+async def test_the_console_url_is_in_status_and_the_dashboard_answers_there(cluster: Cluster) -> None:
     console = cluster.status()["console"]
     [dashboard] = [p for p in console["pages"] if p["name"] == "dashboard"]
+    [provider] = [p for p in console["pages"] if p["name"] == "signin"]
     assert console["ready"]
     assert dashboard["seed_port"] is None  # no seed port asked for: the session cluster forwards none
     assert dashboard["url"].startswith("http://127.0.0.1:")
     assert dashboard["url"].endswith("/d/dora-evidence")
     printed = cluster.cli("status")
     assert f"console dashboard: {dashboard['url']}" in printed.stdout
+    assert f"console signin: {provider['url']}" in printed.stdout
 
     refused = cluster.exec_python(f"{AGENTS_NS}/fraud-bot", ASK_SUPPORT_BOT)
     assert refused.stdout.strip().endswith("403"), refused.stdout + refused.stderr
-    response = httpx.get(dashboard["url"], params={"refresh": "off"}, timeout=60, trust_env=False)
+    async with httpx.AsyncClient(trust_env=False, timeout=60) as http:
+        response = await sign_in(http, f"{dashboard['url']}?refresh=off")
 
     assert response.status_code == 200
     page = DashboardPage(response.text)

@@ -1,4 +1,5 @@
-"""`trustusbank console serve`: the operator's console, 18001 (DORA evidence) and 18007 (sessions)."""
+"""`trustusbank console serve`: the operator's console, 18001 (DORA evidence) and 18007 (sessions),
+behind the sign-in whose provider is on 15556."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from starlette.types import ASGIApp
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.console.dashboard import create_app
-from trustusbank.console.serve import DASHBOARD, SESSIONS, serve_all, sessions_app, url_of
+from trustusbank.console.serve import DASHBOARD, SESSIONS, SIGNIN, serve_all, sessions_app, signin_on, url_of
+from trustusbank.console.signin.chain import sign_in_chain
 from trustusbank.kernel.syscalls import die_with_parent
 from trustusbank.paths import state_dir
 from trustusbank.workloads.serving import bind
@@ -35,12 +37,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     dashboard_port: Annotated[int, typer.Option(help="The dashboard's port.")] = DASHBOARD.seed_port,
     sessions_port: Annotated[int, typer.Option(help="The sessions console's port.")] = SESSIONS.seed_port,
+    signin_port: Annotated[int, typer.Option(help="The sign-in provider's port.")] = SIGNIN.seed_port,
     prometheus: Annotated[
         str | None,
         typer.Option(help="Prometheus API for the PromQL panels [default: the alert evaluator's pod]."),
     ] = None,
     dashboard_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
     sessions_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    signin_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the console over the running cluster's state directory (`up` starts it)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -58,4 +62,12 @@ def serve(
     sock = _socket(dashboard_fd, host, dashboard_port)
     served.insert(0, (create_app(files, prometheus_url=prometheus, sessions_url=sessions_url), sock))
     err.print(f"DORA evidence dashboard on {url_of(sock)}{DASHBOARD.path}")
+    if signin_on():
+        sock = _socket(signin_fd, host, signin_port)
+        chain = sign_in_chain(files.state, url_of(sock), [(app, url_of(s)) for app, s in served])
+        served = [(door, s) for door, (_, s) in zip(chain.pages, served, strict=True)]
+        served.append((chain.provider, sock))
+        err.print(f"sign-in provider on {url_of(sock)}{SIGNIN.path}: the pages above are behind it")
+    else:
+        err.print("sign-in off (TRUSTUSBANK_CONSOLE_SIGNIN=0): the pages above are open")
     asyncio.run(serve_all(served))

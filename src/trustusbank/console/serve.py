@@ -1,10 +1,15 @@
-"""The console process: the dashboard (18001) and, where it exists, the sessions console (18007).
+"""The console process: the dashboard (18001), where it exists the sessions console (18007), and
+the sign-in provider (15556) whose front doors stand before both.
 
-One process on the operator's side serves both apps, each on its own listening socket. The
+One process on the operator's side serves the apps, each on its own listening socket. The
 embedded runtime binds those sockets itself and hands them down (`--dashboard-fd`), as
 systemd's socket activation does: it learns the URLs before the process starts, a taken
 seed port is known and said at once, and a console that crashes and is restarted comes back
 on the same port, with no moment in which another program could take it.
+
+The sign-in (`console.signin`: dex's role on 15556, the write-up's admin@kagent.local / admin,
+and oauth2-proxy's before each page) is on unless `TRUSTUSBANK_CONSOLE_SIGNIN=0`. Its seed
+port, 15556, is dex's default (5556) moved up among the local forwards' ports.
 
 The sessions app is another part's (`trustusbank.console.sessions`, `create_app(files)`);
 it is imported only if that module exists, and its absence is not an error.
@@ -25,6 +30,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.env import CONSOLE_SIGNIN
 from trustusbank.http_server import uvicorn_config
 
 SESSIONS_MODULE = "trustusbank.console.sessions"
@@ -41,6 +47,7 @@ class Page:
 
 DASHBOARD = Page("dashboard", 18001, "/d/dora-evidence")
 SESSIONS = Page("sessions", 18007, "/")
+SIGNIN = Page("signin", 15556, "/")  # the provider: its URL is the issuer
 
 
 def has_sessions() -> bool:
@@ -48,8 +55,15 @@ def has_sessions() -> bool:
     return importlib.util.find_spec(SESSIONS_MODULE) is not None
 
 
+def signin_on() -> bool:
+    """Whether the console's pages are behind the sign-in (`TRUSTUSBANK_CONSOLE_SIGNIN`)."""
+    return CONSOLE_SIGNIN.read()
+
+
 def pages() -> list[Page]:
-    return [DASHBOARD, SESSIONS] if has_sessions() else [DASHBOARD]
+    """The console's sockets, the dashboard first (its `/healthz` is the readiness probe)."""
+    found = [DASHBOARD, SESSIONS] if has_sessions() else [DASHBOARD]
+    return [*found, SIGNIN] if signin_on() else found
 
 
 def sessions_app(files: ClusterFiles) -> ASGIApp | None:
