@@ -20,11 +20,13 @@ from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
+from trustusbank.errors import RefusedError
+
 ALGORITHMS = ["RS256"]
 LEEWAY = 30  # seconds of clock difference allowed between the provider and the door
 
 
-class Refused(Exception):
+class Refused(RefusedError):
     """A sign-in refused; the message says why, for the page and the log."""
 
 
