@@ -202,7 +202,8 @@ async def test_trace_waterfall_runs_across_the_components_in_order_with_the_deny
     }
     root = rows[0]
     assert (root.component, root.label, root.depth) == ("support-bot", "invoke_agent support-bot", 0)
-    assert (root.left, root.width) == (0.0, 100.0)
+    assert root.left == 0.0  # the trace starts with it; a pooled connection's span may end after it
+    assert max(r.left + r.width for r in rows) == pytest.approx(100.0, abs=0.01)
 
     handoff = next(r for r in rows if r.label.startswith("hand-off fraud_bot"))
     fraud_run = next(r for r in rows if r.label == "invoke_agent fraud-bot")
