@@ -14,8 +14,16 @@ from trustusbank.workloads.launcher import Process, start
 # Defined once, here, for tests/system and tests/browser: one cluster per session.
 __all__ = ["cluster", "defence_on"]
 
-SYSTEM = Path(__file__).parent / "system"
-BROWSER = Path(__file__).parent / "browser"  # drives the same session cluster: the same group
+TESTS = Path(__file__).parent
+SYSTEM = TESTS / "system"
+BROWSER = TESTS / "browser"  # drives the same session cluster: the same group
+# Tests that share one expensive module fixture run on one worker, and start first: split over
+# two workers, both would build it (the image's root filesystem: two cold minutes each, into one
+# cache), and a long group handed out last keeps the run waiting on one worker.
+SHARED_SETUP = {
+    TESTS / "k8s" / "test_rootfs.py": "rootfs",
+    TESTS / "interop" / "kagent_runtime": "kagent-runtime",
+}
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and never called) without xdist
@@ -33,10 +41,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadGroupScheduling
 
     together = tuple(path.relative_to(config.rootpath).as_posix() + "/" for path in (SYSTEM, BROWSER))
+    shared = {path.relative_to(config.rootpath).as_posix(): group for path, group in SHARED_SETUP.items()}
 
     class SystemTestsTogether(LoadGroupScheduling):
+        # xdist hands out the largest groups first (`--loadscope-reorder`, its default): the
+        # system group, then these, then single tests as workers free up.
         def _split_scope(self, nodeid: str) -> str:
-            return "system" if nodeid.startswith(together) else super()._split_scope(nodeid)
+            if nodeid.startswith(together):
+                return "system"
+            for prefix, group in shared.items():
+                if nodeid.startswith(prefix):
+                    return group
+            return str(super()._split_scope(nodeid))
 
     return SystemTestsTogether(config, log)
 
