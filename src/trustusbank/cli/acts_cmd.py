@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trustusbank.cli import k8s_story
+from trustusbank.cli.k8s_options import K8s, K8sContext
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import state_dir
 from trustusbank.scenario.changes import (
@@ -73,14 +73,16 @@ def upgrade_banking_app(
         ),
     ] = DEFAULT_RUG_PULL,
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened as JSON.")] = False,
-    k8s: k8s_story.K8s = False,
-    context: k8s_story.K8sContext = None,
+    k8s: K8s = False,
+    context: K8sContext = None,
 ) -> None:
     """Rug-pull the currency converter: new bytes behind the same image tag, the pod restarted onto them.
 
     The Deployment and the registry's catalogue are not touched; only the digest behind
     localhost:5001/acme-fx/currency-converter:1.0.0 changes. `trustusbank reset` undoes it."""
     if k8s:
+        from trustusbank.cli import k8s_story
+
         if variant not in (*RUG_PULLS, CLEAN):
             raise typer.BadParameter(f"one of {', '.join((*RUG_PULLS, CLEAN))}", param_hint="--variant")
         driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))
@@ -117,6 +119,8 @@ def _render_reset(report: ResetReport) -> None:
 
 
 def _reset_k8s(as_json: bool, context: str | None) -> None:
+    from trustusbank.cli import k8s_story  # Kubernetes mode is imported only when asked for
+
     driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))
     with err.status(f"resetting {driver.where}") as spinner:
         image = asyncio.run(driver.baseline(spinner.update))
@@ -132,8 +136,8 @@ def _reset_k8s(as_json: bool, context: str | None) -> None:
 
 def reset_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened as JSON.")] = False,
-    k8s: k8s_story.K8s = False,
-    context: k8s_story.K8sContext = None,
+    k8s: K8s = False,
+    context: K8sContext = None,
 ) -> None:
     """Back to the baseline (Act 1): clean converter build, no defence policies, the bank's seed data,
     the attacker's view reset.

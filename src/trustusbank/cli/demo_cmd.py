@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trustusbank.cli import k8s_story
 from trustusbank.cli.isolation_view import render_isolation
+from trustusbank.cli.k8s_options import K8s, K8sContext
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.paths import state_dir
 from trustusbank.runtime import control
@@ -179,6 +179,8 @@ def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool, start: bool = Tr
 
 
 def _run_acts_k8s(acts: tuple[int, ...], as_json: bool, context: str | None) -> None:
+    from trustusbank.cli import k8s_story  # Kubernetes mode is imported only when asked for
+
     with _progress("connecting to the Kubernetes cluster") as status:
         driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))
         status.update(f"running the acts on {driver.where}")
@@ -203,8 +205,8 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Leave a cluster this demo started running afterwards.")
     ] = False,
-    k8s: k8s_story.K8s = False,
-    context: k8s_story.K8sContext = None,
+    k8s: K8s = False,
+    context: K8sContext = None,
 ) -> None:
     """The supply-chain attack in three acts, with receipts; exit 0 only when the story holds."""
     if name is not None and name not in FOLLOW_UPS:
@@ -227,8 +229,8 @@ def act(
         int, typer.Argument(help="1 clean, 2 rug pull, 3 rug pull with defence.", min=1, max=3)
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-    k8s: k8s_story.K8s = False,
-    context: k8s_story.K8sContext = None,
+    k8s: K8s = False,
+    context: K8sContext = None,
 ) -> None:
     """Run one act: make its change to the running system, ask the seed's question, show the receipts."""
     if k8s:

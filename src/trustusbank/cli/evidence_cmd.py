@@ -15,8 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trustusbank.cli import k8s_story
-from trustusbank.cli.k8s_story import K8s, K8sContext
+from trustusbank.cli.k8s_options import K8s, K8sContext
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import (
     EvidenceStore,
@@ -34,7 +33,6 @@ from trustusbank.evidence import (
 )
 from trustusbank.evidence.render import short
 from trustusbank.evidence.store import ChainBroken
-from trustusbank.k8s.collect import Collector
 from trustusbank.paths import state_dir
 
 app = typer.Typer(
@@ -66,14 +64,19 @@ def where(k8s: K8s = False, context: K8sContext = None) -> None:
 
 
 def _files() -> ClusterFiles:
-    return (
-        ClusterFiles(k8s_story.options(_Where.context).workdir) if _Where.k8s else ClusterFiles(state_dir())
-    )
+    if not _Where.k8s:
+        return ClusterFiles(state_dir())
+    from trustusbank.cli import k8s_story  # Kubernetes mode is imported only when asked for
+
+    return ClusterFiles(k8s_story.options(_Where.context).workdir)
 
 
 def _collect() -> None:
     """With --k8s: mirror what the cluster logged since last time into the chain's inputs first."""
     if _Where.k8s:
+        from trustusbank.cli import k8s_story
+        from trustusbank.k8s.collect import Collector
+
         driver = k8s_story.driver(_Where.context, lambda line: err.print(line, markup=False))
         collected = Collector(driver.kubectl, driver.files, driver.endpoints).collect()
         err.print(f"collected from {driver.where}: {collected.summary()}", markup=False)

@@ -10,21 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
+from trustusbank.cli.k8s_options import K8s, K8sContext
 from trustusbank.k8s import forwards
 from trustusbank.k8s.lifecycle import workdir_of
 from trustusbank.k8s.plan import Options
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.scenario.drivers.kubernetes import KubernetesDriver
 
-K8s = Annotated[bool, typer.Option("--k8s", help="On the Kubernetes cluster `trustusbank k8s up` installed.")]
-K8sContext = Annotated[
-    str | None,
-    typer.Option("--context", help="With --k8s: the kubeconfig context (default: the one `k8s up` used)."),
-]
+__all__ = ["K8s", "K8sContext", "driver", "options", "recorded_context", "remember_context"]
 
 
 def _record(workdir: Path) -> Path:

@@ -10,10 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trustusbank.cli import k8s_story
-from trustusbank.cli.k8s_story import K8s, K8sContext
+from trustusbank.cli.k8s_options import K8s, K8sContext
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.k8s.render import render_defence
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import deploy_dir, state_dir
@@ -43,6 +41,9 @@ def _switch(on: bool) -> list[Path]:
 
 
 def _k8s(on: bool, context: str | None) -> None:
+    from trustusbank.cli import k8s_story  # Kubernetes mode is imported only when asked for
+    from trustusbank.k8s.render import render_defence
+
     driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))
     with err.status(f"defence set {'on' if on else 'off'} on {driver.where}") as spinner:
         asyncio.run(driver.set_defence(on, spinner.update))
