@@ -8,14 +8,16 @@ both run the production uvicorn config (`trustusbank.http_server`), headers trus
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive
 
 from trustusbank.http_server import uvicorn_config
 from trustusbank.workloads.serving import bind
@@ -81,3 +83,17 @@ def served(build: Callable[[str], ASGIApp]) -> Iterator[Served]:
         yield server
     finally:
         server.stop()
+
+
+async def read_json_body(receive: Receive) -> tuple[bytes, Any]:
+    """The whole request body a test middleware is sent, and it parsed as JSON ({} if empty or not JSON)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    try:
+        return body, json.loads(body) if body else {}
+    except ValueError:
+        return body, {}

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.agents.a2a.support import PlanModel, agent_spec, answer, ask, call, mcp, results, sub_agent
 from tests.paths import DEPLOY
-from tests.serving import Served, refused_url, served
+from tests.serving import Served, read_json_body, refused_url, served
 from trustusbank.agents.a2a.server import create_app as agent_app
 from trustusbank.agents.model.types import ModelReply, ModelRequest
 from trustusbank.cluster.layout import ClusterFiles
@@ -84,16 +84,7 @@ class WaypointFront:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        try:
-            rpc = json.loads(body) if body else {}
-        except ValueError:
-            rpc = {}
+        body, rpc = await read_json_body(receive)
         params = rpc.get("params") if isinstance(rpc, dict) and isinstance(rpc.get("params"), dict) else {}
         method = rpc.get("method") if isinstance(rpc, dict) else None
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.serving import Served as Served
+from tests.serving import read_json_body
 from tests.serving import served as served
 from trustusbank.agents.a2a.callers import CallerResolver
 from trustusbank.agents.a2a.server import create_app
@@ -51,16 +52,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
         self.headers.append({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]})
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        try:
-            parsed = json.loads(body) if body else {}
-        except ValueError:
-            parsed = {}
+        body, parsed = await read_json_body(receive)
         called = parsed.get("params", {}).get("name") if parsed.get("method") == "tools/call" else None
         if called in self.stall_tools:
             await asyncio.to_thread(self.release.wait, 30)
