@@ -4,7 +4,7 @@ A token is trusted only if its RS256 signature verifies against a key the provid
 publishes (fetched again once when a token names a key not seen yet, as after a rotation),
 it was issued by the expected issuer to this client (`azp` too where it names several), it
 has not expired, and it carries the nonce this browser's sign-in sent. Anything else is
-`Refused`, saying why.
+`Refused`, saying why. The checks are `trustusbank.oidc`'s, which the agents use too.
 """
 
 from __future__ import annotations
@@ -15,15 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
-from joserfc.jwt import JWTClaimsRegistry
 
 from trustusbank.errors import RefusedError
-
-ALGORITHMS = ["RS256"]
-LEEWAY = 30  # seconds of clock difference allowed between the provider and the door
+from trustusbank.oidc import TokenRefused, UnknownKey, key_set, verify_id_token
 
 
 class Refused(RefusedError):
@@ -74,49 +69,25 @@ class ProviderView:
         if self._keys is None or fresh:
             doc = await _json(http, (await self.endpoints(http)).jwks)
             try:
-                self._keys = KeySet.import_key_set(doc)  # type: ignore[arg-type]
-            except (JoseError, ValueError, KeyError, TypeError) as exc:
-                raise Refused(f"the provider's JWKS cannot be read: {exc}") from None
+                self._keys = key_set(doc)
+            except TokenRefused as exc:
+                raise Refused(str(exc)) from None
         return self._keys
 
     async def verify(self, http: httpx.AsyncClient, id_token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims, if it is one to trust for the sign-in that sent `nonce`."""
+
+        def check(keys: KeySet) -> dict[str, Any]:
+            issuer, audience, now = self.issuer, self.client_id, int(self.clock())
+            return verify_id_token(id_token, keys, issuer=issuer, audience=audience, now=now, nonce=nonce)
+
         try:
             try:
-                token = jwt.decode(id_token, await self.keys(http), algorithms=ALGORITHMS)
-            except InvalidKeyIdError:
-                token = jwt.decode(id_token, await self.keys(http, fresh=True), algorithms=ALGORITHMS)
-        except InvalidKeyIdError:
-            raise Refused("the ID token is signed with a key the provider does not publish") from None
-        except JoseError as exc:
-            raise Refused(f"the ID token's signature does not verify ({exc.error})") from None
-        except ValueError as exc:
-            raise Refused(f"the ID token cannot be read ({exc})") from None
-        claims = dict(token.claims)
-        registry = JWTClaimsRegistry(
-            now=lambda: int(self.clock()),
-            leeway=LEEWAY,
-            iss={"essential": True, "value": self.issuer},
-            aud={"essential": True, "value": self.client_id},
-            exp={"essential": True},
-            iat={"essential": True},
-            sub={"essential": True},
-            email={"essential": True},
-            nonce={"essential": True, "value": nonce},
-        )
-        try:
-            registry.validate(claims)
-        except ExpiredTokenError:
-            raise Refused("the ID token has expired") from None
-        except JoseError as exc:
-            raise Refused(f"the ID token is not for this sign-in: {exc.description or exc.error}") from None
-        audience = claims["aud"]
-        if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.client_id:
-            raise Refused("the ID token names several audiences and this client is not its azp")
-        groups = claims.get("groups", [])
-        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-            raise Refused("the ID token's groups are not a list of names")
-        return claims
+                return check(await self.keys(http))
+            except UnknownKey:
+                return check(await self.keys(http, fresh=True))
+        except TokenRefused as exc:
+            raise Refused(str(exc)) from None
 
 
 async def _json(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
