@@ -320,6 +320,16 @@ AGENT_URL: Setting[str | None] = Setting(
     None,
     default_doc="the agent's Service",
 )
+AGENT_USER_TOKENS: Setting[Path | None] = Setting(
+    "TRUSTUSBANK_AGENT_USER_TOKENS",
+    "the identity provider whose ID tokens the agent accepts from people: a JSON file with its "
+    "issuer, the audience (the console's client) and its public JWKS",
+    "agents.a2a.user_tokens.from_env (serve agent)",
+    path,
+    None,
+    default_doc="none: a request bearing a token is refused, UserGroup subjects match nobody",
+    set_by="`up` (runtime/podspec.py), for kagent's agent pods, from the console's sign-in provider",
+)
 CHATBOT_AGENT: Setting[str | None] = Setting(
     "TRUSTUSBANK_CHATBOT_AGENT",
     "the agent the chat page talks to, <namespace>/<name>",
@@ -464,6 +474,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     MODEL_GULLIBILITY,
     AGENT_SPEC,
     AGENT_URL,
+    AGENT_USER_TOKENS,
     CHATBOT_AGENT,
     CHATBOT_AGENTS,
     CHATBOT_UPSTREAM,

@@ -4,8 +4,9 @@ Routes: the agent card (`/.well-known/agent-card.json`, public), A2A JSON-RPC at
 (SendMessage, SendStreamingMessage, GetTask, ...; v0.3 `message/send` too), guarded
 by the AccessPolicies; `/healthz` and `/metrics`. `app_from_env` is the container
 entry point: the spec comes from `TRUSTUSBANK_AGENT_SPEC` (JSON, or a path to a JSON
-file, as kagent mounts its config), and a model that cannot be used stops start-up
-with the reason rather than failing every request later.
+file, as kagent mounts its config), the sign-in provider whose ID tokens it accepts from
+`TRUSTUSBANK_AGENT_USER_TOKENS`, and a model or provider file that cannot be used stops
+start-up with the reason rather than failing every request later.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from trustusbank.agents.a2a.loop import AgentLoop
 from trustusbank.agents.a2a.mcp_tools import McpToolbox
 from trustusbank.agents.a2a.metrics import AgentMetrics
 from trustusbank.agents.a2a.sessions import SessionStore
+from trustusbank.agents.a2a.user_tokens import TrustedProvider
+from trustusbank.agents.a2a.user_tokens import from_env as user_tokens_from_env
 from trustusbank.agents.model.types import ModelClient
 from trustusbank.env import AGENT_SPEC, AGENT_URL, TOPOLOGY, TRACES_DIR, SettingError
 from trustusbank.manifests.kagent.spec import AgentSpec
@@ -55,6 +58,7 @@ def create_app(
     caller_of: CallerResolver | None = None,
     tracer_provider: TracerProvider | None = None,
     registry: CollectorRegistry | None = None,
+    user_tokens: TrustedProvider | None = None,
 ) -> Starlette:
     registry = registry if registry is not None else CollectorRegistry()
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
@@ -76,7 +80,7 @@ def create_app(
     )
     if spec.access_enforced and caller_of is None:
         log.warning("%s: AccessPolicies apply but no caller resolver is set: every call is denied", spec.ref)
-    guard = AccessGuard(spec, caller_of, metrics, access_log_path(spec))
+    guard = AccessGuard(spec, caller_of, metrics, access_log_path(spec), user_tokens)
     rpc: list[BaseRoute] = [
         Route(route.path, guard.protect(route.endpoint), methods=["POST"])
         for route in create_jsonrpc_routes(handler, RPC_PATH, enable_v0_3_compat=True)
@@ -151,5 +155,6 @@ def app_from_env() -> Starlette:
         log.warning(
             "%s: AccessPolicies apply but %s is not set: every call is denied", spec.ref, TOPOLOGY.name
         )
+    user_tokens = user_tokens_from_env()
     provider = setup_tracing(spec.name, traces_path(spec), {"service.namespace": spec.namespace})
-    return create_app(spec, model, caller_of=caller_of, tracer_provider=provider)
+    return create_app(spec, model, caller_of=caller_of, tracer_provider=provider, user_tokens=user_tokens)

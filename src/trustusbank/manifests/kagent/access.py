@@ -84,35 +84,41 @@ def principal_matches(pattern: str, principal: str) -> bool:
     return pattern == principal
 
 
-def matches(rule: AccessRule, principal: str, groups: Sequence[str] = ()) -> bool:
-    return any(principal_matches(p, principal) for p in rule.principals) or bool(
-        set(groups) & set(rule.user_groups)
-    )
+def matches(rule: AccessRule, principal: str | None, groups: Sequence[str] = ()) -> bool:
+    """A caller with no workload identity (a person, through the console) is matched only by "*"
+    among principals: it is anyone, but no pattern names it."""
+    if principal is None:
+        named = ANYONE in rule.principals
+    else:
+        named = any(principal_matches(p, principal) for p in rule.principals)
+    return named or bool(set(groups) & set(rule.user_groups))
 
 
 def decide(
     rules: Sequence[AccessRule],
     enforced: bool,
-    principal: str,
+    principal: str | None,
     groups: Sequence[str] = (),
     *,
     groups_known: bool = True,
 ) -> Decision:
     """May the caller with SPIFFE `principal` (and token `groups`) invoke the agent these rules guard?
 
-    With `groups_known=False` (a caller that carries no user token we can verify) a DENY that
-    names user groups cannot be ruled out, so it denies: failing closed.
+    `principal` is None for a caller known only by a verified user token. With
+    `groups_known=False` (a caller that carries no user token we can verify) a DENY that names
+    user groups cannot be ruled out, so it denies: failing closed.
     """
     if not enforced:
         return Decision(True, None, "no AccessPolicy targets this agent")
+    who = principal if principal is not None else f"groups {','.join(groups) or '(none)'}"
     for rule in rules:
         if rule.action != "DENY":
             continue
         if matches(rule, principal, groups):
-            return Decision(False, rule.policy, f"AccessPolicy {rule.policy} denies {principal}")
+            return Decision(False, rule.policy, f"AccessPolicy {rule.policy} denies {who}")
         if rule.user_groups and not groups_known:
             return Decision(False, rule.policy, f"{rule.policy} names user groups, which cannot be verified")
     for rule in rules:
         if rule.action == "ALLOW" and matches(rule, principal, groups):
-            return Decision(True, rule.policy, f"AccessPolicy {rule.policy} allows {principal}")
-    return Decision(False, None, f"no AccessPolicy allows {principal}")
+            return Decision(True, rule.policy, f"AccessPolicy {rule.policy} allows {who}")
+    return Decision(False, None, f"no AccessPolicy allows {who}")
