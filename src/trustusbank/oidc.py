@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError
+from joserfc.errors import DecodeError, ExpiredTokenError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
@@ -54,6 +54,8 @@ def verify_id_token(
         token = jwt.decode(id_token, keys, algorithms=ALGORITHMS)
     except InvalidKeyIdError:
         raise UnknownKey("the ID token is signed with a key the provider does not publish") from None
+    except DecodeError as exc:
+        raise TokenRefused(f"the ID token cannot be read ({exc.description or exc.error})") from None
     except JoseError as exc:
         raise TokenRefused(f"the ID token's signature does not verify ({exc.error})") from None
     except (ValueError, TypeError) as exc:

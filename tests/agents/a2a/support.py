@@ -24,6 +24,7 @@ from tests.serving import read_json_body
 from tests.serving import served as served
 from trustusbank.agents.a2a.callers import CallerResolver
 from trustusbank.agents.a2a.server import create_app
+from trustusbank.agents.a2a.user_tokens import TrustedProvider
 from trustusbank.agents.model.types import (
     Message,
     ModelError,
@@ -209,7 +210,10 @@ class AgentUnderTest:
 
 @contextmanager
 def running_agent(
-    spec: AgentSpec, model: PlanModel, caller_of: CallerResolver | None = None
+    spec: AgentSpec,
+    model: PlanModel,
+    caller_of: CallerResolver | None = None,
+    user_tokens: TrustedProvider | None = None,
 ) -> Iterator[AgentUnderTest]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -220,7 +224,12 @@ def running_agent(
     def build(url: str) -> ASGIApp:
         holder["spec"] = replace(spec, extra={**spec.extra, "url": f"{url}/"})
         return create_app(
-            holder["spec"], model, caller_of=caller_of, tracer_provider=provider, registry=registry
+            holder["spec"],
+            model,
+            caller_of=caller_of,
+            tracer_provider=provider,
+            registry=registry,
+            user_tokens=user_tokens,
         )
 
     with served(build) as server:
