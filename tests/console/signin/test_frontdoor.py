@@ -7,6 +7,8 @@ replayed or carried to another browser. Each is a clear page and a log line, and
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from joserfc.jwk import RSAKey
 from tests.console.signin.world import (
     ADMIN,
     AUDITOR,
+    CLIENT_ID,
     location,
     login_form,
     query_of,
@@ -28,6 +31,8 @@ from tests.serving import refused_url
 from trustusbank.console.signin.cookies import Signer
 from trustusbank.console.signin.frontdoor import CALLBACK, SESSION_SECONDS, SIGN_OUT, _local
 from trustusbank.console.signin.keyfiles import signin_dir, signing_key
+from trustusbank.console.signin.provider import ID_TOKEN_SECONDS
+from trustusbank.oidc import key_set, verify_id_token
 
 COOKIE = "_oauth2_proxy"
 
@@ -58,7 +63,8 @@ async def test_the_whole_flow_signs_in_and_the_app_sees_the_user_and_nothing_the
     assert "HttpOnly" in session
     assert "SameSite=lax" in session
     assert "Path=/" in session
-    assert f"Max-Age={SESSION_SECONDS}" in session
+    max_age = int(re.search(r"Max-Age=(\d+)", session).group(1))  # type: ignore[union-attr]
+    assert ID_TOKEN_SECONDS - 5 <= max_age <= min(ID_TOKEN_SECONDS, SESSION_SECONDS)  # the token's life
     seen = landed.json()
     assert (seen["path"], seen["query"]) == ("/reports/7", "from=now-5m")
     assert seen["user"] == "auditor@trustusbank.local"
@@ -67,6 +73,28 @@ async def test_the_whole_flow_signs_in_and_the_app_sees_the_user_and_nothing_the
     assert "group:auditors" in seen["auth"]
     assert spoofed.json()["forwarded"]["x-forwarded-groups"] == "auditors"
     assert "x-auth-request-email" not in spoofed.json()["forwarded"]
+
+
+async def test_the_app_is_handed_the_persons_id_token_and_never_one_the_browser_sent(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        landed = await sign_in(w.browser, f"{w.door_url}/agents", ADMIN)
+        forged = await w.browser.get(f"{w.door_url}/x", headers={"Authorization": "Bearer forged.by.browser"})
+        basic = await w.browser.get(f"{w.door_url}/x", headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
+        keys = (await w.browser.get(f"{w.issuer}/keys")).json()
+        cookie = w.browser.cookies[COOKIE]
+        w.door_clock.offset = ID_TOKEN_SECONDS + 1  # the token has expired: so has the session
+        later = await w.browser.get(f"{w.door_url}/x")
+
+    [handed] = landed.json()["authorization"]
+    scheme, _, token = handed.partition(" ")
+    assert scheme == "Bearer"
+    claims = verify_id_token(token, key_set(keys), issuer=w.issuer, audience=CLIENT_ID, now=int(time.time()))
+    assert (claims["email"], claims["groups"]) == ("admin@kagent.local", ["admins"])
+    assert forged.json()["authorization"] == [handed]  # the browser's is gone, the door's is there
+    assert basic.json()["authorization"] == [handed]
+    assert len(cookie) < 3000  # a browser keeps cookies up to 4096 bytes: room to spare
+    assert later.status_code == 302
+    assert location(later).startswith(f"{w.issuer}/auth?")
 
 
 async def test_without_a_session_only_healthz_answers_and_a_post_is_refused(tmp_path: Path) -> None:

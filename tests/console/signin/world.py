@@ -86,6 +86,7 @@ async def echo(request: Request) -> Response:
             "user": getattr(user, "email", None),
             "auth": list(request.auth.scopes) if "auth" in request.scope else None,
             "forwarded": {k: v for k, v in request.headers.items() if k.startswith(IDENTITY_HEADERS)},
+            "authorization": request.headers.getlist("authorization"),
         }
     )
 

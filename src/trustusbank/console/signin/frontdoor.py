@@ -12,6 +12,12 @@
 - The app sees who is asking in `scope["user"]` (Starlette's `request.user`) and in
   `X-Forwarded-Email`, `-User`, `-Preferred-Username` and `-Groups`, which the door sets
   itself after removing every `X-Forwarded-*` and `X-Auth-Request-*` header the browser sent.
+- The app is also handed the person's ID token as `Authorization: Bearer <id_token>`
+  (oauth2-proxy's `--pass-authorization-header`), so that it can call agents on their behalf
+  and the agents can check who that is themselves. The token is kept in the session cookie
+  (signed, HttpOnly; about 1.5 kB in all), and an `Authorization` the browser sent is removed
+  first: the app never sees a token the door did not verify. The session ends when the token
+  expires, at the latest (the provider issues no refresh token, so the person signs in again).
 
 Every refusal is a clear page and a log line saying why; none lets the request through.
 """
@@ -46,6 +52,7 @@ SCOPE = "openid email profile groups"
 SIGN_IN_SECONDS = 600  # from the redirect to the provider to the callback
 SESSION_SECONDS = 8 * 3600
 STRIPPED_PREFIXES = (b"x-forwarded-", b"x-auth-request-")
+STRIPPED = frozenset({b"authorization"})  # only the door says who is asking, and with what token
 BACK_CHANNEL_TIMEOUT = 10.0
 
 
@@ -65,8 +72,11 @@ class DoorConfig:
 class SignedIn(BaseUser):
     """Who the session belongs to, as the provider's ID token said."""
 
-    def __init__(self, email: str, name: str, groups: tuple[str, ...], subject: str) -> None:
+    def __init__(
+        self, email: str, name: str, groups: tuple[str, ...], subject: str, id_token: str = ""
+    ) -> None:
         self.email, self.name, self.groups, self.subject = email, name, groups, subject
+        self.id_token = id_token  # the provider's, as verified at sign-in: what the app may pass on
 
     @property
     def is_authenticated(self) -> bool:
@@ -78,7 +88,11 @@ class SignedIn(BaseUser):
 
 
 def _headers_without_identity(scope: Scope) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in scope["headers"] if not k.lower().startswith(STRIPPED_PREFIXES)]
+    return [
+        (k, v)
+        for k, v in scope["headers"]
+        if not k.lower().startswith(STRIPPED_PREFIXES) and k.lower() not in STRIPPED
+    ]
 
 
 def _local(target: str) -> str:
@@ -136,6 +150,7 @@ class FrontDoor:
         return SignedIn(
             str(claims.get("email", "")), str(claims.get("name", "")),
             tuple(str(g) for g in claims.get("groups", [])), str(claims.get("sub", "")),
+            str(claims.get("id_token", "")),
         )  # fmt: skip
 
     @staticmethod
@@ -146,6 +161,8 @@ class FrontDoor:
             (b"x-forwarded-preferred-username", user.name),
             (b"x-forwarded-groups", ",".join(user.groups)),
         ]
+        if user.id_token:
+            said.append((b"authorization", f"Bearer {user.id_token}"))
         headers = scope["headers"] + [(k, v.encode("latin-1", "replace")) for k, v in said]
         credentials = AuthCredentials(["authenticated", *(f"group:{g}" for g in user.groups)])
         return {**scope, "headers": headers, "user": user, "auth": credentials}
@@ -217,12 +234,14 @@ class FrontDoor:
             id_token = await self._redeem(http, code, str(remembered["verifier"]))
             claims = await self.provider.verify(http, id_token, str(remembered["nonce"]))
         groups: list[str] = claims.get("groups", [])
-        session = {k: claims.get(k) for k in ("sub", "email", "name")} | {"groups": groups}
+        session = {k: claims.get(k) for k in ("sub", "email", "name")}
+        session |= {"groups": groups, "id_token": id_token}
+        # No longer than the token it hands the app: past its expiry, the person signs in again.
+        seconds = max(1, int(min(self.config.session_seconds, int(claims["exp"]) - self.config.clock())))
         response = RedirectResponse(_local(str(remembered.get("rd", "/"))), 302)
         response.set_cookie(
-            self.config.cookie_name, self.sessions.sign(session, self.config.session_seconds),
-            max_age=int(self.config.session_seconds), path="/", httponly=True, samesite="lax",
-            secure=self.secure,
+            self.config.cookie_name, self.sessions.sign(session, seconds),
+            max_age=seconds, path="/", httponly=True, samesite="lax", secure=self.secure,
         )  # fmt: skip
         log.info("signed in %s (groups %s)", claims["email"], ",".join(groups))
         return response
