@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.lint import by_code, shape
+from tests.lint import USER_GROUP, by_code, shape
 from tests.manifests.kagent import AGENTS_DIR, DEPLOY, MODEL, agent, documents, line_of, policy, write
 from trustusbank.cli.lint_cmd import app
 from trustusbank.lint import Severity, lint_path
@@ -15,7 +15,7 @@ from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent.objects import Index
 from trustusbank.manifests.kagent.oss import authorization_policies, to_yaml
 
-ENFORCEMENT, USER_GROUP = "oss-access-enforcement", "oss-access-user-group"
+ENFORCEMENT = "oss-access-enforcement"
 ACCESS = AGENTS_DIR / "access-policies.yaml"
 NS = "trustusbank-bank-agents"
 WAYPOINT = 'kagent.solo.io/waypoint: "true"'
@@ -23,7 +23,7 @@ GROUPS = "- kind: Agent\n  name: a\n- kind: UserGroup\n  name: tellers\n- kind: 
 
 
 def test_every_access_policy_says_who_enforces_it_and_names_the_command() -> None:
-    findings = lint_path(ACCESS)
+    findings = by_code(lint_path(ACCESS), ENFORCEMENT)
 
     assert shape(findings) == [
         (line_of(ACCESS, "targetRef:", n), Severity.INFO, ENFORCEMENT, f"{NS}/{name}", None)
@@ -36,6 +36,21 @@ def test_every_access_policy_says_who_enforces_it_and_names_the_command() -> Non
         "by the AuthorizationPolicies `trustusbank manifests oss-access` renders"
     )
     assert "kagent OSS ignores AccessPolicy" in findings[0].on_cluster
+
+
+def test_the_consoles_user_groups_are_said_to_be_unenforceable_on_kagent_oss() -> None:
+    """deploy/'s admins may call support-bot and fraud-bot from the console: a claim of the person's
+    token, which only the agent (embedded) or a waypoint (kagent Enterprise) can check."""
+    found = by_code(lint_path(ACCESS), USER_GROUP)
+
+    assert shape(found) == [
+        (line_of(ACCESS, "- kind: UserGroup", n), Severity.WARNING, USER_GROUP, f"{NS}/{name}", None)
+        for n, name in enumerate(("support-bot-callers", "fraud-bot-callers"), start=1)
+    ]
+    assert all(f.message.startswith("group admins cannot be enforced on kagent OSS") for f in found)
+    assert all("it needs RequestAuthentication at a waypoint" in f.message for f in found)
+    admits_nobody = "kagent OSS: the generated policy admits nobody by group membership"
+    assert all(f.on_cluster == admits_nobody for f in found)
 
 
 def bundle(tmp_path: Path, *policies: str) -> Path:
@@ -85,5 +100,5 @@ def test_deploy_with_the_generated_policies_lints_clean(tmp_path: Path) -> None:
 
     findings = lint_path(bundle)
 
-    assert [f.headline() for f in findings if f.severity != Severity.INFO] == []
+    assert [f.headline() for f in findings if f.severity != Severity.INFO and f.code != USER_GROUP] == []
     assert len(by_code(findings, ENFORCEMENT)) == 4

@@ -63,6 +63,8 @@ def sub_agent(name: str) -> SubAgentSpec:
     return SubAgentSpec(name=name, namespace=NS, url=url, description=description(name))
 
 
+# Who may call an agent from the console, by the signed-in person's groups (access-policies.yaml).
+CONSOLE_GROUPS = {"support-bot": ("admins",), "fraud-bot": ("admins",)}
 EXPECTED = {
     "support-bot": (
         (
@@ -92,6 +94,7 @@ EXPECTED = {
 @pytest.mark.parametrize("name", AGENTS)
 def test_agent_spec_of_each_deployed_agent(bundle: Bundle, name: str) -> None:
     servers, subs, caller = EXPECTED[name]
+    groups = CONSOLE_GROUPS.get(name, ())
     doc = agent_doc(name)
 
     spec = agent_spec(bundle, NS, name)
@@ -112,7 +115,7 @@ def test_agent_spec_of_each_deployed_agent(bundle: Bundle, name: str) -> None:
     assert spec.access_enforced
     assert spec.access == (
         AccessRule(policy=f"{NS}/deny-all-agents", action="DENY", principals=()),
-        AccessRule(policy=f"{NS}/{name}-callers", action="ALLOW", principals=(caller,)),
+        AccessRule(policy=f"{NS}/{name}-callers", action="ALLOW", principals=(caller,), user_groups=groups),
     )
     assert AgentSpec.from_json(spec.to_json()) == spec
 
