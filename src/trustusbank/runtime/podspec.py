@@ -14,7 +14,10 @@ embedded runtime emulates, and each emulation is named here:
   that point into a mountPath rewritten to that directory;
 - the image pull: `TRUSTUSBANK_IMAGE` is the container's image reference and
   `TRUSTUSBANK_IMAGE_STORE` the registry it is pulled from; `serve` runs the build
-  the tag resolves to when the process starts (the Deployment never names a build).
+  the tag resolves to when the process starts (the Deployment never names a build);
+- what kagent's controller gives an agent pod about the identity provider whose users
+  call it: the provider's issuer, audience and public JWKS, as a file in the pod's own
+  directory named by `TRUSTUSBANK_AGENT_USER_TOKENS` (`runtime/user_tokens.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import IN_POD_CAPTURE, OUTBOUND_PORT
 from trustusbank.cluster.topology import Pod
 from trustusbank.env import (
+    AGENT_USER_TOKENS,
     BUILD_VARIANT,
     DEPLOY_DIR,
     IMAGE,
@@ -43,6 +47,10 @@ from trustusbank.env import (
 from trustusbank.errors import ConfigError
 from trustusbank.manifests.bundle import Bundle
 from trustusbank.manifests.core import ConfigMap, Container, Deployment
+from trustusbank.manifests.kagent.controller import MANAGED_BY
+
+USER_TOKENS_VOLUME = "kagent-user-tokens"
+USER_TOKENS_FILE = "provider.json"
 
 PROXY_VARS = (
     "ALL_PROXY",
@@ -124,7 +132,10 @@ def launch_spec(
     in_mesh: bool,
     image_store: Path | None = None,
     in_pod_capture: bool = False,
+    user_tokens: str | None = None,
 ) -> PodLaunch:
+    """`user_tokens`: the sign-in provider's file (`runtime/user_tokens.py`), given to the pods
+    kagent's controller made for Agents; None: no provider, so they accept no person's token."""
     container = deployment.containers[0]
     if container.env_value_from:
         names = ", ".join(sorted(container.env_value_from))
@@ -132,7 +143,7 @@ def launch_spec(
     pod_dir = state / "pods" / pod.namespace / pod.name
     pod_dir.mkdir(parents=True, exist_ok=True)
     mounts = _volumes(deployment, bundle, pod_dir)
-    inherited = (*PROXY_VARS, IMAGE.name, IMAGE_STORE.name, BUILD_VARIANT.name)
+    inherited = (*PROXY_VARS, IMAGE.name, IMAGE_STORE.name, BUILD_VARIANT.name, AGENT_USER_TOKENS.name)
     env = {k: v for k, v in os.environ.items() if k not in inherited}
     if container.image:
         env[IMAGE.name] = container.image
@@ -151,6 +162,11 @@ def launch_spec(
     env[LOGS_DIR.name] = str(out["logs"])
     env[TOPOLOGY.name] = str(state / "topology.json")
     env["HOSTNAME"] = pod.name
+    if user_tokens is not None and deployment.manifest.labels.get(MANAGED_BY) == "kagent":
+        volume = pod_dir / "volumes" / USER_TOKENS_VOLUME
+        volume.mkdir(parents=True, exist_ok=True)
+        (volume / USER_TOKENS_FILE).write_text(user_tokens, encoding="utf-8")
+        env[AGENT_USER_TOKENS.name] = str(volume / USER_TOKENS_FILE)
     # The image's Python comes first on its PATH, as in a container built from it.
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     if in_mesh:

@@ -25,6 +25,7 @@ from trustusbank.cluster.ports import IN_POD_CAPTURE, METRICS_PORT, OUTBOUND_POR
 from trustusbank.cluster.subnet import allocate
 from trustusbank.cluster.topology import Pod, Topology, plan
 from trustusbank.cluster.watch import load_in_force
+from trustusbank.console.serve import SIGNIN
 from trustusbank.env import PORT_FORWARDS, READY_TIMEOUT, STATE_DIR, SVID_TTL_SECONDS
 from trustusbank.errors import UnavailableError
 from trustusbank.images.signing import Keys
@@ -42,6 +43,7 @@ from trustusbank.runtime.portforward import Forward, start_forwards, stop_forwar
 from trustusbank.runtime.processes import ManagedProcess
 from trustusbank.runtime.rollout import ControlServer
 from trustusbank.runtime.sandbox import PodSandbox, make_sandboxes, pod_view
+from trustusbank.runtime.user_tokens import provider_file_text
 
 log = logging.getLogger("trustusbank.runtime")
 
@@ -76,6 +78,7 @@ class Supervisor:
         self.pods: dict[str, ManagedProcess] = {}
         self.forwards: list[Forward] = []
         self.console: ConsoleProcess | None = None
+        self.user_tokens: str | None = None  # the sign-in provider, as agent pods are told of it
         self.phase = "Starting"
         self.settled = asyncio.Event()  # set once the cluster runs or has failed to start
         self.message = ""
@@ -207,6 +210,7 @@ class Supervisor:
             in_mesh=bool(ns and ns.ambient),
             image_store=self.files.images,
             in_pod_capture=sandbox is not None,
+            user_tokens=self.user_tokens,
         )
         command, pass_fds = spec.command, tuple[int, ...]()
         if sandbox is not None:
@@ -276,31 +280,39 @@ class Supervisor:
 
         self.ztunnels = {node.name: self._ztunnel(topo, node.name) for node in topo.nodes}
         await self._start_all(self.ztunnels, "ztunnel")
+        # The console's sockets are bound before the pods start: the sign-in provider's address is
+        # the issuer of the ID tokens the console hands agents, and agent pods are told it.
+        forwarding = PORT_FORWARDS.read()
+        self.console = open_console(self.files, seed_ports() if forwarding else None, self.event)
+        self.user_tokens = self._user_tokens(self.console)
         self.pods = {pod.ref: self._pod(topo, bundle, pod.ref) for pod in topo.pods}
         await self._start_all(self.pods, "pod")
-        forwarding = PORT_FORWARDS.read()
         if forwarding:
             self.forwards = await start_forwards(topo)
-        await self._start_console(forwarding)
+        await self._start_console(self.console)
         self._control = await ControlServer(self, ready_timeout()).serve(files.control_socket)
         self.phase = "Running"
         self.write_status()
         self.settled.set()
 
-    async def _start_console(self, seed: bool) -> None:
+    def _user_tokens(self, console: ConsoleProcess) -> str | None:
+        """What agent pods are told of the sign-in provider, if the console has one (sign-in on)."""
+        issuer = next((b.url for b in console.bound if b.page.name == SIGNIN.name), None)
+        return provider_file_text(self.files.state, issuer) if issuer is not None else None
+
+    async def _start_console(self, console: ConsoleProcess) -> None:
         """The operator's console (18001, 18007): on the seed ports when forwarding, else free ones.
 
         It reads what the pods wrote, so it starts once they are ready. The cluster runs without
         it if it does not come up: `status` then says so, with its log."""
-        self.console = open_console(self.files, seed_ports() if seed else None, self.event)
-        for page in self.console.status()["pages"]:
+        for page in console.status()["pages"]:
             if page["note"]:
                 self.progress(f"console {page['name']}: {page['note']}")
-        await self.console.start()
-        if await self.console.process.wait_ready(ready_timeout()):
-            self.progress(f"console ready: {', '.join(p['url'] for p in self.console.status()['pages'])}")
+        await console.start()
+        if await console.process.wait_ready(ready_timeout()):
+            self.progress(f"console ready: {', '.join(p['url'] for p in console.status()['pages'])}")
         else:
-            self.progress(f"console did not become ready; see {self.console.process.log_file}")
+            self.progress(f"console did not become ready; see {console.process.log_file}")
         self.write_status()
 
     # -- rollouts ----------------------------------------------------------
