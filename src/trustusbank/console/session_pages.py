@@ -114,9 +114,11 @@ def _message(who: str, text: str | None, masker: Masker, css: str) -> str:
     return f'<div class="msg {css}"><span class="who">{esc(who)}</span>{esc(shown)}</div>'
 
 
-def agent_page(ref: str, sessions: list[Session]) -> Page:
+def agent_page(ref: str, sessions: list[Session], form: str = "") -> Page:
+    """`form`: the message form (`chat_pages`), where the agent runs and can be sent one."""
     page = Page(f"Agent {ref}")
-    page.add(f"<p class='muted'>{len(sessions)} session(s), newest first. <a href='/'>All agents</a></p>")
+    count = f"<p class='muted'>{len(sessions)} session(s), newest first. <a href='/'>All agents</a></p>"
+    page.add(count, form)
     for session in sessions:
         masker = Masker(session.revealed())
         own = sorted(

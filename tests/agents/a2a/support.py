@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,7 @@ from typing import Any
 from a2a.client import ClientCallContext, ClientConfig, create_client
 from a2a.helpers import get_artifact_text, get_data_parts, get_message_text
 from a2a.types import a2a_pb2 as a2a
+from joserfc.jwk import KeySet, RSAKey
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -24,7 +26,7 @@ from tests.serving import read_json_body
 from tests.serving import served as served
 from trustusbank.agents.a2a.callers import CallerResolver
 from trustusbank.agents.a2a.server import create_app
-from trustusbank.agents.a2a.user_tokens import TrustedProvider
+from trustusbank.agents.a2a.user_tokens import TrustedProvider, provider_document
 from trustusbank.agents.model.types import (
     Message,
     ModelError,
@@ -33,6 +35,9 @@ from trustusbank.agents.model.types import (
     ToolCall,
     Usage,
 )
+from trustusbank.console.signin.chain import CLIENT_ID
+from trustusbank.console.signin.provider import Grant, Provider
+from trustusbank.console.signin.users import User
 from trustusbank.manifests.kagent.spec import AgentSpec, McpServerSpec, ModelSpec, SubAgentSpec
 
 # --- servers ------------------------------------------------------------------------------------
@@ -290,3 +295,29 @@ def status_text(task: a2a.Task) -> str:
 
 def spans_named(spans: list[ReadableSpan], prefix: str) -> list[ReadableSpan]:
     return [s for s in spans if s.name.startswith(prefix)]
+
+
+# --- a person's ID token ------------------------------------------------------------------------
+
+ISSUER = "http://127.0.0.1:15556"
+
+
+@dataclass
+class Issuer:
+    """The console's sign-in provider, minting ID tokens as it does at /token."""
+
+    key: RSAKey
+    issuer: str = ISSUER
+    audience: str = CLIENT_ID
+    offset: float = 0.0  # the provider's clock, moved by the test
+
+    def token(self, user: User) -> str:
+        provider = Provider(self.issuer, self.key, [], clock=lambda: time.time() + self.offset)
+        grant = Grant(self.audience, "http://127.0.0.1/oauth2/callback", "c", "n", user, int(time.time()), 0)
+        return provider.id_token(grant)
+
+    def trusted(self) -> TrustedProvider:
+        """What the agent is handed: the issuer, the console's client, the public JWKS."""
+        public = KeySet([self.key]).as_dict(private=False)
+        document = json.loads(json.dumps(provider_document(ISSUER, CLIENT_ID, public)))  # as in the file
+        return TrustedProvider.from_document(document)

@@ -9,8 +9,6 @@ at the test's address, as the agent knows none at the console's: the token is al
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,45 +16,22 @@ import pytest
 from a2a.client import ClientConfig, create_client
 from a2a.types import a2a_pb2 as a2a
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import RSAKey
 
-from tests.agents.a2a.support import PlanModel, agent_spec, answer, reply_text, running_agent
+from tests.agents.a2a.support import ISSUER, Issuer, PlanModel, agent_spec, answer, reply_text, running_agent
 from trustusbank.agents.a2a.access_guard import NO_PROVIDER, TOKEN_REFUSED, USER_TOKEN
-from trustusbank.agents.a2a.user_tokens import TrustedProvider, provider_document
-from trustusbank.console.signin.provider import Grant, Provider
-from trustusbank.console.signin.users import USERS, User
+from trustusbank.agents.a2a.user_tokens import TrustedProvider
+from trustusbank.console.signin.users import USERS
 from trustusbank.manifests.kagent.spec import AccessRule
 from trustusbank.paths import LOGS_ENV
 
 NS = "trustusbank-bank-agents"
 AGENT = f"{NS}/support-bot"
-ISSUER = "http://127.0.0.1:15556"
 CLIENT = "trustusbank-console"
 ADMIN, AUDITOR, CUSTOMER = USERS
 CONSOLE_OPERATORS = AccessRule(policy=f"{NS}/support-bot-callers", action="ALLOW", user_groups=("admins",))
 NO_AUDITORS = AccessRule(policy=f"{NS}/auditors-read-only", action="DENY", user_groups=("auditors",))
 EVERYONE = AccessRule(policy=f"{NS}/everyone", action="ALLOW", principals=("*",))
-
-
-@dataclass
-class Issuer:
-    """The console's sign-in provider, minting ID tokens as it does at /token."""
-
-    key: RSAKey
-    issuer: str = ISSUER
-    audience: str = CLIENT
-    offset: float = 0.0  # the provider's clock, moved by the test
-
-    def token(self, user: User) -> str:
-        provider = Provider(self.issuer, self.key, [], clock=lambda: time.time() + self.offset)
-        grant = Grant(self.audience, "http://127.0.0.1/oauth2/callback", "c", "n", user, int(time.time()), 0)
-        return provider.id_token(grant)
-
-    def trusted(self) -> TrustedProvider:
-        """What the agent is handed: the issuer, the console's client, the public JWKS."""
-        public = KeySet([self.key]).as_dict(private=False)
-        document = json.loads(json.dumps(provider_document(ISSUER, CLIENT, public)))  # as the file holds it
-        return TrustedProvider.from_document(document)
 
 
 @pytest.fixture(scope="module")
