@@ -8,6 +8,7 @@ at its pod address as it does on a cluster, and the page shows the answer or the
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -72,6 +73,11 @@ async def test_the_message_goes_with_the_persons_token_and_the_agent_judges_it(
     assert (auditor.answered, auditor.status, auditor.policy) == (False, 403, f"{NS}/support-bot-callers")
     assert auditor.text.startswith(f"AccessPolicy {NS}/support-bot-callers denies auditor@trustusbank.local")
     assert (nobody.answered, nobody.status, nobody.policy) == (False, 403, "identity-required")
+    log = [json.loads(line) for line in (tmp_path / f"agent-{NS}-support-bot.jsonl").read_text().splitlines()]
+    assert [(r.get("user.email"), r["jsonrpc.method"]) for r in log] == [
+        ("auditor@trustusbank.local", "SendMessage"),  # A2A 1.0's name for message/send
+        (None, "SendMessage"),
+    ]
 
 
 async def test_an_agent_that_is_not_there_is_said() -> None:
