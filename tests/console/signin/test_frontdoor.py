@@ -7,6 +7,7 @@ replayed or carried to another browser. Each is a clear page and a log line, and
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from tests.console.signin.world import (
     world,
 )
 from tests.serving import refused_url
-from trustusbank.console.signin.cookies import Signer
+from trustusbank.console.signin.cookies import Sealer
 from trustusbank.console.signin.frontdoor import CALLBACK, SESSION_SECONDS, SIGN_OUT, _local
 from trustusbank.console.signin.keyfiles import signin_dir, signing_key
 from trustusbank.console.signin.provider import ID_TOKEN_SECONDS
@@ -267,9 +268,31 @@ async def test_a_session_ends_when_its_time_is_up(tmp_path: Path) -> None:
     assert after.status_code == 302
 
 
-async def test_a_session_cookie_not_signed_by_the_door_is_no_session(tmp_path: Path) -> None:
+async def test_the_session_cookie_reveals_neither_the_token_nor_who_and_an_edited_one_is_no_session(
+    tmp_path: Path,
+) -> None:
+    """Every page on 127.0.0.1 gets the cookie (cookies are per host, not per port), the attacker's
+    on 18011 too: what it holds must be opaque there, or the ID token would be a stolen credential."""
     async with world(tmp_path) as w:
-        forged = Signer(b"another door's secret", "session").sign({"email": "admin@kagent.local"}, 3600)
+        landed = await sign_in(w.browser, f"{w.door_url}/agents", ADMIN)
+        cookie = w.browser.cookies[COOKIE]
+        edited = cookie[:-6] + ("A" if cookie[-6] != "A" else "B") + cookie[-5:]
+        w.browser.cookies.set(COOKIE, edited, domain="127.0.0.1")
+        answer = await w.browser.get(f"{w.door_url}/a")
+    token = landed.json()["authorization"][0].removeprefix("Bearer ")
+    readable = "".join(
+        base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("latin-1")
+        for part in cookie.split(".")
+    )
+    for secret in (token, *token.split("."), "admin@kagent.local", "admins"):
+        assert secret not in cookie
+        assert secret not in readable
+    assert answer.status_code == 302
+
+
+async def test_a_session_cookie_not_sealed_by_the_door_is_no_session(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        forged = Sealer(b"another door's secret", "session").seal({"email": "admin@kagent.local"}, 3600)
         w.browser.cookies.set(COOKIE, forged, domain="127.0.0.1")
         answer = await w.browser.get(f"{w.door_url}/a")
     assert answer.status_code == 302

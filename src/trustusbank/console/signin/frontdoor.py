@@ -1,13 +1,14 @@
 """oauth2-proxy's role: an ASGI wrapper that lets a request reach the app only with a session.
 
 - No session: a page request is sent to the provider's `/auth` with a fresh state, nonce and
-  PKCE challenge, remembered in a short-lived signed cookie named after the state (so two tabs
+  PKCE challenge, remembered in a short-lived sealed cookie named after the state (so two tabs
   signing in at once do not overwrite each other) and sent back only to the callback; any
   other request is answered 401.
 - `/oauth2/callback`: the state must be the one this browser's cookie holds (else it is a
   forged or stale sign-in: CSRF), the code is exchanged over the back channel (client secret
-  and PKCE verifier), the ID token verified (`idtoken`), and a signed session cookie set
-  (HttpOnly, SameSite=Lax, with an expiry); then back to the page first asked for.
+  and PKCE verifier), the ID token verified (`idtoken`), and a sealed session cookie set
+  (encrypted and authenticated, HttpOnly, SameSite=Lax, with an expiry); then back to the
+  page first asked for.
 - `/oauth2/sign_out` clears it. `/healthz` stays open: the runtime's readiness probe.
 - The app sees who is asking in `scope["user"]` (Starlette's `request.user`) and in
   `X-Forwarded-Email`, `-User`, `-Preferred-Username` and `-Groups`, which the door sets
@@ -15,7 +16,7 @@
 - The app is also handed the person's ID token as `Authorization: Bearer <id_token>`
   (oauth2-proxy's `--pass-authorization-header`), so that it can call agents on their behalf
   and the agents can check who that is themselves. The token is kept in the session cookie
-  (signed, HttpOnly; about 1.5 kB in all), and an `Authorization` the browser sent is removed
+  (sealed, HttpOnly; about 1.5 kB in all), and an `Authorization` the browser sent is removed
   first: the app never sees a token the door did not verify. The session ends when the token
   expires, at the latest (the provider issues no refresh token, so the person signs in again).
 
@@ -38,7 +39,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from trustusbank.console.signin.cookies import Signer
+from trustusbank.console.signin.cookies import Sealer
 from trustusbank.console.signin.idtoken import ProviderView, Refused
 from trustusbank.console.signin.pages import page, refusal
 from trustusbank.console.signin.pkce import new_verifier, s256
@@ -107,8 +108,8 @@ class FrontDoor:
         self.app = app
         self.config = config
         self.provider = ProviderView(config.issuer, config.client_id, config.discovery_url, config.clock)
-        self.sessions = Signer(config.cookie_secret, "session", config.clock)
-        self.sign_ins = Signer(config.cookie_secret, "sign-in", config.clock)
+        self.sessions = Sealer(config.cookie_secret, "session", config.clock)
+        self.sign_ins = Sealer(config.cookie_secret, "sign-in", config.clock)
         self.secure = urlsplit(config.redirect_uri).scheme == "https"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -144,7 +145,7 @@ class FrontDoor:
     # -- the session ----------------------------------------------------------------------------
 
     def session(self, connection: HTTPConnection) -> SignedIn | None:
-        claims = self.sessions.verify(connection.cookies.get(self.config.cookie_name))
+        claims = self.sessions.open(connection.cookies.get(self.config.cookie_name))
         if claims is None:
             return None
         return SignedIn(
@@ -193,7 +194,7 @@ class FrontDoor:
             "code_challenge_method": "S256",
         })  # fmt: skip
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        remembered = self.sign_ins.sign(
+        remembered = self.sign_ins.seal(
             {"state": state, "nonce": nonce, "verifier": verifier, "rd": _local(back)}, SIGN_IN_SECONDS
         )
         separator = "&" if "?" in endpoints.authorization else "?"
@@ -221,7 +222,7 @@ class FrontDoor:
         params = request.query_params
         if "error" in params:
             raise Refused(f"the provider refused: {params['error']}: {params.get('error_description', '')}")
-        remembered = self.sign_ins.verify(request.cookies.get(cookie)) if cookie else None
+        remembered = self.sign_ins.open(request.cookies.get(cookie)) if cookie else None
         if remembered is None or not secrets.compare_digest(str(remembered.get("state", "")), state):
             raise Refused(
                 "the sign-in's state does not match one this browser started (CSRF), or it took "
@@ -240,7 +241,7 @@ class FrontDoor:
         seconds = max(1, int(min(self.config.session_seconds, int(claims["exp"]) - self.config.clock())))
         response = RedirectResponse(_local(str(remembered.get("rd", "/"))), 302)
         response.set_cookie(
-            self.config.cookie_name, self.sessions.sign(session, seconds),
+            self.config.cookie_name, self.sessions.seal(session, seconds),
             max_age=seconds, path="/", httponly=True, samesite="lax", secure=self.secure,
         )  # fmt: skip
         log.info("signed in %s (groups %s)", claims["email"], ",".join(groups))
