@@ -288,7 +288,8 @@ class Supervisor:
         self.settled.set()
 
     async def _start_console(self, seed: bool) -> None:
-        """The operator's console (18001, 18007): on the seed ports when forwarding, else free ones.
+        """The operator's console (18001, 18007, 18002, 18012, 18006): on the seed ports when
+        forwarding, else free ones.
 
         It reads what the pods wrote, so it starts once they are ready. The cluster runs without
         it if it does not come up: `status` then says so, with its log."""
