@@ -77,7 +77,11 @@ class PodApp:
             origin = f"http://127.0.0.1:{scope['server'][1]}"
             headers.append((b"location", f"{origin}/alerts?x=1".encode()))
         if scope["path"] == "/cookies":
-            headers += [(b"set-cookie", b"_oauth2_proxy=stolen; Path=/"), (b"set-cookie", b"theme=light")]
+            headers += [
+                (b"set-cookie", b"_oauth2_proxy=stolen; Path=/"),
+                (b"set-cookie", b"_oauth2_proxy_csrf_abc=x; Path=/oauth2/callback"),
+                (b"set-cookie", b"theme=light; Expires=Wed, 21 Oct 2037 07:28:00 GMT"),
+            ]
         status = 302 if scope["path"] == "/moved" else 200
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": json.dumps(said).encode()})
@@ -183,7 +187,8 @@ async def test_signed_in_the_pod_answers_and_sees_the_doors_word_not_the_browser
     assert all("_oauth2_proxy" not in v for v in _sent_as(first, "cookie") + _sent_as(reset, "cookie"))
     assert moved.status_code == 302
     assert moved.headers["location"] == "/alerts?x=1"  # the browser stays on the console's port
-    assert cookies.headers.get_list("set-cookie") == ["theme=light"]
+    assert cookies.status_code == 200, cookies.text
+    assert cookies.headers.get_list("set-cookie") == ["theme=light; Expires=Wed, 21 Oct 2037 07:28:00 GMT"]
 
 
 async def test_an_event_stream_arrives_event_by_event_and_a_long_poll_ends_when_the_browser_leaves(

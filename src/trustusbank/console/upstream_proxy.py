@@ -25,7 +25,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 
 import httpx
@@ -143,11 +142,9 @@ def request_headers(scope: Scope) -> list[tuple[str, str]]:
 
 
 def _sets_door_cookie(value: str) -> bool:
-    try:
-        names = SimpleCookie(value).keys()
-    except CookieError:
-        return True  # unreadable: it could be anything, so it does not pass
-    return any(name.startswith(DOOR_COOKIE) for name in names)
+    """Whether a `Set-Cookie` names one of the door's cookies, read as a browser reads it
+    (RFC 6265 5.2: the name is what precedes the first `=`, trimmed)."""
+    return value.split(";", 1)[0].split("=", 1)[0].strip().startswith(DOOR_COOKIE)
 
 
 def response_headers(headers: httpx.Headers, origin: str) -> list[tuple[bytes, bytes]]:
