@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from starlette.types import Receive, Scope, Send
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.console.pods import pod, write_topology
-from tests.console.signin.world import location, serve_on, sign_in, url_of
+from tests.console.signin.world import location, sign_in, url_of
 from trustusbank.console.signin.chain import sign_in_chain
 from trustusbank.console.upstream_proxy import Upstream, UpstreamProxy
+from trustusbank.http_server import uvicorn_config
 from trustusbank.workloads.serving import bind
 
 INBOX = Upstream("SOC inbox", "trustusbank-observability", "soc-inbox")
 STREAM_WAIT = 30.0  # an upper bound for a chunk on a busy machine, not a duration
+CLOSE_WAIT = 5  # a server's graceful stop: a relay that failed to let go fails its test, not hangs it
 FORGED = {
     "X-Forwarded-Email": "mallory@evil.example",
     "X-Forwarded-Groups": "admins",
@@ -44,6 +47,8 @@ class PodApp:
     seen: list[dict[str, object]] = field(default_factory=list)
     go: asyncio.Event = field(default_factory=asyncio.Event)  # the event stream's second event
     left: asyncio.Event = field(default_factory=asyncio.Event)  # the browser left a long poll
+    held: asyncio.Event = field(default_factory=asyncio.Event)  # a held-back answer was asked for
+    let_go: asyncio.Event = field(default_factory=asyncio.Event)  # ... and its asker went away
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +58,8 @@ class PodApp:
             await self.events(send)
         elif path == "/poll":
             await self.poll(receive, send)
+        elif path == "/hold":
+            await self.hold(receive)
         else:
             await self.echo(scope, receive, send)
 
@@ -101,6 +108,33 @@ class PodApp:
         while (await receive())["type"] != "http.disconnect":
             pass
         self.left.set()
+
+    async def hold(self, receive: Receive) -> None:
+        """A long poll that holds even its status back, until the asker goes away."""
+        self.held.set()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.let_go.set()
+
+
+@asynccontextmanager
+async def serve_on(sock: socket.socket, app: ASGIApp) -> AsyncIterator[None]:
+    """`app` on a socket bound already; on the way out, connections still open are cut."""
+    server = uvicorn.Server(
+        uvicorn_config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=CLOSE_WAIT)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.005)
+        yield
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
 
 
 @dataclass
@@ -191,7 +225,7 @@ async def test_signed_in_the_pod_answers_and_sees_the_doors_word_not_the_browser
     assert cookies.headers.get_list("set-cookie") == ["theme=light; Expires=Wed, 21 Oct 2037 07:28:00 GMT"]
 
 
-async def test_an_event_stream_arrives_event_by_event_and_a_long_poll_ends_when_the_browser_leaves(
+async def test_an_event_stream_arrives_event_by_event_and_a_long_poll_ends_when_the_browser_leaves_it(
     tmp_path: Path,
 ) -> None:
     inbox = PodApp("inbox")
@@ -206,6 +240,10 @@ async def test_an_event_stream_arrives_event_by_event_and_a_long_poll_ends_when_
         async with browser.stream("GET", f"{front.url}/poll") as poll:
             waiting = await asyncio.wait_for(anext(poll.aiter_lines()), STREAM_WAIT)
         await asyncio.wait_for(inbox.left.wait(), STREAM_WAIT)  # the relay let go of the pod
+        held = asyncio.create_task(browser.get(f"{front.url}/hold"))
+        await asyncio.wait_for(inbox.held.wait(), STREAM_WAIT)
+        held.cancel()  # the browser leaves before any answer began
+        await asyncio.wait_for(inbox.let_go.wait(), STREAM_WAIT)  # and the relay's request ends too
     assert events.headers["content-type"] == "text/event-stream"
     assert first == "data: one"
     assert rest == ["", "data: two", ""]

@@ -20,16 +20,16 @@ door's cookies. A pod that is not there is a 502 page saying why, never a traceb
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from trustusbank.cluster.topology import Topology
 from trustusbank.console.signin.frontdoor import DoorConfig, SignedIn
@@ -165,25 +165,45 @@ def response_headers(headers: httpx.Headers, origin: str) -> list[tuple[bytes, b
     return out
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        if chunk := message.get("body", b""):
-            yield chunk
-        if not message.get("more_body", False):
-            return
+class Browser:
+    """The one reader of the browser's side of the exchange: the request body first, then
+    (for as long as the answer lasts) whether the browser has gone."""
+
+    def __init__(self, receive: Receive, framed: bool) -> None:
+        self.receive = receive
+        self.read = asyncio.Event()  # the body is all read (or there is none)
+        if not framed:
+            self.read.set()
+
+    async def body(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    return
+                if chunk := message.get("body", b""):
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+        finally:
+            self.read.set()
+
+    async def gone(self) -> None:
+        await self.read.wait()
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+async def _cancel(*tasks: asyncio.Task[Any]) -> None:
+    """Stop what still runs and wait for it; an outcome already read is not raised again."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class UpstreamProxy:
-    """An ASGI app relaying every request to `upstream`'s pod; its HTTP client lives with the
-    app's lifespan (the door passes lifespan through)."""
+    """An ASGI app relaying every request to `upstream`'s pod; its HTTP client is closed with
+    the app's lifespan (the door passes lifespan through)."""
 
     def __init__(self, topology: Path, upstream: Upstream) -> None:
         self.upstream = upstream
@@ -202,7 +222,6 @@ class UpstreamProxy:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.http = httpx.AsyncClient(trust_env=False, timeout=TIMEOUT, follow_redirects=False)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.http is not None:
@@ -211,7 +230,7 @@ class UpstreamProxy:
                 return
 
     def _client(self) -> httpx.AsyncClient:
-        if self.http is None:  # served without a lifespan (a test's ASGI transport)
+        if self.http is None:
             self.http = httpx.AsyncClient(trust_env=False, timeout=TIMEOUT, follow_redirects=False)
         return self.http
 
@@ -228,52 +247,60 @@ class UpstreamProxy:
             return
         http = self._client()
         target = httpx.URL(origin).copy_with(raw_path=raw_path + (b"?" + query if query else b""))
-        framed = {k.lower() for k, _ in scope["headers"]} & {b"content-length", b"transfer-encoding"}
+        framed = bool({k.lower() for k, _ in scope["headers"]} & {b"content-length", b"transfer-encoding"})
+        browser = Browser(receive, framed)
         sent = http.build_request(
             scope["method"],
             target,
             headers=request_headers(scope),
-            content=_body(receive) if framed else None,
+            content=browser.body() if framed else None,
         )
+        # A long poll may hold its answer back: a browser that leaves before it comes ends the wait.
+        asking = asyncio.create_task(http.send(sent, stream=True))
+        gone = asyncio.create_task(browser.gone())
         try:
-            answer = await http.send(sent, stream=True)
-        except httpx.HTTPError as exc:
-            why = f"{self.upstream.name} did not answer at {origin}: {exc or type(exc).__name__}"
-            log.warning("%s %s: %s", scope["method"], scope["path"], why)
-            await self.unavailable(scope, why)(scope, receive, send)
-            return
-        try:
-            await self.stream(answer, origin, receive, send)
+            await asyncio.wait((asking, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not asking.done():
+                return
+            try:
+                answer = asking.result()
+            except httpx.HTTPError as exc:
+                why = f"{self.upstream.name} did not answer at {origin}: {exc or type(exc).__name__}"
+                log.warning("%s %s: %s", scope["method"], scope["path"], why)
+                await self.unavailable(scope, why)(scope, receive, send)
+                return
+            try:
+                await self.stream(answer, origin, send, gone)
+            finally:
+                await answer.aclose()
         finally:
-            await answer.aclose()
+            await _cancel(asking, gone)
 
-    async def stream(self, answer: httpx.Response, origin: str, receive: Receive, send: Send) -> None:
+    async def stream(self, answer: httpx.Response, origin: str, send: Send, gone: asyncio.Task[None]) -> None:
         """The answer as it arrives, until it ends or the browser leaves (then it is dropped)."""
-        start: Message = {
-            "type": "http.response.start",
-            "status": answer.status_code,
-            "headers": response_headers(answer.headers, origin),
-        }
 
         async def pump() -> None:
-            await send(start)
+            await send({
+                "type": "http.response.start",
+                "status": answer.status_code,
+                "headers": response_headers(answer.headers, origin),
+            })  # fmt: skip
             try:
                 async for chunk in answer.aiter_raw():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.HTTPError as exc:  # the status is sent: the browser sees a cut body
+            except httpx.HTTPError as exc:
+                # The status is sent: left unfinished, the browser sees a broken answer, not a whole one.
                 log.warning("the answer from %s broke off: %s", self.upstream.name, exc)
+                return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         relaying = asyncio.create_task(pump())
-        leaving = asyncio.create_task(_until_disconnect(receive))
         try:
-            await asyncio.wait((relaying, leaving), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((relaying, gone), return_when=asyncio.FIRST_COMPLETED)
+            if relaying.done():
+                relaying.result()  # a fault of ours is raised, not swallowed
         finally:
-            for task in (relaying, leaving):
-                task.cancel()
-            for task in (relaying, leaving):
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await task
+            await _cancel(relaying)
 
     def unavailable(self, scope: Scope, why: str) -> Response:
         """502: a page for a browser (which tries again by itself), plain text for anything else."""
