@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -60,6 +61,10 @@ class PodApp:
             await self.poll(receive, send)
         elif path == "/hold":
             await self.hold(receive)
+        elif path == "/cut":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"the first half", "more_body": True})
+            # and no more: the server cuts the connection, the answer unfinished
         else:
             await self.echo(scope, receive, send)
 
@@ -248,6 +253,13 @@ async def test_an_event_stream_arrives_event_by_event_and_a_long_poll_ends_when_
     assert first == "data: one"
     assert rest == ["", "data: two", ""]
     assert waiting == "waiting"
+
+
+async def test_an_answer_the_pod_cut_off_reaches_the_browser_broken_not_whole(tmp_path: Path) -> None:
+    async with console(tmp_path, [(PodApp("inbox"), bind("127.0.0.1", 0))]) as front:
+        await sign_in(front.browser, f"{front.url}/")
+        with pytest.raises(httpx.RemoteProtocolError):
+            await front.browser.get(f"{front.url}/cut")
 
 
 async def test_a_pod_that_is_down_is_a_502_page_and_a_moved_pod_is_followed(tmp_path: Path) -> None:
