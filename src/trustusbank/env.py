@@ -268,8 +268,8 @@ ISOLATION: Setting[str] = Setting(
 )
 PORT_FORWARDS: Setting[bool] = Setting(
     "TRUSTUSBANK_PORT_FORWARDS",
-    "`0` disables the seed's local ports (chatbot 18009, attacker 18011, registry 18006, alerts 18002, "
-    "SOC inbox 18012); the console (18001, 18007) then serves on free ports, named by `status`",
+    "`0` disables the seed's local ports (chatbot 18009, attacker 18011, and the console's: 18001, "
+    "18007, 18002, 18012, 18006, 15556); the console then serves on free ports, named by `status`",
     "runtime.supervisor (`up`)",
     off_when_zero,
     True,
@@ -277,8 +277,8 @@ PORT_FORWARDS: Setting[bool] = Setting(
 )
 CONSOLE_SIGNIN: Setting[bool] = Setting(
     "TRUSTUSBANK_CONSOLE_SIGNIN",
-    "`0` turns off the sign-in in front of the console's pages (18001, 18007): no provider (15556), "
-    "no front door, and anyone who can reach the pages reads them",
+    "`0` turns off the sign-in in front of the console's pages (18001, 18007, 18002, 18012, 18006): "
+    "no provider (15556), no front door, and anyone who can reach the pages reads them",
     "console.serve.signin_on: `up` (which sockets the console gets) and `console serve`",
     off_when_zero,
     True,

@@ -1,8 +1,11 @@
-"""The presenter's tabs, at the pods' own addresses, and what a customer does in the chatbot's.
+"""The presenter's tabs, at this cluster's addresses, and what a customer does in the chatbot's.
 
-A tab is named by the seed's local port (runtime.portforward.SEED_PORTS says which pod's port
-it forwards to) but reached at that pod's app address, as the port-forward itself reaches it:
-the seed's ports may be taken on a laptop, and the session cluster forwards none.
+A tab is named by the seed's local port. The customer's and the attacker's (18009, 18011:
+runtime.portforward.SEED_PORTS says which pod's port each forwards to) are reached at that
+pod's app address, as the port-forward itself reaches it: the seed's ports may be taken on a
+laptop, and the session cluster forwards none. The operator's tabs (18002 alerts, 18012 SOC
+inbox, 18006 agent registry, as the console's own) are the console's pages, behind its
+sign-in, at the addresses the cluster's status gives them (`tests.browser.signin`).
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 from playwright.async_api import Locator, Page, expect
 
 from tests.session_cluster import Cluster
+from trustusbank.console.tabs import TABS, url_of
 from trustusbank.runtime.portforward import SEED_PORTS
 
-CHATBOT, ATTACKER, SOC_INBOX = 18009, 18011, 18012
+CHATBOT, ATTACKER, SOC_INBOX, ALERTS, REGISTRY = 18009, 18011, 18012, 18002, 18006
 
 # Upper bounds on waits, not durations: a reply runs three tool calls through the mesh, and an
 # alert is evaluated, grouped and mailed; on 2 busy cores either can take a while.
@@ -21,7 +25,13 @@ PAGE_WAIT_MS = 30_000
 
 
 def tab_url(cluster: Cluster, seed_port: int) -> str:
-    """The URL of the tab the seed opens at http://127.0.0.1:<seed_port>, at the pod itself."""
+    """The URL of the tab the seed opens at http://127.0.0.1:<seed_port>: the console's page for an
+    operator tab, else the forwarded pod itself."""
+    tab = next(t for t in TABS if t.port == seed_port)  # the first: 18006 is the registry's list
+    if tab.source.startswith("console:"):
+        url = url_of(tab, cluster.status())
+        assert url, f"the cluster's status names no console page {tab.source}"
+        return url
     [(namespace, deployment, port)] = [key for key, local in SEED_PORTS.items() if local == seed_port]
     pods = [p for p in cluster.topology.pods if (p.namespace, p.deployment) == (namespace, deployment)]
     assert pods, f"no pod of {namespace}/{deployment} in the running cluster"

@@ -1,5 +1,8 @@
 """The attacker's tab (18011) and the SOC inbox's (18012) while the converter is rug-pulled.
 
+The SOC inbox is an operator tab: the console's, behind its sign-in, which the test passes as
+the write-up's admin. The attacker's page is an open port-forward.
+
 Act 2 (no defence): the injected prompt makes support-bot pass the customer's profile to the
 converter, which posts it to the attacker; the attacker's counter rises and shows it. Act 3
 (`policies on`): the same call is denied at the node proxy and the SOC gets the alert's mail.
@@ -15,7 +18,9 @@ import pytest
 from playwright.async_api import BrowserContext, expect
 
 from tests.browser.conftest import Screenshots
+from tests.browser.signin import sign_in
 from tests.browser.tabs import ATTACKER, CHATBOT, PAGE_WAIT_MS, SOC_INBOX, ask, tab_url
+from tests.console.signin.world import ADMIN
 from tests.session_cluster import Cluster
 from trustusbank.scenario.acts import CONVERTER_IDENTITY
 from trustusbank.scenario.cluster import SEED_PROMPT
@@ -73,6 +78,7 @@ async def test_with_the_defence_on_the_soc_inbox_lists_the_deny_mail(
     then lists the first one.)"""
     inbox = await context.new_page()
     await inbox.goto(tab_url(cluster, SOC_INBOX))
+    await sign_in(inbox, *ADMIN)  # an operator tab: behind the console's sign-in
     await expect(inbox.locator("#count")).to_contain_text("message(s) since the last reset")
     await shoot(inbox, "inbox-before")
 

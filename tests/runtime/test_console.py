@@ -1,5 +1,8 @@
 """The console as the runtime runs it: a real `trustusbank console serve` on sockets the runtime bound.
 
+The operator pods' pages (alerts, SOC inbox, agent registry) are the console's too, relayed to
+the pods the topology names: one sign-in, on any page, opens them all.
+
 The URL is known before the process starts and survives its crash: the restarted process serves
 the same socket. A seed port another program holds is said, and the page served elsewhere.
 The pages are behind the sign-in (its provider is one of the console's sockets): the test signs
@@ -17,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.console.signin.world import location, sign_in
+from tests.console.pods import pod, write_topology
+from tests.console.signin.world import echo_app, location, serve_on, sign_in
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.runtime.console import open_console
 from trustusbank.workloads.serving import bind
@@ -117,6 +121,35 @@ async def test_with_the_sign_in_off_there_is_no_provider_and_the_pages_are_open(
             page = await http.get(_dashboard(console.status())["url"])
     finally:
         await console.stop()
-    assert names == ["dashboard", "sessions"]
+    assert names == ["dashboard", "sessions", "alerts", "inbox", "registry"]
     assert page.status_code == 200
     assert "<h1>DORA evidence</h1>" in page.text
+
+
+async def test_one_sign_in_opens_the_operator_pods_pages_the_console_relays(tmp_path: Path) -> None:
+    files = ClusterFiles(tmp_path / "state")
+    files.make()
+    evaluator = bind("127.0.0.1", 0)  # the alert evaluator's app, as its pod would serve it
+    write_topology(
+        files.topology, [pod("trustusbank-observability", "alert-evaluator", evaluator.getsockname()[1])]
+    )
+    seen: asyncio.Queue[str] = asyncio.Queue()
+    console = open_console(files, None, lambda kind, _: seen.put_nowait(kind))
+    alerts, inbox = _page(console.status(), "alerts")["url"], _page(console.status(), "inbox")["url"]
+    await console.start()
+    try:
+        async with serve_on(evaluator, echo_app()), httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            await asyncio.wait_for(_next(seen, "ready"), LIFECYCLE_WAIT)
+            before = await http.get(alerts)
+            await sign_in(http, _dashboard(console.status())["url"])
+            relayed = await http.get(alerts, headers={"X-Forwarded-Email": "mallory@evil.example"})
+            no_pod = await http.get(inbox, headers={"Accept": "text/html"})
+    finally:
+        await console.stop()
+    assert alerts.endswith("/alerts")
+    assert before.status_code == 302  # behind the door like the console's own pages
+    assert relayed.status_code == 200
+    assert relayed.json()["path"] == "/alerts"
+    assert relayed.json()["forwarded"]["x-forwarded-email"] == "admin@kagent.local"
+    assert no_pod.status_code == 502  # this topology has no SOC inbox: said, not a traceback
+    assert "the cluster has no pod of trustusbank-observability/soc-inbox" in no_pod.text

@@ -39,6 +39,9 @@ async def test_the_console_url_is_in_status_and_the_dashboard_answers_there(clus
     printed = cluster.cli("status")
     assert f"console dashboard: {dashboard['url']}" in printed.stdout
     assert f"console signin: {provider['url']}" in printed.stdout
+    for page in [p for p in console["pages"] if p["name"] in ("alerts", "inbox", "registry")]:
+        assert f"console {page['name']}: {page['url']}" in printed.stdout  # the pods' pages, relayed
+    assert {p["name"] for p in console["pages"]} >= {"alerts", "inbox", "registry"}
 
     refused = cluster.exec_python(f"{AGENTS_NS}/fraud-bot", ASK_SUPPORT_BOT)
     assert refused.stdout.strip().endswith("403"), refused.stdout + refused.stderr

@@ -103,7 +103,7 @@ COMMANDS: dict[str, Entry] = {
     "console": Entry(
         _C + "console_cmd",
         "app",
-        "The operator's console: the DORA evidence dashboard and agent sessions.",
+        "The operator's console: DORA evidence, agent sessions, alerts, SOC inbox, registry.",
         hidden=True,
     ),
     "manifests": Entry(_C + "manifests_cmd", "app", "Inspect and validate the Kubernetes manifest bundle."),

@@ -52,7 +52,7 @@ def render_busy_ports(status: dict[str, Any]) -> None:
 
 
 def render_console(status: dict[str, Any]) -> None:
-    """Where the operator's console serves: the DORA evidence dashboard (18001), sessions (18007)."""
+    """Where the operator's console serves each page: dashboard, sessions, alerts, inbox, registry."""
     console = status.get("console")
     if not console:
         return

@@ -1,5 +1,6 @@
-"""`trustusbank console serve`: the operator's console, 18001 (DORA evidence) and 18007 (sessions),
-behind the sign-in whose provider is on 15556."""
+"""`trustusbank console serve`: the operator's console, 18001 (DORA evidence), 18007 (sessions) and
+the operator pods' pages it relays (18002 alerts, 18012 SOC inbox, 18006 agent registry), behind
+the sign-in whose provider is on 15556."""
 
 from __future__ import annotations
 
@@ -15,13 +16,26 @@ from starlette.types import ASGIApp
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.console.dashboard import create_app
-from trustusbank.console.serve import DASHBOARD, SESSIONS, SIGNIN, serve_all, sessions_app, signin_on, url_of
+from trustusbank.console.serve import (
+    ALERTS,
+    DASHBOARD,
+    INBOX,
+    REGISTRY,
+    SESSIONS,
+    SIGNIN,
+    UPSTREAMS,
+    proxy_app,
+    serve_all,
+    sessions_app,
+    signin_on,
+    url_of,
+)
 from trustusbank.console.signin.chain import sign_in_chain
 from trustusbank.kernel.syscalls import die_with_parent
 from trustusbank.paths import state_dir
 from trustusbank.workloads.serving import bind
 
-app = typer.Typer(help="The operator's console: the DORA evidence dashboard and agent sessions.")
+app = typer.Typer(help="The operator's console: DORA evidence, agent sessions, alerts, SOC inbox, registry.")
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
@@ -37,6 +51,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     dashboard_port: Annotated[int, typer.Option(help="The dashboard's port.")] = DASHBOARD.seed_port,
     sessions_port: Annotated[int, typer.Option(help="The sessions console's port.")] = SESSIONS.seed_port,
+    alerts_port: Annotated[int, typer.Option(help="The alerts page's port.")] = ALERTS.seed_port,
+    inbox_port: Annotated[int, typer.Option(help="The SOC inbox's port.")] = INBOX.seed_port,
+    registry_port: Annotated[int, typer.Option(help="The agent registry's port.")] = REGISTRY.seed_port,
     signin_port: Annotated[int, typer.Option(help="The sign-in provider's port.")] = SIGNIN.seed_port,
     prometheus: Annotated[
         str | None,
@@ -44,6 +61,9 @@ def serve(
     ] = None,
     dashboard_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
     sessions_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    alerts_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    inbox_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    registry_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
     signin_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the console over the running cluster's state directory (`up` starts it)."""
@@ -62,6 +82,15 @@ def serve(
     sock = _socket(dashboard_fd, host, dashboard_port)
     served.insert(0, (create_app(files, prometheus_url=prometheus, sessions_url=sessions_url), sock))
     err.print(f"DORA evidence dashboard on {url_of(sock)}{DASHBOARD.path}")
+    relayed = (
+        (ALERTS, alerts_port, alerts_fd),
+        (INBOX, inbox_port, inbox_fd),
+        (REGISTRY, registry_port, registry_fd),
+    )
+    for page, port, fd in relayed:
+        sock = _socket(fd, host, port)
+        served.append((proxy_app(files, page), sock))
+        err.print(f"{page.name} on {url_of(sock)}{page.path}, relayed to {UPSTREAMS[page.name].name}")
     if signin_on():
         sock = _socket(signin_fd, host, signin_port)
         chain = sign_in_chain(files.state, url_of(sock), [(app, url_of(s)) for app, s in served])

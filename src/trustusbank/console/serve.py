@@ -1,5 +1,6 @@
-"""The console process: the dashboard (18001), where it exists the sessions console (18007), and
-the sign-in provider (15556) whose front doors stand before both.
+"""The console process: the dashboard (18001), where it exists the sessions console (18007), the
+operator pods' pages (alerts 18002, SOC inbox 18012, agent registry 18006, each relayed to its
+pod by `upstream_proxy`), and the sign-in provider (15556) whose front doors stand before all.
 
 One process on the operator's side serves the apps, each on its own listening socket. The
 embedded runtime binds those sockets itself and hands them down (`--dashboard-fd`), as
@@ -30,6 +31,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.console.upstream_proxy import Upstream, UpstreamProxy
 from trustusbank.env import CONSOLE_SIGNIN
 from trustusbank.http_server import uvicorn_config
 
@@ -47,7 +49,18 @@ class Page:
 
 DASHBOARD = Page("dashboard", 18001, "/d/dora-evidence")
 SESSIONS = Page("sessions", 18007, "/")
+ALERTS = Page("alerts", 18002, "/alerts")
+INBOX = Page("inbox", 18012, "/")
+REGISTRY = Page("registry", 18006, "/")
 SIGNIN = Page("signin", 15556, "/")  # the provider: its URL is the issuer
+# The pages that are a pod's app, relayed: the write-up port-forwards them, and here the door
+# stands before them as before the console's own.
+UPSTREAMS = {
+    ALERTS.name: Upstream("Alerts (Prometheus)", "trustusbank-observability", "alert-evaluator"),
+    INBOX.name: Upstream("SOC inbox", "trustusbank-observability", "soc-inbox"),
+    REGISTRY.name: Upstream("Agent registry", "trustusbank-platform", "agentregistry"),
+}
+PROXIED = [ALERTS, INBOX, REGISTRY]
 
 
 def has_sessions() -> bool:
@@ -63,7 +76,13 @@ def signin_on() -> bool:
 def pages() -> list[Page]:
     """The console's sockets, the dashboard first (its `/healthz` is the readiness probe)."""
     found = [DASHBOARD, SESSIONS] if has_sessions() else [DASHBOARD]
+    found += PROXIED
     return [*found, SIGNIN] if signin_on() else found
+
+
+def proxy_app(files: ClusterFiles, page: Page) -> ASGIApp:
+    """The relay to `page`'s pod, found in `files`' topology."""
+    return UpstreamProxy(files.topology, UPSTREAMS[page.name])
 
 
 def sessions_app(files: ClusterFiles) -> ASGIApp | None:

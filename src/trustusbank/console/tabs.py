@@ -2,7 +2,9 @@
 
 Said once: `trustusbank open` lists them (and opens one), `up` prints them when the cluster is
 ready. A tab's address is this cluster's: the seed port when this cluster holds it, else where
-it really listens (another cluster may hold the seed port; tests turn forwards off).
+it really listens (another cluster may hold the seed port; tests turn forwards off). The
+customer's chatbot and the attacker's page are port-forwards; every operator tab is the
+console's, behind its sign-in (`status["console"]["pages"]`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ class Tab:
     title: str
     port: int  # the write-up's local port
     path: str
-    source: str  # the Deployment `<namespace>/<name>` forwarded there, or `console:<app>`
+    source: str  # the Deployment `<namespace>/<name>` forwarded there, or `console:<page>`
     acts: tuple[str, str, str]  # what to watch in Act 1, 2, 3
 
     @property
@@ -33,24 +35,24 @@ TABS = (
          "the same reply again: the defence costs the customer nothing")),
     Tab("attacker", "Attacker's view", 18011, "/", "external-attacker/mock-attacker",
         ("nothing received", "BREACH: the customer's profile arrives", "nothing new arrives")),
-    Tab("registry", "Agent registry", 18006, "/", "trustusbank-platform/agentregistry",
+    Tab("registry", "Agent registry", 18006, "/", "console:registry",
         ("pinned digest = running digest, signed by the org",
          "same tag, different digest, untrusted signature",
          "still the rug-pulled digest: the runtime, not the registry, holds the line")),
     Tab("dashboard", "DORA evidence (Grafana)", 18001, "/d/dora-evidence", "console:dashboard",
         ("no denies", "attempts towards the attacker, allowed",
          "the deny: converter's SPIFFE identity, image and digest, linked to its trace")),
-    Tab("alerts", "Alerts (Prometheus)", 18002, "/alerts", "trustusbank-observability/alert-evaluator",
+    Tab("alerts", "Alerts (Prometheus)", 18002, "/alerts", "console:alerts",
         ("nothing firing", "BankToAttackerAttempt firing",
          "IstioAuthZDeny and BankToAttackerAttempt firing")),
-    Tab("inbox", "SOC inbox", 18012, "/", "trustusbank-observability/soc-inbox",
+    Tab("inbox", "SOC inbox", 18012, "/", "console:inbox",
         ("empty", "the attempt mailed", "the deny mailed, with the quarantine command")),
     Tab("sessions", "Agent sessions and traces (kagent UI)", 18007, "/", "console:sessions",
         ("support-bot's three tool calls",
          "get_profile, then convert_currency with the profile: the model was fooled",
          "the same calls; the trace shows where the connection was refused")),
     Tab("converter", "Agent registry: the converter's entry", 18006,
-        "/api/servers/acme-fx/currency-converter", "trustusbank-platform/agentregistry",
+        "/api/servers/acme-fx/currency-converter", "console:registry",
         ("the converter's pin and its running digest agree",
          "the entry after the swap: the pin stands, the running digest moved",
          "unchanged from Act 2: no registry edit undoes a rug pull")),

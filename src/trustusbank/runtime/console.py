@@ -1,13 +1,15 @@
 """The operator's console as the runtime runs it: sockets bound here, one managed process serving them.
 
 The supervisor binds each page's socket itself (the dashboard's, the sessions console's where
-that exists, and the sign-in provider's unless the sign-in is off) and passes them to
-`trustusbank console serve`, which it keeps alive as it keeps pods alive. With port-forwards
-on, each page asks for its seed port (18001, 18007, 15556); a port another program holds is
-said, as a port-forward says it, and the page is served on a free port instead, so the
-console is never missing, only elsewhere. With port-forwards off (the tests) every page is on
-a free port. Either way the URLs are known before the process starts, and stay the same
-across its restarts: `status["console"]` records them.
+that exists, the alerts page's, the SOC inbox's and the agent registry's, which the console
+relays to their pods, and the sign-in provider's unless the sign-in is off) and passes them
+to `trustusbank console serve`, which it keeps alive as it keeps pods alive. With
+port-forwards on, each page asks for its seed port (18001, 18007, 18002, 18012, 18006,
+15556); a port another program holds is said, as a port-forward says it, and the page is
+served on a free port instead, so the console is never missing, only elsewhere. With
+port-forwards off (the tests) every page is on a free port. Either way the URLs are known
+before the process starts, and stay the same across its restarts: `status["console"]`
+records them.
 """
 
 from __future__ import annotations

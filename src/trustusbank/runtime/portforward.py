@@ -2,7 +2,10 @@
 
 Like the real one, it connects straight into the pod, not through the mesh. A
 port that is taken (another cluster, another program) is skipped and reported,
-never fought over.
+never fought over. Only the tabs that are not the operator's are forwarded: the
+customer's chatbot and the attacker's receiver. The operator's pods (alerts 18002,
+SOC inbox 18012, agent registry 18006) are served by the console, behind its
+sign-in (`trustusbank.console.upstream_proxy`), not by a bare forward.
 """
 
 from __future__ import annotations
@@ -17,10 +20,7 @@ from trustusbank.cluster.topology import Topology
 # (namespace, deployment, container port) -> the seed's local port
 SEED_PORTS: dict[tuple[str, str, int], int] = {
     ("external-attacker", "mock-attacker", 8080): 18011,
-    ("trustusbank-platform", "agentregistry", 8080): 18006,
     ("trustusbank-bank-frontend", "chatbot", 8080): 18009,
-    ("trustusbank-observability", "alert-evaluator", 8080): 18002,
-    ("trustusbank-observability", "soc-inbox", 8080): 18012,
 }
 
 

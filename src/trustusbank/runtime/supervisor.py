@@ -301,7 +301,8 @@ class Supervisor:
         return provider_file_text(self.files.state, issuer) if issuer is not None else None
 
     async def _start_console(self, console: ConsoleProcess) -> None:
-        """The operator's console (18001, 18007): on the seed ports when forwarding, else free ones.
+        """The operator's console (18001, 18007, 18002, 18012, 18006): on the seed ports when
+        forwarding, else free ones.
 
         It reads what the pods wrote, so it starts once they are ready. The cluster runs without
         it if it does not come up: `status` then says so, with its log."""

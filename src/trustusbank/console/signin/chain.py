@@ -3,8 +3,9 @@
 All the console's pages are one client of the provider (`trustusbank-console`, a callback
 registered for each page) and share one session cookie, as oauth2-proxy's cookie does across
 the hosts it fronts: the browser keeps cookies per host, not per port, so signing in on the
-dashboard (18001) signs in on the sessions console (18007) too, and signing out of either
-signs out of both. The client secret is new on each start (both ends are this process); the
+dashboard (18001) signs in on every operator tab (sessions 18007, and the pods' pages the
+console relays: alerts 18002, SOC inbox 18012, agent registry 18006), and signing out of any
+signs out of all. The client secret is new on each start (both ends are this process); the
 signing key and the cookie key are kept under the state directory (`keyfiles`).
 """
 
