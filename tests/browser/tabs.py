@@ -13,7 +13,7 @@ from __future__ import annotations
 from playwright.async_api import Locator, Page, expect
 
 from tests.session_cluster import Cluster
-from trustusbank.console.tabs import TABS, url_of
+from trustusbank.console.tabs import TABS, Tab, url_of
 from trustusbank.runtime.portforward import SEED_PORTS
 
 CHATBOT, ATTACKER, SOC_INBOX, ALERTS, REGISTRY = 18009, 18011, 18012, 18002, 18006
@@ -25,17 +25,21 @@ PAGE_WAIT_MS = 30_000
 
 
 def tab_url(cluster: Cluster, seed_port: int) -> str:
-    """The URL of the tab the seed opens at http://127.0.0.1:<seed_port>: the console's page for an
-    operator tab, else the forwarded pod itself."""
-    tab = next(t for t in TABS if t.port == seed_port)  # the first: 18006 is the registry's list
+    """The URL of the tab the seed opens at http://127.0.0.1:<seed_port>."""
+    return url_for(cluster, next(t for t in TABS if t.port == seed_port))  # 18006: the registry's list
+
+
+def url_for(cluster: Cluster, tab: Tab) -> str:
+    """Where this cluster serves `tab`: the console's page for an operator tab, else the
+    forwarded pod itself, at the tab's path."""
     if tab.source.startswith("console:"):
         url = url_of(tab, cluster.status())
         assert url, f"the cluster's status names no console page {tab.source}"
         return url
-    [(namespace, deployment, port)] = [key for key, local in SEED_PORTS.items() if local == seed_port]
+    [(namespace, deployment, port)] = [key for key, local in SEED_PORTS.items() if local == tab.port]
     pods = [p for p in cluster.topology.pods if (p.namespace, p.deployment) == (namespace, deployment)]
     assert pods, f"no pod of {namespace}/{deployment} in the running cluster"
-    return f"http://{pods[0].app_ip}:{port}/"
+    return f"http://{pods[0].app_ip}:{port}{tab.path}"
 
 
 async def ask(chat: Page, prompt: str) -> Locator:
