@@ -26,6 +26,16 @@ SHARED_SETUP = {
 }
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The browser tests' option (tests/browser/conftest.py): here, where pytest reads options first."""
+    parser.addoption(
+        "--screenshots-to",
+        type=Path,
+        default=None,
+        help="also write each tab as the window shows it, DIR/<tab>.jpg (the README's pictures)",
+    )
+
+
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and never called) without xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadgroup` (make test) with tests/system and tests/browser as one group, for one worker.

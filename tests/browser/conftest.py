@@ -6,7 +6,8 @@ asyncio test in the worker would fail ("cannot be called from a running event lo
 Each test gets a fresh context (its own tabs and sessionStorage) at 1280x800, and saves a
 screenshot of every tab it visits into one folder, printed at the end of the run (and in a
 failing test's report) and kept by pytest's tmp retention; a failing test adds one of each
-open tab as it was when it failed.
+open tab as it was when it failed. `--screenshots-to DIR` also writes what the window shows
+(1280x800, JPEG) as `DIR/<tab>.jpg`: how the README's pictures of the console are made.
 """
 
 from __future__ import annotations
@@ -57,11 +58,16 @@ class Screenshots:
     folder: Path
     test: str
     taken: list[Path] = field(default_factory=list)
+    docs: Path | None = None  # --screenshots-to
 
     async def __call__(self, page: Page, tab: str) -> Path:
         path = self.folder / f"{self.test}-{len(self.taken) + 1:02d}-{tab}.png"
         await page.screenshot(path=path, full_page=True, animations="disabled")  # transitions at their end
         self.taken.append(path)
+        if self.docs is not None:
+            self.docs.mkdir(parents=True, exist_ok=True)
+            window = self.docs / f"{tab}.jpg"
+            await page.screenshot(path=window, type="jpeg", quality=70, animations="disabled")
         return path
 
 
@@ -72,7 +78,8 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def shoot(screenshot_dir: Path, request: pytest.FixtureRequest) -> Iterator[Screenshots]:
-    shots = Screenshots(screenshot_dir, re.sub(r"[^\w.-]+", "_", request.node.name))
+    docs: Path | None = request.config.getoption("--screenshots-to", default=None)
+    shots = Screenshots(screenshot_dir, re.sub(r"[^\w.-]+", "_", request.node.name), docs=docs)
     request.node.user_properties.append(("screenshots", str(screenshot_dir)))
     yield shots
     if shots.taken:
