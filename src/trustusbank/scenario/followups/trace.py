@@ -385,57 +385,74 @@ async def run(cluster: Cluster, progress: Progress) -> FollowUp:
         result.summary = "the prompt did not complete, so there is no trace to show"
         result.lines = [f"[dim]{note}[/]" for note in notes]
         return result
-    progress("trace: collecting spans")
-    spans = await wait_for_trace(cluster, trace_id, len(answer.tool_calls))
-    everything = all_spans(cluster)
-    root = Node(
-        {
-            "name": "customer prompt (trustusbank demo, as the customer's browser)",
-            "context": {"trace_id": trace_id, "span_id": root_span},
-            "start_time": datetime.fromtimestamp(t0).astimezone().isoformat(),
-            "end_time": datetime.fromtimestamp(t1).astimezone().isoformat(),
-        }
-    )
-    orphans = build_tree(spans, root)
-    story = Story(
-        cluster,
-        trace_id,
-        t0,
-        read_jsonl(cluster.files.waypoint_log(GATEWAY)),
-        [s for s in everything if s.get("name", "").startswith("ztunnel")],
-        [r for n in topo.nodes for r in read_jsonl(cluster.files.access_log(n.name))],
-        converter,
-        attacker,
-    )
-    story.lines.append(f"trace {trace_id}  ([dim]offset from the prompt, duration[/])")
-    story.lines.append(f"{root.name}  [dim]{story.when(root)}[/]")
-    story.lines.append("│  [dim]via the chatbot's A2A proxy (forwards traceparent, records no span)[/]")
-    for index, child in enumerate(root.children):
-        story.render(child, "", index == len(root.children) - 1)
-    for orphan in orphans:
-        story.lines.append(f"[yellow]? {story.label(orphan)} (parent span not exported)[/]")
 
-    names = [n.name for n in root.children]
-    tool_spans = {
-        s["name"].removeprefix("execute_tool ") for s in spans if s["name"].startswith("execute_tool")
-    }
-    wanted = {step["name"] for step in answer.tool_calls}
-    if answer.state != "completed":
-        problems.append(f"the prompt ended {answer.state}: {answer.status_message}")
-    if "invoke_agent support-bot" not in names:
-        problems.append(f"support-bot's invoke_agent span is not a child of the prompt's span: {names}")
-    if not wanted <= tool_spans:
-        problems.append(f"execute_tool spans missing for {sorted(wanted - tool_spans)}")
-    if story.tool_hops < len(answer.tool_calls):
-        problems.append(
-            f"{story.tool_hops} waypoint hop(s) in the trace for {len(answer.tool_calls)} tool calls"
+    def tell(spans: list[dict[str, Any]]) -> tuple[Story, list[str]]:
+        """The trace as told from the spans written so far, and what it still lacks."""
+        assert answer is not None
+        found: list[str] = []
+        everything = all_spans(cluster)
+        root = Node(
+            {
+                "name": "customer prompt (trustusbank demo, as the customer's browser)",
+                "context": {"trace_id": trace_id, "span_id": root_span},
+                "start_time": datetime.fromtimestamp(t0).astimezone().isoformat(),
+                "end_time": datetime.fromtimestamp(t1).astimezone().isoformat(),
+            }
         )
-    leaked = any("customer_profile" in step.get("arguments", {}) for step in answer.tool_calls)
-    if leaked and not story.exfil_attempts:
-        problems.append("the converter's connection to the attacker was not found in the ztunnel spans")
-    if not leaked:
-        problems.append("the rug-pulled converter did not get the profile: the attack chain did not run")
+        orphans = build_tree(spans, root)
+        story = Story(
+            cluster,
+            trace_id,
+            t0,
+            read_jsonl(cluster.files.waypoint_log(GATEWAY)),
+            [s for s in everything if s.get("name", "").startswith("ztunnel")],
+            [r for n in topo.nodes for r in read_jsonl(cluster.files.access_log(n.name))],
+            converter,
+            attacker,
+        )
+        story.lines.append(f"trace {trace_id}  ([dim]offset from the prompt, duration[/])")
+        story.lines.append(f"{root.name}  [dim]{story.when(root)}[/]")
+        story.lines.append("│  [dim]via the chatbot's A2A proxy (forwards traceparent, records no span)[/]")
+        for index, child in enumerate(root.children):
+            story.render(child, "", index == len(root.children) - 1)
+        for orphan in orphans:
+            story.lines.append(f"[yellow]? {story.label(orphan)} (parent span not exported)[/]")
 
+        names = [n.name for n in root.children]
+        tool_spans = {
+            s["name"].removeprefix("execute_tool ") for s in spans if s["name"].startswith("execute_tool")
+        }
+        wanted = {step["name"] for step in answer.tool_calls}
+        if answer.state != "completed":
+            found.append(f"the prompt ended {answer.state}: {answer.status_message}")
+        if "invoke_agent support-bot" not in names:
+            found.append(f"support-bot's invoke_agent span is not a child of the prompt's span: {names}")
+        if not wanted <= tool_spans:
+            found.append(f"execute_tool spans missing for {sorted(wanted - tool_spans)}")
+        if story.tool_hops < len(answer.tool_calls):
+            found.append(
+                f"{story.tool_hops} waypoint hop(s) in the trace for {len(answer.tool_calls)} tool calls"
+            )
+        leaked = any("customer_profile" in step.get("arguments", {}) for step in answer.tool_calls)
+        if leaked and not story.exfil_attempts:
+            found.append("the converter's connection to the attacker was not found in the ztunnel spans")
+        if not leaked:
+            found.append("the rug-pulled converter did not get the profile: the attack chain did not run")
+
+        return story, found
+
+    progress("trace: collecting spans")
+    # Agents, the waypoint and the node proxies export spans in batches of their own: the agent's
+    # may be in before the waypoint's or ztunnel's are, so the trace is told again until it is
+    # whole or the wait is over (it is then reported as it is).
+    deadline = time.monotonic() + SPAN_WAIT
+    spans = await wait_for_trace(cluster, trace_id, len(answer.tool_calls))
+    story, found = tell(spans)
+    while found and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        spans = [s for s in all_spans(cluster) if _hex(s["context"]["trace_id"]) == trace_id]
+        story, found = tell(spans)
+    problems += found
     result.lines = [*story.lines, "", *[f"[dim]{note}[/]" for note in notes]]
     result.data = {
         "trace_id": trace_id,
