@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from trustusbank.cluster.topology import Topology
 from trustusbank.console.signin.frontdoor import DoorConfig, SignedIn
 from trustusbank.console.signin.pages import refusal
+from trustusbank.errors import UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ RETRY_SECONDS = 5  # a 502 page asks the browser to try again, so a polling tab 
 TIMEOUT = httpx.Timeout(connect=CONNECT_SECONDS, read=None, write=30.0, pool=CONNECT_SECONDS)
 
 
-class Unreachable(Exception):
+class Unreachable(UnavailableError):
     """Why the pod cannot be asked: said on the 502 page."""
 
 
