@@ -263,6 +263,19 @@ def _inputs(rules: Iterable[Rule], root: str, known: Iterable[str]) -> tuple[str
     return tuple(sorted(known if read is None else read & set(known)))
 
 
+def _nothing(*_: Any) -> Hashable:
+    return ()
+
+
+def _key_of(getters: tuple[Callable[..., Hashable], ...]) -> Callable[..., Hashable]:
+    """One function computing the key part from the getters' inputs (the usual one getter: itself)."""
+    if not getters:
+        return _nothing
+    if len(getters) == 1:
+        return getters[0]
+    return lambda *inputs: tuple(get(*inputs) for get in getters)
+
+
 class _Authorization:
     """A merged set of rules, their activations (one per caller) and their remembered decisions."""
 
@@ -276,16 +289,11 @@ class _Authorization:
         referenced = frozenset().union(*(r.variables for r in self.rules))
         self.variables = referenced & self._provides
         self._unset = self.variables & UNSET_ROOTS
-        self._source_inputs = tuple(
-            _SOURCE_INPUTS[name]
-            for name in (_inputs(self.rules, "source", _SOURCE_INPUTS) if "source" in self.variables else ())
-        )
-        self._request_inputs = tuple(
-            _REQUEST_INPUTS[name]
-            for name in (
-                _inputs(self.rules, "request", _REQUEST_INPUTS) if "request" in self.variables else ()
-            )
-        )
+        sources = _inputs(self.rules, "source", _SOURCE_INPUTS) if "source" in self.variables else ()
+        requests = _inputs(self.rules, "request", _REQUEST_INPUTS) if "request" in self.variables else ()
+        self._caller_key = _key_of(tuple(_SOURCE_INPUTS[name] for name in sources))
+        self._request_key = _key_of(tuple(_REQUEST_INPUTS[name] for name in requests))
+        self._recent: tuple[Hashable, _Activation] | None = None
         self.cache_size = cache_size
         self.cacheable = not any(rule.volatile for rule in self.rules)
         self._decisions: Lru[CelDecision] | None = (
@@ -311,11 +319,11 @@ class _Authorization:
 
     def _judge(self, source: Identity | None, request: RequestInfo, mcp: Hashable) -> CelDecision:
         """The decision for these inputs, remembered or evaluated (and then remembered if clean)."""
-        caller = tuple(get(source, request) for get in self._source_inputs)
+        caller = self._caller_key(source, request)
         key: Hashable = None
         decisions = self._decisions
         if decisions is not None:
-            key = (caller, tuple(get(request) for get in self._request_inputs), mcp)
+            key = (caller, self._request_key(request), mcp)
             try:
                 known = decisions.get(key)
             except TypeError:  # an unhashable input (a header value that is no string): evaluate
@@ -335,6 +343,10 @@ class _Authorization:
         return decision
 
     def _activation(self, caller: Hashable) -> _Activation:
+        """The caller's activation: the previous decision's if the caller is the same, else the LRU's."""
+        recent = self._recent
+        if recent is not None and recent[0] == caller:
+            return recent[1]
         try:
             activation = self._activations.get(caller)
         except TypeError:
@@ -342,6 +354,7 @@ class _Authorization:
         if activation is None:
             activation = _Activation(self._unset)
             self._activations.put(caller, activation)
+        self._recent = (caller, activation)
         return activation
 
     def _decide(self, activation: _Activation) -> CelDecision:
