@@ -9,7 +9,10 @@ code path a tool call takes. Four cases, each with the decision cache on and off
 - caller alternates: the two calls alternate (each caller keeps its activation; before, the
   activation was rebuilt on every decision);
 - tool changes: support-bot calls a different tool every call (four tools, two allowed), so the
-  `mcp` variable changes every decision.
+  `mcp` variable changes every decision;
+- every call new: support-bot calls a tool never seen before (more names than the cache holds,
+  so every decision is a miss and an eviction): the cache's worst case, printed beside the
+  target but not one of the cases the target is about.
 
 Each call builds a fresh McpInfo, as the server does per request, and every decision is
 checked against the allowlist as deploy/ writes it. Target (issue 15): >= 200k decisions/s in
@@ -44,6 +47,7 @@ CASES: dict[str, Case] = {
     "caller alternates": [(SUPPORT, "get_balance"), (FRAUD, "get_balance")],
     "tool changes": [(SUPPORT, t) for t in ("get_balance", "transfer_funds", "get_profile", "close_account")],
 }
+WORST = "every call new"
 
 
 def account_policy() -> McpAuthorization:
@@ -83,7 +87,8 @@ def main() -> int:
     n, rounds = (20_000, 3) if args.quick else (200_000, 5)
     policy = account_policy()
     modes = {"on": policy.with_cache(DECISION_CACHE_SIZE), "off": policy.with_cache(0)}
-    runs = {(case, mode): runner(modes[mode], calls) for case, calls in CASES.items() for mode in modes}
+    cases = {**CASES, WORST: [(SUPPORT, f"tool-{i}") for i in range(max(n, 2 * DECISION_CACHE_SIZE))]}
+    runs = {(case, mode): runner(modes[mode], calls) for case, calls in cases.items() for mode in modes}
     for run in runs.values():
         run(max(n // 10, 100))  # warm-up: activations built, decisions remembered
     best = dict.fromkeys(runs, float("inf"))
@@ -97,18 +102,21 @@ def main() -> int:
     print(
         f"{'case':<18} {'cache on':>10} {'cache off':>10} {'on/off':>7} {'on/target':>10} {'off/target':>11}"
     )
-    for case in CASES:
+    for case in cases:
         on, off = rate[(case, "on")], rate[(case, "off")]
         ratios = f"{on / off:>7.2f} {on / TARGET:>10.2f} {off / TARGET:>11.2f}"
         print(f"{case:<18} {on:>10,.0f} {off:>10,.0f} {ratios}")
     stats = modes["on"].cache_stats()
     if stats is not None:
         print(
-            f"cache: {stats.size} of {stats.capacity} entries, {stats.hits:,} hits, "
-            f"{stats.misses:,} misses, {stats.evictions} evictions"
+            f"cache (all cases, cache on): {stats.size} of {stats.capacity} entries, {stats.hits:,} hits, "
+            f"{stats.misses:,} misses, {stats.evictions:,} evictions"
         )
     met = all(rate[(case, "on")] >= TARGET for case in CASES)
-    print(f"target >= {TARGET:,}/s in every case with the cache on: {'met' if met else 'NOT met'}")
+    print(
+        f"target >= {TARGET:,}/s with the cache on, steady or changing caller or tool "
+        f"({', '.join(CASES)}): {'met' if met else 'NOT met'}; {WORST}: {rate[(WORST, 'on')]:,.0f}/s"
+    )
     return 0
 
 
