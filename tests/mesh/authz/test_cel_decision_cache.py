@@ -43,6 +43,8 @@ RULES = [
     'mcp.tool.name.startsWith("get_")',
     'mcp.tool.arguments.account == "42"',  # post-request only: never matches
     'request.headers["X-Tenant"] == "bank"',
+    '"x-tenant" in request.headers || request.headers.traceparent == "00-1"',
+    'request.headers.x_tenant == "bank"',
     'default(request.headers["x-tenant"], "none") == "none"',
     "size(request.headers) > 1",
     'request.exists(k, k == "path") && request.path.startsWith("/mcp/account")',
@@ -65,6 +67,9 @@ HEADERS: list[dict[str, str]] = [
     {"X-Tenant": "bank"},
     {"x-tenant": "shop"},
     {"x-tenant": "bank", "traceparent": "00-1"},
+    {"x-tenant": "bank", "traceparent": "00-2"},
+    {"x-tenant": "bank", "X-Tenant": "shop"},  # the last of a name is the one the rule sees
+    {"X-Tenant": "shop", "x-tenant": "bank", "x_tenant": "bank"},
 ]
 PATHS = ["/mcp/account/", "/mcp/other/"]
 ADDRESSES = [None, "10.0.0.1", "10.0.0.2"]
@@ -126,6 +131,19 @@ def test_the_same_caller_and_tool_with_other_headers_is_decided_again() -> None:
     stats = cached.cache_stats()
     assert stats is not None
     assert (stats.hits, stats.size) == (1, 2)
+
+
+def test_a_rule_reading_one_header_shares_an_entry_across_the_others() -> None:
+    cached = McpAuthorization(compiled([("Allow", 'request.headers["X-Tenant"] == "bank"')]))
+    bank = [RequestInfo("POST", "/", "gw", {"X-Tenant": "bank", "traceparent": str(i)}) for i in range(3)]
+    shop = RequestInfo("POST", "/", "gw", {"x-tenant": "bank", "X-TENANT": "shop", "traceparent": "9"})
+
+    answers = [cached.decide(SUPPORT, r, McpInfo("tools/call", tool_name="t")).allowed for r in [*bank, shop]]
+
+    assert answers == [True, True, True, False]
+    stats = cached.cache_stats()
+    assert stats is not None
+    assert (stats.size, stats.hits) == (2, 2)
 
 
 def test_rules_that_read_only_identity_and_tool_share_one_entry_across_requests() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trustusbank.mesh.authz.cel_reads import fields_read
+from trustusbank.mesh.authz.cel_reads import fields_read, headers_read
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,36 @@ def test_any_other_use_may_read_everything(expression: str) -> None:
 def test_fields_of_several_rules_add_up_and_one_unsure_rule_makes_all() -> None:
     assert fields_read(['request.path == "/"', 'request.method == "GET"'], "request") == {"path", "method"}
     assert fields_read(['request.path == "/"', "size(request) > 0"], "request") is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "names"),
+    [
+        ('request.headers["X-Tenant"] == "bank"', {"x-tenant"}),
+        ("request.headers.x_tenant == 'bank'", {"x_tenant"}),
+        ('"X-Tenant" in request.headers', {"x-tenant"}),
+        ('has(request.headers.tenant) && request.headers["b"] == "c"', {"tenant", "b"}),
+        ('default(request.headers["x-tenant"], "none") == "none"', {"x-tenant"}),
+        ('request.path == "/"', set()),
+    ],
+)
+def test_headers_read_by_a_plain_literal_name_are_named(expression: str, names: set[str]) -> None:
+    assert headers_read([expression]) == names
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "size(request.headers) > 1",
+        'request.headers.exists(k, k.startsWith("x-"))',
+        'request.headers[name] == "a"',
+        'request.headers["x-" + "tenant"] == "a"',
+        r'request.headers["x\x2dtenant"] == "a"',  # an escape: not plainly the name it looks like
+        'request.headers[r"x-tenant"] == "a"',
+        "name in request.headers",
+        '"x" in request.headers && toJson(request).contains("a")',  # the request used whole
+        'request.headers == {"a": "b"}',
+    ],
+)
+def test_any_other_header_read_may_read_them_all(expression: str) -> None:
+    assert headers_read([expression]) is None

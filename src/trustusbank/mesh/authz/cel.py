@@ -70,7 +70,7 @@ from trustusbank.mesh.authz.cel_functions import (
     unsupported,
     why_unsupported,
 )
-from trustusbank.mesh.authz.cel_reads import fields_read
+from trustusbank.mesh.authz.cel_reads import fields_read, headers_read
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,16 @@ def _inputs(rules: Iterable[Rule], root: str, known: Iterable[str]) -> tuple[str
     return tuple(sorted(known if read is None else read & set(known)))
 
 
+def _named_headers(names: frozenset[str]) -> Callable[[RequestInfo], Hashable]:
+    """The headers the rules read by name, as sent and in order: `_request` keeps the last of a name."""
+
+    def get(request: RequestInfo) -> Hashable:
+        pairs = ((name.lower(), value) for name, value in request.headers.items())
+        return tuple(pair for pair in pairs if pair[0] in names)
+
+    return get
+
+
 def _nothing(*_: Any) -> Hashable:
     return ()
 
@@ -296,7 +306,15 @@ class _Authorization:
         sources = _inputs(self.rules, "source", _SOURCE_INPUTS) if "source" in self.variables else ()
         requests = _inputs(self.rules, "request", _REQUEST_INPUTS) if "request" in self.variables else ()
         self._caller_key = _key_of(tuple(_SOURCE_INPUTS[name] for name in sources))
-        self._request_key = _key_of(tuple(_REQUEST_INPUTS[name] for name in requests))
+        headers = headers_read(str(r.expression) for r in self.rules) if "headers" in requests else None
+        self._request_key = _key_of(
+            tuple(
+                _named_headers(headers)
+                if name == "headers" and headers is not None
+                else _REQUEST_INPUTS[name]
+                for name in requests
+            )
+        )
         self._recent: tuple[Hashable, _Activation] | None = None
         self.cache_size = cache_size
         self.cacheable = not any(rule.volatile for rule in self.rules)
