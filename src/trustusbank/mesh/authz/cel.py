@@ -96,9 +96,9 @@ FILTERED_METHODS = frozenset({"tools/list", "prompts/list", "resources/list", "r
 DECISION_CACHE_SIZE = 1024
 """Decisions remembered per authorization; 0 turns remembering off (the benchmark's switch).
 
-Ten callers by a hundred tools fit; a rule reading `request.headers` keys on all of a request's
-headers, so per-request headers (`traceparent`) make every decision a miss, and the bound is
-what keeps those entries from growing without end."""
+Ten callers by a hundred tools fit. A rule reading `request.headers` other than by a literal
+name keys on all of a request's headers, so per-request headers (`traceparent`) make every
+decision a miss: the bound is what keeps those entries from growing without end."""
 
 ACTIVATIONS = 256
 """Callers whose activation stays built, per authorization (one costs tens of microseconds)."""
