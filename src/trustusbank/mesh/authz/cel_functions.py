@@ -276,6 +276,10 @@ FUNCTIONS: Mapping[str, Callable[..., Any]] = {
 }
 """agentgateway functions implemented here, by the name a rule calls them with."""
 
+VOLATILE = frozenset({"random", "uuid"})
+"""Functions whose result differs between two calls with the same arguments: a rule calling one
+cannot have its decision remembered."""
+
 KNOWN = NATIVE | {name.rsplit(".", 1)[-1] for name in FUNCTIONS} | set(_LAZY_CALLBACK.values())
 """Function names a compiled program may reference (`Program.functions()` drops namespaces)."""
 
@@ -298,16 +302,16 @@ them bare, so a call without the namespace (`x.greatest()`) is caught from the s
 
 def misqualified(source: str) -> list[str]:
     """Namespaced functions called without their namespace, which would be undefined when run."""
-    tokens = _tokens(source)
+    parsed = tokens(source)
     found = set()
-    for index, token in enumerate(tokens[:-1]):
-        if token.kind != "ident" or token.text not in _QUALIFIED or tokens[index + 1].text != "(":
+    for index, token in enumerate(parsed[:-1]):
+        if token.kind != "ident" or token.text not in _QUALIFIED or parsed[index + 1].text != "(":
             continue
         qualified = (
             index >= 2
-            and tokens[index - 1].text == "."
-            and tokens[index - 2].text == _QUALIFIED[token.text]
-            and (index < 3 or tokens[index - 3].text != ".")
+            and parsed[index - 1].text == "."
+            and parsed[index - 2].text == _QUALIFIED[token.text]
+            and (index < 3 or parsed[index - 3].text != ".")
         )
         if not qualified:
             found.add(token.text)
@@ -395,7 +399,7 @@ _HEADER_MAPS = (("request", "headers"), ("response", "headers"), ("source", "con
 
 
 @dataclass(frozen=True)
-class _Tok:
+class Token:
     kind: str
     text: str
 
@@ -408,21 +412,22 @@ class Rewritten:
     """The sources of the lazy arguments, compiled and evaluated by the callbacks."""
 
 
-def _tokens(source: str) -> list[_Tok]:
-    tokens = []
+def tokens(source: str) -> list[Token]:
+    """`source` as CEL tokens, without blanks and comments (string literals are single tokens)."""
+    found = []
     for match in _TOKEN.finditer(source):
         kind = match.lastgroup or "op"
         kind = "string" if kind == "raw" else kind
         if kind != "space":
-            tokens.append(_Tok(kind, match.group()))
-    return tokens
+            found.append(Token(kind, match.group()))
+    return found
 
 
-def _text(tokens: Iterable[_Tok]) -> str:
+def _text(tokens: Iterable[Token]) -> str:
     return " ".join(token.text for token in tokens)
 
 
-def _closing(tokens: list[_Tok], start: int) -> int:
+def _closing(tokens: list[Token], start: int) -> int:
     """The index of the bracket closing the one at `start`; ValueError if unbalanced."""
     depth = 0
     for index in range(start, len(tokens)):
@@ -436,8 +441,8 @@ def _closing(tokens: list[_Tok], start: int) -> int:
     raise ValueError("unbalanced brackets")
 
 
-def _arguments(tokens: list[_Tok]) -> list[list[_Tok]]:
-    args: list[list[_Tok]] = [[]]
+def _arguments(tokens: list[Token]) -> list[list[Token]]:
+    args: list[list[Token]] = [[]]
     depth = 0
     for token in tokens:
         text = token.text if token.kind == "op" else ""
@@ -452,7 +457,7 @@ def _arguments(tokens: list[_Tok]) -> list[list[_Tok]]:
     return args
 
 
-def _is_header_map(tokens: list[_Tok], index: int) -> bool:
+def _is_header_map(tokens: list[Token], index: int) -> bool:
     if index < 3:
         return False
     root, dot, field = tokens[index - 3 : index]
@@ -461,14 +466,14 @@ def _is_header_map(tokens: list[_Tok], index: int) -> bool:
     return index < 4 or tokens[index - 4].text != "."
 
 
-def _lower_literal(token: _Tok) -> _Tok:
+def _lower_literal(token: Token) -> Token:
     if "\\" in token.text:
         return token  # an escape might change meaning when lower-cased; leave it
-    return _Tok(token.kind, token.text.lower())
+    return Token(token.kind, token.text.lower())
 
 
-def _rewrite(tokens: list[_Tok], fragments: list[str]) -> list[_Tok]:
-    out: list[_Tok] = []
+def _rewrite(tokens: list[Token], fragments: list[str]) -> list[Token]:
+    out: list[Token] = []
     index = 0
     while index < len(tokens):
         token = tokens[index]
@@ -486,12 +491,12 @@ def _rewrite(tokens: list[_Tok], fragments: list[str]) -> list[_Tok]:
             for arg in args:
                 fragment = _text(_rewrite(arg, fragments))
                 fragments.append(fragment)
-                literals.append(_Tok("string", json.dumps(fragment)))
-            call = [_Tok("ident", _LAZY_CALLBACK[token.text]), _Tok("op", "(")]
+                literals.append(Token("string", json.dumps(fragment)))
+            call = [Token("ident", _LAZY_CALLBACK[token.text]), Token("op", "(")]
             for position, literal in enumerate(literals):
-                call += [_Tok("op", ",")] if position else []
+                call += [Token("op", ",")] if position else []
                 call.append(literal)
-            out += [*call, _Tok("op", ")")]
+            out += [*call, Token("op", ")")]
             index = end + 1
             continue
         if token.text == "has" and free and after and after.text == "(" and index + 2 < len(tokens):
@@ -499,8 +504,8 @@ def _rewrite(tokens: list[_Tok], fragments: list[str]) -> list[_Tok]:
             if root.kind == "ident" and root.text in UNSET_ROOTS:
                 end = _closing(tokens, index + 1)
                 inner = _rewrite(tokens[index + 2 : end], fragments)
-                guard = [_Tok("op", "("), root, _Tok("op", "!="), _Tok("ident", "null"), _Tok("op", "&&")]
-                out += [*guard, token, _Tok("op", "("), *inner, _Tok("op", ")"), _Tok("op", ")")]
+                guard = [Token("op", "("), root, Token("op", "!="), Token("ident", "null"), Token("op", "&&")]
+                out += [*guard, token, Token("op", "("), *inner, Token("op", ")"), Token("op", ")")]
                 index = end + 1
                 continue
         if token.text in ("[", ".") and _is_header_map(tokens, index) and after is not None:
@@ -512,12 +517,12 @@ def _rewrite(tokens: list[_Tok], fragments: list[str]) -> list[_Tok]:
             if token.text == "[":  # a computed key: lower-cased when evaluated
                 end = _closing(tokens, index)
                 inner = _rewrite(tokens[index + 1 : end], fragments)
-                lower = [_Tok("op", "."), _Tok("ident", "lowerAscii"), _Tok("op", "("), _Tok("op", ")")]
-                out += [token, _Tok("op", "("), *inner, _Tok("op", ")"), *lower, _Tok("op", "]")]
+                lower = [Token("op", "."), Token("ident", "lowerAscii"), Token("op", "("), Token("op", ")")]
+                out += [token, Token("op", "("), *inner, Token("op", ")"), *lower, Token("op", "]")]
                 index = end + 1
                 continue
             if token.text == "." and after.kind == "ident":
-                out += [token, _Tok("ident", after.text.lower())]
+                out += [token, Token("ident", after.text.lower())]
                 index += 2
                 continue
         if token.kind == "string" and after is not None and after.text == "in":
@@ -539,9 +544,9 @@ def _rewrite(tokens: list[_Tok], fragments: list[str]) -> list[_Tok]:
 
 def rewrite(source: str) -> Rewritten:
     """`source` as the `cel` package can run it with agentgateway's meaning; ValueError if it cannot."""
-    tokens = _tokens(source)
+    parsed = tokens(source)
     fragments: list[str] = []
-    rewritten = _rewrite(tokens, fragments)
-    if rewritten == tokens:
+    rewritten = _rewrite(parsed, fragments)
+    if rewritten == parsed:
         return Rewritten(source, ())
     return Rewritten(_text(rewritten), tuple(fragments))
