@@ -30,6 +30,10 @@ CASES = [
     ["open", "--help"],
     ["exec", "--help"],
     ["evidence", "--help"],
+    ["apply", "--help"],
+    ["delete", "--help"],
+    ["policies", "--help"],
+    ["policies", "on", "--help"],
     ["version"],
 ]
 
