@@ -10,7 +10,9 @@ state directories with the seed's local ports off (TRUSTUSBANK_PORT_FORWARDS=0):
   cluster PSS/RSS   the sum of Pss and Rss in /proc/<pid>/smaps_rollup over every process of
                     that cluster (the supervisor and all its descendants: node proxies, pods,
                     console), right after `up` and again after the warm runs below
-  warm ask          `trustusbank ask "<seed prompt>"` against that cluster (median)
+  warm ask          `trustusbank ask "<seed prompt>"` against that cluster (median), beside the
+                    same prompt timed inside one warm client process (the cluster's answer) and
+                    the difference (what being a process costs: start-up, imports, first call)
   warm demo         `trustusbank demo --json` against that cluster: the three acts only
   cold demo         `trustusbank demo --json` in a fresh state directory: start, acts, stop
 Each row: the measured value, issue 15's target, value/target and a verdict (met: ratio ≤ 1).
@@ -186,6 +188,38 @@ def timed(what: str, env: dict[str, str], *args: str) -> float:
     return seconds
 
 
+# One process, the client imported once, the seed prompt asked 1 + n times: the first warms the
+# connection path, the rest time what the cluster takes to answer with no process start-up in it.
+IN_PROCESS = """
+import asyncio, json, sys, time
+from pathlib import Path
+from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.paths import state_dir
+from trustusbank.runtime.control import chatbot_url
+from trustusbank.workloads.chatbot.client import ask
+url = chatbot_url(ClusterFiles(state_dir()))
+times = []
+for _ in range(1 + int(sys.argv[2])):
+    started = time.perf_counter()
+    result = asyncio.run(ask(sys.argv[1], chatbot=url, agent="trustusbank-bank-agents/support-bot"))
+    assert result.state == "completed", result
+    times.append(time.perf_counter() - started)
+print(json.dumps(times[1:]))
+"""
+
+
+def answers_in_process(env: dict[str, str], count: int) -> list[float]:
+    """The cluster's answer to the seed prompt, timed inside one warm client process."""
+    done = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS, SEED_PROMPT, str(count)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    return [float(t) for t in json.loads(checked("in-process ask", done).stdout)]
+
+
 def measure(quick: bool) -> tuple[list[Row], list[str]]:
     n_help, n_ask, n_warm, n_cold = (5, 3, 1, 1) if quick else (10, 10, 3, 3)
     notes: list[str] = []
@@ -213,7 +247,11 @@ def measure(quick: bool) -> tuple[list[Row], list[str]]:
             notes.append(f"cluster {n + 1}: {count} processes right after up")
             if n == 0:
                 say("warm asks (as a user types it: the chatbot found from the state directory)…")
-                asks = [timed("ask", env, "ask", SEED_PROMPT) for _ in range(n_ask)]
+                answers_in_process(env, 2)  # the cluster's first answers after `up` are its slowest
+                asks, answers = [], []
+                for _ in range(n_ask):  # alternated, so both see the same machine
+                    asks.append(timed("ask", env, "ask", SEED_PROMPT))
+                    answers += answers_in_process(env, 1)
                 say("warm demos…")
                 warms = [timed("warm demo", env, "demo", "--json") for _ in range(n_warm)]
                 pss_used, rss_used, count = memory(state)
@@ -231,6 +269,8 @@ def measure(quick: bool) -> tuple[list[Row], list[str]]:
         Row("--help", med(helps), 0.3, "s", f"median of {n_help}"),
         Row("--help: heavy libraries imported", float(len(heavy)), 0.0, "", "of " + ", ".join(sorted(HEAVY))),
         Row("ask as a process, warm", med(asks), 1.0, "s", f"median of {n_ask}"),
+        Row("  the cluster's answer in-process", med(answers), None, "s", "the same prompt, one warm client"),
+        Row("  the process's own cost", med(asks) - med(answers), None, "s", "start-up, imports, first call"),
         Row("cold up --detach", med(ups), 5.0, "s", f"median of {n_cold}"),
         Row("cold demo", med(colds), 15.0, "s", f"median of {n_cold}; the acts {med(acts):.1f} s"),
         Row("warm demo", med(warms), 8.0, "s", f"median of {n_warm}"),
