@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import subprocess
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,11 +18,12 @@ from rich.text import Text
 from trustusbank.cli.isolation_view import render_isolation
 from trustusbank.cli.open_cmd import render_tabs
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.kernel.syscalls import refuse_inspection
+from trustusbank.env import READY_TIMEOUT
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime import control
-from trustusbank.runtime.isolation import prepare as prepare_isolation
-from trustusbank.runtime.supervisor import Supervisor, ready_timeout
+
+if TYPE_CHECKING:  # the supervisor (the whole runtime) loads only where it runs: `up` in the foreground
+    from trustusbank.runtime.supervisor import Supervisor
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -148,7 +149,7 @@ def up(
     if detach:
         proc = control.spawn_detached(files, dict(os.environ))
         with err.status("starting the cluster") as spinner:
-            status = control.wait_running(files, proc, spinner.update, ready_timeout() * 3)
+            status = control.wait_running(files, proc, spinner.update, READY_TIMEOUT.read() * 3)
         if status.get("phase") != "Running":
             err.print(f"[red]error:[/] the cluster did not start: {status.get('message')}")
             err.print(f"supervisor log: {files.logs / 'supervisor.log'}")
@@ -158,6 +159,10 @@ def up(
         render_status(status)
         _render_tabs(status)
         return
+    from trustusbank.kernel.syscalls import refuse_inspection
+    from trustusbank.runtime.isolation import prepare as prepare_isolation
+    from trustusbank.runtime.supervisor import Supervisor
+
     isolation = prepare_isolation()  # before any thread: it may enter a user namespace
     refuse_inspection()  # the supervisor holds the CA: no core dumps, no ptrace
     files.make()

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trustusbank.cli.k8s_options import K8s, K8sContext
 from trustusbank.k8s import forwards
 from trustusbank.k8s.lifecycle import workdir_of
 from trustusbank.k8s.plan import Options
 from trustusbank.paths import deploy_dir, state_dir
-from trustusbank.scenario.drivers.kubernetes import KubernetesDriver
+
+if TYPE_CHECKING:  # the story's driver (the scenario, the A2A client) loads only for the story's commands
+    from trustusbank.scenario.drivers.kubernetes import KubernetesDriver
 
 __all__ = ["K8s", "K8sContext", "driver", "options", "recorded_context", "remember_context"]
 
@@ -44,5 +47,7 @@ def options(context: str | None) -> Options:
 
 
 def driver(context: str | None, say: Callable[[str], None]) -> KubernetesDriver:
+    from trustusbank.scenario.drivers.kubernetes import KubernetesDriver
+
     chosen = options(context)
     return KubernetesDriver(chosen, forwards.ensure(chosen.workdir, chosen.kube_context), say=say)

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trustusbank.lint import Severity, lint_path, render_human, render_json
 from trustusbank.paths import deploy_dir
 
 app = typer.Typer(help="Check policies against what Istio ambient and agentgateway really enforce.")
@@ -40,6 +39,9 @@ def lint(
 
     Exit status: 1 if there is any error (or, with --strict, any warning), else 0.
     """
+    # The linter (CEL, the schemas, the mesh's own rule evaluation) loads when it runs, not for `--help`.
+    from trustusbank.lint import Severity, lint_path, render_human, render_json
+
     target = path if path is not None else deploy_dir()
     try:
         findings = lint_path(target)

@@ -12,12 +12,11 @@ from rich.console import Console
 
 from trustusbank.cli.k8s_options import K8s, K8sContext
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.manifests.manifest import ManifestError
-from trustusbank.manifests.yaml_source import yaml_files
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime import control
-from trustusbank.runtime.apply import applied, apply, delete
-from trustusbank.runtime.defence import defence_sources, defence_state, set_defence
+
+# Applying validates manifests (schemas, CEL) and talks to the node proxies: those modules load in
+# the commands below, when one runs, so `--help` stays light.
 
 app = typer.Typer(help="Apply or remove the defence policy set (deploy/08-defence).", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -29,6 +28,9 @@ def _files() -> ClusterFiles:
 
 def _switch(on: bool) -> list[Path]:
     """Apply or remove the set; on a running cluster, return once every node proxy enforces the change."""
+    from trustusbank.runtime.apply import apply, delete
+    from trustusbank.runtime.defence import defence_sources, set_defence
+
     files, deploy = _files(), control.deploy_of(_files())
     if control.running_pid(files) is None:
         sources = defence_sources(deploy)
@@ -58,6 +60,8 @@ def on(k8s: K8s = False, context: K8sContext = None) -> None:
     if k8s:
         _k8s(True, context)
         return
+    from trustusbank.manifests.manifest import ManifestError
+
     try:
         installed = _switch(True)
     except ManifestError as exc:
@@ -79,6 +83,10 @@ def off(k8s: K8s = False, context: K8sContext = None) -> None:
 @app.command("status")
 def show() -> None:
     """Whether the defence set is on, and what else is applied on top of deploy/."""
+    from trustusbank.manifests.yaml_source import yaml_files
+    from trustusbank.runtime.apply import applied
+    from trustusbank.runtime.defence import defence_sources, defence_state
+
     files = _files()
     deploy = control.deploy_of(files)
     typer.echo(f"defence {defence_state(files, deploy)}")
@@ -93,6 +101,9 @@ def apply_files(
     ],
 ) -> None:
     """Apply manifests to the running cluster (validated first), like `kubectl apply -f`."""
+    from trustusbank.manifests.manifest import ManifestError
+    from trustusbank.runtime.apply import apply
+
     try:
         installed = apply(_files(), deploy_dir(), files)
     except ManifestError as exc:
@@ -108,5 +119,7 @@ def delete_files(
     ],
 ) -> None:
     """Remove manifests applied earlier, by file name, like `kubectl delete -f`."""
+    from trustusbank.runtime.apply import delete
+
     removed = delete(_files(), files)
     err.print("\n".join(f"removed {p.name}" for p in removed) or "nothing to remove")

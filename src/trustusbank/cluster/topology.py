@@ -16,13 +16,14 @@ import json
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustusbank.cluster.ports import HBONE_PORT
-from trustusbank.manifests.bundle import Bundle
-from trustusbank.manifests.core import Deployment, Service
-from trustusbank.manifests.gateway.schema import AGENTGATEWAY_CLASSES
-from trustusbank.manifests.manifest import Manifest
+
+if TYPE_CHECKING:  # only `plan` reads manifests; a reader of topology.json (`ask`, `status`) never does
+    from trustusbank.manifests.bundle import Bundle
+    from trustusbank.manifests.core import Deployment, Service
+    from trustusbank.manifests.manifest import Manifest
 
 CLUSTER = "trustusbank"
 NODES = (
@@ -211,6 +212,8 @@ def plan(bundle: Bundle, subnet: int) -> Topology:
 
 
 def _waypoint_gateways(bundle: Bundle) -> list[Manifest]:
+    from trustusbank.manifests.gateway.schema import AGENTGATEWAY_CLASSES
+
     return sorted(
         (
             m
