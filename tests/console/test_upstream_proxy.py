@@ -18,14 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from tests.console.pods import pod, write_topology
-from tests.console.signin.world import location, sign_in, url_of
+from tests.console.signin.world import location, serve_on, sign_in, url_of
 from trustusbank.console.signin.chain import sign_in_chain
 from trustusbank.console.upstream_proxy import Upstream, UpstreamProxy
-from trustusbank.http_server import uvicorn_config
 from trustusbank.workloads.serving import bind
 
 INBOX = Upstream("SOC inbox", "trustusbank-observability", "soc-inbox")
@@ -122,26 +120,6 @@ class PodApp:
         self.let_go.set()
 
 
-@asynccontextmanager
-async def serve_on(sock: socket.socket, app: ASGIApp) -> AsyncIterator[None]:
-    """`app` on a socket bound already; on the way out, connections still open are cut."""
-    server = uvicorn.Server(
-        uvicorn_config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=CLOSE_WAIT)
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.005)
-        yield
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 @dataclass
 class Console:
     url: str  # the relayed page's origin
@@ -162,14 +140,14 @@ async def console(
     relay = UpstreamProxy(topology, INBOX)
     async with AsyncExitStack() as stack:
         for app, sock in pods:
-            await stack.enter_async_context(serve_on(sock, app))
+            await stack.enter_async_context(serve_on(sock, app, CLOSE_WAIT))
         if door:
             chain = sign_in_chain(state, url_of(provider), [(relay, url_of(page))])
-            await stack.enter_async_context(serve_on(provider, chain.provider))
-            await stack.enter_async_context(serve_on(page, chain.pages[0]))
+            await stack.enter_async_context(serve_on(provider, chain.provider, CLOSE_WAIT))
+            await stack.enter_async_context(serve_on(page, chain.pages[0], CLOSE_WAIT))
         else:
             provider.close()
-            await stack.enter_async_context(serve_on(page, relay))
+            await stack.enter_async_context(serve_on(page, relay, CLOSE_WAIT))
         browser = await stack.enter_async_context(httpx.AsyncClient(trust_env=False, timeout=30))
         yield Console(url_of(page), topology, browser)
 

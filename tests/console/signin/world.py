@@ -55,9 +55,12 @@ class Clock:
 
 
 @asynccontextmanager
-async def serve_on(sock: socket.socket, app: ASGIApp) -> AsyncIterator[None]:
-    """`app` under the production uvicorn config on a socket bound already (its URL known before)."""
-    server = uvicorn.Server(uvicorn_config(app, log_level="warning", lifespan="on"))
+async def serve_on(sock: socket.socket, app: ASGIApp, close_wait: float | None = None) -> AsyncIterator[None]:
+    """`app` under the production uvicorn config on a socket bound already (its URL known before).
+    `close_wait`: seconds a graceful stop waits for open connections before cutting them."""
+    server = uvicorn.Server(
+        uvicorn_config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=close_wait)
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
