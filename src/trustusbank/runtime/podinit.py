@@ -20,8 +20,8 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from trustusbank.kernel import rootfs
 from trustusbank.kernel.syscalls import (
@@ -109,7 +109,16 @@ def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def start(spec: dict[str, Any]) -> int:
+def _exec(argv: list[str]) -> NoReturn:
+    os.execve(argv[0], argv, os.environ)
+
+
+def start(spec: dict[str, Any], run: Callable[[list[str]], NoReturn] = _exec) -> int:
+    """Start the pod in its namespaces; return its exit status once it ends.
+
+    `run` becomes the pod's PID 1 with the pod's root, hostname, cwd and uid: by default it
+    execs `argv`; a zygote's child runs the entry point in the interpreter it already has.
+    """
     die_with_parent(signal.SIGKILL, spec.get("parent"))  # the pod ends with its supervisor
     netns = int(spec["netns_fd"])
     setns(netns, CLONE_NEWNET)
@@ -136,8 +145,7 @@ def start(spec: dict[str, Any]) -> int:
         os.chdir(spec["cwd"])
         _become(uid, gid)
         _bound_to_parent(lifeline)  # again: the uid change cleared it
-        argv: list[str] = spec["argv"]
-        os.execve(argv[0], argv, os.environ)
+        run(spec["argv"])
     except BaseException as exc:
         print(f"podinit: cannot start the pod: {exc}", file=sys.stderr, flush=True)
         os._exit(126)

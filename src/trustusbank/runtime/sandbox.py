@@ -23,6 +23,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trustusbank
 from trustusbank.cluster.layout import ClusterFiles
@@ -113,12 +114,12 @@ class PodSandbox:
                 )
         return RootFs(str(mountpoint), tuple(dict.fromkeys(shown)), (str(pod_dir.resolve()),))
 
-    def command(
+    def spec(
         self, argv: list[str], files: ClusterFiles, pod_dir: Path, readonly: list[Path]
-    ) -> tuple[list[str], tuple[int, ...]]:
-        """The podinit command line that starts `argv` in this sandbox, and the fds it inherits."""
+    ) -> dict[str, Any]:
+        """What podinit is told to start `argv` in this sandbox (the network namespace's fd with it)."""
         uid = self.uid
-        spec = {
+        return {
             "netns_fd": self.netns.fd,
             "rootfs": self.rootfs(files, pod_dir, readonly).to_dict(),
             "hostname": self.pod.name,
@@ -133,8 +134,13 @@ class PodSandbox:
             "cwd": str(pod_dir.resolve()),
             "argv": argv,
         }
-        command = [sys.executable, "-m", "trustusbank.runtime.podinit", "start", json.dumps(spec)]
-        return command, (self.netns.fd,)
+
+    def command(
+        self, argv: list[str], files: ClusterFiles, pod_dir: Path, readonly: list[Path]
+    ) -> tuple[list[str], tuple[int, ...]]:
+        """The podinit command line that starts `argv` in this sandbox, and the fds it inherits."""
+        spec = json.dumps(self.spec(argv, files, pod_dir, readonly))
+        return [sys.executable, "-m", "trustusbank.runtime.podinit", "start", spec], (self.netns.fd,)
 
 
 def make_sandboxes(isolation: Isolation, topology: Topology) -> dict[str, PodSandbox]:
