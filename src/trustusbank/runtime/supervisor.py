@@ -35,6 +35,7 @@ from trustusbank.manifests.core import Deployment
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
+from trustusbank.runtime import podenv
 from trustusbank.runtime.console import ConsoleProcess, open_console, seed_ports
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
 from trustusbank.runtime.isolation import COOPERATIVE, Isolation
@@ -226,6 +227,7 @@ class Supervisor:
         command, pass_fds = spec.command, tuple[int, ...]()
         fork = ForkRequest.of_command(spec.command, spec.env, spec.cwd)
         if sandbox is not None:
+            podenv.write(self.files, pod.namespace, pod.name, spec.env)  # what `exec` runs with
             command, pass_fds = sandbox.command(spec.command, self.files, spec.cwd, spec.shared)
             if fork is not None:
                 inside = sandbox.spec(spec.command, self.files, spec.cwd, spec.shared)
