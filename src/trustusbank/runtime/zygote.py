@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import importlib
 import json
 import os
@@ -62,6 +63,20 @@ PRELOAD = (
     "uvicorn.loops.auto",
     "httpx",
     "pydantic",
+    "anyio._backends._asyncio",
+    "concurrent.futures.thread",
+    "sqlite3",
+    "email.message",
+    "smtplib",
+    "importlib_resources",
+    "rich.console",
+    "trustusbank.cli.serve_cmd",
+    "trustusbank.cli.mesh_cmd",
+    "trustusbank.images.pull",
+    "trustusbank.images.store",
+    "trustusbank.sqlite_file",
+    "trustusbank.agents.model",
+    "trustusbank.alerts.app",
 )
 MAX_REQUEST = 1 << 20
 MAX_FDS = 64
@@ -127,6 +142,7 @@ def _child(request: dict[str, Any], received: list[int], zygote: int) -> NoRetur
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        gc.enable()
         os.setsid()
         die_with_parent(signal.SIGKILL, zygote)  # the pod ends with the zygote, as with its supervisor
         _place_fds(received, list(request["fds"]))
@@ -249,8 +265,11 @@ def main(args: list[str]) -> int:
         return 2
     control = socket.socket(fileno=int(args[0]))
     die_with_parent(signal.SIGKILL)  # the zygote ends with its supervisor
+    gc.disable()  # no collection while preloading: it would only scatter what it frees
     for missing in preload():
         print(f"zygote: not preloaded (pods import it themselves): {missing}", file=sys.stderr)
+    gc.freeze()  # what was preloaded is never scanned again: a child's collections leave those pages shared
+    gc.enable()
     threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if threads:
         print(f"zygote: refusing to fork: preloading started threads {threads}", file=sys.stderr)
