@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from trustusbank.cluster.topology import Pod, PodPort
 from trustusbank.kernel.netns import NetworkNamespace
 from trustusbank.runtime.processes import ManagedProcess
 from trustusbank.runtime.sandbox import PodSandbox, app_pid
+from trustusbank.runtime.supervisor import Supervisor
 from trustusbank.runtime.zygote_client import KILLED, ForkedProcess, ForkRequest, ZygoteClient
 
 SERVE = ["serve", "fx-api", "--host", "0.0.0.0", "--port", "0", "--log-level", "info"]
@@ -204,3 +206,20 @@ async def test_a_crashed_zygote_takes_its_pods_with_it_and_they_restart_as_fresh
     finally:
         await managed.stop()
     assert events.seen[-1][0] == "stopped"
+
+
+async def test_a_zygote_that_never_says_ready_leaves_the_supervisor_on_fresh_interpreters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It exits before it is ready (here: no Python to run it): `up` goes on, and says why."""
+    files = ClusterFiles(tmp_path / "state")
+    files.make()
+    said: list[str] = []
+    supervisor = Supervisor(files, tmp_path / "deploy", said.append)
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    assert await supervisor._start_zygote() is None
+    events = [json.loads(line) for line in files.events.read_text().splitlines()]
+    unavailable = [e for e in events if e["event"] == "zygote-unavailable"]
+    assert len(unavailable) == 1
+    assert "never said ready (exit 1)" in unavailable[0]["reason"]
+    assert any("starting fresh interpreters" in line for line in said)

@@ -90,6 +90,7 @@ class Supervisor:
         self.image_ids: dict[str, str | None] = {}  # pod -> the digest its image tag resolved to at start
         self.zygote: ZygoteClient | None = None  # forks pods and node proxies, when it could start
         self._zygote_starting: asyncio.Task[ZygoteClient | None] | None = None
+        self._zygote_watch: asyncio.Task[None] | None = None
 
     # -- events and status -------------------------------------------------
     def event(self, kind: str, fields: dict[str, object]) -> None:
@@ -260,7 +261,14 @@ class Supervisor:
             self.progress(f"pod zygote unavailable, starting fresh interpreters: {exc}")
             return None
         self.event("zygote-ready", {"pid": client.proc.pid})
+        self._zygote_watch = asyncio.create_task(self._watch_zygote(client))
         return client
+
+    async def _watch_zygote(self, client: ZygoteClient) -> None:
+        """A zygote that dies while the cluster runs is in the runtime log (its pods restart fresh)."""
+        code = await client.proc.wait()
+        if self.phase != "Stopping":
+            self.event("zygote-exited", {"pid": client.proc.pid, "exit_code": code})
 
     async def _start_all(self, group: dict[str, ManagedProcess], what: str) -> None:
         for proc in group.values():

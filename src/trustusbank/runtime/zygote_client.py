@@ -43,7 +43,7 @@ ZYGOTE_ENV = (
     "TMPDIR",
     "TZ",
 )
-REPLY_TIMEOUT = 10.0
+REPLY_TIMEOUT = 30.0
 KILLED = -signal.SIGKILL  # a child whose zygote died: its death signal killed it
 
 
@@ -197,6 +197,10 @@ class ZygoteClient:
             ours.close()
             theirs.close()
             self.down = f"the zygote did not answer: {exc or type(exc).__name__}"
+            # It may yet fork this pod: killed, it takes any child with it (their death signal), so
+            # the fresh interpreter started instead is the pod's only process.
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
             raise ZygoteUnavailable(self.down) from exc
         reply = json.loads(data) if data else {"error": "the zygote closed the pod's channel"}
         if "pid" not in reply or len(fds) != 1:
