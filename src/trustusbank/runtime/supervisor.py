@@ -252,6 +252,11 @@ class Supervisor:
             fork=fork,
         )
 
+    def _fork_from_zygote(self, process: ManagedProcess) -> None:
+        """Have the zygote fork a host process of the platform (the console), as it forks pods."""
+        process.zygote = self.zygote
+        process.fork = ForkRequest.of_command(process.command, process.env, process.cwd, process.pass_fds)
+
     async def _start_zygote(self) -> ZygoteClient | None:
         """The pod zygote, unless turned off; None (fresh interpreters, said in the log) if it fails."""
         try:
@@ -328,6 +333,7 @@ class Supervisor:
         # the issuer of the ID tokens the console hands agents, and agent pods are told it.
         forwarding = PORT_FORWARDS.read()
         self.console = open_console(self.files, seed_ports() if forwarding else None, self.event)
+        self._fork_from_zygote(self.console.process)
         self.user_tokens = self._user_tokens(self.console)
         self.pods = {pod.ref: self._pod(topo, bundle, pod.ref) for pod in topo.pods}
         await self._start_all(self.pods, "pod")
