@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -106,24 +107,37 @@ def _sandboxed_pod() -> Pod:
     )
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a pod sandbox with its own uid needs root here")
-async def test_a_forked_pod_is_pid_1_of_its_own_namespaces_with_its_own_uid(
-    tmp_path: Path, zygote: ZygoteClient
-) -> None:
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="a pod sandbox with its own uid needs root here")
+
+
+async def _start_sandboxed(tmp_path: Path, zygote: ZygoteClient) -> tuple[PodSandbox, ForkedProcess]:
+    """A pod in a sandbox of its own (as `up` makes them when isolated), forked, once it serves."""
     files = ClusterFiles(tmp_path / "state")
     files.make()
     pod_dir = files.pod_dir("test", "probe-0")
     pod_dir.mkdir(parents=True)
     pod = _sandboxed_pod()
     sandbox = PodSandbox(pod, NetworkNamespace.create(), uid=201_234)
+    argv = ["serve", "fx-api", "--host", "0.0.0.0", "--port", "8080", "--log-level", "info"]
+    spec = sandbox.spec([sys.executable, "-m", "trustusbank", *argv], files, pod_dir, [])
+    request = ForkRequest(argv, _pod_env(pod_dir, pod.app_ip), pod_dir, (sandbox.netns.fd,), spec)
+    log = tmp_path / "pod.log"
     try:
-        argv = ["serve", "fx-api", "--host", "0.0.0.0", "--port", "8080", "--log-level", "info"]
-        spec = sandbox.spec([sys.executable, "-m", "trustusbank", *argv], files, pod_dir, [])
-        request = ForkRequest(argv, _pod_env(pod_dir, pod.app_ip), pod_dir, (sandbox.netns.fd,), spec)
-        log = tmp_path / "pod.log"
         proc = await zygote.spawn(request, log)
-        url = await asyncio.wait_for(_address(log, proc), 60)
-        assert url == f"http://{pod.app_ip}:8080"
+        assert await asyncio.wait_for(_address(log, proc), 60) == f"http://{pod.app_ip}:8080"
+    except BaseException:
+        sandbox.close()
+        raise
+    return sandbox, proc
+
+
+@ROOT_ONLY
+async def test_a_forked_pod_is_pid_1_of_its_own_namespaces_with_its_own_uid(
+    tmp_path: Path, zygote: ZygoteClient
+) -> None:
+    sandbox, proc = await _start_sandboxed(tmp_path, zygote)
+    pod = sandbox.pod
+    try:
         app = app_pid(proc.pid)
         assert app is not None
         assert _field(app, "NSpid").split() == [str(app), "1"]  # PID 1 of its own PID namespace
@@ -131,14 +145,33 @@ async def test_a_forked_pod_is_pid_1_of_its_own_namespaces_with_its_own_uid(
         for kind in ("pid", "mnt", "uts", "ipc"):
             assert os.readlink(f"/proc/{app}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}"), kind
         assert os.stat(f"/proc/{app}/ns/net").st_ino == os.fstat(sandbox.netns.fd).st_ino
-        # It listens in its own network namespace only: the host's loopback has no such address bound.
+        # It listens in its own network namespace only: on the host's loopback nothing has that address.
         reader, writer = await sandbox.netns.open_connection(pod.app_ip, 8080)
         writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
         assert (await reader.read()).startswith(b"HTTP/1.1 200")
         writer.close()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(pod.app_ip, 8080)
         os.killpg(proc.pid, signal.SIGTERM)  # to podinit's part, which passes it on to PID 1
         # As PID 1 of its namespace, the SIGTERM uvicorn re-raises after its graceful stop is ignored.
         assert await asyncio.wait_for(proc.wait(), 60) == 0
+    finally:
+        sandbox.close()
+
+
+@ROOT_ONLY
+async def test_a_sandboxed_pod_dies_with_its_zygote(tmp_path: Path, zygote: ZygoteClient) -> None:
+    """The lifeline: the zygote's death kills podinit's part (its death signal), and that PID 1."""
+    sandbox, proc = await _start_sandboxed(tmp_path, zygote)
+    try:
+        app = app_pid(proc.pid)
+        assert app is not None
+        app_fd = os.pidfd_open(app)  # readable once it has exited
+        os.kill(zygote.proc.pid, signal.SIGKILL)
+        assert await asyncio.wait_for(proc.wait(), 60) == KILLED
+        readable, _, _ = await asyncio.to_thread(select.select, [app_fd], [], [], 60)
+        os.close(app_fd)
+        assert readable, f"the pod's PID 1 ({app}) outlived its zygote"
     finally:
         sandbox.close()
 
