@@ -5,7 +5,9 @@ the runtime made for the pod (where the node proxy already listens), unshare mou
 PID, UTS and IPC namespaces, fork the pod's PID 1, build and enter its root
 filesystem, take the pod's uid, and exec the container's command. This process stays
 outside, forwards stop signals and exits with the pod's status, so the supervisor
-manages it like any other process.
+manages it like any other process. A pod forked from the zygote (`runtime/zygote.py`)
+goes through the same `start`, in the zygote's child, with the entry point run in place
+of the exec.
 
 `python -m trustusbank.runtime.podinit enter '<spec>'`: join every namespace of a
 running pod's PID 1 and run a command there with the pod's uid (`kubectl exec`).
