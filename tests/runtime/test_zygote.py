@@ -139,7 +139,7 @@ async def test_a_forked_pod_is_pid_1_of_its_own_namespaces_with_its_own_uid(
     pod = sandbox.pod
     try:
         app = app_pid(proc.pid)
-        assert app is not None
+        assert app == proc.pid  # forked straight into its PID namespace: no podinit process in between
         assert _field(app, "NSpid").split() == [str(app), "1"]  # PID 1 of its own PID namespace
         assert _field(app, "Uid").split()[0] == "201234"
         for kind in ("pid", "mnt", "uts", "ipc"):

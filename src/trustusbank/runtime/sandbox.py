@@ -166,7 +166,14 @@ NAMESPACE_KINDS = ("net", "mnt", "pid", "uts", "ipc")
 
 
 def app_pid(pid: int) -> int | None:
-    """The pod's own PID 1 (podinit's only child), or None when it is not running."""
+    """The pod's own PID 1, or None when it is not running: `pid` itself when the zygote forked
+    it straight into its PID namespace (its innermost pid is 1), else podinit's only child."""
+    try:
+        inner = Path(f"/proc/{pid}/status").read_text().split("NSpid:", 1)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return None
+    if len(inner) > 1 and inner[-1] == "1":
+        return pid
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:

@@ -5,10 +5,15 @@ socket pair (`<fd>`) and nothing else to talk to: no path, no name another proce
 reach. It imports the modules the pods share (mcp, a2a, starlette, uvicorn, cryptography,
 CEL, ...), refuses to serve if that started a thread (a fork copies only the forking
 thread), says `ready`, then for each request forks a child that does what a fresh
-`python -m trustusbank ...` (and, isolated, `podinit start`) would: its own session, its
-log file as stdout and stderr, the pod's environment and directory, the pod's namespaces
-and uid, and the `trustusbank` entry point run in this interpreter. The children share
-the preloaded pages copy-on-write, which is where start-up time and memory are won.
+`python -m trustusbank ...` would: its own session, its log file as stdout and stderr, the
+pod's environment and directory, and the `trustusbank` entry point run in this interpreter.
+An isolated pod's child is forked just after the zygote unshares a PID namespace (which
+only its next child enters), so it is born the pod's PID 1, and does what podinit does for
+one (`podinit.pid_1`: network, mount, UTS and IPC namespaces, root, uid) before the entry
+point; the zygote then returns to its own PID namespace. No podinit process stays outside:
+the zygote reaps the pod, and the pod's lifeline is a pipe whose write end the zygote holds.
+The children share the preloaded pages copy-on-write: that is where start-up time and
+memory are won.
 
 Each request carries its own socket pair end, the pod's channel: the zygote answers there
 with the child's pid (and a pidfd, so the supervisor can tell a dead child from a live one
@@ -34,7 +39,7 @@ import threading
 import traceback
 from typing import Any, NoReturn
 
-from trustusbank.kernel.syscalls import die_with_parent
+from trustusbank.kernel.syscalls import CLONE_NEWPID, die_with_parent, setns, unshare
 from trustusbank.runtime import podinit
 
 # What the pods share, imported once here. A module that fails to import is left to the
@@ -120,7 +125,7 @@ def _above(fd: int, lowest: int = 1000) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, lowest)
 
 
-def _place_fds(received: list[int], targets: list[int]) -> None:
+def _place_fds(received: list[int], targets: list[int], also: list[int]) -> None:
     """Put the log (`received[0]`) on 1 and 2, /dev/null on 0, each other passed descriptor at
     the number it was given as (a node proxy's `--netns ref=<fd>`); close all else the zygote had."""
     null = os.open(os.devnull, os.O_RDONLY)
@@ -130,30 +135,34 @@ def _place_fds(received: list[int], targets: list[int]) -> None:
     os.dup2(moved[1], 2, inheritable=True)
     for fd, target in zip(moved[2:], targets, strict=True):
         os.dup2(fd, target, inheritable=True)
-    keep = {0, 1, 2, *targets}
+    keep = {0, 1, 2, *targets, *also}
     for name in os.listdir("/proc/self/fd"):
         if int(name) not in keep:
             with contextlib.suppress(OSError):
                 os.close(int(name))
 
 
-def _child(request: dict[str, Any], received: list[int], zygote: int) -> NoReturn:
-    """The pod's process, as `python -m trustusbank ...` (or podinit) would have started it."""
+def _child(request: dict[str, Any], received: list[int], zygote: int, lifeline: int | None) -> NoReturn:
+    """The pod's process, as `python -m trustusbank ...` (or podinit) would have started it.
+
+    Sandboxed (`lifeline` given), it was forked straight into a new PID namespace: it is the
+    pod's PID 1, and does the rest of what podinit does for one before running the entry point.
+    """
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         gc.enable()
         os.setsid()
-        die_with_parent(signal.SIGKILL, zygote)  # the pod ends with the zygote, as with its supervisor
-        _place_fds(received, list(request["fds"]))
+        if lifeline is None:  # (PID 1 has no parent in its namespace to compare: its lifeline tells)
+            die_with_parent(signal.SIGKILL, zygote)  # the pod ends with the zygote, as with its supervisor
+        _place_fds(received, list(request["fds"]), [] if lifeline is None else [lifeline])
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
         sandbox = request.get("sandbox")
-        if sandbox is None:
+        if sandbox is None or lifeline is None:
             _run_entry_point(list(request["argv"]))
-        spec = {**sandbox, "parent": zygote, "argv": list(request["argv"])}
-        os._exit(podinit.start(spec, run=_run_entry_point))
+        podinit.pid_1({**sandbox, "argv": list(request["argv"])}, lifeline, _run_entry_point)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             print(f"zygote: cannot start the pod: {exc}", file=sys.stderr, flush=True)
@@ -166,6 +175,9 @@ class Zygote:
     def __init__(self, control: socket.socket) -> None:
         self.control = control
         self.channels: dict[int, socket.socket] = {}  # child pid -> its pod channel
+        self.lifelines: dict[int, int] = {}  # sandboxed child pid -> the write end of its lifeline
+        # Opened before any unshare: /proc/self/ns/pid is the namespace the zygote itself is in.
+        self.own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.selector = selectors.DefaultSelector()
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_write, False)
@@ -216,10 +228,27 @@ class Zygote:
         sys.stdout.flush()
         sys.stderr.flush()
         me = os.getpid()
-        pid = os.fork()
+        sandboxed = request.get("sandbox") is not None
+        lifeline = held = -1
+        if sandboxed:  # its child (only) is born PID 1 of a new PID namespace: no podinit in between
+            lifeline, held = os.pipe()  # the zygote holds the write end: EOF tells the pod it is gone
+            try:
+                unshare(CLONE_NEWPID)
+            except OSError:
+                os.close(lifeline)
+                os.close(held)
+                raise
+        try:
+            pid = os.fork()
+        finally:
+            if sandboxed and os.getpid() == me:
+                self._own_pid_namespace()
         if pid == 0:
             self._let_go(channel)
-            _child(request, received, me)
+            _child(request, received, me, lifeline if sandboxed else None)
+        if sandboxed:
+            os.close(lifeline)
+            self.lifelines[pid] = held
         pidfd = os.pidfd_open(pid)  # before any reaping: it names this child, not a reused pid
         try:
             socket.send_fds(channel, [json.dumps({"pid": pid}).encode()], [pidfd])
@@ -229,6 +258,19 @@ class Zygote:
             os.close(pidfd)
         self.channels[pid] = channel
         self.selector.register(channel, selectors.EVENT_READ, pid)
+
+    def _own_pid_namespace(self) -> None:
+        """Children born from here on are in the zygote's own PID namespace again; if that cannot
+        be had, the zygote must not fork another thing: it leaves (its pods with it)."""
+        try:
+            if self.own_pid_ns is None:
+                self.own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            setns(self.own_pid_ns, CLONE_NEWPID)
+        except OSError as exc:
+            print(
+                f"zygote: cannot return to its own PID namespace, leaving: {exc}", file=sys.stderr, flush=True
+            )
+            os._exit(4)
 
     def _let_go(self, channel: socket.socket) -> None:
         """In a child: the zygote's sockets are not its own. Detached, their numbers are closed
@@ -252,10 +294,15 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            code = os.waitstatus_to_exitcode(status)
+            held = self.lifelines.pop(pid, None)
+            if held is not None:
+                os.close(held)
+                code = 128 - code if code < 0 else code  # as podinit reports a pod a signal ended
             channel = self.channels.get(pid)
             if channel is not None:
                 with contextlib.suppress(OSError):
-                    channel.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+                    channel.send(json.dumps({"exit": code}).encode())
                 self._forget(pid)
 
 
