@@ -266,6 +266,15 @@ ISOLATION: Setting[str] = Setting(
     isolation_mode,
     "auto",
 )
+POD_ZYGOTE: Setting[bool] = Setting(
+    "TRUSTUSBANK_POD_ZYGOTE",
+    "`0`: start every pod and node proxy as a fresh interpreter, not forked from the pod zygote "
+    "(one process that has imported what pods share); a zygote that cannot start or dies falls back "
+    "to fresh interpreters by itself, and says so in the runtime log",
+    "runtime.supervisor (`up`)",
+    off_when_zero,
+    True,
+)
 PORT_FORWARDS: Setting[bool] = Setting(
     "TRUSTUSBANK_PORT_FORWARDS",
     "`0` disables the seed's local ports (chatbot 18009, attacker 18011, and the console's: 18001, "
@@ -468,6 +477,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     SVID_TTL_SECONDS,
     READY_TIMEOUT,
     ISOLATION,
+    POD_ZYGOTE,
     PORT_FORWARDS,
     CONSOLE_SIGNIN,
     ALLOWED_HOSTS,

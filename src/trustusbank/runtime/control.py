@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.errors import OperationError
 from trustusbank.paths import deploy_dir
+from trustusbank.runtime import podenv
 
 if TYPE_CHECKING:  # the topology loads only for the commands that look a pod up
     from trustusbank.cluster.topology import Pod
@@ -170,6 +171,12 @@ class PodNotRunning(OperationError):
     """The pod exists but has no running process to enter."""
 
 
+def _proc_environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as raw:
+        items = raw.read().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in items if b"=" in item)
+
+
 def pod_command(
     files: ClusterFiles, pod_ref: str, argv: list[str], extra_env: dict[str, str] | None = None
 ) -> PodCommand | None:
@@ -184,9 +191,7 @@ def pod_command(
         if not entry.get("app_pid"):
             raise PodNotRunning(f"pod {pod_ref} is not running")
         pid = int(entry["app_pid"])
-        with open(f"/proc/{pid}/environ", "rb") as raw:
-            items = raw.read().split(b"\0")
-        env = dict(item.decode(errors="replace").split("=", 1) for item in items if b"=" in item)
+        env = podenv.read(files, entry["namespace"], entry["name"]) or _proc_environ(pid)
         env.update(extra_env or {})
         cwd = files.pod_dir(entry["namespace"], entry["name"]).resolve()
         spec = {"pid": pid, "cwd": str(cwd), "argv": argv}

@@ -5,7 +5,9 @@ the runtime made for the pod (where the node proxy already listens), unshare mou
 PID, UTS and IPC namespaces, fork the pod's PID 1, build and enter its root
 filesystem, take the pod's uid, and exec the container's command. This process stays
 outside, forwards stop signals and exits with the pod's status, so the supervisor
-manages it like any other process.
+manages it like any other process. A pod forked from the zygote (`runtime/zygote.py`)
+is born straight into its new PID namespace, so there is no process outside to keep: the
+zygote's child is the pod's PID 1 and runs `pid_1`, with the entry point in place of the exec.
 
 `python -m trustusbank.runtime.podinit enter '<spec>'`: join every namespace of a
 running pod's PID 1 and run a command there with the pod's uid (`kubectl exec`).
@@ -20,8 +22,8 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from trustusbank.kernel import rootfs
 from trustusbank.kernel.syscalls import (
@@ -109,7 +111,16 @@ def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def start(spec: dict[str, Any]) -> int:
+def _exec(argv: list[str]) -> NoReturn:
+    os.execve(argv[0], argv, os.environ)
+
+
+def start(spec: dict[str, Any], run: Callable[[list[str]], NoReturn] = _exec) -> int:
+    """Start the pod in its namespaces; return its exit status once it ends.
+
+    `run` becomes the pod's PID 1 with the pod's root, hostname, cwd and uid: by default it
+    execs `argv`.
+    """
     die_with_parent(signal.SIGKILL, spec.get("parent"))  # the pod ends with its supervisor
     netns = int(spec["netns_fd"])
     setns(netns, CLONE_NEWNET)
@@ -117,15 +128,29 @@ def start(spec: dict[str, Any]) -> int:
     if spec.get("nft_rules"):
         _redirect(spec.get("nft") or "nft", spec["nft_rules"])
     unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC)
-    uid, gid = spec.get("uid"), spec.get("gid")
     lifeline, held = os.pipe()  # we hold the write end; EOF on it tells the child we are gone
     child = os.fork()
     if child:
         os.close(lifeline)
         return _exit_code(_wait_forwarding(child))
     os.close(held)
-    try:  # PID 1 of the pod from here on
+    pid_1({**spec, "joined": True}, lifeline, run)
+
+
+def pid_1(spec: dict[str, Any], lifeline: int, run: Callable[[list[str]], NoReturn]) -> NoReturn:
+    """Be the pod's PID 1 (already in its PID and network namespaces): its own mount, UTS and
+    IPC namespaces, its root, hostname, cwd and uid, then `run`. Dies with whatever holds the
+    write end of `lifeline` (podinit, or the zygote that forked it straight into its namespace)."""
+    try:
         _bound_to_parent(lifeline)
+        if not spec.get("joined"):  # podinit unshared these before the fork; a zygote's child not yet
+            netns = int(spec["netns_fd"])
+            setns(netns, CLONE_NEWNET)
+            os.close(netns)
+            if spec.get("nft_rules"):
+                _redirect(spec.get("nft") or "nft", spec["nft_rules"])
+            unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC)
+        uid, gid = spec.get("uid"), spec.get("gid")
         if uid is not None and gid is not None:
             for path in spec["chown"]:
                 _chown_tree(path, uid, gid)
@@ -136,8 +161,7 @@ def start(spec: dict[str, Any]) -> int:
         os.chdir(spec["cwd"])
         _become(uid, gid)
         _bound_to_parent(lifeline)  # again: the uid change cleared it
-        argv: list[str] = spec["argv"]
-        os.execve(argv[0], argv, os.environ)
+        run(spec["argv"])
     except BaseException as exc:
         print(f"podinit: cannot start the pod: {exc}", file=sys.stderr, flush=True)
         os._exit(126)

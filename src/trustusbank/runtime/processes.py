@@ -15,6 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trustusbank.runtime.zygote_client import ForkedProcess, ZygoteUnavailable
+
+if TYPE_CHECKING:
+    from trustusbank.runtime.zygote_client import ForkRequest, ZygoteClient
 
 log = logging.getLogger("trustusbank.runtime")
 
@@ -23,16 +29,19 @@ BACKOFF_MAX = 30.0
 HEALTHY_RESET = 60.0
 
 Probe = Callable[[], Awaitable[bool]]
+Child = asyncio.subprocess.Process | ForkedProcess
 EventSink = Callable[[str, dict[str, object]], None]
 
 
-def has_exited(proc: asyncio.subprocess.Process) -> bool:
+def has_exited(proc: Child) -> bool:
     """Whether the process has exited, as the kernel sees it.
 
     asyncio learns of an exit only once its child watcher has reaped the process and the
     event loop has run the callback; until then `returncode` is None for a process that is
     already dead. `waitid(WNOWAIT)` looks without reaping, so the watcher still gets the code.
     """
+    if isinstance(proc, ForkedProcess):  # not our child: the kernel answers through its pidfd
+        return proc.has_exited()
     if proc.returncode is not None:
         return True
     if not hasattr(os, "waitid"):  # macOS before Python 3.13: asyncio's view is all there is
@@ -55,12 +64,15 @@ class ManagedProcess:
     events: EventSink
     cwd: Path | None = None
     pass_fds: tuple[int, ...] = ()  # descriptors the process inherits (a pod's network namespace)
+    # Forked by the pod zygote when there is one (and `fork` says how); else `command` is run.
+    zygote: ZygoteClient | None = None
+    fork: ForkRequest | None = None
     restarts: int = 0
     ready: bool = False
-    proc: asyncio.subprocess.Process | None = None
+    proc: Child | None = None
     _stopping: bool = False
-    _stopped: asyncio.subprocess.Process | None = None  # the run that stop() ended, not a crash
-    _waiting: asyncio.subprocess.Process | None = None  # the run _supervise awaits the exit of
+    _stopped: Child | None = None  # the run that stop() ended, not a crash
+    _waiting: Child | None = None  # the run _supervise awaits the exit of
     _ready_event: asyncio.Event = field(default_factory=asyncio.Event)
     _watch: asyncio.Task[None] | None = None
 
@@ -82,7 +94,12 @@ class ManagedProcess:
         except OSError:
             return ""
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
+    async def _spawn(self) -> Child:
+        if self.zygote is not None and self.fork is not None:
+            try:
+                return await self.zygote.spawn(self.fork, self.log_file)
+            except ZygoteUnavailable as exc:  # fail closed: a fresh interpreter, said in the log
+                self.events("zygote-fallback", {"process": self.name, "reason": str(exc)})
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_file.open("ab")
         try:
@@ -99,7 +116,7 @@ class ManagedProcess:
         finally:
             out.close()
 
-    async def _await_ready(self, proc: asyncio.subprocess.Process) -> None:
+    async def _await_ready(self, proc: Child) -> None:
         while proc.returncode is None and not self._stopping:
             try:
                 if await self.probe():
@@ -116,7 +133,11 @@ class ManagedProcess:
         while not self._stopping:
             started = time.monotonic()
             proc = self.proc = await self._spawn()
-            self.events("started", {"process": self.name, "pid": proc.pid, "restarts": self.restarts})
+            forked = isinstance(proc, ForkedProcess)
+            self.events(
+                "started",
+                {"process": self.name, "pid": proc.pid, "restarts": self.restarts, "forked": forked},
+            )
             readiness = asyncio.create_task(self._await_ready(proc))
             self._waiting = proc
             try:

@@ -23,6 +23,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trustusbank
 from trustusbank.cluster.layout import ClusterFiles
@@ -113,12 +114,12 @@ class PodSandbox:
                 )
         return RootFs(str(mountpoint), tuple(dict.fromkeys(shown)), (str(pod_dir.resolve()),))
 
-    def command(
+    def spec(
         self, argv: list[str], files: ClusterFiles, pod_dir: Path, readonly: list[Path]
-    ) -> tuple[list[str], tuple[int, ...]]:
-        """The podinit command line that starts `argv` in this sandbox, and the fds it inherits."""
+    ) -> dict[str, Any]:
+        """What podinit is told to start `argv` in this sandbox (the network namespace's fd with it)."""
         uid = self.uid
-        spec = {
+        return {
             "netns_fd": self.netns.fd,
             "rootfs": self.rootfs(files, pod_dir, readonly).to_dict(),
             "hostname": self.pod.name,
@@ -133,8 +134,13 @@ class PodSandbox:
             "cwd": str(pod_dir.resolve()),
             "argv": argv,
         }
-        command = [sys.executable, "-m", "trustusbank.runtime.podinit", "start", json.dumps(spec)]
-        return command, (self.netns.fd,)
+
+    def command(
+        self, argv: list[str], files: ClusterFiles, pod_dir: Path, readonly: list[Path]
+    ) -> tuple[list[str], tuple[int, ...]]:
+        """The podinit command line that starts `argv` in this sandbox, and the fds it inherits."""
+        spec = json.dumps(self.spec(argv, files, pod_dir, readonly))
+        return [sys.executable, "-m", "trustusbank.runtime.podinit", "start", spec], (self.netns.fd,)
 
 
 def make_sandboxes(isolation: Isolation, topology: Topology) -> dict[str, PodSandbox]:
@@ -160,7 +166,14 @@ NAMESPACE_KINDS = ("net", "mnt", "pid", "uts", "ipc")
 
 
 def app_pid(pid: int) -> int | None:
-    """The pod's own PID 1 (podinit's only child), or None when it is not running."""
+    """The pod's own PID 1, or None when it is not running: `pid` itself when the zygote forked
+    it straight into its PID namespace (its innermost pid is 1), else podinit's only child."""
+    try:
+        inner = Path(f"/proc/{pid}/status").read_text().split("NSpid:", 1)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return None
+    if len(inner) > 1 and inner[-1] == "1":
+        return pid
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:

@@ -26,7 +26,7 @@ from trustusbank.cluster.subnet import allocate
 from trustusbank.cluster.topology import Pod, Topology, plan
 from trustusbank.cluster.watch import load_in_force
 from trustusbank.console.serve import SIGNIN
-from trustusbank.env import PORT_FORWARDS, READY_TIMEOUT, STATE_DIR, SVID_TTL_SECONDS
+from trustusbank.env import POD_ZYGOTE, PORT_FORWARDS, READY_TIMEOUT, STATE_DIR, SVID_TTL_SECONDS
 from trustusbank.errors import UnavailableError
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import ImageStore
@@ -35,6 +35,7 @@ from trustusbank.manifests.core import Deployment
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
+from trustusbank.runtime import podenv
 from trustusbank.runtime.console import ConsoleProcess, open_console, seed_ports
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
 from trustusbank.runtime.isolation import COOPERATIVE, Isolation
@@ -44,6 +45,7 @@ from trustusbank.runtime.processes import ManagedProcess
 from trustusbank.runtime.rollout import ControlServer
 from trustusbank.runtime.sandbox import PodSandbox, make_sandboxes, pod_view
 from trustusbank.runtime.user_tokens import provider_file_text
+from trustusbank.runtime.zygote_client import ForkRequest, ZygoteClient, ZygoteUnavailable
 
 log = logging.getLogger("trustusbank.runtime")
 
@@ -86,6 +88,9 @@ class Supervisor:
         self.bundle: Bundle | None = None
         self.images: ImageStore | None = None
         self.image_ids: dict[str, str | None] = {}  # pod -> the digest its image tag resolved to at start
+        self.zygote: ZygoteClient | None = None  # forks pods and node proxies, when it could start
+        self._zygote_starting: asyncio.Task[ZygoteClient | None] | None = None
+        self._zygote_watch: asyncio.Task[None] | None = None
 
     # -- events and status -------------------------------------------------
     def event(self, kind: str, fields: dict[str, object]) -> None:
@@ -159,18 +164,22 @@ class Supervisor:
         async def probe() -> bool:
             return await http_ready(f"http://{ip}:{METRICS_PORT}/healthz/ready")
 
+        command = [
+            *(sys.executable, "-m", "trustusbank", "mesh", "ztunnel"),
+            *("--node", node, "--deploy", str(self.deploy.resolve())),
+            *netns,
+        ]
+        fds = tuple(s.netns.fd for s in mine)
         return ManagedProcess(
             name=f"ztunnel/{node}",
-            command=[
-                *(sys.executable, "-m", "trustusbank", "mesh", "ztunnel"),
-                *("--node", node, "--deploy", str(self.deploy.resolve())),
-                *netns,
-            ],
+            command=command,
             env=env,
-            pass_fds=tuple(s.netns.fd for s in mine),
+            pass_fds=fds,
             log_file=self.files.ztunnel_log(node),
             probe=probe,
             events=self.event,
+            zygote=self.zygote,
+            fork=ForkRequest.of_command(command, env, None, fds),
         )
 
     def _waypoint(self, pod: Pod) -> ManagedProcess:
@@ -180,16 +189,20 @@ class Supervisor:
         async def probe() -> bool:
             return await http_ready(f"http://{pod.ip}:{METRICS_PORT}/healthz/ready")
 
+        command = [
+            *(sys.executable, "-m", "trustusbank", "mesh", "waypoint"),
+            *("--gateway", pod.gateway, "--deploy", str(self.deploy.resolve())),
+        ]
+        env = {**os.environ, STATE_DIR.name: str(self.files.state)}
         return ManagedProcess(
             name=pod.ref,
-            command=[
-                *(sys.executable, "-m", "trustusbank", "mesh", "waypoint"),
-                *("--gateway", pod.gateway, "--deploy", str(self.deploy.resolve())),
-            ],
-            env={**os.environ, STATE_DIR.name: str(self.files.state)},
+            command=command,
+            env=env,
             log_file=self.files.pod_log(pod.namespace, pod.name),
             probe=probe,
             events=self.event,
+            zygote=self.zygote,
+            fork=ForkRequest.of_command(command, env, None),
         )
 
     def _pod(self, topo: Topology, bundle: Bundle, ref: str) -> ManagedProcess:
@@ -213,8 +226,13 @@ class Supervisor:
             user_tokens=self.user_tokens,
         )
         command, pass_fds = spec.command, tuple[int, ...]()
+        fork = ForkRequest.of_command(spec.command, spec.env, spec.cwd)
         if sandbox is not None:
+            podenv.write(self.files, pod.namespace, pod.name, spec.env)  # what `exec` runs with
             command, pass_fds = sandbox.command(spec.command, self.files, spec.cwd, spec.shared)
+            if fork is not None:
+                inside = sandbox.spec(spec.command, self.files, spec.cwd, spec.shared)
+                fork = ForkRequest(fork.argv, fork.env, fork.cwd, pass_fds, inside)
         found = self.images.lookup(pod.image) if self.images is not None and pod.image else None
         self.image_ids[ref] = found.digest if found else None
 
@@ -230,7 +248,32 @@ class Supervisor:
             log_file=self.files.pod_log(pod.namespace, pod.name),
             probe=probe,
             events=self.event,
+            zygote=self.zygote,
+            fork=fork,
         )
+
+    def _fork_from_zygote(self, process: ManagedProcess) -> None:
+        """Have the zygote fork a host process of the platform (the console), as it forks pods."""
+        process.zygote = self.zygote
+        process.fork = ForkRequest.of_command(process.command, process.env, process.cwd, process.pass_fds)
+
+    async def _start_zygote(self) -> ZygoteClient | None:
+        """The pod zygote, unless turned off; None (fresh interpreters, said in the log) if it fails."""
+        try:
+            client = await ZygoteClient.start(self.files.logs / "zygote.log", ready_timeout())
+        except ZygoteUnavailable as exc:
+            self.event("zygote-unavailable", {"reason": str(exc)})
+            self.progress(f"pod zygote unavailable, starting fresh interpreters: {exc}")
+            return None
+        self.event("zygote-ready", {"pid": client.proc.pid})
+        self._zygote_watch = asyncio.create_task(self._watch_zygote(client))
+        return client
+
+    async def _watch_zygote(self, client: ZygoteClient) -> None:
+        """A zygote that dies while the cluster runs is in the runtime log (its pods restart fresh)."""
+        code = await client.proc.wait()
+        if self.phase != "Stopping":
+            self.event("zygote-exited", {"pid": client.proc.pid, "exit_code": code})
 
     async def _start_all(self, group: dict[str, ManagedProcess], what: str) -> None:
         for proc in group.values():
@@ -248,6 +291,10 @@ class Supervisor:
         files = self.files
         files.make()
         self.write_status()
+        if POD_ZYGOTE.read():  # it imports while istiod and the image store start
+            self._zygote_starting = asyncio.create_task(self._start_zygote())
+        else:
+            self.event("zygote-off", {"reason": f"{POD_ZYGOTE.name}=0"})
         subnet, self._claim = allocate(files.state)
         bundle = load_in_force(self.deploy, files)
         topo = self.topology = plan(bundle, subnet)
@@ -278,12 +325,15 @@ class Supervisor:
             f"image store: {len(seeded.added)} pushed, {len(seeded.rebuilt)} rebuilt, {len(seeded.kept)} kept"
         )
 
+        if self._zygote_starting is not None:
+            self.zygote = await self._zygote_starting
         self.ztunnels = {node.name: self._ztunnel(topo, node.name) for node in topo.nodes}
         await self._start_all(self.ztunnels, "ztunnel")
         # The console's sockets are bound before the pods start: the sign-in provider's address is
         # the issuer of the ID tokens the console hands agents, and agent pods are told it.
         forwarding = PORT_FORWARDS.read()
         self.console = open_console(self.files, seed_ports() if forwarding else None, self.event)
+        self._fork_from_zygote(self.console.process)
         self.user_tokens = self._user_tokens(self.console)
         self.pods = {pod.ref: self._pod(topo, bundle, pod.ref) for pod in topo.pods}
         await self._start_all(self.pods, "pod")
@@ -375,6 +425,10 @@ class Supervisor:
         await stop_forwards(self.forwards)
         await asyncio.gather(*(p.stop() for p in self.pods.values()))
         await asyncio.gather(*(z.stop() for z in self.ztunnels.values()))
+        if self._zygote_starting is not None:
+            self.zygote = await self._zygote_starting  # started or not, never left running
+        if self.zygote is not None:
+            await self.zygote.stop()
         for sandbox in self.sandboxes.values():
             sandbox.close()
         if getattr(self, "_istiod", None) is not None:
