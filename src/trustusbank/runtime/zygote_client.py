@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trustusbank.errors import UnavailableError
 from trustusbank.runtime.zygote import MAX_REQUEST, READY
 
 # What the zygote is started with of the supervisor's environment: what Python needs to find
@@ -47,7 +48,7 @@ REPLY_TIMEOUT = 30.0
 KILLED = -signal.SIGKILL  # a child whose zygote died: its death signal killed it
 
 
-class ZygoteUnavailable(RuntimeError):
+class ZygoteUnavailable(UnavailableError, RuntimeError):
     """The zygote cannot start this pod; start a fresh interpreter instead."""
 
 
