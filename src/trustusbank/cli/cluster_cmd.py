@@ -18,11 +18,14 @@ from rich.text import Text
 from trustusbank.cli.isolation_view import render_isolation
 from trustusbank.cli.open_cmd import render_tabs
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.env import READY_TIMEOUT
+from trustusbank.env import POD_ZYGOTE, READY_TIMEOUT
 from trustusbank.paths import deploy_dir, state_dir
 from trustusbank.runtime import control
 
 if TYPE_CHECKING:  # the supervisor (the whole runtime) loads only where it runs: `up` in the foreground
+    from collections.abc import Callable
+
+    from trustusbank.runtime.isolation import Isolation
     from trustusbank.runtime.supervisor import Supervisor
 
 out = Console()
@@ -161,7 +164,6 @@ def up(
         return
     from trustusbank.kernel.syscalls import refuse_inspection
     from trustusbank.runtime.isolation import prepare as prepare_isolation
-    from trustusbank.runtime.supervisor import Supervisor
 
     isolation = prepare_isolation()  # before any thread: it may enter a user namespace
     refuse_inspection()  # the supervisor holds the CA: no core dumps, no ptrace
@@ -171,13 +173,32 @@ def up(
     try:
         with err.status("starting the cluster") as spinner:
             progress = spinner.update if not supervise else (lambda m: logging.getLogger("up").info(m))
-            supervisor = Supervisor(files, deploy_dir(), progress, isolation)
-            runner = _foreground(supervisor, announce=not supervise)
             if supervise:
                 spinner.stop()
-            asyncio.run(runner)
+            asyncio.run(_supervise(files, progress, isolation, announce=not supervise))
     finally:
         files.pid.unlink(missing_ok=True)
+
+
+async def _supervise(
+    files: ClusterFiles, progress: Callable[[str], None], isolation: Isolation, *, announce: bool
+) -> None:
+    """The supervisor, with the pod zygote launched first: it imports while the supervisor does."""
+    from trustusbank.runtime.zygote_client import ZygoteClient, ZygoteUnavailable
+
+    zygote = None
+    if POD_ZYGOTE.read():
+        with contextlib.suppress(ZygoteUnavailable):  # the supervisor tries again, and logs why
+            zygote = await ZygoteClient.launch(files.logs / "zygote.log")
+    try:
+        from trustusbank.runtime.supervisor import Supervisor
+
+        supervisor = Supervisor(files, deploy_dir(), progress, isolation, zygote)
+    except BaseException:
+        if zygote is not None:
+            await zygote.stop()
+        raise
+    await _foreground(supervisor, announce=announce)
 
 
 def down() -> None:

@@ -68,8 +68,14 @@ def svid_ttl() -> timedelta:
 
 class Supervisor:
     def __init__(
-        self, files: ClusterFiles, deploy: Path, progress: Progress, isolation: Isolation | None = None
+        self,
+        files: ClusterFiles,
+        deploy: Path,
+        progress: Progress,
+        isolation: Isolation | None = None,
+        zygote: ZygoteClient | None = None,
     ) -> None:
+        """`zygote`: one already launched (not yet ready), so its imports overlapped the caller's."""
         self.files = files
         self.isolation = isolation or Isolation(COOPERATIVE, "", "isolation was not prepared", False)
         self.sandboxes: dict[str, PodSandbox] = {}
@@ -89,6 +95,7 @@ class Supervisor:
         self.images: ImageStore | None = None
         self.image_ids: dict[str, str | None] = {}  # pod -> the digest its image tag resolved to at start
         self.zygote: ZygoteClient | None = None  # forks pods and node proxies, when it could start
+        self._zygote_launched = zygote
         self._zygote_starting: asyncio.Task[ZygoteClient | None] | None = None
         self._zygote_watch: asyncio.Task[None] | None = None
 
@@ -259,8 +266,10 @@ class Supervisor:
 
     async def _start_zygote(self) -> ZygoteClient | None:
         """The pod zygote, unless turned off; None (fresh interpreters, said in the log) if it fails."""
+        client, self._zygote_launched = self._zygote_launched, None
         try:
-            client = await ZygoteClient.start(self.files.logs / "zygote.log", ready_timeout())
+            client = client or await ZygoteClient.launch(self.files.logs / "zygote.log")
+            await client.ready(ready_timeout())
         except ZygoteUnavailable as exc:
             self.event("zygote-unavailable", {"reason": str(exc)})
             self.progress(f"pod zygote unavailable, starting fresh interpreters: {exc}")
@@ -295,6 +304,8 @@ class Supervisor:
             self._zygote_starting = asyncio.create_task(self._start_zygote())
         else:
             self.event("zygote-off", {"reason": f"{POD_ZYGOTE.name}=0"})
+            if self._zygote_launched is not None:
+                await self._zygote_launched.stop()
         subnet, self._claim = allocate(files.state)
         bundle = load_in_force(self.deploy, files)
         topo = self.topology = plan(bundle, subnet)
@@ -427,8 +438,9 @@ class Supervisor:
         await asyncio.gather(*(z.stop() for z in self.ztunnels.values()))
         if self._zygote_starting is not None:
             self.zygote = await self._zygote_starting  # started or not, never left running
-        if self.zygote is not None:
-            await self.zygote.stop()
+        for zygote in (self.zygote, self._zygote_launched):
+            if zygote is not None:
+                await zygote.stop()
         for sandbox in self.sandboxes.values():
             sandbox.close()
         if getattr(self, "_istiod", None) is not None:

@@ -145,6 +145,13 @@ class ZygoteClient:
     @classmethod
     async def start(cls, log_file: Path, timeout: float) -> ZygoteClient:  # noqa: ASYNC109
         """Start the zygote and wait until it has imported what pods share and said ready."""
+        client = await cls.launch(log_file)
+        await client.ready(timeout)
+        return client
+
+    @classmethod
+    async def launch(cls, log_file: Path) -> ZygoteClient:
+        """Start the zygote without waiting for it: it imports while the caller does other work."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -163,16 +170,20 @@ class ZygoteClient:
             raise ZygoteUnavailable(f"the zygote did not start: {exc}") from exc
         finally:
             theirs.close()
-        client = cls(proc, ours, log_file)
-        assert proc.stdout is not None
+        return cls(proc, ours, log_file)
+
+    async def ready(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait for the zygote's `ready`; a zygote that does not say it in time is stopped."""
+        assert self.proc.stdout is not None
         try:
-            said = await asyncio.wait_for(proc.stdout.readline(), timeout)
+            said = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         except TimeoutError:
             said = b""
         if said != READY:
-            await client.stop()
-            raise ZygoteUnavailable(f"the zygote never said ready (exit {proc.returncode}); see {log_file}")
-        return client
+            await self.stop()
+            raise ZygoteUnavailable(
+                f"the zygote never said ready (exit {self.proc.returncode}); see {self.log_file}"
+            )
 
     def alive(self) -> bool:
         if self.down is None and self.proc.returncode is not None:
