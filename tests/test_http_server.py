@@ -30,3 +30,10 @@ def test_no_server_is_configured_another_way() -> None:
         if path.name != "http_server.py" and pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_every_server_speaks_h11_on_asyncio_whatever_else_is_installed() -> None:
+    config = uvicorn_config(Starlette(), log_level="warning")
+    config.load()
+    assert config.http_protocol_class.__name__ == "H11Protocol"
+    assert config.loop == "asyncio"

@@ -18,7 +18,13 @@ import uvicorn
 
 
 def uvicorn_config(app: Callable[..., Awaitable[None]], **options: Any) -> uvicorn.Config:
-    """`uvicorn.Config(app, **options)` with forwarded-header trust off, whatever `options` say."""
+    """`uvicorn.Config(app, **options)` with forwarded-header trust off, whatever `options` say.
+
+    h11 and asyncio unless asked otherwise: every server behaves the same whether or not
+    httptools or uvloop happen to be installed, and no process pays for trying to import them.
+    """
     if options.pop("proxy_headers", False):
         raise ValueError("proxy_headers must stay off: the client address is the socket's peer")
+    options.setdefault("http", "h11")
+    options.setdefault("loop", "asyncio")
     return uvicorn.Config(app, proxy_headers=False, forwarded_allow_ips=[], **options)
