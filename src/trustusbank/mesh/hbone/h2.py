@@ -44,6 +44,10 @@ class HboneError(UnavailableError):
     """A tunnel could not be opened, or broke."""
 
 
+class HboneUnsent(HboneError):
+    """The CONNECT never reached the server (its connection was gone, or full): safe to send elsewhere."""
+
+
 class HboneRefused(HboneError, RefusedError):
     """The server answered the CONNECT with a non-2xx status (e.g. denied by policy)."""
 
@@ -113,6 +117,8 @@ class HboneStream:
         self._error: str | None = None
         self._closed = False
         self._headers: list[tuple[str, str]] | None = None
+        # The peer's RST_STREAM code, if it reset the stream (REFUSED_STREAM: it never processed it).
+        self.reset_code: ErrorCodes | int | None = None
 
     @property
     def peer_identity(self) -> SpiffeId | None:
@@ -273,7 +279,10 @@ class HboneConnection:
         self._streams: dict[int, HboneStream] = {}
         self._window_open = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._settings_received = asyncio.Event()
         self.closed_reason: str | None = None
+        # From the peer's GOAWAY: streams above it were never processed.
+        self.goaway_last_stream_id: int | None = None
         ssl_object = writer.get_extra_info("ssl_object")
         self.peer_identity: SpiffeId | None = _peer_identity(ssl_object) if ssl_object else None
         peername = writer.get_extra_info("peername")
@@ -283,7 +292,34 @@ class HboneConnection:
 
     @property
     def is_closed(self) -> bool:
-        return self.closed_reason is not None
+        return self.closed_reason is not None or self._writer.is_closing()
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        """How many streams the peer lets us open at once (its SETTINGS_MAX_CONCURRENT_STREAMS)."""
+        return int(self._h2.remote_settings.max_concurrent_streams)
+
+    async def wait_settings(self) -> None:
+        """Wait for the peer's first SETTINGS frame (so `max_concurrent_streams` is the peer's own)."""
+        while not self._settings_received.is_set():
+            self._check_open()
+            waiter = asyncio.ensure_future(self._settings_received.wait())
+            closed = asyncio.ensure_future(self.wait_closed())
+            try:
+                await asyncio.wait((waiter, closed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                closed.cancel()
+            if not self._settings_received.is_set():
+                self._check_open()
+                raise HboneError(self.closed_reason or "connection closed before SETTINGS")
+
+    def unprocessed(self, stream: HboneStream) -> bool:
+        """Whether the peer said it never processed `stream`: REFUSED_STREAM, or above its GOAWAY."""
+        if stream.reset_code == ErrorCodes.REFUSED_STREAM:
+            return True
+        last = self.goaway_last_stream_id
+        return last is not None and stream.stream_id > last
 
     async def start(self) -> None:
         """Send the preface and our settings, then start reading in the background."""
@@ -333,10 +369,16 @@ class HboneConnection:
         return self._h2.get_next_available_stream_id()
 
     async def send_request(self, stream: HboneStream, headers: list[tuple[str, str]]) -> None:
-        self._check_open()
-        self._streams[stream.stream_id] = stream
-        with self._h2_errors(stream):
+        """Open `stream` with its request headers; HboneUnsent if they could not go out at all."""
+        if self.is_closed:
+            raise HboneUnsent(self.closed_reason or "connection closing")
+        try:
             self._h2.send_headers(stream.stream_id, headers, end_stream=False)
+        except h2.exceptions.TooManyStreamsError as exc:
+            raise HboneUnsent(f"peer allows no more streams: {exc}") from exc
+        except h2.exceptions.H2Error as exc:
+            raise HboneUnsent(f"HTTP/2 error: {exc}") from exc
+        self._streams[stream.stream_id] = stream
         await self._flush()
 
     async def send_response(self, stream: HboneStream, status: int, *, end_stream: bool) -> None:
@@ -468,11 +510,16 @@ class HboneConnection:
         elif isinstance(event, h2.events.StreamReset):
             stream = self._streams.pop(event.stream_id, None)
             if stream is not None:
+                stream.reset_code = event.error_code
                 stream._fail(f"stream reset by peer ({_code_name(event.error_code)})")
             self._wake_writers()
-        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._wake_writers()
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._settings_received.set()
             self._wake_writers()
         elif isinstance(event, h2.events.ConnectionTerminated):
+            self.goaway_last_stream_id = event.last_stream_id
             self._terminate(f"peer closed the connection (GOAWAY {_code_name(event.error_code)})")
 
     def _on_request_received(self, event: h2.events.RequestReceived) -> None:
