@@ -280,6 +280,7 @@ class HboneConnection:
         self._window_open = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._settings_received = asyncio.Event()
+        self._write_scheduled = False
         self.closed_reason: str | None = None
         # From the peer's GOAWAY: streams above it were never processed.
         self.goaway_last_stream_id: int | None = None
@@ -332,7 +333,7 @@ class HboneConnection:
             settings[SettingCodes.ENABLE_PUSH] = 0
         self._h2.update_settings(settings)
         self._h2.increment_flow_control_window(CONNECTION_WINDOW - DEFAULT_WINDOW)
-        await self._flush()
+        await self._flush_now()
         self._task = asyncio.create_task(self._run(), name=f"hbone-reader-{self.peer_addr}")
 
     async def wait_closed(self) -> None:
@@ -348,7 +349,7 @@ class HboneConnection:
                 with contextlib.suppress(h2.exceptions.H2Error):
                     self._h2.close_connection(code)
                 with contextlib.suppress(HboneError):
-                    await self._flush()
+                    await self._flush_now()
             self._terminate("connection closed locally")
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
@@ -448,11 +449,31 @@ class HboneConnection:
             raise HboneError(f"HTTP/2 error: {exc}") from exc
 
     async def _flush(self) -> None:
+        """Send what h2 queued at the end of this event-loop pass, then wait if the socket is backed up.
+
+        Deferring the write lets the frames of every stream that wrote in the same pass
+        (a pooled connection's many tunnels) go out as one TLS record and one send().
+        """
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_pending)
+        await self._drain()
+
+    async def _flush_now(self) -> None:
+        """Send what h2 queued at once: the preface, and a GOAWAY the connection closes after."""
+        self._write_pending()
+        await self._drain()
+
+    def _write_pending(self) -> None:
+        self._write_scheduled = False
         data = self._h2.data_to_send()
-        if not data or self._writer.is_closing():
+        if data and not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def _drain(self) -> None:
+        if self._writer.is_closing():
             return
         try:
-            self._writer.write(data)
             await self._writer.drain()
         except OSError as exc:
             self._terminate(f"connection lost: {describe_error(exc)}")
@@ -481,7 +502,7 @@ class HboneConnection:
                 except h2.exceptions.ProtocolError as exc:
                     reason = f"HTTP/2 protocol error: {exc}"
                     with contextlib.suppress(HboneError):
-                        await self._flush()  # h2 queued a GOAWAY
+                        await self._flush_now()  # h2 queued a GOAWAY
                     break
                 for event in events:
                     self._dispatch(event)
