@@ -13,9 +13,10 @@ Latency (median, p99) from sequential calls; calls/s at 1 and 16 concurrent
 clients. Ratios are to direct. The last line is the full-path/direct
 throughput ratio at 16 concurrent. Also CEL decisions/s for the seed allowlist.
 
-Both clusters run at once; each path is measured in two halves per mode, AB then BA, so
-machine noise falls on both. In the namespaces mode the host reaches a pod's capture
-(<pod-ip>:15001) and app address through the supervisor's routes into the pod's
+The clusters run at once; every path in every cluster is measured in two halves, the
+second in the reverse order of the first (direct, ztunnel, full-path per cluster, then
+back), so machine noise falls on both sides of every ratio. In the namespaces mode the
+host reaches a pod's capture (<pod-ip>:15001) and app address through the supervisor's routes into the pod's
 namespace. Then the modes side by side; the verdict: isolation may not make the ratios to
 direct (x median, x tput@16) worse by more than 10 %. A mode the machine cannot give
 (`up` fails, or status reports the other mode) is said so and left out.
@@ -57,7 +58,6 @@ from benchmarks.isolation_modes import (  # noqa: E402
     add_mode_option,
     load,
     mode_env,
-    rounds,
     table,
     unavailable,
     wanted,
@@ -179,21 +179,26 @@ Row = tuple[float, float, float, float]  # median ms, p99 ms, calls/s at 1, call
 
 
 def measure_modes(clusters: dict[str, ClusterFiles], quick: bool) -> dict[str, dict[str, Row]]:
-    """Each path in each mode, interleaved: two halves per mode, AB then BA."""
+    """Each path in each mode, in two halves: the second runs paths and modes in reverse order.
+
+    Direct and the mesh paths are measured minutes apart otherwise, and on a shared
+    machine the load changes in between; this way each ratio's two sides share it.
+    """
     sequential, per_worker = (30, 8) if quick else (200, 30)  # per half
     paths = {mode: targets(files) for mode, files in clusters.items()}
     names = list(next(iter(paths.values())))
     samples: dict[str, dict[str, tuple[list[float], list[float], list[float]]]] = {
         mode: {name: ([], [], []) for name in names} for mode in clusters
     }
-    for name in names:
-        for mode in rounds(list(clusters), 2):
-            print(f"measuring {name}, {mode}…", file=sys.stderr)
-            url, proxy = paths[mode][name]
-            latencies, rates1, rates16 = samples[mode][name]
-            latencies += asyncio.run(measure(url, proxy, 1, sequential))[0]
-            rates1.append(asyncio.run(measure(url, proxy, 1, sequential))[1])
-            rates16.append(asyncio.run(measure(url, proxy, 16, per_worker))[1])
+    halves = [[(name, mode) for name in names for mode in clusters]]
+    halves.append(list(reversed(halves[0])))
+    for name, mode in (pair for half in halves for pair in half):
+        print(f"measuring {name}, {mode}…", file=sys.stderr)
+        url, proxy = paths[mode][name]
+        latencies, rates1, rates16 = samples[mode][name]
+        latencies += asyncio.run(measure(url, proxy, 1, sequential))[0]
+        rates1.append(asyncio.run(measure(url, proxy, 1, sequential))[1])
+        rates16.append(asyncio.run(measure(url, proxy, 16, per_worker))[1])
     rows: dict[str, dict[str, Row]] = {}
     for mode, per_path in samples.items():
         rows[mode] = {}
