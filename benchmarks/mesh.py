@@ -1,6 +1,6 @@
 """Mesh benchmark: a `tools/call` to account-mcp, direct vs through the mesh, side by side.
 
-    python benchmarks/mesh.py [--quick] [--mode namespaces|cooperative|both]
+    python benchmarks/mesh.py [--quick] [--mode namespaces|cooperative|both] [--pool on|off|both]
 
 Starts an embedded cluster per isolation mode (TRUSTUSBANK_ISOLATION), each in a temporary
 state directory (calls are made from
@@ -13,12 +13,18 @@ Latency (median, p99) from sequential calls; calls/s at 1 and 16 concurrent
 clients. Ratios are to direct. The last line is the full-path/direct
 throughput ratio at 16 concurrent. Also CEL decisions/s for the seed allowlist.
 
-Both clusters run at once; each path is measured in two halves per mode, AB then BA, so
-machine noise falls on both. In the namespaces mode the host reaches a pod's capture
-(<pod-ip>:15001) and app address through the supervisor's routes into the pod's
+The clusters run at once; every path in every cluster is measured in two halves, the
+second in the reverse order of the first (direct, ztunnel, full-path per cluster, then
+back), so machine noise falls on both sides of every ratio. In the namespaces mode the
+host reaches a pod's capture (<pod-ip>:15001) and app address through the supervisor's routes into the pod's
 namespace. Then the modes side by side; the verdict: isolation may not make the ratios to
 direct (x median, x tput@16) worse by more than 10 %. A mode the machine cannot give
 (`up` fails, or status reports the other mode) is said so and left out.
+
+`--pool both` (the default) also runs each mode with HBONE pooling off
+(TRUSTUSBANK_HBONE_POOL=0: a TLS connection per tunnel) beside pooling on (streams share
+an HTTP/2 connection per peer pair, as ztunnel pools), measured in the same rounds, and
+prints the two side by side; the other tables are the pooled cluster's.
 """
 
 from __future__ import annotations
@@ -52,7 +58,6 @@ from benchmarks.isolation_modes import (  # noqa: E402
     add_mode_option,
     load,
     mode_env,
-    rounds,
     table,
     unavailable,
     wanted,
@@ -80,7 +85,10 @@ spec:
 """
 
 
-def start_cluster(state: Path, mode: str) -> tuple[ClusterFiles, str | None]:
+POOL_OFF = " pool-off"  # the label suffix of a cluster running without HBONE pooling
+
+
+def start_cluster(state: Path, mode: str, pool: bool = True) -> tuple[ClusterFiles, str | None]:
     """Bring a cluster up in `mode`; the files, and why the mode is unavailable (None: it is not)."""
     files = ClusterFiles(state)
     files.make()
@@ -91,6 +99,7 @@ def start_cluster(state: Path, mode: str) -> tuple[ClusterFiles, str | None]:
         "TRUSTUSBANK_PORT_FORWARDS": "0",
         "TRUSTUSBANK_DEPLOY_DIR": str(ROOT / "deploy"),
         **mode_env(mode),
+        "TRUSTUSBANK_HBONE_POOL": "1" if pool else "0",
     }
     up = subprocess.run(
         [sys.executable, "-m", "trustusbank", "up", "--detach"], env=env, capture_output=True, text=True
@@ -170,21 +179,26 @@ Row = tuple[float, float, float, float]  # median ms, p99 ms, calls/s at 1, call
 
 
 def measure_modes(clusters: dict[str, ClusterFiles], quick: bool) -> dict[str, dict[str, Row]]:
-    """Each path in each mode, interleaved: two halves per mode, AB then BA."""
+    """Each path in each mode, in two halves: the second runs paths and modes in reverse order.
+
+    Direct and the mesh paths are measured minutes apart otherwise, and on a shared
+    machine the load changes in between; this way each ratio's two sides share it.
+    """
     sequential, per_worker = (30, 8) if quick else (200, 30)  # per half
     paths = {mode: targets(files) for mode, files in clusters.items()}
     names = list(next(iter(paths.values())))
     samples: dict[str, dict[str, tuple[list[float], list[float], list[float]]]] = {
         mode: {name: ([], [], []) for name in names} for mode in clusters
     }
-    for name in names:
-        for mode in rounds(list(clusters), 2):
-            print(f"measuring {name}, {mode}…", file=sys.stderr)
-            url, proxy = paths[mode][name]
-            latencies, rates1, rates16 = samples[mode][name]
-            latencies += asyncio.run(measure(url, proxy, 1, sequential))[0]
-            rates1.append(asyncio.run(measure(url, proxy, 1, sequential))[1])
-            rates16.append(asyncio.run(measure(url, proxy, 16, per_worker))[1])
+    halves = [[(name, mode) for name in names for mode in clusters]]
+    halves.append(list(reversed(halves[0])))
+    for name, mode in (pair for half in halves for pair in half):
+        print(f"measuring {name}, {mode}…", file=sys.stderr)
+        url, proxy = paths[mode][name]
+        latencies, rates1, rates16 = samples[mode][name]
+        latencies += asyncio.run(measure(url, proxy, 1, sequential))[0]
+        rates1.append(asyncio.run(measure(url, proxy, 1, sequential))[1])
+        rates16.append(asyncio.run(measure(url, proxy, 16, per_worker))[1])
     rows: dict[str, dict[str, Row]] = {}
     for mode, per_path in samples.items():
         rows[mode] = {}
@@ -243,36 +257,81 @@ def side_by_side(rows: dict[str, dict[str, Row]]) -> list[Metric]:
     return metrics
 
 
+def pool_table(rows: dict[str, dict[str, Row]]) -> None:
+    """Pooling on against off, per mode measured both ways: the values and on/off."""
+    for mode in [label for label in rows if label + POOL_OFF in rows]:
+        on, off = rows[mode], rows[mode + POOL_OFF]
+        print(f"== HBONE pooling, {mode}: on (an HTTP/2 connection per peer pair) vs off (one per tunnel) ==")
+        print(f"{'metric':<34} {'pool on':>9} {'pool off':>9} {'on/off':>7}")
+        lines = []
+        for name in ("ztunnel", "full-path"):
+            lines += [
+                (f"{name} median ms", on[name][0], off[name][0]),
+                (f"{name} calls/s@16", on[name][3], off[name][3]),
+                (f"{name}/direct x tput@16", on[name][3] / on["direct"][3], off[name][3] / off["direct"][3]),
+            ]
+        for name, hops in (("ztunnel", 2), ("full-path", 4)):
+            lines.append(
+                (
+                    f"{name} added median ms per hop",
+                    (on[name][0] - on["direct"][0]) / hops,
+                    (off[name][0] - off["direct"][0]) / hops,
+                )
+            )
+        for metric, value_on, value_off in lines:
+            ratio = value_on / value_off if value_off else float("nan")
+            print(f"{metric:<34} {value_on:>9.2f} {value_off:>9.2f} {ratio:>7.2f}")
+        target = on["full-path"][3] / on["direct"][3]
+        per_hop = (on["full-path"][0] - on["direct"][0]) / 4
+        met_tput, met_hop = ("met" if ok else "not met" for ok in (target >= 0.6, per_hop <= 1))
+        print(
+            f"issue 15 targets, pool on: full-path/direct tput@16 {target:.2f} (target >= 0.6: {met_tput}); "
+            f"added median per hop on the full path {per_hop:.2f} ms (target <= 1 ms: {met_hop})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls: a run of a minute or two")
     add_mode_option(parser)
+    parser.add_argument(
+        "--pool",
+        choices=["on", "off", "both"],
+        default="both",
+        help="HBONE pooling on, off, or both side by side (default both)",
+    )
     opts = parser.parse_args()
     modes = wanted(opts.mode)
+    pools = {"on": [True], "off": [False], "both": [True, False]}[opts.pool]
     before = load()
     missing: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         clusters: dict[str, ClusterFiles] = {}
         for mode in modes:
-            state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trustusbank-bench-")))
-            print(f"starting the embedded cluster, {mode}…", file=sys.stderr)
-            stack.callback(stop_cluster, state)
-            files, why = start_cluster(state, mode)
-            if why:
-                missing[mode] = why
-            else:
-                clusters[mode] = files
+            for pool in pools:
+                label = mode if pool else mode + POOL_OFF
+                state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trustusbank-bench-")))
+                print(f"starting the embedded cluster, {label}…", file=sys.stderr)
+                stack.callback(stop_cluster, state)
+                files, why = start_cluster(state, mode, pool)
+                if why:
+                    missing[label] = why
+                else:
+                    clusters[label] = files
         if not clusters:
             raise SystemExit("\n".join(missing.values()) or "no mode could be measured")
         rows = measure_modes(clusters, opts.quick)
     for why in missing.values():
         print(why)
-    for mode, per_path in rows.items():
-        print(f"== isolation: {mode} ==")
+    for label, per_path in rows.items():
+        print(f"== isolation: {label} ==")
         report(per_path)
     print(f"cel decisions/s (seed allowlist): {cel_rate(1.0 if opts.quick else 3.0):,.0f}")
+    pool_table(rows)
     print(f"== side by side ({before} at start, {load()} at end) ==")
-    table(side_by_side(rows), ["judged: each path's ratios to direct, namespaces against cooperative"])
+    by_mode = {label: per_path for label, per_path in rows.items() if not label.endswith(POOL_OFF)}
+    by_mode = by_mode or {label.removesuffix(POOL_OFF): per_path for label, per_path in rows.items()}
+    table(side_by_side(by_mode), ["judged: each path's ratios to direct, namespaces against cooperative"])
 
 
 if __name__ == "__main__":

@@ -275,6 +275,16 @@ POD_ZYGOTE: Setting[bool] = Setting(
     off_when_zero,
     True,
 )
+HBONE_POOL: Setting[bool] = Setting(
+    "TRUSTUSBANK_HBONE_POOL",
+    "`0`: open one TLS connection per HBONE tunnel instead of pooling them, many CONNECT streams on one "
+    "HTTP/2 connection per (source certificate, destination identity, destination address, source IP), "
+    "as ztunnel pools; for comparing the two (benchmarks/mesh.py)",
+    "mesh.hbone.pool: ztunnel outbound and the waypoint's egress (`up`)",
+    off_when_zero,
+    True,
+    blank_is_unset=False,
+)
 PORT_FORWARDS: Setting[bool] = Setting(
     "TRUSTUSBANK_PORT_FORWARDS",
     "`0` disables the seed's local ports (chatbot 18009, attacker 18011, and the console's: 18001, "
@@ -478,6 +488,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     READY_TIMEOUT,
     ISOLATION,
     POD_ZYGOTE,
+    HBONE_POOL,
     PORT_FORWARDS,
     CONSOLE_SIGNIN,
     ALLOWED_HOSTS,

@@ -25,7 +25,7 @@ from opentelemetry.trace import NoOpTracer
 from tests.mesh.identities import CONVERTER, FRAUD_BOT, SUPPORT_BOT
 from trustusbank.cluster.topology import Pod, PodPort
 from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthentication
-from trustusbank.mesh.hbone import HboneError, HboneRefused, Tunnel, open_tunnel
+from trustusbank.mesh.hbone import HboneError, HbonePool, HboneRefused, Tunnel, open_tunnel
 from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
 from trustusbank.mesh.ztunnel.access_log import AccessLog
 from trustusbank.mesh.ztunnel.inbound import Inbound
@@ -126,6 +126,18 @@ class Mesh:
             expected_identity=CONVERTER,
         )
 
+    async def pooled(self, pool: HbonePool, identity: SpiffeId, port: int) -> Tunnel:
+        """A tunnel to the pod's `port` on the source's pooled connection, as ztunnel outbound opens it."""
+        await self.node.secrets.get(identity)
+        return await pool.open_tunnel(
+            "127.0.0.1",
+            self.hbone_port,
+            authority=f"127.0.0.1:{port}",
+            source=identity,
+            ssl_context=self.node.secrets.ssl_client_context(identity),
+            expected_identity=CONVERTER,
+        )
+
     async def records(self, count: int) -> list[dict[str, Any]]:
         """The access log, once it holds at least `count` records (each is written as its connection ends)."""
         async with asyncio.timeout(DEADLINE):
@@ -171,6 +183,8 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
     app = EchoApp()
     app_server = await asyncio.start_server(app.handle, "127.0.0.1", 0)
     app_port = app_server.sockets[0].getsockname()[1]
+    admin_server = await asyncio.start_server(app.handle, "127.0.0.1", 0)  # a second port, same app
+    admin_port = admin_server.sockets[0].getsockname()[1]
     pod = Pod(
         name="currency-converter-0",
         namespace=VENDORS,
@@ -180,7 +194,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
         node="test-node",
         ip="127.0.0.1",
         app_ip="127.0.0.1",
-        ports=[PodPort("http", app_port)],
+        ports=[PodPort("http", app_port), PodPort("admin", admin_port)],
         image="localhost:5001/acme-fx/currency-converter:1.0.0",
     )
     inbound = Inbound(node, NoOpTracer())  # type: ignore[arg-type]  # Node stands in for NodeProxy
@@ -198,7 +212,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
         node.access.path,
     )
     app.answer.set()
-    for server in (hbone, plaintext, app_server):
+    for server in (hbone, plaintext, app_server, admin_server):
         server.close()
 
 
@@ -354,3 +368,54 @@ async def test_a_half_closed_tunnel_waiting_for_its_answer_is_reset_not_ended(me
     [record] = await mesh.records(1)
     assert record["error"] == SUPPORT_BOT_DENIED
     await tunnel.close()
+
+
+def deny_support_bot_on(port: int) -> AuthorizationPolicy:
+    spec = {
+        "selector": {"matchLabels": {"app": "currency-converter"}},
+        "action": "DENY",
+        "rules": [
+            {
+                "from": [{"source": {"principals": [SUPPORT_BOT.uri.removeprefix("spiffe://")]}}],
+                "to": [{"operation": {"ports": [str(port)]}}],
+            }
+        ],
+    }
+    return AuthorizationPolicy.from_spec("deny-support-bot", VENDORS, spec)
+
+
+async def test_a_new_deny_closes_the_denied_stream_of_a_pooled_connection_not_the_connection(
+    mesh: Mesh,
+) -> None:
+    """Streams to two ports share one pooled connection (one identity pair): ztunnel judges each stream."""
+    http_port, admin_port = (port.port for port in mesh.pod.ports)
+    pool = HbonePool(enabled=True)
+    try:
+        web = await mesh.pooled(pool, SUPPORT_BOT, http_port)
+        admin = await mesh.pooled(pool, SUPPORT_BOT, admin_port)
+        assert pool.connections_opened == 1, "both streams ride one connection"
+        [connection] = pool.connections()
+        assert await echoed(web, b"web") == b"web"
+        assert await echoed(admin, b"admin") == b"admin"
+
+        mesh.node.policies.authorization = [deny_support_bot_on(admin_port)]
+        assert mesh.inbound.recheck() == 1
+
+        async with asyncio.timeout(DEADLINE):
+            with pytest.raises(HboneError, match="reset by peer"):
+                await admin.read()
+            await mesh.app.ended[b"admin"].wait()
+        assert not connection.is_closed, "the shared connection stays up for the streams still allowed"
+        assert await echoed(web, b"web again") == b"web again"
+        with pytest.raises(HboneRefused) as refused:
+            await mesh.pooled(pool, SUPPORT_BOT, admin_port)
+        assert refused.value.status == 401
+        another = await mesh.pooled(pool, SUPPORT_BOT, http_port)
+        assert await echoed(another, b"new stream") == b"new stream"
+        assert pool.connections_opened == 1, "a refused stream did not cost the connection"
+        [closed] = [r for r in await mesh.records(2) if r.get("error") == SUPPORT_BOT_DENIED]
+        assert closed["dst.addr"] == f"127.0.0.1:{admin_port}"
+        for t in (web, admin, another):
+            await t.close()
+    finally:
+        await pool.close()

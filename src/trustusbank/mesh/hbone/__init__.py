@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from trustusbank.cluster.ports import HBONE_PORT
 from trustusbank.mesh.hbone.client import Tunnel, open_tunnel
-from trustusbank.mesh.hbone.h2 import ByteStream, HboneError, HboneRefused, HboneStream, pipe
+from trustusbank.mesh.hbone.h2 import ByteStream, HboneError, HboneRefused, HboneStream, HboneUnsent, pipe
+from trustusbank.mesh.hbone.pool import HbonePool, PoolKey
 from trustusbank.mesh.hbone.server import (
     Authority,
     HboneRequest,
@@ -21,9 +22,12 @@ __all__ = [
     "Authority",
     "ByteStream",
     "HboneError",
+    "HbonePool",
     "HboneRefused",
     "HboneRequest",
     "HboneStream",
+    "HboneUnsent",
+    "PoolKey",
     "ServerStats",
     "Tunnel",
     "client_context",

@@ -44,6 +44,10 @@ class HboneError(UnavailableError):
     """A tunnel could not be opened, or broke."""
 
 
+class HboneUnsent(HboneError):
+    """The CONNECT never reached the server (its connection was gone, or full): safe to send elsewhere."""
+
+
 class HboneRefused(HboneError, RefusedError):
     """The server answered the CONNECT with a non-2xx status (e.g. denied by policy)."""
 
@@ -113,6 +117,8 @@ class HboneStream:
         self._error: str | None = None
         self._closed = False
         self._headers: list[tuple[str, str]] | None = None
+        # The peer's RST_STREAM code, if it reset the stream (REFUSED_STREAM: it never processed it).
+        self.reset_code: ErrorCodes | int | None = None
 
     @property
     def peer_identity(self) -> SpiffeId | None:
@@ -273,7 +279,11 @@ class HboneConnection:
         self._streams: dict[int, HboneStream] = {}
         self._window_open = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._settings_received = asyncio.Event()
+        self._write_scheduled = False
         self.closed_reason: str | None = None
+        # From the peer's GOAWAY: streams above it were never processed.
+        self.goaway_last_stream_id: int | None = None
         ssl_object = writer.get_extra_info("ssl_object")
         self.peer_identity: SpiffeId | None = _peer_identity(ssl_object) if ssl_object else None
         peername = writer.get_extra_info("peername")
@@ -283,7 +293,34 @@ class HboneConnection:
 
     @property
     def is_closed(self) -> bool:
-        return self.closed_reason is not None
+        return self.closed_reason is not None or self._writer.is_closing()
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        """How many streams the peer lets us open at once (its SETTINGS_MAX_CONCURRENT_STREAMS)."""
+        return int(self._h2.remote_settings.max_concurrent_streams)
+
+    async def wait_settings(self) -> None:
+        """Wait for the peer's first SETTINGS frame (so `max_concurrent_streams` is the peer's own)."""
+        while not self._settings_received.is_set():
+            self._check_open()
+            waiter = asyncio.ensure_future(self._settings_received.wait())
+            closed = asyncio.ensure_future(self.wait_closed())
+            try:
+                await asyncio.wait((waiter, closed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                closed.cancel()
+            if not self._settings_received.is_set():
+                self._check_open()
+                raise HboneError(self.closed_reason or "connection closed before SETTINGS")
+
+    def unprocessed(self, stream: HboneStream) -> bool:
+        """Whether the peer said it never processed `stream`: REFUSED_STREAM, or above its GOAWAY."""
+        if stream.reset_code == ErrorCodes.REFUSED_STREAM:
+            return True
+        last = self.goaway_last_stream_id
+        return last is not None and stream.stream_id > last
 
     async def start(self) -> None:
         """Send the preface and our settings, then start reading in the background."""
@@ -296,7 +333,7 @@ class HboneConnection:
             settings[SettingCodes.ENABLE_PUSH] = 0
         self._h2.update_settings(settings)
         self._h2.increment_flow_control_window(CONNECTION_WINDOW - DEFAULT_WINDOW)
-        await self._flush()
+        await self._flush_now()
         self._task = asyncio.create_task(self._run(), name=f"hbone-reader-{self.peer_addr}")
 
     async def wait_closed(self) -> None:
@@ -312,7 +349,7 @@ class HboneConnection:
                 with contextlib.suppress(h2.exceptions.H2Error):
                     self._h2.close_connection(code)
                 with contextlib.suppress(HboneError):
-                    await self._flush()
+                    await self._flush_now()
             self._terminate("connection closed locally")
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
@@ -333,10 +370,16 @@ class HboneConnection:
         return self._h2.get_next_available_stream_id()
 
     async def send_request(self, stream: HboneStream, headers: list[tuple[str, str]]) -> None:
-        self._check_open()
-        self._streams[stream.stream_id] = stream
-        with self._h2_errors(stream):
+        """Open `stream` with its request headers; HboneUnsent if they could not go out at all."""
+        if self.is_closed:
+            raise HboneUnsent(self.closed_reason or "connection closing")
+        try:
             self._h2.send_headers(stream.stream_id, headers, end_stream=False)
+        except h2.exceptions.TooManyStreamsError as exc:
+            raise HboneUnsent(f"peer allows no more streams: {exc}") from exc
+        except h2.exceptions.H2Error as exc:
+            raise HboneUnsent(f"HTTP/2 error: {exc}") from exc
+        self._streams[stream.stream_id] = stream
         await self._flush()
 
     async def send_response(self, stream: HboneStream, status: int, *, end_stream: bool) -> None:
@@ -406,11 +449,31 @@ class HboneConnection:
             raise HboneError(f"HTTP/2 error: {exc}") from exc
 
     async def _flush(self) -> None:
+        """Send what h2 queued at the end of this event-loop pass, then wait if the socket is backed up.
+
+        Deferring the write lets the frames of every stream that wrote in the same pass
+        (a pooled connection's many tunnels) go out as one TLS record and one send().
+        """
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_pending)
+        await self._drain()
+
+    async def _flush_now(self) -> None:
+        """Send what h2 queued at once: the preface, and a GOAWAY the connection closes after."""
+        self._write_pending()
+        await self._drain()
+
+    def _write_pending(self) -> None:
+        self._write_scheduled = False
         data = self._h2.data_to_send()
-        if not data or self._writer.is_closing():
+        if data and not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def _drain(self) -> None:
+        if self._writer.is_closing():
             return
         try:
-            self._writer.write(data)
             await self._writer.drain()
         except OSError as exc:
             self._terminate(f"connection lost: {describe_error(exc)}")
@@ -439,7 +502,7 @@ class HboneConnection:
                 except h2.exceptions.ProtocolError as exc:
                     reason = f"HTTP/2 protocol error: {exc}"
                     with contextlib.suppress(HboneError):
-                        await self._flush()  # h2 queued a GOAWAY
+                        await self._flush_now()  # h2 queued a GOAWAY
                     break
                 for event in events:
                     self._dispatch(event)
@@ -468,11 +531,16 @@ class HboneConnection:
         elif isinstance(event, h2.events.StreamReset):
             stream = self._streams.pop(event.stream_id, None)
             if stream is not None:
+                stream.reset_code = event.error_code
                 stream._fail(f"stream reset by peer ({_code_name(event.error_code)})")
             self._wake_writers()
-        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._wake_writers()
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._settings_received.set()
             self._wake_writers()
         elif isinstance(event, h2.events.ConnectionTerminated):
+            self.goaway_last_stream_id = event.last_stream_id
             self._terminate(f"peer closed the connection (GOAWAY {_code_name(event.error_code)})")
 
     def _on_request_received(self, event: h2.events.RequestReceived) -> None:

@@ -1,7 +1,8 @@
 """The waypoint's way out: HTTP connections to backends, each carried over HBONE.
 
 httpcore does HTTP/1.1 (pooling, streaming, SSE); this network backend gives it
-a tunnel instead of a socket. The tunnel is opened with the waypoint's own SVID
+a tunnel instead of a socket, and tunnels to one pod share an HTTP/2 connection
+(`HbonePool`), as ztunnel's do. The tunnel is opened with the waypoint's own SVID
 and checks the backend pod's, so the destination's ztunnel sees the waypoint's
 identity, as on a cluster.
 """
@@ -16,8 +17,9 @@ import httpcore
 from trustusbank.cluster.discovery import Unresolvable, resolve
 from trustusbank.cluster.ports import HBONE_PORT
 from trustusbank.cluster.topology import Topology
-from trustusbank.mesh.hbone.client import Tunnel, open_tunnel
+from trustusbank.mesh.hbone.client import Tunnel
 from trustusbank.mesh.hbone.h2 import HboneError
+from trustusbank.mesh.hbone.pool import HbonePool
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.telemetry.tracing import inject
@@ -62,6 +64,12 @@ class HboneBackend(httpcore.AsyncNetworkBackend):
         self.secrets = secrets
         self.identity = identity
         self.local_ip = local_ip
+        # httpcore's keep-alive connections are tunnels; those to one pod share an HTTP/2 connection.
+        self.pool = HbonePool()
+
+    async def aclose(self) -> None:
+        """End the pooled HBONE connections (the waypoint is stopping)."""
+        await self.pool.close()
 
     async def connect_tcp(
         self,
@@ -79,10 +87,11 @@ class HboneBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(f"{host}:{port} is not a workload in the mesh")
         expected = SpiffeId(self.topology.trust_domain, dest.pod.namespace, dest.pod.service_account)
         try:
-            tunnel = await open_tunnel(
+            tunnel = await self.pool.open_tunnel(
                 dest.pod.ip,
                 HBONE_PORT,
                 authority=dest.authority,
+                source=self.identity,
                 ssl_context=self.secrets.ssl_client_context(self.identity),
                 expected_identity=expected,
                 headers=inject(),

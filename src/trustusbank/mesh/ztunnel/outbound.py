@@ -17,8 +17,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from trustusbank.cluster.discovery import Destination, Unresolvable, resolve
 from trustusbank.cluster.ports import HBONE_PORT
 from trustusbank.cluster.topology import Pod
-from trustusbank.mesh.hbone.client import open_tunnel
 from trustusbank.mesh.hbone.h2 import HboneError, HboneRefused, pipe
+from trustusbank.mesh.hbone.pool import HbonePool
 from trustusbank.mesh.identity.spiffe import SpiffeId
 from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
 from trustusbank.mesh.ztunnel.labels import attempt_labels, peer_labels
@@ -37,6 +37,12 @@ class Outbound:
         self.node = node
         self.tracer = tracer
         self._redirected: set[asyncio.StreamWriter] = set()  # connections nftables sent, not SOCKS
+        # Tunnels share HTTP/2 connections per (pod SVID, destination identity and address, pod IP).
+        self.pool = HbonePool()
+
+    async def close(self) -> None:
+        """End the pooled HBONE connections (the node proxy is stopping)."""
+        await self.pool.close()
 
     async def handle(self, pod: Pod, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
@@ -174,10 +180,11 @@ class Outbound:
         ):
             record.trace_id = format(span.get_span_context().trace_id, "032x")
             try:
-                tunnel = await open_tunnel(
+                tunnel = await self.pool.open_tunnel(
                     target.ip,
                     HBONE_PORT,
                     authority=authority,
+                    source=source,
                     ssl_context=self.node.secrets.ssl_client_context(source),
                     expected_identity=dest_identity,
                     headers=inject(),
