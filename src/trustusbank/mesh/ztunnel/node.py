@@ -138,6 +138,7 @@ class NodeProxy:
         finally:
             for server in self.servers:
                 server.close()
+            await self.outbound.close()  # the pooled HBONE connections, each ended with a GOAWAY
             control.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await control_task
