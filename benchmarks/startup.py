@@ -1,6 +1,7 @@
 """Start-up benchmark: how fast the CLI and the embedded cluster start, and what the cluster holds.
 
     python benchmarks/startup.py [--quick] [--json]
+    python benchmarks/startup.py --commands [--baseline OLD/src] [--json]
 
 Measured in one run, each figure as whole processes (`python -m trustusbank ...`), in temporary
 state directories with the seed's local ports off (TRUSTUSBANK_PORT_FORWARDS=0):
@@ -17,6 +18,11 @@ state directories with the seed's local ports off (TRUSTUSBANK_PORT_FORWARDS=0):
   cold demo         `trustusbank demo --json` in a fresh state directory: start, acts, stop
 Each row: the measured value, issue 15's target, value/target and a verdict (met: ratio ≤ 1).
 Every cluster it starts is stopped (`down`) whatever happens, Ctrl-C and SIGTERM included.
+
+`--commands` instead times every help screen (the root's, each command's, each group's
+subcommands', as tests/cli/test_imports.py lists them; median of 5) and counts the heavy libraries
+each imported; with `--baseline`, the same screens from another tree's src directory (an older
+commit's checkout), alternated run by run with this tree's so both see the same machine.
 """
 
 from __future__ import annotations
@@ -75,10 +81,10 @@ class Row:
         return f"{self.value:.2f} {self.unit}" if self.value < 100 else f"{self.value:.0f} {self.unit}"
 
 
-def environment(state: str) -> dict[str, str]:
+def environment(state: str, src: Path = ROOT / "src") -> dict[str, str]:
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]),
         "TRUSTUSBANK_STATE_DIR": state,
         "TRUSTUSBANK_PORT_FORWARDS": "0",
         "TRUSTUSBANK_DEPLOY_DIR": str(ROOT / "deploy"),
@@ -106,9 +112,10 @@ def checked(what: str, done: subprocess.CompletedProcess[str]) -> subprocess.Com
     return done
 
 
-def help_imports(env: dict[str, str]) -> set[str]:
-    """The heavy libraries `--help` imported, read from `-X importtime`."""
-    done = checked("--help", cli(env, "--help", python=("-X", "importtime"))[1])
+def help_imports(env: dict[str, str], *args: str) -> set[str]:
+    """The heavy libraries `trustusbank <args>` (default: `--help`) imported, read from `-X importtime`."""
+    args = args or ("--help",)
+    done = checked(" ".join(args), cli(env, *args, python=("-X", "importtime"))[1])
     names = {
         line.rsplit("|", 1)[1].strip().split(".")[0]
         for line in done.stderr.splitlines()
@@ -282,6 +289,80 @@ def measure(quick: bool) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
+def help_screens() -> list[tuple[str, ...]]:
+    """Every help screen of the command surface: the root's, each command's, each group's subcommands'."""
+    from trustusbank.cli.app import COMMANDS, load
+
+    def under(command: object, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        subs: dict[str, object] = getattr(command, "commands", {})
+        return [path, *(p for name, sub in subs.items() for p in under(sub, (*path, name)))]
+
+    return [("--help",), *((*p, "--help") for name in COMMANDS for p in under(load(name), (name,)))]
+
+
+@dataclass(frozen=True)
+class HelpScreen:
+    """One help screen's median wall time and heavy imports, in this tree and (if given) the baseline."""
+
+    args: tuple[str, ...]
+    seconds: float
+    heavy: list[str]
+    baseline_seconds: float | None = None
+    baseline_heavy: list[str] | None = None
+
+
+def measure_commands(runs: int, baseline: Path | None) -> list[HelpScreen]:
+    """Each help screen `runs` times per tree, the trees alternated run by run (their order too)."""
+    trees = [ROOT / "src", *([baseline] if baseline else [])]
+    screens = help_screens()
+    with tempfile.TemporaryDirectory(prefix="trustusbank-help-") as state:
+        envs = [environment(state, src) for src in trees]
+        times: dict[tuple[int, tuple[str, ...]], list[float]] = {}
+        for n in range(runs):
+            say(f"help screens, run {n + 1}/{runs}…")
+            for args in screens:
+                order = envs if n % 2 == 0 else envs[::-1]
+                for env in order:
+                    seconds, done = cli(env, *args)
+                    checked(" ".join(args), done)
+                    times.setdefault((envs.index(env), args), []).append(seconds)
+        heavy = {
+            (i, args): sorted(help_imports(env, *args)) for i, env in enumerate(envs) for args in screens
+        }
+    med = statistics.median
+    return [
+        HelpScreen(
+            args,
+            med(times[(0, args)]),
+            heavy[(0, args)],
+            med(times[(1, args)]) if baseline else None,
+            heavy[(1, args)] if baseline else None,
+        )
+        for args in screens
+    ]
+
+
+def render_commands(screens: list[HelpScreen], baseline: Path | None) -> None:
+    head = f"{'trustusbank …':<36} {'this tree':>9} {'heavy':>5}"
+    if baseline:
+        head += f" {'baseline':>9} {'heavy':>5} {'ratio':>6}"
+    print(head)
+    for s in screens:
+        line = f"{' '.join(s.args):<36} {s.seconds:>8.2f}s {len(s.heavy):>5}"
+        if s.baseline_seconds is not None and s.baseline_heavy is not None:
+            ratio = s.seconds / s.baseline_seconds
+            line += f" {s.baseline_seconds:>8.2f}s {len(s.baseline_heavy):>5} {ratio:>6.2f}"
+        print(line)
+    importing = [s for s in screens if s.heavy]
+    heavy = ", ".join(sorted(HEAVY))
+    print(f"help screens importing a heavy library ({heavy}): {len(importing)} of {len(screens)}")
+    if baseline:
+        before = [s for s in screens if s.baseline_heavy]
+        print(f"  in the baseline: {len(before)} of {len(screens)}")
+    if baseline:
+        print(f"baseline: {baseline}; ratio: this tree's median / the baseline's")
+
+
 def render(rows: list[Row]) -> None:
     print(f"{'figure':<34} {'measured':>10} {'target':>9} {'ratio':>7}  verdict  note")
     for row in rows:
@@ -305,9 +386,25 @@ def main() -> None:
         "--quick", action="store_true", help="one cluster, one demo of each kind, fewer repeats"
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument(
+        "--commands", action="store_true", help="only every help screen: its time and heavy imports"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="with --commands: another tree's src directory, timed alongside"
+    )
     opts = parser.parse_args()
     stop_on_sigterm()
     before = load()
+    if opts.commands:
+        screens = measure_commands(3 if opts.quick else 5, opts.baseline)
+        if opts.json:
+            print(
+                json.dumps({"help_screens": [asdict(s) for s in screens], "load": [before, load()]}, indent=2)
+            )
+            return
+        print(f"== help screens ({before} at start, {load()} at end; median of {3 if opts.quick else 5}) ==")
+        render_commands(screens, opts.baseline)
+        return
     rows, notes = measure(opts.quick)
     after = load()
     if opts.json:

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from trustusbank.cli.k8s_options import K8s, K8sContext
-from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.paths import state_dir
-from trustusbank.scenario.changes import (
-    CLEAN,
-    DEFAULT_RUG_PULL,
-    RUG_PULLS,
-    ActError,
-    ResetReport,
-    Swap,
-    reset,
-    upgrade,
-)
+from trustusbank.images.converter_builds import CLEAN, DEFAULT_RUG_PULL, RUG_PULLS
+
+# The act scripts restart pods and validate policies (the runtime, the HTTP client, CEL): they load
+# in the commands below, when one runs, so `--help` stays light.
+if TYPE_CHECKING:
+    from trustusbank.scenario.changes import ActError, ResetReport, Swap
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -94,6 +88,10 @@ def upgrade_banking_app(
         moved = "pushed and restarted" if image.pushed else "already running"
         out.print(f"{image.tag} @ {image.digest[:19]}… (build {image.build}, {moved})")
         return
+    from trustusbank.cluster.layout import ClusterFiles
+    from trustusbank.paths import state_dir
+    from trustusbank.scenario.changes import ActError, upgrade
+
     files = ClusterFiles(state_dir())
     try:
         with err.status("upgrading the banking app") as spinner:
@@ -146,6 +144,10 @@ def reset_command(
     if k8s:
         _reset_k8s(as_json, context)
         return
+    from trustusbank.cluster.layout import ClusterFiles
+    from trustusbank.paths import state_dir
+    from trustusbank.scenario.changes import ActError, reset
+
     files = ClusterFiles(state_dir())
     try:
         with err.status("resetting") as spinner:

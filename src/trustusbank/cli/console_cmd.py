@@ -8,32 +8,17 @@ import asyncio
 import logging
 import signal
 import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from starlette.types import ASGIApp
 
-from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.console.dashboard import create_app
-from trustusbank.console.serve import (
-    ALERTS,
-    DASHBOARD,
-    INBOX,
-    REGISTRY,
-    SESSIONS,
-    SIGNIN,
-    UPSTREAMS,
-    proxy_app,
-    serve_all,
-    sessions_app,
-    signin_on,
-    url_of,
-)
-from trustusbank.console.signin.chain import sign_in_chain
-from trustusbank.kernel.syscalls import die_with_parent
-from trustusbank.paths import state_dir
-from trustusbank.workloads.serving import bind
+from trustusbank.console.pages import ALERTS, DASHBOARD, INBOX, REGISTRY, SESSIONS, SIGNIN
+
+# The console's servers (uvicorn, Starlette, the relays, the sign-in) load in `serve`, when it
+# runs, so `--help` stays light.
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 app = typer.Typer(help="The operator's console: DORA evidence, agent sessions, alerts, SOC inbox, registry.")
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -41,6 +26,8 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 def _socket(fd: int | None, host: str, port: int) -> socket.socket:
     """The listening socket handed down as `fd`, or a new one bound to host:port."""
+    from trustusbank.workloads.serving import bind
+
     if fd is not None:
         return socket.socket(fileno=fd)
     return bind(host, port)
@@ -67,6 +54,13 @@ def serve(
     signin_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the console over the running cluster's state directory (`up` starts it)."""
+    from trustusbank.cluster.layout import ClusterFiles
+    from trustusbank.console.dashboard import create_app
+    from trustusbank.console.serve import UPSTREAMS, proxy_app, serve_all, sessions_app, signin_on, url_of
+    from trustusbank.console.signin.chain import sign_in_chain
+    from trustusbank.kernel.syscalls import die_with_parent
+    from trustusbank.paths import state_dir
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if dashboard_fd is not None:
         die_with_parent(signal.SIGTERM)  # handed its sockets by the supervisor: it ends with it

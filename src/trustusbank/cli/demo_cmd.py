@@ -7,22 +7,23 @@ import asyncio
 import dataclasses
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from trustusbank.cli.isolation_view import render_isolation
 from trustusbank.cli.k8s_options import K8s, K8sContext
-from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.paths import state_dir
-from trustusbank.runtime import control
-from trustusbank.scenario.acts import DemoRecord, run_acts
-from trustusbank.scenario.cluster import Cluster, ensure_running
-from trustusbank.scenario.drivers.embedded import EmbeddedDriver
-from trustusbank.scenario.followups import FOLLOW_UPS, FollowUp, runner
-from trustusbank.scenario.receipts import Deny
-from trustusbank.scenario.verdict import LEAK_ARGUMENT, ActRecord
+from trustusbank.scenario.followup_names import FOLLOW_UPS
+
+# The scenarios drive the whole system (the HTTP client, the runtime, the agents' wire formats):
+# they load in the functions below, when a demo runs, so `--help` stays light.
+if TYPE_CHECKING:
+    from trustusbank.scenario.acts import DemoRecord
+    from trustusbank.scenario.cluster import Cluster
+    from trustusbank.scenario.followups import FollowUp
+    from trustusbank.scenario.receipts import Deny
+    from trustusbank.scenario.verdict import ActRecord
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -34,6 +35,8 @@ def _short(text: str, limit: int = 100) -> str:
 
 
 def _chain(act: ActRecord) -> str:
+    from trustusbank.scenario.verdict import LEAK_ARGUMENT
+
     names = []
     for call in act.chain:
         name = call.name
@@ -90,6 +93,8 @@ def _render(record: DemoRecord) -> None:
 
 def _isolation(cluster: Cluster) -> dict[str, Any]:
     """The running cluster's isolation mode, as its supervisor decided it."""
+    from trustusbank.runtime import control
+
     return dict((control.read_status(cluster.files) or {}).get("isolation") or {})
 
 
@@ -118,6 +123,11 @@ def _progress(first: str) -> Any:
 
 
 def _cluster(quiet: bool, start: bool = True) -> Cluster:
+    from trustusbank.cluster.layout import ClusterFiles
+    from trustusbank.paths import state_dir
+    from trustusbank.runtime import control
+    from trustusbank.scenario.cluster import ensure_running
+
     if not start and control.running_pid(ClusterFiles(state_dir())) is None:
         err.print("[red]error:[/] no cluster is running from this state dir; `trustusbank up --detach` first")
         raise typer.Exit(1)
@@ -134,6 +144,8 @@ def _finish(cluster: Cluster, keep: bool) -> None:
 
 
 def _run_follow_up(name: str, as_json: bool, keep: bool) -> None:
+    from trustusbank.scenario.followups import runner
+
     cluster = _cluster(as_json)
     isolation = _isolation(cluster)
     try:
@@ -158,6 +170,9 @@ def _run_follow_up(name: str, as_json: bool, keep: bool) -> None:
 
 
 def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool, start: bool = True) -> None:
+    from trustusbank.scenario.acts import run_acts
+    from trustusbank.scenario.drivers.embedded import EmbeddedDriver
+
     cluster = _cluster(as_json, start)
     isolation = _isolation(cluster)
     try:
@@ -180,6 +195,7 @@ def _run_acts(acts: tuple[int, ...], as_json: bool, keep: bool, start: bool = Tr
 
 def _run_acts_k8s(acts: tuple[int, ...], as_json: bool, context: str | None) -> None:
     from trustusbank.cli import k8s_story  # Kubernetes mode is imported only when asked for
+    from trustusbank.scenario.acts import run_acts
 
     with _progress("connecting to the Kubernetes cluster") as status:
         driver = k8s_story.driver(context, lambda line: err.print(f"[dim]{line}[/]", highlight=False))

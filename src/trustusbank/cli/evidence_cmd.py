@@ -10,30 +10,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from trustusbank.cli.k8s_options import K8s, K8sContext
-from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.evidence import (
-    EvidenceStore,
-    Head,
-    Query,
-    QueryError,
-    Record,
-    TraceView,
-    explain,
-    has_cluster_state,
-    ingest,
-    query,
-    trace,
-    write_dora_report,
-)
-from trustusbank.evidence.render import short
-from trustusbank.evidence.store import ChainBroken
-from trustusbank.paths import state_dir
+
+# The store, its readers and the report load in the commands below, when one runs, so `--help`
+# stays light.
+if TYPE_CHECKING:
+    from trustusbank.cluster.layout import ClusterFiles
+    from trustusbank.evidence import EvidenceStore, Record, TraceView
 
 app = typer.Typer(
     help="The evidence store: ingest the cluster's logs and spans, verify the chain, query, trace, report.",
@@ -64,6 +52,9 @@ def where(k8s: K8s = False, context: K8sContext = None) -> None:
 
 
 def _files() -> ClusterFiles:
+    from trustusbank.cluster.layout import ClusterFiles
+    from trustusbank.paths import state_dir
+
     if not _Where.k8s:
         return ClusterFiles(state_dir())
     from trustusbank.cli import k8s_story  # Kubernetes mode is imported only when asked for
@@ -85,6 +76,9 @@ def _collect() -> None:
 
 
 def _store(no_ingest: bool = False) -> tuple[ClusterFiles, EvidenceStore]:
+    from trustusbank.evidence import EvidenceStore, has_cluster_state, ingest
+    from trustusbank.evidence.store import ChainBroken
+
     files = _files()
     if not no_ingest:
         _collect()
@@ -102,6 +96,8 @@ def _store(no_ingest: bool = False) -> tuple[ClusterFiles, EvidenceStore]:
 
 
 def _line(record: Record) -> str:
+    from trustusbank.evidence.render import short
+
     parts = [f"#{record.seq}", record.time, record.kind]
     if record.src_identity or record.dst_identity:
         parts.append(f"{record.src_identity or '?'} → {record.dst_identity or '?'}")
@@ -119,6 +115,8 @@ def _line(record: Record) -> str:
 @app.command("ingest")
 def ingest_command() -> None:
     """Append the cluster's new log lines and spans to the evidence chain."""
+    from trustusbank.evidence import EvidenceStore, ingest
+
     _collect()
     files = _files()
     added = ingest(files)
@@ -136,6 +134,8 @@ def verify_command(
     as_json: AsJson = False,
 ) -> None:
     """Walk the hash chain; exit 1 naming the first record that does not check out."""
+    from trustusbank.evidence import Head
+
     expected = None
     if anchor is not None:
         seq, _, digest = anchor.partition(":")
@@ -177,6 +177,8 @@ def query_command(
     as_json: AsJson = False,
 ) -> None:
     """Records matching every filter given, in time order."""
+    from trustusbank.evidence import Query, QueryError, query
+
     q = Query(
         since=since,
         until=until,
@@ -226,6 +228,8 @@ def trace_command(
     as_json: AsJson = False,
 ) -> None:
     """Every record of one trace, with the connections and denies joined to it, in time order."""
+    from trustusbank.evidence import explain, trace
+
     if (trace_id is None) == (record is None):
         raise _fail("give a trace id or --record SEQ (one of them)", 2)
     _, store = _store(no_ingest)
@@ -256,6 +260,8 @@ def report_command(
     no_ingest: NoIngest = False,
 ) -> None:
     """Write the DORA report as Markdown, HTML and JSON; print where."""
+    from trustusbank.evidence import write_dora_report
+
     if not dora:
         raise _fail("the DORA report is the only report there is; drop --no-dora", 2)
     files, store = _store(no_ingest)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from trustusbank.cli.k8s_story import remember_context
-from trustusbank.k8s import forwards, runner
-from trustusbank.k8s.image import CONVERTER_BUILDS, RUG_PULL_BUILD
-from trustusbank.k8s.lifecycle import down_plan, policies_plan, status_plan, workdir_of
-from trustusbank.k8s.plan import Kube, Options, Plan, image_plan, image_steps, install_plan, rug_pull_steps
-from trustusbank.paths import deploy_dir, state_dir
+from trustusbank.images.converter_builds import DEFAULT_RUG_PULL
+
+# Planning renders deploy/ (YAML, every kind's schema and CEL rules): Kubernetes mode loads in the
+# commands below, when one runs, so `--help` stays light.
+if TYPE_CHECKING:
+    from trustusbank.k8s.plan import Options
 
 app = typer.Typer(
     help="A real Kubernetes cluster: Istio ambient, agentgateway, kagent and deploy/ (kind or your context).",
@@ -37,6 +37,10 @@ def _say(line: str) -> None:
 
 
 def _options(kind: bool, context: str | None, licence: Path | None = None) -> Options:
+    from trustusbank.k8s.lifecycle import workdir_of
+    from trustusbank.k8s.plan import Options
+    from trustusbank.paths import deploy_dir, state_dir
+
     return Options(deploy_dir(), workdir_of(state_dir()), kind=kind, context=context, license_file=licence)
 
 
@@ -54,6 +58,10 @@ def up(
     port_forwards: Annotated[bool, typer.Option(help="Open the write-up's ports when done.")] = True,
 ) -> None:
     """Install everything (phases 01–09) and apply deploy/ phase by phase; safe to re-run."""
+    from trustusbank.cli.k8s_story import remember_context
+    from trustusbank.k8s import forwards, runner
+    from trustusbank.k8s.plan import image_plan, image_steps, install_plan
+
     if licence is not None and not licence.is_file():
         raise typer.BadParameter(f"no such licence file: {licence}", param_hint="--license")
     options = _options(kind, context, licence)
@@ -79,6 +87,9 @@ def up(
 @app.command()
 def status(kind: Kind = False, context: Context = None) -> None:
     """Nodes, the mesh, the bank's pods, the policies in force and the port-forwards."""
+    from trustusbank.k8s import forwards, runner
+    from trustusbank.k8s.lifecycle import status_plan
+
     options = _options(kind, context)
     runner.run(status_plan(options), _say)
     for entry in forwards.recorded(options.workdir):
@@ -96,6 +107,9 @@ def status(kind: Kind = False, context: Context = None) -> None:
 @app.command()
 def down(kind: Kind = False, context: Context = None) -> None:
     """Remove what `up` applied (your cluster keeps Istio & co.); with --kind, delete the cluster."""
+    from trustusbank.k8s import forwards, runner
+    from trustusbank.k8s.lifecycle import down_plan
+
     options = _options(kind, context)
     stopped = forwards.stop(options.workdir)
     _say(f"stopped {stopped} port-forward(s)")
@@ -109,6 +123,9 @@ def policies(
     """Apply or remove the defence set (deploy/08-defence) on the cluster."""
     if state not in ("on", "off"):
         raise typer.BadParameter("say on or off", param_hint="STATE")
+    from trustusbank.k8s import runner
+    from trustusbank.k8s.lifecycle import policies_plan
+
     plan = policies_plan(_options(kind, context), state == "on")
     runner.run(plan, _say)
     for item in plan.left_out:
@@ -118,6 +135,9 @@ def policies(
 @app.command()
 def build(kind: Kind = False, context: Context = None) -> None:
     """Build the one workload image and push every tag deploy/ names to the local registry."""
+    from trustusbank.k8s import runner
+    from trustusbank.k8s.plan import Plan, image_plan, image_steps
+
     runner.run(Plan(image_steps(image_plan(_options(kind, context)))), _say)
 
 
@@ -125,9 +145,13 @@ def build(kind: Kind = False, context: Context = None) -> None:
 def upgrade_banking_app(
     kind: Kind = False,
     context: Context = None,
-    variant: Annotated[str, typer.Option(help="The rug-pulled build to push.")] = RUG_PULL_BUILD,
+    variant: Annotated[str, typer.Option(help="The rug-pulled build to push.")] = DEFAULT_RUG_PULL,
 ) -> None:
     """The rug pull on the cluster: new bytes under the converter's same tag, its Deployment restarted."""
+    from trustusbank.k8s import runner
+    from trustusbank.k8s.image import CONVERTER_BUILDS
+    from trustusbank.k8s.plan import Kube, Plan, image_plan, rug_pull_steps
+
     builds = [b for b in CONVERTER_BUILDS if b != "clean"]
     if variant not in builds:
         raise typer.BadParameter(f"one of {', '.join(builds)}", param_hint="--variant")

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from trustusbank import paths
-from trustusbank.manifests.bundle import check_bundle, load_bundle
-from trustusbank.manifests.kagent import oss
-from trustusbank.manifests.kagent.objects import Index
-from trustusbank.manifests.kinds import KINDS
-from trustusbank.manifests.manifest import ManifestError, Problem
+
+# Validating loads every kind's schema and CEL rules (jsonschema, YAML, CEL): that happens in the
+# commands below, when one runs, so `--help` stays light.
+if TYPE_CHECKING:
+    from trustusbank.manifests.manifest import Problem
 
 app = typer.Typer(help="Inspect and validate the Kubernetes manifest bundle.", no_args_is_help=True)
 
@@ -34,6 +34,9 @@ def check(
     ] = None,
 ) -> None:
     """Report every problem with file and line; exit 1 if there is any."""
+    from trustusbank.manifests.bundle import check_bundle
+    from trustusbank.manifests.manifest import ManifestError
+
     console = Console(highlight=False)
     bundle = path or paths.deploy_dir()
     try:
@@ -71,6 +74,12 @@ def oss_access(
     kagent OSS has no AccessPolicy; apply the output (`| kubectl apply -f -`) to enforce it.
     UserGroup subjects cannot be enforced this way: each is named on stderr.
     """
+    from trustusbank.manifests.bundle import load_bundle
+    from trustusbank.manifests.kagent import oss
+    from trustusbank.manifests.kagent.objects import Index
+    from trustusbank.manifests.kinds import KINDS
+    from trustusbank.manifests.manifest import ManifestError
+
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         bundle = load_bundle(path or paths.deploy_dir())
@@ -99,6 +108,8 @@ def oss_access(
 
 
 def _print_problems(console: Console, problems: list[Problem]) -> None:
+    from trustusbank.manifests.manifest import Problem
+
     for problem in problems:
         shown = Problem(_relative(problem.file), problem.line, problem.message)
         console.print(str(shown), style="red", markup=False, soft_wrap=True)

@@ -10,10 +10,7 @@ import typer
 from rich.console import Console
 
 from trustusbank.env import BUILD_VARIANT, POD_IP
-from trustusbank.images.pull import pull
-from trustusbank.images.store import ImageStoreError
-from trustusbank.workloads.entrypoints import WORKLOADS
-from trustusbank.workloads.serving import bind, run
+from trustusbank.workloads.entrypoints import WORKLOADS  # names and ports only: each app loads when built
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -42,6 +39,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run one of the bank's workloads as a server."""
+    from trustusbank.images.pull import pull
+    from trustusbank.images.store import ImageStoreError
+    from trustusbank.workloads.serving import bind, run
+
     spec = WORKLOADS.get(workload)
     if spec is None:
         err.print(f"[red]error:[/] unknown workload {workload!r}; choose one of: {', '.join(WORKLOADS)}")

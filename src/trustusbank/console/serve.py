@@ -25,12 +25,12 @@ import importlib.util
 import signal
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.console.pages import ALERTS, DASHBOARD, INBOX, REGISTRY, SESSIONS, SIGNIN, Page
 from trustusbank.console.upstream_proxy import Upstream, UpstreamProxy
 from trustusbank.env import CONSOLE_SIGNIN
 from trustusbank.http_server import uvicorn_config
@@ -38,21 +38,6 @@ from trustusbank.http_server import uvicorn_config
 SESSIONS_MODULE = "trustusbank.console.sessions"
 
 
-@dataclass(frozen=True)
-class Page:
-    """One of the console's apps, as the runtime binds it and the status file names it."""
-
-    name: str
-    seed_port: int  # the write-up's tab
-    path: str  # where a browser opens it
-
-
-DASHBOARD = Page("dashboard", 18001, "/d/dora-evidence")
-SESSIONS = Page("sessions", 18007, "/")
-ALERTS = Page("alerts", 18002, "/alerts")
-INBOX = Page("inbox", 18012, "/")
-REGISTRY = Page("registry", 18006, "/")
-SIGNIN = Page("signin", 15556, "/")  # the provider: its URL is the issuer
 # The pages that are a pod's app, relayed: the write-up port-forwards them, and here the door
 # stands before them as before the console's own.
 UPSTREAMS = {

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from trustusbank.errors import ConfigError, OperationError, UnavailableError
 from trustusbank.images.builds import BUILDS
+from trustusbank.images.converter_builds import DEFAULT_RUG_PULL
 from trustusbank.k8s.versions import PYTHON_IMAGE
 from trustusbank.manifests.bundle import load_bundle
 
@@ -32,7 +33,7 @@ BUILD_ARG = "CONVERTER_BUILD"
 """The Containerfile's build argument choosing the converter build baked into the image."""
 CONVERTER_BUILDS = tuple(BUILDS[CONVERTER].variants)
 CLEAN_BUILD = BUILDS[CONVERTER].default_variant
-RUG_PULL_BUILD = "real-rugpull"
+RUG_PULL_BUILD = DEFAULT_RUG_PULL
 
 # How the wheels become the image's venv: the Containerfile's build stage runs these lines once the
 # project's wheel and its dependencies' are in /wheels; the rootfs check runs the same ones.

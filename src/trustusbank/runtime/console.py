@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.console.serve import Page, pages, url_of
+from trustusbank.console.pages import Page
+from trustusbank.console.serve import pages, url_of
 from trustusbank.env import STATE_DIR
 from trustusbank.runtime.podspec import http_ready
 from trustusbank.runtime.processes import EventSink, ManagedProcess

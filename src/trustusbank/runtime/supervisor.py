@@ -25,7 +25,7 @@ from trustusbank.cluster.ports import IN_POD_CAPTURE, METRICS_PORT, OUTBOUND_POR
 from trustusbank.cluster.subnet import allocate
 from trustusbank.cluster.topology import Pod, Topology, plan
 from trustusbank.cluster.watch import load_in_force
-from trustusbank.console.serve import SIGNIN
+from trustusbank.console.pages import SIGNIN
 from trustusbank.env import POD_ZYGOTE, PORT_FORWARDS, READY_TIMEOUT, STATE_DIR, SVID_TTL_SECONDS
 from trustusbank.errors import UnavailableError
 from trustusbank.images.signing import Keys

@@ -25,6 +25,7 @@ from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Pod, Topology
 from trustusbank.errors import OperationError
 from trustusbank.images.builds import BUILDS
+from trustusbank.images.converter_builds import CLEAN, DEFAULT_RUG_PULL
 from trustusbank.images.signing import Keys, org_public_key
 from trustusbank.images.store import Build, ImageStore
 from trustusbank.runtime import control
@@ -43,9 +44,6 @@ BANK_DATA = (
     "transaction-mcp",
     "ticket-mcp",
 )  # the Deployments whose databases the demos change
-RUG_PULLS = tuple(v for v in BUILDS[CONVERTER_WORKLOAD].variants if v != "clean")
-DEFAULT_RUG_PULL = "real-rugpull"
-CLEAN = "clean"
 
 Progress = Callable[[str], None]
 

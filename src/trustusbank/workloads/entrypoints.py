@@ -2,6 +2,8 @@
 
 This is each container's entry point. What the image is made of (its modules, its builds)
 is `images.builds`; here each build's entry module is imported and turned into an app.
+Importing this module imports none of them, nor the MCP SDK: `serve --help` lists the
+workloads from here, and each one's libraries load when it is built.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from mcp.server.mcpserver import MCPServer
-from starlette.types import ASGIApp
+from typing import TYPE_CHECKING
 
 from trustusbank.images.builds import BUILDS, ImageBuilds
 from trustusbank.paths import data_file
 from trustusbank.workloads.errors import WorkloadConfigError
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+    from starlette.types import ASGIApp
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class Workload:
 
     def app(self, variant: str | None = None, db: Path | None = None) -> ASGIApp:
         """The ASGI app `serve` runs; MCP servers speak streamable HTTP at /mcp."""
+        from mcp.server.mcpserver import MCPServer
+
         built = self.build(variant, db)
         if isinstance(built, MCPServer):
             from trustusbank.workloads.mcp_http import streamable_http_app

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustusbank.scenario.cluster import Cluster, Progress
+from trustusbank.scenario.followup_names import FOLLOW_UPS
 from trustusbank.scenario.followups.preconditions import ANY, Needs, prepared
 
 
@@ -30,15 +31,7 @@ class FollowUp:
 
 Runner = Callable[[Cluster, Progress], Coroutine[Any, Any, FollowUp]]
 
-# name -> module under trustusbank.scenario.followups (imported when run)
-FOLLOW_UPS: dict[str, str] = {
-    "trace": "trace",
-    "live-policy": "live_policy",
-    "l7-block": "l7_block",
-    "egress-llm": "egress_llm",
-    "a2a": "a2a",
-    "rate-limit": "rate_limit",
-}
+__all__ = ["FOLLOW_UPS", "FollowUp", "Runner", "runner"]
 
 
 def runner(name: str) -> Runner:
