@@ -98,6 +98,16 @@ PRELOAD = (
     "trustusbank.workloads.agentregistry.app",
     "trustusbank.console.serve",
     "trustusbank.console.dashboard",
+    "trustusbank.console.trace_page",
+    "trustusbank.console.chat_pages",
+    "trustusbank.console.agent_chat",
+    "trustusbank.console.signin.chain",
+    "trustusbank.workloads.chatbot.app",
+    "trustusbank.workloads.attacker.app",
+    "trustusbank.workloads.fx_api",
+    "trustusbank.workloads.vendor.exfil_channel",
+    "trustusbank.workloads.bank.ids",
+    "encodings.idna",
 )
 MAX_REQUEST = 1 << 20
 MAX_FDS = 64
