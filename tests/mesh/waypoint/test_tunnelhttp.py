@@ -279,3 +279,28 @@ async def test_pause_reading_stops_delivery_and_the_sender_is_held_by_the_window
         await tunnel.close()
     finally:
         await shutdown(server)
+
+
+async def test_shutdown_lets_a_streaming_answer_finish_then_ends_the_tunnel(waypoint: Waypoint) -> None:
+    """Graceful shutdown drains: the answer on its way completes, then the waypoint ends the stream."""
+    caller = Caller(await waypoint.tunnel(ALICE))
+    await caller.send("GET", "/sse")
+    async with asyncio.timeout(DEADLINE):
+        assert (await caller.head()).status_code == 200
+        first = await caller.event()
+    assert isinstance(first, h11.Data)
+    connections = waypoint.http.server.server_state.connections
+    [connection] = connections
+
+    waypoint.http.exit()
+    await until(lambda: not connection.cycle.keep_alive)  # type: ignore[attr-defined]
+    waypoint.echo.release.set()
+    async with asyncio.timeout(DEADLINE):
+        rest = await caller.body()
+        end = await caller.tunnel.read()
+    await caller.tunnel.close()
+    assert first.data + rest == b"data: one\n\ndata: two\n\n"
+    assert end == b""  # END_STREAM once the answer was complete
+    await until(lambda: not connections)
+    [line] = waypoint.lines()
+    assert (line["http.path"], line["decision"], line["http.status"]) == ("/sse", "allow", 200)
