@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,7 +28,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from trustusbank.http_server import uvicorn_config
-from trustusbank.mesh.hbone.h2 import READ_CHUNK, ByteStream, HboneError, pipe
+from trustusbank.mesh.hbone.h2 import READ_CHUNK, ByteStream, HboneError
 
 log = logging.getLogger(__name__)
 
@@ -308,15 +306,6 @@ class TunnelHttp:
         if not self.server.started:
             raise RuntimeError("the waypoint's HTTP layer is not serving yet")
         server = self.server
-        if os.environ.get("TRUSTUSBANK_WAYPOINT_HTTP") == "socketpair":  # the old path, to compare
-            ours, theirs = socket.socketpair()
-            await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: _TunnelProtocol(server.config, server.server_state, server.lifespan.state, tunnel),
-                theirs,
-            )
-            reader, writer = await asyncio.open_connection(sock=ours)
-            await pipe(stream, reader, writer)
-            return
         protocol = _TunnelProtocol(server.config, server.server_state, server.lifespan.state, tunnel)
         transport = StreamTransport(stream, {"peername": peer, "sockname": local})
         try:
