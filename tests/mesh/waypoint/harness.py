@@ -75,23 +75,60 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+CHUNK = 64 * 1024
+
+
+def big_chunk(n: int) -> bytes:
+    """The `n`th chunk of a `/big/...` answer: its bytes say where they belong."""
+    return bytes([n % 256]) * CHUNK
+
+
 class Echo:
-    """The backend: answers with the path; `/sse` sends one event, waits for `release`, sends another."""
+    """The backend: answers with the path.
+
+    `/sse` sends one event, then waits for `release` (and sends another) or for the waypoint to
+    end the request (`disconnected`); `/big/<n>` streams n MiB of `big_chunk`s, counting `sent`.
+    Every request that reaches it is in `requests` (path, body).
+    """
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.sent = 0
+        self.requests: list[tuple[str, bytes]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        while (await receive()).get("more_body"):
-            pass
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.requests.append((scope["path"], body))
         if scope["path"] == "/sse":
             headers = [(b"content-type", b"text/event-stream")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b"data: one\n\n", "more_body": True})
-            await self.release.wait()
+            released = asyncio.create_task(self.release.wait())
+            gone = asyncio.create_task(receive())  # after the body: returns only on a disconnect
+            done, _ = await asyncio.wait((released, gone), return_when=asyncio.FIRST_COMPLETED)
+            released.cancel()
+            gone.cancel()
+            if gone in done:
+                self.disconnected.set()
+                return
             await send({"type": "http.response.body", "body": b"data: two\n\n"})
+            return
+        if scope["path"].startswith("/big/"):
+            chunks = int(scope["path"].removeprefix("/big/")) * 1024 * 1024 // CHUNK
+            headers = [(b"content-length", str(chunks * CHUNK).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            for n in range(chunks):
+                await send({"type": "http.response.body", "body": big_chunk(n), "more_body": True})
+                self.sent += CHUNK
+            await send({"type": "http.response.body", "body": b""})
             return
         body = scope["path"].encode()
         headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
@@ -153,6 +190,7 @@ class Waypoint:
     echo: Echo
     app: WaypointApp
     echo_address: tuple[str, int]
+    http: TunnelHttp
     clients: list[httpcore.AsyncConnectionPool] = field(default_factory=list)
 
     async def tunnel(self, identity: SpiffeId) -> Tunnel:
@@ -285,6 +323,7 @@ async def running(
             echo,
             app,
             ("127.0.0.1", echo_port),
+            http,
         )
         try:
             yield waypoint

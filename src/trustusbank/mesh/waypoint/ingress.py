@@ -2,9 +2,9 @@
 
 The tunnel's verified peer identity must reach the HTTP layer without ever
 being something a client could write or a local process could imitate. Each
-accepted tunnel gets a key of the waypoint's own and its own private HTTP
-connection (`tunnelhttp`), whose requests carry that key; the key names the
-Caller while the tunnel lasts. There is no HTTP listener to connect to, and no
+accepted tunnel gets a key of the waypoint's own, and HTTP/1.1 is served on the
+tunnel's stream itself (`tunnelhttp`) with that key in every request's scope; the
+key names the Caller while the tunnel lasts. There is no HTTP listener to connect to, and no
 address, port or header is ever read as a caller.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustusbank.cluster.topology import Pod, Topology
-from trustusbank.mesh.hbone.h2 import HboneStream, pipe
+from trustusbank.mesh.hbone.h2 import HboneStream
 from trustusbank.mesh.hbone.server import HboneRequest, serve
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
@@ -85,8 +85,7 @@ class Ingress:
             hbone_headers=dict(request.headers),
         )
         try:
-            reader, writer = await self._http.connect(key)
-            await pipe(stream, reader, writer)
+            await self._http.serve_tunnel(key, stream, peer=peer, local=stream.local_addr)
         finally:
             self.callers.pop(key, None)
 

@@ -11,7 +11,9 @@ provider and its answer's model and token counts are recorded (`llm`).
 Anything the proxy cannot judge is refused, never forwarded, and every refusal
 is logged and counted: a request that came through no live tunnel (403), and a
 body that does not arrive within BODY_TIMEOUT (408, and the connection closed,
-so a client trickling its body cannot hold a request open).
+so a client trickling its body cannot hold a request open). A client that goes
+away ends its request: a body cut short is never forwarded, and an answer still
+on its way (an SSE stream, say) is cancelled, which closes the upstream request.
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ UPSTREAM_ERRORS = (
 )
 FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
 METHOD_NOT_FOUND = -32601
+
+
+class ClientGone(Exception):
+    """The caller's connection ended before its request was answered."""
 
 
 class Denied(RefusedError):
@@ -225,6 +231,13 @@ class WaypointApp:
                     record.src_identity or "none",
                 ).inc()
                 await _respond(send, denied.status, denied.body, close=denied.close)
+            except ClientGone as gone:  # nobody to answer: on record, nothing forwarded or left running
+                log.info("%s %s: %s", scope["method"], scope["path"], gone)
+                record.decision, record.reason, record.rule, record.status = ERROR, str(gone), None, 499
+                span.set_status(Status(StatusCode.ERROR, str(gone)))
+                self.metrics.errors.labels(
+                    self.gateway, record.route or "none", record.backend or "none", "client", "ClientGone"
+                ).inc()
             except Exception as exc:  # fail closed, and say so: an error, not a policy decision
                 log.exception("waypoint error")
                 where = "upstream" if isinstance(exc, UPSTREAM_ERRORS) else "internal"
@@ -316,8 +329,12 @@ class WaypointApp:
             elif backend.llm is not None:
                 llm = self._prepare_llm(backend.llm, body, record)
                 body = llm.body
-        await self._forward(
-            scope, send, backend, match, body, headers, record, source, request, list_method, llm
+        await _unless_gone(
+            receive,
+            send,
+            lambda sending: self._forward(
+                scope, sending, backend, match, body, headers, record, source, request, list_method, llm
+            ),
         )
 
     def _prepare_llm(self, provider: LlmProvider, body: bytes, record: RequestRecord) -> LlmRequest:
@@ -521,6 +538,8 @@ async def _read_body(receive: Receive) -> bytes:
     size = 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone("the client went away before its request's body ended")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size <= MAX_BODY + 1:
@@ -535,3 +554,45 @@ async def _respond(send: Send, status: int, body: bytes, *, close: bool = False)
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _unless_gone(receive: Receive, send: Send, forward: Callable[[Send], Awaitable[None]]) -> None:
+    """Run `forward(send)`; if the client disconnects before the answer is complete, cancel it.
+
+    Cancelling closes the upstream request, so a backend streaming to a caller that left
+    (an SSE stream) is not kept busy. Once the request body is read, `receive` returns
+    only when the client disconnects or the response is complete: the flag tells which.
+    `forward` runs in this task, so nothing is awaited between the answer's last byte and
+    the caller's log line.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    complete = gone = False
+
+    async def sending(message: dict[str, Any]) -> None:
+        nonlocal complete
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            complete = True
+        await send(message)
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    def on_disconnected(watch: asyncio.Future[None]) -> None:
+        nonlocal gone
+        if not (watch.cancelled() or watch.exception() is not None or complete):
+            gone = True
+            task.cancel()
+
+    watch = asyncio.ensure_future(disconnected())
+    watch.add_done_callback(on_disconnected)
+    try:
+        await forward(sending)
+    except asyncio.CancelledError:
+        if gone and task.uncancel() == 0:  # our cancel, not the server's: the client left
+            raise ClientGone("the client went away while its answer was on the way") from None
+        raise
+    finally:
+        watch.remove_done_callback(on_disconnected)
+        watch.cancel()
