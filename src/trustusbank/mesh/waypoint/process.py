@@ -107,8 +107,9 @@ class Waypoint:
     async def run(self) -> None:
         self.reload_if_changed()
         await self.secrets.get(self.identity)
+        backend = HboneBackend(self.topology, self.secrets, self.identity, self.pod.ip)
         pool = httpcore.AsyncConnectionPool(
-            network_backend=HboneBackend(self.topology, self.secrets, self.identity, self.pod.ip),
+            network_backend=backend,
             max_connections=256,
             keepalive_expiry=30,
         )
@@ -148,4 +149,5 @@ class Waypoint:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await pool.aclose()
+            await backend.aclose()  # the pooled HBONE connections under httpcore's tunnels
             self.tracer_provider.shutdown()
