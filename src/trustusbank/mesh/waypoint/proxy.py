@@ -29,7 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from trustusbank.cluster.topology import Topology
-from trustusbank.errors import RefusedError
+from trustusbank.errors import RefusedError, UnavailableError
 from trustusbank.manifests.gateway.objects import LlmProvider
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.mesh.authz.cel import CelDecision, Identity, McpInfo, RequestInfo
@@ -90,7 +90,7 @@ FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
 METHOD_NOT_FOUND = -32601
 
 
-class ClientGone(Exception):
+class ClientGone(UnavailableError):
     """The caller's connection ended before its request was answered."""
 
 
