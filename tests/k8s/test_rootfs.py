@@ -99,6 +99,9 @@ async def test_account_mcp_from_the_image_answers_get_balance(image: ImageRootfs
         assert os.readlink(f"/proc/{pid}/root") == str(image.path)
         assert environ_names(pid) == set(read_containerfile(image.containerfile).env)
 
+    # Stopped, it is gone: its uid change cleared the death signal unshare had set for it.
+    assert not Path(f"/proc/{pid}").exists()
+
 
 async def test_the_converter_build_arg_picks_the_build_the_image_runs(image: ImageRootfs) -> None:
     """Same rootfs, CONVERTER_BUILD=clean or real-rugpull: the tool and its answer follow it."""

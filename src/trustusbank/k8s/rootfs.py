@@ -16,12 +16,14 @@ context (one build at a time, under a lock on that directory).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -238,6 +240,9 @@ def _prune(cache: Path, keep: set[str]) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+STOP_WAIT = 10.0  # seconds for `unshare` to reap its killed child and exit
+
+
 @dataclass
 class Workload:
     """A workload running from the rootfs: `proc` is its `unshare`, `url` where it listens."""
@@ -258,9 +263,21 @@ class Workload:
         return int(children[0])
 
     def stop(self) -> None:
-        """SIGKILL to unshare; `--kill-child` takes the namespace's PID 1, and with it the rest."""
+        """SIGKILL to the namespace's PID 1 (the kernel ends the rest); `unshare` reaps it and exits.
+
+        `--kill-child` is not enough: `chroot --userspec` changes the server's uid, and a
+        credential change clears the death signal `unshare` had set for it.
+        """
         if self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                os.kill(self.server_pid(), signal.SIGKILL)
+            except (OSError, RootfsFailed):
+                pass
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(STOP_WAIT)
+            if self.proc.poll() is None:
+                self.proc.kill()
         self.proc.wait()
 
 
