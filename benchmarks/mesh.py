@@ -1,6 +1,7 @@
 """Mesh benchmark: a `tools/call` to account-mcp, direct vs through the mesh, side by side.
 
     python benchmarks/mesh.py [--quick] [--mode namespaces|cooperative|both] [--pool on|off|both]
+                              [--baseline OLD/src]
 
 Starts an embedded cluster per isolation mode (TRUSTUSBANK_ISOLATION), each in a temporary
 state directory (calls are made from
@@ -25,6 +26,12 @@ direct (x median, x tput@16) worse by more than 10 %. A mode the machine cannot 
 (TRUSTUSBANK_HBONE_POOL=0: a TLS connection per tunnel) beside pooling on (streams share
 an HTTP/2 connection per peer pair, as ztunnel pools), measured in the same rounds, and
 prints the two side by side; the other tables are the pooled cluster's.
+
+`--baseline OLD/src` also runs each mode from another tree's src directory (an older
+commit's export, with its deploy/ beside it), measured in the same interleaved rounds, and
+prints this tree against it: a before/after from one sitting. Issue 15's mesh targets
+(full path >= 0.6x direct at 16 concurrent, <= 1 ms added median per hop) are printed for
+every cluster of this tree.
 """
 
 from __future__ import annotations
@@ -86,10 +93,14 @@ spec:
 
 
 POOL_OFF = " pool-off"  # the label suffix of a cluster running without HBONE pooling
+BASELINE = " baseline"  # the label suffix of a cluster running another tree's code (--baseline)
 
 
-def start_cluster(state: Path, mode: str, pool: bool = True) -> tuple[ClusterFiles, str | None]:
-    """Bring a cluster up in `mode`; the files, and why the mode is unavailable (None: it is not)."""
+def start_cluster(
+    state: Path, mode: str, pool: bool = True, src: Path | None = None
+) -> tuple[ClusterFiles, str | None]:
+    """Bring a cluster up in `mode` (from `src`, another tree's src directory, if given); the files,
+    and why the mode is unavailable (None: it is not)."""
     files = ClusterFiles(state)
     files.make()
     (files.applied / "benchmark-rate-limit.yaml").write_text(UNLIMITED)
@@ -97,10 +108,12 @@ def start_cluster(state: Path, mode: str, pool: bool = True) -> tuple[ClusterFil
         **os.environ,
         "TRUSTUSBANK_STATE_DIR": str(state),
         "TRUSTUSBANK_PORT_FORWARDS": "0",
-        "TRUSTUSBANK_DEPLOY_DIR": str(ROOT / "deploy"),
+        "TRUSTUSBANK_DEPLOY_DIR": str((src.parent if src else ROOT) / "deploy"),
         **mode_env(mode),
         "TRUSTUSBANK_HBONE_POOL": "1" if pool else "0",
     }
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])
     up = subprocess.run(
         [sys.executable, "-m", "trustusbank", "up", "--detach"], env=env, capture_output=True, text=True
     )
@@ -257,36 +270,41 @@ def side_by_side(rows: dict[str, dict[str, Row]]) -> list[Metric]:
     return metrics
 
 
-def pool_table(rows: dict[str, dict[str, Row]]) -> None:
-    """Pooling on against off, per mode measured both ways: the values and on/off."""
-    for mode in [label for label in rows if label + POOL_OFF in rows]:
-        on, off = rows[mode], rows[mode + POOL_OFF]
-        print(f"== HBONE pooling, {mode}: on (an HTTP/2 connection per peer pair) vs off (one per tunnel) ==")
-        print(f"{'metric':<34} {'pool on':>9} {'pool off':>9} {'on/off':>7}")
+def per_hop(rows: dict[str, Row], name: str, hops: int) -> float:
+    return (rows[name][0] - rows["direct"][0]) / hops
+
+
+def compare_table(rows: dict[str, dict[str, Row]], suffix: str, title: str, left: str, right: str) -> None:
+    """Each mode measured both ways (`mode` and `mode + suffix`): the values and their ratio."""
+    for mode in [label for label in rows if label + suffix in rows]:
+        a, b = rows[mode], rows[mode + suffix]
+        print(f"== {title}, {mode} ==")
+        print(f"{'metric':<34} {left:>9} {right:>9} {'ratio':>7}")
         lines = []
         for name in ("ztunnel", "full-path"):
             lines += [
-                (f"{name} median ms", on[name][0], off[name][0]),
-                (f"{name} calls/s@16", on[name][3], off[name][3]),
-                (f"{name}/direct x tput@16", on[name][3] / on["direct"][3], off[name][3] / off["direct"][3]),
+                (f"{name} median ms", a[name][0], b[name][0]),
+                (f"{name} calls/s@16", a[name][3], b[name][3]),
+                (f"{name}/direct x tput@16", a[name][3] / a["direct"][3], b[name][3] / b["direct"][3]),
             ]
         for name, hops in (("ztunnel", 2), ("full-path", 4)):
-            lines.append(
-                (
-                    f"{name} added median ms per hop",
-                    (on[name][0] - on["direct"][0]) / hops,
-                    (off[name][0] - off["direct"][0]) / hops,
-                )
-            )
-        for metric, value_on, value_off in lines:
-            ratio = value_on / value_off if value_off else float("nan")
-            print(f"{metric:<34} {value_on:>9.2f} {value_off:>9.2f} {ratio:>7.2f}")
-        target = on["full-path"][3] / on["direct"][3]
-        per_hop = (on["full-path"][0] - on["direct"][0]) / 4
-        met_tput, met_hop = ("met" if ok else "not met" for ok in (target >= 0.6, per_hop <= 1))
+            lines.append((f"{name} added median ms per hop", per_hop(a, name, hops), per_hop(b, name, hops)))
+        for metric, value_a, value_b in lines:
+            ratio = value_a / value_b if value_b else float("nan")
+            print(f"{metric:<34} {value_a:>9.2f} {value_b:>9.2f} {ratio:>7.2f}")
+
+
+def issue_targets(rows: dict[str, dict[str, Row]]) -> None:
+    """Issue 15's mesh targets, for each cluster running this tree with pooling on."""
+    for mode in [label for label in rows if not label.endswith((POOL_OFF, BASELINE))]:
+        tput = rows[mode]["full-path"][3] / rows[mode]["direct"][3]
+        hops = {name: per_hop(rows[mode], name, n) for name, n in (("ztunnel", 2), ("full-path", 4))}
+        verdict = {True: "met", False: "not met"}
         print(
-            f"issue 15 targets, pool on: full-path/direct tput@16 {target:.2f} (target >= 0.6: {met_tput}); "
-            f"added median per hop on the full path {per_hop:.2f} ms (target <= 1 ms: {met_hop})"
+            f"issue 15 targets, {mode}: full-path/direct tput@16 {tput:.2f} (target >= 0.6: "
+            f"{verdict[tput >= 0.6]}); added median per hop {hops['ztunnel']:.2f} ms on the ztunnel path, "
+            f"{hops['full-path']:.2f} ms on the full path (target <= 1 ms on every hop: "
+            f"{verdict[max(hops.values()) <= 1]})"
         )
 
 
@@ -299,6 +317,12 @@ def main() -> None:
         choices=["on", "off", "both"],
         default="both",
         help="HBONE pooling on, off, or both side by side (default both)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="OLD/src",
+        help="also run a cluster from another tree's src directory (an older commit's), interleaved",
     )
     opts = parser.parse_args()
     modes = wanted(opts.mode)
@@ -318,6 +342,15 @@ def main() -> None:
                     missing[label] = why
                 else:
                     clusters[label] = files
+            if opts.baseline is not None:
+                state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trustusbank-bench-")))
+                print(f"starting the embedded cluster, {mode}{BASELINE} ({opts.baseline})…", file=sys.stderr)
+                stack.callback(stop_cluster, state)
+                files, why = start_cluster(state, mode, src=opts.baseline.resolve())
+                if why:
+                    missing[mode + BASELINE] = why
+                else:
+                    clusters[mode + BASELINE] = files
         if not clusters:
             raise SystemExit("\n".join(missing.values()) or "no mode could be measured")
         rows = measure_modes(clusters, opts.quick)
@@ -327,9 +360,12 @@ def main() -> None:
         print(f"== isolation: {label} ==")
         report(per_path)
     print(f"cel decisions/s (seed allowlist): {cel_rate(1.0 if opts.quick else 3.0):,.0f}")
-    pool_table(rows)
+    compare_table(rows, POOL_OFF, "HBONE pooling on (one connection per peer pair) vs off", "on", "off")
+    compare_table(rows, BASELINE, f"this tree vs {opts.baseline}", "this", "baseline")
+    issue_targets(rows)
     print(f"== side by side ({before} at start, {load()} at end) ==")
-    by_mode = {label: per_path for label, per_path in rows.items() if not label.endswith(POOL_OFF)}
+    ours = {label: per_path for label, per_path in rows.items() if not label.endswith((POOL_OFF, BASELINE))}
+    by_mode = ours
     by_mode = by_mode or {label.removesuffix(POOL_OFF): per_path for label, per_path in rows.items()}
     table(side_by_side(by_mode), ["judged: each path's ratios to direct, namespaces against cooperative"])
 
