@@ -51,6 +51,10 @@ def image(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     return built
 
 
+def gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists()
+
+
 @contextmanager
 def serving(image: ImageRootfs, workload: str, build: str = "clean", **env: str) -> Iterator[Workload]:
     running = serve(image, workload, converter_build=build, env=env)
@@ -100,7 +104,7 @@ async def test_account_mcp_from_the_image_answers_get_balance(image: ImageRootfs
         assert environ_names(pid) == set(read_containerfile(image.containerfile).env)
 
     # Stopped, it is gone: its uid change cleared the death signal unshare had set for it.
-    assert not Path(f"/proc/{pid}").exists()
+    assert gone(pid)
 
 
 async def test_the_converter_build_arg_picks_the_build_the_image_runs(image: ImageRootfs) -> None:
