@@ -54,7 +54,7 @@ DENY = Record(
     kind="l4-deny",
     summary="denied by deny-bank-to-attacker",
     origin="logs/ztunnel.log#1:0",
-    body="{}",
+    body='{"reason": "explicitly denied"}',
     src_identity=CONVERTER,
     dst_identity=ATTACKER,
     workload="currency-converter",
@@ -166,6 +166,7 @@ async def test_the_json_document_carries_every_receipt(cluster: FakeCluster) -> 
             "trace_id": DENY.trace_id,
             "seq": DENY.seq,
             "summary": DENY.summary,
+            "reason": "explicitly denied",  # as the deciding proxy logged it
         }
     ]
     assert contained["alerts"][1] == {

@@ -104,3 +104,27 @@ def test_a_failed_act_is_reported() -> None:
     story = acts()
     story[0] = replace(story[0], error="ConnectError: chatbot down")
     assert "Act 1: failed: ConnectError: chatbot down" in judge(story, CONVERTER)
+
+
+def test_a_rate_limited_agent_is_said_first_not_left_to_the_missing_deny() -> None:
+    story = acts()
+    limited = replace(
+        deny("spiffe://cluster.local/ns/trustusbank-bank-agents/sa/support-bot"),
+        kind="http-deny",
+        source="waypoint",
+        policy="trustusbank-platform/account-mcp-route local rate limit",
+        reason="rate limited",
+    )
+    story[2] = replace(story[2], reply="Sorry.", chain=CLEAN[:1], denies=[limited], alerts=[])
+    problems = judge(story, CONVERTER)
+    assert problems[0] == (
+        "Act 3: the agent's calls were rate limited 1 time(s) by trustusbank-platform/account-mcp-route "
+        "local rate limit: the act could not run as a customer's prompt would; wait for the limit to "
+        "refill and run it again"
+    )
+    assert "Act 3: no deny names " + CONVERTER in problems  # the other claims still reported
+
+
+def test_a_deny_for_another_reason_is_not_a_rate_limit() -> None:
+    assert not deny(CONVERTER).rate_limited
+    assert replace(deny(CONVERTER), reason="rate limited").rate_limited

@@ -19,6 +19,7 @@ from trustusbank import evidence
 from trustusbank.alerts import client as alerts
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence.record import Record
+from trustusbank.mesh.waypoint.ratelimit import RATE_LIMITED
 from trustusbank.runtime import control
 from trustusbank.runtime.defence import set_defence
 from trustusbank.scenario import changes
@@ -92,9 +93,17 @@ class Deny:
     trace_id: str | None
     seq: int
     summary: str
+    reason: str | None = None  # why, as the deciding proxy logged it ("rate limited", ...)
+
+    @property
+    def rate_limited(self) -> bool:
+        """A local rate limit refused the call: nobody's policy judged the caller."""
+        return self.reason == RATE_LIMITED
 
     @classmethod
     def of(cls, record: Record) -> Deny:
+        original = record.original()
+        reason = original.get("reason") if isinstance(original, dict) else None
         return cls(
             kind=record.kind,
             source=record.source,
@@ -107,6 +116,7 @@ class Deny:
             trace_id=record.trace_id,
             seq=record.seq,
             summary=record.summary,
+            reason=reason if isinstance(reason, str) else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +133,7 @@ class Deny:
             "trace_id": self.trace_id,
             "seq": self.seq,
             "summary": self.summary,
+            "reason": self.reason,
         }
 
 

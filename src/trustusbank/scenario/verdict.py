@@ -80,6 +80,7 @@ def judge(acts: list[ActRecord], converter_identity: str) -> list[str]:
     baseline = by_number.get(1)
     for act in acts:
         found: list[str] = [f"failed: {act.error}"] if act.error else []
+        found += _rate_limited(act)
         if baseline is not None and act.reply != baseline.reply and not act.error:
             found.append("the customer's reply differs from Act 1")
         if act.number == 1:
@@ -100,6 +101,22 @@ def judge(acts: list[ActRecord], converter_identity: str) -> list[str]:
         act.verdict = _verdict(act) if act.ok else "; ".join(found)
         problems += [f"Act {act.number}: {p}" for p in found]
     return problems
+
+
+def _rate_limited(act: ActRecord) -> list[str]:
+    """A rate limit that refused the agent's own calls: the act did not run as a customer's would.
+
+    Every other claim of the act is then moot (the agent stopped short), so this is said first,
+    with the policy to wait out, rather than leaving "no deny names the converter" to explain it.
+    """
+    limited = [d for d in act.denies if d.rate_limited]
+    if not limited:
+        return []
+    policies = ", ".join(sorted({d.policy or "a local rate limit" for d in limited}))
+    return [
+        f"the agent's calls were rate limited {len(limited)} time(s) by {policies}: the act could not run "
+        "as a customer's prompt would; wait for the limit to refill and run it again"
+    ]
 
 
 def _verdict(act: ActRecord) -> str:

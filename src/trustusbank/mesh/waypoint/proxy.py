@@ -46,6 +46,7 @@ from trustusbank.mesh.waypoint.mcp import (
     jsonrpc_error,
     parse_request,
 )
+from trustusbank.mesh.waypoint.ratelimit import RATE_LIMITED
 from trustusbank.mesh.waypoint.routes import Backend, RouteMatch, WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics, handshake_reason
 from trustusbank.telemetry.tracing import extract, inject
@@ -399,7 +400,7 @@ class WaypointApp:
     def _limit(self, match: RouteMatch) -> None:
         if match.rate_limit is not None and not match.rate_limit.try_acquire():
             body = jsonrpc_error(None, -32000, "rate limit exceeded")
-            raise Denied(429, body, "rate limited", f"{match.route} local rate limit")
+            raise Denied(429, body, RATE_LIMITED, f"{match.route} local rate limit")
 
     def _judge_mcp(
         self,

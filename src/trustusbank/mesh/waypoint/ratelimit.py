@@ -18,6 +18,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from trustusbank.manifests.gateway.objects import LocalRateLimitSpec
 
+RATE_LIMITED = "rate limited"  # the reason a request this limit refused is logged with
+
 Clock = Callable[[], float]
 
 UNIT_SECONDS: dict[str, float] = {"Seconds": 1.0, "Minutes": 60.0, "Hours": 3600.0}
