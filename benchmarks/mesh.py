@@ -69,29 +69,9 @@ from benchmarks.isolation_modes import (  # noqa: E402
     unavailable,
     wanted,
 )
+from benchmarks.rate_limit import lift_rate_limit  # noqa: E402
 
 ARGS = {"customer_id": "12345"}
-# deploy/'s gateway-wide limit (600/min) is a brake on runaway agents; a benchmark is one.
-# A route-level limit takes precedence over the Gateway's, as in agentgateway.
-UNLIMITED = """\
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayPolicy
-metadata:
-  name: benchmark-rate-limit
-  namespace: trustusbank-platform
-spec:
-  targetRefs:
-    - group: gateway.networking.k8s.io
-      kind: HTTPRoute
-      name: account-mcp-route
-  traffic:
-    rateLimit:
-      local:
-        - requests: 1000000
-          unit: Seconds
-"""
-
-
 POOL_OFF = " pool-off"  # the label suffix of a cluster running without HBONE pooling
 BASELINE = " baseline"  # the label suffix of a cluster running another tree's code (--baseline)
 
@@ -103,7 +83,7 @@ def start_cluster(
     and why the mode is unavailable (None: it is not)."""
     files = ClusterFiles(state)
     files.make()
-    (files.applied / "benchmark-rate-limit.yaml").write_text(UNLIMITED)
+    lift_rate_limit(files)
     env = {
         **os.environ,
         "TRUSTUSBANK_STATE_DIR": str(state),
