@@ -85,14 +85,19 @@ def served(build: Callable[[str], ASGIApp]) -> Iterator[Served]:
         server.stop()
 
 
-async def read_json_body(receive: Receive) -> tuple[bytes, Any]:
-    """The whole request body a test middleware is sent, and it parsed as JSON ({} if empty or not JSON)."""
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body an ASGI app is sent."""
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
-            break
+            return body
+
+
+async def read_json_body(receive: Receive) -> tuple[bytes, Any]:
+    """The whole request body a test middleware is sent, and it parsed as JSON ({} if empty or not JSON)."""
+    body = await read_body(receive)
     try:
         return body, json.loads(body) if body else {}
     except ValueError:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import timedelta
 from pathlib import Path
 
 from opentelemetry.trace import NoOpTracer
 
+from tests.mesh.secrets import secrets_for
 from tests.mesh.waypoint.harness import ALICE, DEADLINE, GATEWAY, running
 from tests.mesh.ztunnel.test_policy_update import Node
 from tests.serving import serving
@@ -23,7 +23,7 @@ from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Pod, PodPort
 from trustusbank.evidence import EvidenceStore, ingest
 from trustusbank.evidence.sources import MTLS_HANDSHAKE
-from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
+from trustusbank.mesh.identity import CertificateAuthority, SpiffeId
 from trustusbank.mesh.waypoint.proxy import NO_IDENTITY
 from trustusbank.mesh.ztunnel.inbound import Inbound
 
@@ -77,12 +77,7 @@ async def test_a_handshake_ztunnel_refuses_is_a_deny_in_the_evidence(
     tmp_path: Path, files: ClusterFiles, store: EvidenceStore
 ) -> None:
     ca = CertificateAuthority.load_or_create(tmp_path / "ca")
-
-    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
-        return ca.sign_csr(csr_pem, identity, timedelta(hours=1))
-
-    secrets = SecretManager(sign, ca.trust_bundle_pem, tmp_path / "certs")
-    await secrets.get(SERVER)
+    secrets = await secrets_for(ca, tmp_path / "certs", SERVER)
     node = Node(secrets, files.access_log("test-node"))
     pod = Pod("account-mcp-0", "bank", "account-mcp", "account-mcp", {}, "test-node", "127.0.0.1",
               "127.0.0.1", [PodPort("http", 8080)], "")  # fmt: skip

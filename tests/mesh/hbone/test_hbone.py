@@ -8,11 +8,11 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.mesh.secrets import secrets_for, signer_for
 from trustusbank.mesh.hbone import (
     HboneError,
     HboneRefused,
@@ -36,13 +36,6 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 DEADLINE = 30
 
 
-def signer_for(ca: CertificateAuthority) -> Callable[[SpiffeId, bytes], Awaitable[bytes]]:
-    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
-        return ca.sign_csr(csr_pem, identity, timedelta(hours=1))
-
-    return sign
-
-
 @pytest.fixture
 def ca(tmp_path: Path) -> CertificateAuthority:
     return CertificateAuthority.load_or_create(tmp_path / "ca")
@@ -50,10 +43,7 @@ def ca(tmp_path: Path) -> CertificateAuthority:
 
 @pytest.fixture
 async def secrets(ca: CertificateAuthority, tmp_path: Path) -> SecretManager:
-    manager = SecretManager(signer_for(ca), ca.trust_bundle_pem, tmp_path / "certs")
-    await manager.get(SERVER_ID)
-    await manager.get(CLIENT_ID)
-    return manager
+    return await secrets_for(ca, tmp_path / "certs", SERVER_ID, CLIENT_ID)
 
 
 async def echo(request: HboneRequest, stream: HboneStream) -> None:

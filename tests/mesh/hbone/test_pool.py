@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import h2.config
@@ -22,12 +21,13 @@ import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
+from tests.mesh.hbone.test_hbone import echo
+from tests.mesh.secrets import secrets_for
 from trustusbank.mesh.hbone import (
     HboneError,
     HbonePool,
     HboneRefused,
     HboneRequest,
-    HboneStream,
     ServerStats,
     Tunnel,
     serve,
@@ -45,20 +45,7 @@ DEADLINE = 30  # a guard against hanging, never an assertion about speed
 @pytest.fixture
 async def secrets(tmp_path: Path) -> SecretManager:
     ca = CertificateAuthority.load_or_create(tmp_path / "ca")
-
-    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
-        return ca.sign_csr(csr_pem, identity, timedelta(hours=1))
-
-    manager = SecretManager(sign, ca.trust_bundle_pem, tmp_path / "certs")
-    for identity in (SERVER_ID, CLIENT_ID, OTHER_CLIENT):
-        await manager.get(identity)
-    return manager
-
-
-async def echo(request: HboneRequest, stream: HboneStream) -> None:
-    while data := await stream.read():
-        await stream.write(data)
-    await stream.write_eof()
+    return await secrets_for(ca, tmp_path / "certs", SERVER_ID, CLIENT_ID, OTHER_CLIENT)
 
 
 @dataclass

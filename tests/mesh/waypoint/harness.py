@@ -9,20 +9,21 @@ is simplified: every backend connection goes to the echo server over plain TCP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpcore
 from opentelemetry.sdk.trace import TracerProvider
 
-from tests.serving import serving
+from tests.mesh.secrets import secrets_for
+from tests.serving import read_body, serving
 from trustusbank.cluster.topology import Pod, PodPort, Topology
 from trustusbank.manifests.bundle import load_bundle
 from trustusbank.mesh.hbone import Tunnel, open_tunnel, shutdown
@@ -100,12 +101,7 @@ class Echo:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.requests.append((scope["path"], body))
         if scope["path"] == "/sse":
             headers = [(b"content-type", b"text/event-stream")]
@@ -278,12 +274,7 @@ async def running(
     backend connection reaches (the echo server by default).
     """
     ca = CertificateAuthority.load_or_create(directory / "ca")
-
-    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
-        return ca.sign_csr(csr_pem, identity, timedelta(hours=1))
-
-    secrets = SecretManager(sign, ca.trust_bundle_pem, directory / "certs")
-    await secrets.get(WAYPOINT_ID)
+    secrets = await secrets_for(ca, directory / "certs", WAYPOINT_ID)
     (directory / "bundle").mkdir(exist_ok=True)
     (directory / "bundle" / "bundle.yaml").write_text(manifests)
     config = WaypointConfig.from_manifests(load_bundle(directory / "bundle").objects, "shop", "wp")
@@ -335,3 +326,12 @@ async def running(
             http.exit()
             await task
             await pool.aclose()
+
+
+async def read_to_end(tunnel: Tunnel) -> bytes:
+    """What a tunnel delivers until it ends, however it ends."""
+    data = b""
+    with contextlib.suppress(Exception):
+        while chunk := await tunnel.read():
+            data += chunk
+    return data

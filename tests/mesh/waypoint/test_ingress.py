@@ -24,10 +24,10 @@ from tests.mesh.waypoint.harness import (
     GATEWAY,
     Waypoint,
     listening_sockets,
+    read_to_end,
     running,
 )
 from tests.serving import serving
-from trustusbank.mesh.hbone import Tunnel
 from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
 from trustusbank.mesh.waypoint.proxy import NO_IDENTITY
 
@@ -161,14 +161,6 @@ async def test_server_sent_events_stream_through_the_tunnel(waypoint: Waypoint) 
         async for chunk in chunks:
             received += chunk
     assert received == b"data: one\n\ndata: two\n\n"
-
-
-async def read_to_end(tunnel: Tunnel) -> bytes:
-    data = b""
-    with contextlib.suppress(Exception):
-        while chunk := await tunnel.read():
-            data += chunk
-    return data
 
 
 @pytest.mark.parametrize("sender", ["stalls", "trickles"])

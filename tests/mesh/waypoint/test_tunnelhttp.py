@@ -9,18 +9,26 @@ server, with a protocol that pauses reading.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import h11
 import pytest
 
-from tests.mesh.waypoint.harness import ALICE, CHUNK, DEADLINE, WAYPOINT_ID, Waypoint, big_chunk, running
+from tests.mesh.secrets import secrets_for
+from tests.mesh.waypoint.harness import (
+    ALICE,
+    CHUNK,
+    DEADLINE,
+    WAYPOINT_ID,
+    Waypoint,
+    big_chunk,
+    read_to_end,
+    running,
+)
 from trustusbank.mesh.hbone import HboneRequest, HboneStream, Tunnel, open_tunnel, serve, shutdown
-from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
+from trustusbank.mesh.identity import CertificateAuthority
 from trustusbank.mesh.waypoint.tunnelhttp import HIGH_WATER, StreamTransport
 
 HOST = b"wp.shop:8080"
@@ -88,14 +96,6 @@ async def logged(waypoint: Waypoint, path: str) -> dict[str, Any]:
     await until(lambda: any(line["http.path"] == path for line in waypoint.lines()))
     [line] = [line for line in waypoint.lines() if line["http.path"] == path]
     return line
-
-
-async def read_to_end(tunnel: Tunnel) -> bytes:
-    data = b""
-    with contextlib.suppress(Exception):
-        while chunk := await tunnel.read():
-            data += chunk
-    return data
 
 
 async def test_many_sequential_requests_are_served_on_one_tunnel(waypoint: Waypoint) -> None:
@@ -221,13 +221,7 @@ class PausingProtocol(asyncio.Protocol):
 async def test_pause_reading_stops_delivery_and_the_sender_is_held_by_the_window(tmp_path: Path) -> None:
     """While paused nothing is delivered and the sender runs out of window; on resume all of it arrives."""
     ca = CertificateAuthority.load_or_create(tmp_path / "ca")
-
-    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
-        return ca.sign_csr(csr_pem, identity, timedelta(hours=1))
-
-    secrets = SecretManager(sign, ca.trust_bundle_pem, tmp_path / "certs")
-    await secrets.get(WAYPOINT_ID)
-    await secrets.get(ALICE)
+    secrets = await secrets_for(ca, tmp_path / "certs", WAYPOINT_ID, ALICE)
     protocol = PausingProtocol()
     streams: list[HboneStream] = []
 

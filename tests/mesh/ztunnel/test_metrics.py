@@ -20,7 +20,6 @@ import random
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.alerts.helpers import deploy_groups
 from tests.mesh.identities import CONVERTER
+from tests.mesh.secrets import secrets_for
 from tests.paths import DEPLOY
 from tests.serving import serving
 from trustusbank.alerts.evaluator import RuleEvaluator
@@ -175,13 +175,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
     world = topology(base, app.sockets[0].getsockname()[1])
     converter, attacker = world.pods
     ca = CertificateAuthority.load_or_create(tmp_path / "ca")
-
-    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
-        return ca.sign_csr(csr_pem, identity, timedelta(hours=1))
-
-    secrets = SecretManager(sign, ca.trust_bundle_pem, tmp_path / "certs")
-    for identity in (CONVERTER, ATTACKER):
-        await secrets.get(identity)
+    secrets = await secrets_for(ca, tmp_path / "certs", CONVERTER, ATTACKER)
     source = NodeProxy("node-a", world, secrets, tmp_path)
     destination = NodeProxy("node-b", world, secrets, tmp_path)
     # The stand-ins provide what Inbound/Outbound read of a NodeProxy.

@@ -15,7 +15,6 @@ import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 from opentelemetry.trace import NoOpTracer
 
 from tests.mesh.identities import CONVERTER, FRAUD_BOT, SUPPORT_BOT
+from tests.mesh.secrets import secrets_for
 from trustusbank.cluster.topology import Pod, PodPort
 from trustusbank.manifests.istio.objects import AuthorizationPolicy, PeerAuthentication
 from trustusbank.mesh.hbone import HboneError, HbonePool, HboneRefused, Tunnel, open_tunnel
@@ -173,12 +173,7 @@ class Mesh:
 @pytest.fixture
 async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
     ca = CertificateAuthority.load_or_create(tmp_path / "ca")
-
-    async def sign(identity: SpiffeId, csr_pem: bytes) -> bytes:
-        return ca.sign_csr(csr_pem, identity, timedelta(hours=1))
-
-    secrets = SecretManager(sign, ca.trust_bundle_pem, tmp_path / "certs")
-    await secrets.get(CONVERTER)
+    secrets = await secrets_for(ca, tmp_path / "certs", CONVERTER)
     node = Node(secrets, tmp_path / "ztunnel-test-node.jsonl")
     app = EchoApp()
     app_server = await asyncio.start_server(app.handle, "127.0.0.1", 0)
