@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# AgentDojo's attack wordings for `bench attacks`, read from its source: without its model
+	# clients (openai, anthropic, cohere, google-genai, langchain), which the bench never imports.
+	$(BIN)/python -m pip install --quiet --no-deps agentdojo==0.1.35
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -117,6 +117,11 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "The evidence store: ingest the cluster's logs and spans, verify the chain, query, trace, report.",
     ),
+    "bench": Entry(
+        _C + "bench_cmd",
+        "app",
+        "Score the runtime's defences AgentDojo-style: utility, utility under attack, attack success.",
+    ),
 }
 
 

@@ -1,0 +1,92 @@
+"""`trustusbank bench attacks`: the defence scored like a benchmark, on the bench's own cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trustusbank.paths import deploy_dir, state_dir
+
+# The harness starts a cluster and reads AgentDojo's wordings: imported when the command runs.
+
+app = typer.Typer(help="Score the runtime's defences AgentDojo-style.", no_args_is_help=True)
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+Many = Annotated[list[str] | None, typer.Option(show_default=False)]
+
+
+@app.command()
+def attacks(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="scripted (the gullible stand-in), compromised (obeys any injected text: the runtime "
+            "alone is measured), or a ModelConfig's name in deploy/07-agents (a real model; needs its key)."
+        ),
+    ] = "scripted",
+    user_task: Many = None,
+    injection_task: Many = None,
+    vector: Many = None,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="AgentDojo attack name(s), or 'all'; default important_instructions.", show_default=False
+        ),
+    ] = None,
+    level: Many = None,
+    quick: Annotated[bool, typer.Option(help="The smallest matrix: one cell per defence level.")] = False,
+    keep: Annotated[bool, typer.Option(help="Leave the bench's cluster running afterwards.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole report, every cell, as JSON.")] = False,
+) -> None:
+    """User tasks x injection tasks x vectors x AgentDojo wordings x defence levels, on a cluster of its own.
+
+    Prints, per defence level, AgentDojo's metrics (utility, utility under attack, targeted attack
+    success rate, each with its count) and where failed attacks were stopped.
+    """
+    from trustusbank.scenario.bench import matrix
+
+    options = matrix.Options(
+        model=model,
+        user_tasks=tuple(user_task or ()),
+        injection_tasks=tuple(injection_task or ()),
+        vectors=tuple(vector or ()),
+        attacks=tuple(attack or ()),
+        levels=tuple(level or ()),
+        quick=quick,
+        keep=keep,
+    )
+    try:
+        matrix.plan(options)  # bad names fail before a cluster starts
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    report = asyncio.run(
+        matrix.run(
+            options,
+            state_dir() / "bench",
+            deploy_dir(),
+            lambda line: err.print(f"[dim]{line}[/]", highlight=False),
+        )
+    )
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    table = Table(title=f"trustusbank bench attacks --model {model}")
+    for column in ("defence level", "utility", "utility under attack", "targeted ASR", "stopped by"):
+        table.add_column(column)
+    for score in report.scores():
+        stops = ", ".join(f"{k} {v}" for k, v in sorted(score.stopped_by.items())) or "-"
+        table.add_row(
+            score.level, str(score.utility), str(score.utility_under_attack), str(score.targeted_asr), stops
+        )
+    out.print(table)
+    from trustusbank.scenario.bench.score import AGENTDOJO_GPT4O_ASR
+
+    reference = "; ".join(f"{k} {v:.1%}" for k, v in AGENTDOJO_GPT4O_ASR.items())
+    out.print(f"AgentDojo's published GPT-4o targeted ASR, for reference: {reference}", highlight=False)
