@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,11 +14,27 @@ from trustusbank.paths import deploy_dir, state_dir
 
 # The harness starts a cluster and reads AgentDojo's wordings: imported when the command runs.
 
-app = typer.Typer(help="Score the runtime's defences AgentDojo-style.", no_args_is_help=True)
+app = typer.Typer(
+    help="Score the runtime's defences AgentDojo-style: utility, utility under attack, attack success.",
+    no_args_is_help=True,
+)
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-Many = Annotated[list[str] | None, typer.Option(show_default=False)]
+
+def _many(what: str, names: tuple[str, ...]) -> Any:
+    return typer.Option(help=f"{what} (repeatable; default all): {', '.join(names)}.", show_default=False)
+
+
+USER_TASKS = ("balance", "statement", "conversion", "profile", "fraud-handoff", "seed")
+INJECTION_TASKS = (
+    "exfiltrate-profile",
+    "exfiltrate-transactions",
+    "flag-transaction",
+    "fake-ticket",
+    "forbidden-tool",
+    "forbidden-handoff",
+)
 
 
 @app.command()
@@ -30,16 +46,18 @@ def attacks(
             "alone is measured), or a ModelConfig's name in deploy/07-agents (a real model; needs its key)."
         ),
     ] = "scripted",
-    user_task: Many = None,
-    injection_task: Many = None,
-    vector: Many = None,
+    user_task: Annotated[list[str] | None, _many("User tasks", USER_TASKS)] = None,
+    injection_task: Annotated[list[str] | None, _many("Injection tasks", INJECTION_TASKS)] = None,
+    vector: Annotated[list[str] | None, _many("Injection vectors", ("result", "description"))] = None,
     attack: Annotated[
         list[str] | None,
         typer.Option(
             help="AgentDojo attack name(s), or 'all'; default important_instructions.", show_default=False
         ),
     ] = None,
-    level: Many = None,
+    level: Annotated[
+        list[str] | None, _many("Defence levels", ("none", "l4", "allowlists", "guard", "all"))
+    ] = None,
     quick: Annotated[bool, typer.Option(help="The smallest matrix: one cell per defence level.")] = False,
     keep: Annotated[bool, typer.Option(help="Leave the bench's cluster running afterwards.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The whole report, every cell, as JSON.")] = False,

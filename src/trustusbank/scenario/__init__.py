@@ -11,4 +11,5 @@
 - `verdict`: whether the acts told the story, one rule per claim.
 - `cluster`: the running cluster and its front doors, started if need be.
 - `followups`: the runbook's follow-on demos (`trustusbank demo trace`, `live-policy`, ...).
+- `bench`: `trustusbank bench attacks`, the defences scored AgentDojo-style.
 """

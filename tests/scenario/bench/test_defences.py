@@ -1,0 +1,38 @@
+"""The defence levels: cumulative, and made by files present in the bench's copy of deploy/."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from trustusbank.manifests.bundle import check_bundle
+from trustusbank.paths import deploy_dir
+from trustusbank.scenario.bench import defences
+from trustusbank.scenario.bench.defences import LEVELS, copy_deploy, place
+
+
+def test_levels_are_cumulative_in_the_issues_order() -> None:
+    assert [x.name for x in LEVELS] == ["none", "l4", "allowlists", "guard", "all"]
+    for before, after in itertools.pairwise(LEVELS):
+        assert before.files <= after.files
+        assert before.l4 <= after.l4
+    with pytest.raises(ValueError, match="unknown defence level x; known: none"):
+        defences.levels(("x",))
+
+
+def test_the_copy_toggles_files_and_stays_a_valid_bundle(tmp_path: Path) -> None:
+    copy = copy_deploy(deploy_dir(), tmp_path / "deploy", guard=False)
+    assert not (copy / defences.ALLOWLISTS).exists()
+    assert not (copy / defences.ACCESS).exists()
+    assert not check_bundle(copy).problems
+    assert place(copy, frozenset({defences.ALLOWLISTS, defences.ACCESS})) == {
+        defences.ALLOWLISTS,
+        defences.ACCESS,
+    }
+    assert (copy / defences.ALLOWLISTS).read_bytes() == (deploy_dir() / defences.ALLOWLISTS).read_bytes()
+    assert not check_bundle(copy).problems
+    assert place(copy, frozenset({defences.ALLOWLISTS, defences.ACCESS})) == set()
+    assert place(copy, frozenset()) == {defences.ALLOWLISTS, defences.ACCESS}
+    assert not (copy / defences.ACCESS).exists()
