@@ -84,14 +84,14 @@ def attacks(
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    report = asyncio.run(
-        matrix.run(
-            options,
-            state_dir() / "bench",
-            deploy_dir(),
-            lambda line: err.print(f"[dim]{line}[/]", highlight=False),
-        )
-    )
+    shown: list[str] = []
+
+    def progress(line: str) -> None:  # a wait repeats its line while it polls: shown once
+        if shown[-1:] != [line]:
+            shown.append(line)
+            err.print(f"[dim]{line}[/]", highlight=False)
+
+    report = asyncio.run(matrix.run(options, state_dir() / "bench", deploy_dir(), progress))
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
         return
