@@ -26,6 +26,7 @@ def test_the_copy_toggles_files_and_stays_a_valid_bundle(tmp_path: Path) -> None
     copy = copy_deploy(deploy_dir(), tmp_path / "deploy", guard=False)
     assert not (copy / defences.ALLOWLISTS).exists()
     assert not (copy / defences.ACCESS).exists()
+    assert copy_deploy(deploy_dir(), tmp_path / "deploy", guard=False) == copy  # a second run starts afresh
     assert not check_bundle(copy).problems
     assert place(copy, frozenset({defences.ALLOWLISTS, defences.ACCESS})) == {
         defences.ALLOWLISTS,

@@ -61,10 +61,11 @@ def levels(names: tuple[str, ...] | None) -> list[Level]:
 
 def copy_deploy(deploy: Path, target: Path, *, guard: bool = True) -> Path:
     """A fresh copy of deploy/ for the bench's cluster, with every toggled file kept aside."""
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(deploy, target, ignore=shutil.ignore_patterns("extras"))
     aside = kept_aside(target)
+    for previous in (target, aside):  # a previous run's copy: deploy/ may have changed since
+        if previous.exists():
+            shutil.rmtree(previous)
+    shutil.copytree(deploy, target, ignore=shutil.ignore_patterns("extras"))
     aside.mkdir(parents=True)
     for name in (ALLOWLISTS, ACCESS):
         (target / name).replace(aside / name.replace("/", "__"))
