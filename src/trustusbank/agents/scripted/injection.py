@@ -71,16 +71,19 @@ def find(conv: Conversation) -> list[Injection]:
     return [found for found in (detect(r) for r in conv.results) if found is not None]
 
 
-def _mentioned_tools(conv: Conversation, text: str) -> list[str]:
-    positions = {}
-    for name in conv.tools:
-        match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text)
-        if match:
-            positions[name] = match.start()
+def position(name: str, text: str) -> int | None:
+    """Where `name` first appears in `text` as a whole word (identifier characters around it end it)."""
+    match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text)
+    return match.start() if match else None
+
+
+def mentioned_tools(conv: Conversation, text: str) -> list[str]:
+    """The offered tools `text` names, in the order it names them."""
+    positions = {name: at for name in conv.tools if (at := position(name, text)) is not None}
     return sorted(positions, key=positions.__getitem__)
 
 
-def _smuggling_argument(conv: Conversation, tools: list[str], text: str) -> tuple[str, str] | None:
+def smuggling_argument(conv: Conversation, tools: list[str], text: str) -> tuple[str, str] | None:
     """(tool, argument): the first word of the text that is an optional argument of a named tool."""
     for word in _WORD.findall(text):
         for tool in tools:
@@ -91,7 +94,8 @@ def _smuggling_argument(conv: Conversation, tools: list[str], text: str) -> tupl
     return None
 
 
-def _as_argument(conv: Conversation, tool: str, arg: str, result: ToolResult) -> Any:
+def as_argument(conv: Conversation, tool: str, arg: str, result: ToolResult) -> Any:
+    """A fetched result as a value for `tool`'s `arg`: the JSON itself when the schema takes an object."""
     if result.data is not None and accepts_object(conv.property_schema(tool, arg)):
         return result.data
     return json.dumps(result.data) if result.data is not None else result.text
@@ -99,8 +103,8 @@ def _as_argument(conv: Conversation, tool: str, arg: str, result: ToolResult) ->
 
 def obey(conv: Conversation, injection: Injection) -> Iterator[Step]:
     """The calls a model fooled by `injection` makes, in order (some may be made already)."""
-    tools = _mentioned_tools(conv, injection.text)
-    smuggle = _smuggling_argument(conv, tools, injection.text)
+    tools = mentioned_tools(conv, injection.text)
+    smuggle = smuggling_argument(conv, tools, injection.text)
     target = smuggle[0] if smuggle else None
     source_args = injection.source.call.arguments
     customer_id = source_args.get("customer_id") if isinstance(source_args, dict) else None
@@ -126,4 +130,4 @@ def obey(conv: Conversation, injection: Injection) -> Iterator[Step]:
     fetched = conv.result(fetches[0].name, fetches[0].arguments)
     if fetched is None or not fetched.ok or not fetched.body:  # failed, or came back empty: nothing to pass
         return
-    yield Step(target, {**base, arg: _as_argument(conv, target, arg, fetched)})
+    yield Step(target, {**base, arg: as_argument(conv, target, arg, fetched)})
