@@ -31,7 +31,7 @@ from typing import Any
 
 from trustusbank.agents.model.types import ToolCall
 from trustusbank.agents.scripted.conversation import Conversation, Step
-from trustusbank.agents.scripted.injection import as_argument, position, smuggling_argument
+from trustusbank.agents.scripted.injection import customer_of, position, smuggled, smuggling_argument
 from trustusbank.agents.scripted.intents import txn_ids
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -97,7 +97,12 @@ def _fits(value: str, schema: Any) -> bool:
     if isinstance(enum, list) and value not in enum:
         return False
     pattern = schema.get("pattern")
-    return not isinstance(pattern, str) or re.search(pattern, value) is not None
+    if not isinstance(pattern, str):
+        return True
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:  # a schema's pattern Python cannot read: nothing is known to fit it
+        return False
 
 
 def _takes_string(schema: Any) -> bool:
@@ -126,11 +131,6 @@ def _properties(conv: Conversation, tool: str) -> dict[str, Any]:
     return props if isinstance(props, dict) else {}
 
 
-def _customer_id(conv: Conversation, order: Order) -> str | None:
-    given = order.source.arguments.get("customer_id") if order.source is not None else None
-    return given if isinstance(given, str) else conv.customer_id
-
-
 def _call(conv: Conversation, order: Order, tool: str) -> Step | None:
     """`tool` with its arguments filled from the conversation and the text; None when one cannot be."""
     sentence = sentence_naming(conv, tool, order.text)
@@ -141,7 +141,7 @@ def _call(conv: Conversation, order: Order, tool: str) -> Step | None:
     candidates: dict[str, Any] = {}
     for prop, schema in _properties(conv, tool).items():
         if prop == "customer_id":
-            candidates[prop] = _customer_id(conv, order)
+            candidates[prop] = customer_of(conv, order.source)
             continue
         value = next((v for v in pool if _fits(v, schema)), None) if _takes_string(schema) else None
         if value is not None:
@@ -152,43 +152,22 @@ def _call(conv: Conversation, order: Order, tool: str) -> Step | None:
     return conv.step(tool, **candidates)
 
 
-def _smuggled(conv: Conversation, order: Order, target: str, arg: str, previous: Step) -> Step | None:
-    """`target` again with `arg` set to what `previous` fetched; None until both exist."""
-    if order.source is not None and order.source.name == target:
-        base = order.source.arguments
-    else:
-        earlier = [c for c in conv.calls if c.name == target]
-        if not earlier:
-            return None
-        base = earlier[-1].arguments
-    fetched = conv.result(previous.name, previous.arguments)
-    if fetched is None or not fetched.ok or not fetched.body:  # not yet, failed, or empty: nothing to pass
-        return None
-    return Step(target, {**base, arg: as_argument(conv, target, arg, fetched)})
-
-
 def follow(conv: Conversation, order: Order) -> Iterator[Step]:
-    """The calls `order` asks for, in order (some may be made already)."""
-    tools = named_tools(conv, order.text, besides=order.owner)
-    if order.owner is not None:
-        tools.append(order.owner)  # only ever as the tool an argument is smuggled into
-    smuggle = smuggling_argument(conv, tools, order.text)
+    """The calls `order` asks for: the tools it names in order, then the smuggling call, which carries
+    what the last of them fetched (some may be made already)."""
+    named = named_tools(conv, order.text, besides=order.owner)
+    owner = [order.owner] if order.owner is not None else []  # only ever as a smuggling target
+    smuggle = smuggling_argument(conv, [*named, *owner], order.text)
     previous: Step | None = None
-    for tool in tools:
-        if smuggle is not None and tool == smuggle[0]:
-            if previous is None:
-                continue
-            step = _smuggled(conv, order, tool, smuggle[1], previous)
-            if step is None:
-                return
-        elif tool == order.owner:
-            continue
-        else:
-            step = _call(conv, order, tool)
-            if step is None:
-                continue
-        yield step
-        previous = step
+    for tool in named:
+        step = None if smuggle is not None and tool == smuggle[0] else _call(conv, order, tool)
+        if step is not None:
+            yield step
+            previous = step
+    if smuggle is not None and previous is not None:
+        step = smuggled(conv, order.source, *smuggle, previous)
+        if step is not None:
+            yield step
 
 
 def steps(conv: Conversation) -> list[tuple[Step, str]]:

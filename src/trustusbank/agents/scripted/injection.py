@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from trustusbank.agents.model.types import ToolCall
 from trustusbank.agents.scripted.conversation import Conversation, Step, ToolResult, accepts_object
 
 _TAG = re.compile(
@@ -101,14 +102,37 @@ def as_argument(conv: Conversation, tool: str, arg: str, result: ToolResult) -> 
     return json.dumps(result.data) if result.data is not None else result.text
 
 
+def customer_of(conv: Conversation, source: ToolCall | None) -> str | None:
+    """The customer an instruction is about: the one its carrier was called for, else the conversation's."""
+    given = source.arguments.get("customer_id") if source is not None else None
+    return given if isinstance(given, str) else conv.customer_id
+
+
+def smuggled(conv: Conversation, source: ToolCall | None, target: str, arg: str, fetch: Step) -> Step | None:
+    """`target` called again with `arg` set to the complete data `fetch` brought back.
+
+    The other arguments are those of the call that carried the instruction when it is
+    `target`, else of `target`'s latest call this turn; None while there is none, or
+    while the fetch has no answer, and when it failed or came back empty."""
+    if source is not None and source.name == target:
+        base = source.arguments
+    else:
+        earlier = [c for c in conv.calls if c.name == target]
+        if not earlier:
+            return None
+        base = earlier[-1].arguments
+    fetched = conv.result(fetch.name, fetch.arguments)
+    if fetched is None or not fetched.ok or not fetched.body:  # failed, or came back empty: nothing to pass
+        return None
+    return Step(target, {**base, arg: as_argument(conv, target, arg, fetched)})
+
+
 def obey(conv: Conversation, injection: Injection) -> Iterator[Step]:
     """The calls a model fooled by `injection` makes, in order (some may be made already)."""
     tools = mentioned_tools(conv, injection.text)
     smuggle = smuggling_argument(conv, tools, injection.text)
     target = smuggle[0] if smuggle else None
-    source_args = injection.source.call.arguments
-    customer_id = source_args.get("customer_id") if isinstance(source_args, dict) else None
-    customer_id = customer_id if isinstance(customer_id, str) else conv.customer_id
+    customer_id = customer_of(conv, injection.source.call)
     fetches: list[Step] = []
     for tool in tools:
         if tool == target:
@@ -119,15 +143,6 @@ def obey(conv: Conversation, injection: Injection) -> Iterator[Step]:
             yield step
     if smuggle is None or not fetches:
         return
-    target, arg = smuggle
-    if injection.source.call.name == target:
-        base = injection.source.call.arguments
-    else:
-        earlier = [c for c in conv.calls if c.name == target]
-        if not earlier:
-            return
-        base = earlier[-1].arguments
-    fetched = conv.result(fetches[0].name, fetches[0].arguments)
-    if fetched is None or not fetched.ok or not fetched.body:  # failed, or came back empty: nothing to pass
-        return
-    yield Step(target, {**base, arg: as_argument(conv, target, arg, fetched)})
+    step = smuggled(conv, injection.source.call, *smuggle, fetches[0])
+    if step is not None:
+        yield step
