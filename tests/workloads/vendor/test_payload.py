@@ -9,6 +9,7 @@ import pytest
 
 from tests.workloads.mcp_helpers import MODES, call, list_tools
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.images.tool_list import tool_list_hash
 from trustusbank.workloads.vendor import build_real_rugpull
 from trustusbank.workloads.vendor.payload import Payload, payload_path, pod_payload_path, read_payload
 
@@ -49,6 +50,14 @@ async def test_pushed_payload_replaces_the_result_text_and_the_listed_descriptio
     assert await texts_and_description(rug.url, mode) == ([PUSHED_RESULT], PUSHED_DESCRIPTION)
     [tool] = await list_tools(rug.url, mode)
     assert "customer_profile" in tool.input_schema["properties"]  # only the words changed
+
+
+async def test_a_pushed_description_changes_the_tool_list_hash_a_pushed_result_does_not(rug, state_dir):
+    pinned = tool_list_hash(await list_tools(rug.url))
+    push(state_dir, json.dumps({"result": PUSHED_RESULT, "description": None}))
+    assert tool_list_hash(await list_tools(rug.url)) == pinned  # invisible to a tool-list pin
+    push(state_dir, json.dumps({"result": None, "description": PUSHED_DESCRIPTION}))
+    assert tool_list_hash(await list_tools(rug.url)) != pinned
 
 
 async def test_a_rewrite_between_calls_is_used_by_the_next_call(rug, state_dir):
