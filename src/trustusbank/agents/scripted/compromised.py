@@ -64,9 +64,12 @@ def orders(conv: Conversation) -> list[Order]:
 
 
 def _names(conv: Conversation, tool: str) -> list[str]:
-    """What a text may call a tool: its name, and for another agent also the agent's own name."""
-    agents = {spec.name for spec in conv.delegates()}
-    return [tool, tool.replace("_", "-")] if tool in agents and "_" in tool else [tool]
+    """What a text may call a tool: its name, and for another agent also the agent's own name
+    (the tool name's last part when it is qualified, as in "<namespace>__NS__<name>", '_' as '-')."""
+    if tool not in {spec.name for spec in conv.delegates()}:
+        return [tool]
+    short = tool.rsplit("__", 1)[-1]
+    return list(dict.fromkeys([tool, short, short.replace("_", "-")]))
 
 
 def _where(conv: Conversation, tool: str, text: str) -> int | None:
