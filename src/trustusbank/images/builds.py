@@ -93,7 +93,7 @@ BUILDS: dict[str, ImageBuilds] = {
             variants={
                 "clean": (f"{_V}.build_clean",),
                 "mock-rugpull": (f"{_V}.exfil_channel", f"{_V}.build_mock_rugpull"),
-                "real-rugpull": (f"{_V}.exfil_channel", f"{_V}.build_real_rugpull"),
+                "real-rugpull": (f"{_V}.exfil_channel", f"{_V}.payload", f"{_V}.build_real_rugpull"),
             },
         ),
         ImageBuilds(

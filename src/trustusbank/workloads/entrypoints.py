@@ -103,14 +103,14 @@ def _fx_app(workload: Workload, config: ServeConfig) -> ASGIApp:
 def _model_app(workload: Workload, config: ServeConfig) -> ASGIApp:
     from trustusbank.agents.scripted.gullibility import from_env
     from trustusbank.agents.scripted.http_app import create_app
-    from trustusbank.agents.scripted.model import ScriptedModel
+    from trustusbank.agents.scripted.model import SERVED_MODELS, ScriptedModel
 
     try:
         gullibility = from_env()
     except ValueError as exc:
         raise WorkloadConfigError(str(exc)) from exc
-    model = ScriptedModel(gullibility=gullibility)
-    return create_app(model, served_model_names=[model.model])
+    # One model, two names: a request naming trustusbank-compromised gets the compromised behaviour.
+    return create_app(ScriptedModel(gullibility=gullibility), served_model_names=SERVED_MODELS)
 
 
 def _agent_app(workload: Workload, config: ServeConfig) -> ASGIApp:

@@ -18,6 +18,12 @@ message, conversation, tools on offer) and follows written-down rules:
   same. How often is its Gullibility: "always" by default, because the demo shows
   that the mesh must hold even when the model is fooled every time.
 
+- Asked for `trustusbank-compromised` (or as `CompromisedModel`), it simulates a
+  model that does whatever injected text asks: every non-JSON text in a tool result
+  and every tool description is an order (`compromised.py`), while it still does
+  the user's task. That is the attacks bench's upper bound: the runtime measured
+  with no help from the model.
+
 `ScriptedModel` implements `trustusbank.agents.model.types.ModelClient`;
 `http_app` serves it as OpenAI- and Anthropic-compatible HTTP APIs.
 """

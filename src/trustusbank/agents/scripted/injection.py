@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from trustusbank.agents.model.types import ToolCall
 from trustusbank.agents.scripted.conversation import Conversation, Step, ToolResult, accepts_object
 
 _TAG = re.compile(
@@ -71,16 +72,19 @@ def find(conv: Conversation) -> list[Injection]:
     return [found for found in (detect(r) for r in conv.results) if found is not None]
 
 
-def _mentioned_tools(conv: Conversation, text: str) -> list[str]:
-    positions = {}
-    for name in conv.tools:
-        match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text)
-        if match:
-            positions[name] = match.start()
+def position(name: str, text: str) -> int | None:
+    """Where `name` first appears in `text` as a whole word (identifier characters around it end it)."""
+    match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text)
+    return match.start() if match else None
+
+
+def mentioned_tools(conv: Conversation, text: str) -> list[str]:
+    """The offered tools `text` names, in the order it names them."""
+    positions = {name: at for name in conv.tools if (at := position(name, text)) is not None}
     return sorted(positions, key=positions.__getitem__)
 
 
-def _smuggling_argument(conv: Conversation, tools: list[str], text: str) -> tuple[str, str] | None:
+def smuggling_argument(conv: Conversation, tools: list[str], text: str) -> tuple[str, str] | None:
     """(tool, argument): the first word of the text that is an optional argument of a named tool."""
     for word in _WORD.findall(text):
         for tool in tools:
@@ -91,20 +95,44 @@ def _smuggling_argument(conv: Conversation, tools: list[str], text: str) -> tupl
     return None
 
 
-def _as_argument(conv: Conversation, tool: str, arg: str, result: ToolResult) -> Any:
+def as_argument(conv: Conversation, tool: str, arg: str, result: ToolResult) -> Any:
+    """A fetched result as a value for `tool`'s `arg`: the JSON itself when the schema takes an object."""
     if result.data is not None and accepts_object(conv.property_schema(tool, arg)):
         return result.data
     return json.dumps(result.data) if result.data is not None else result.text
 
 
+def customer_of(conv: Conversation, source: ToolCall | None) -> str | None:
+    """The customer an instruction is about: the one its carrier was called for, else the conversation's."""
+    given = source.arguments.get("customer_id") if source is not None else None
+    return given if isinstance(given, str) else conv.customer_id
+
+
+def smuggled(conv: Conversation, source: ToolCall | None, target: str, arg: str, fetch: Step) -> Step | None:
+    """`target` called again with `arg` set to the complete data `fetch` brought back.
+
+    The other arguments are those of the call that carried the instruction when it is
+    `target`, else of `target`'s latest call this turn; None while there is none, or
+    while the fetch has no answer, and when it failed or came back empty."""
+    if source is not None and source.name == target:
+        base = source.arguments
+    else:
+        earlier = [c for c in conv.calls if c.name == target]
+        if not earlier:
+            return None
+        base = earlier[-1].arguments
+    fetched = conv.result(fetch.name, fetch.arguments)
+    if fetched is None or not fetched.ok or not fetched.body:  # failed, or came back empty: nothing to pass
+        return None
+    return Step(target, {**base, arg: as_argument(conv, target, arg, fetched)})
+
+
 def obey(conv: Conversation, injection: Injection) -> Iterator[Step]:
     """The calls a model fooled by `injection` makes, in order (some may be made already)."""
-    tools = _mentioned_tools(conv, injection.text)
-    smuggle = _smuggling_argument(conv, tools, injection.text)
+    tools = mentioned_tools(conv, injection.text)
+    smuggle = smuggling_argument(conv, tools, injection.text)
     target = smuggle[0] if smuggle else None
-    source_args = injection.source.call.arguments
-    customer_id = source_args.get("customer_id") if isinstance(source_args, dict) else None
-    customer_id = customer_id if isinstance(customer_id, str) else conv.customer_id
+    customer_id = customer_of(conv, injection.source.call)
     fetches: list[Step] = []
     for tool in tools:
         if tool == target:
@@ -115,15 +143,6 @@ def obey(conv: Conversation, injection: Injection) -> Iterator[Step]:
             yield step
     if smuggle is None or not fetches:
         return
-    target, arg = smuggle
-    if injection.source.call.name == target:
-        base = injection.source.call.arguments
-    else:
-        earlier = [c for c in conv.calls if c.name == target]
-        if not earlier:
-            return
-        base = earlier[-1].arguments
-    fetched = conv.result(fetches[0].name, fetches[0].arguments)
-    if fetched is None or not fetched.ok or not fetched.body:  # failed, or came back empty: nothing to pass
-        return
-    yield Step(target, {**base, arg: _as_argument(conv, target, arg, fetched)})
+    step = smuggled(conv, injection.source.call, *smuggle, fetches[0])
+    if step is not None:
+        yield step

@@ -6,6 +6,14 @@ how it decides. The same request always gives the same reply, byte for byte,
 including the tool-call ids, the response id and the token counts, so the demo
 and the tests run offline and replay exactly.
 
+It serves two model names. `trustusbank-scripted` is the demo's model, fooled by
+the injections its detector recognises as often as its Gullibility says.
+`trustusbank-compromised` is a simulation of a model that does whatever injected
+text asks (`compromised.py`): the bench's upper bound, so the runtime's defences
+are measured with no help from the model. A request naming it gets that
+behaviour from any ScriptedModel, as a provider serving two models would;
+`CompromisedModel` answers that way whatever the request names.
+
 Token usage is an estimate (one token per four characters, rounded up): enough
 for metrics and budgets to behave, and never presented as a real count.
 """
@@ -24,6 +32,8 @@ from trustusbank.agents.scripted.conversation import Conversation
 from trustusbank.agents.scripted.gullibility import Gullibility, from_env
 
 DEFAULT_MODEL = "trustusbank-scripted"
+COMPROMISED_MODEL = "trustusbank-compromised"
+SERVED_MODELS = (DEFAULT_MODEL, COMPROMISED_MODEL)
 CHARS_PER_TOKEN = 4
 
 log = logging.getLogger(__name__)
@@ -51,6 +61,7 @@ class ScriptedModel:
     """Implements `ModelClient`; pure and deterministic: no I/O, no clock, no randomness."""
 
     provider = "scripted"
+    compromised = False  # True: every request gets the compromised behaviour, whatever it names
 
     def __init__(self, model: str = DEFAULT_MODEL, gullibility: Gullibility | None = None) -> None:
         self.model = model
@@ -65,7 +76,8 @@ class ScriptedModel:
         conv: Conversation | None = None
         try:
             conv = Conversation(request)
-            decision = planner.decide(conv, self.gullibility)
+            everything = self.compromised or request.model == COMPROMISED_MODEL
+            decision = planner.decide(conv, self.gullibility, obey_everything=everything)
         except Exception:  # a stand-in model must answer, never crash the agent that drives it
             log.exception("scripted model could not plan a reply; answering with an apology")
             decision = planner.Decision((), replies.PLANNING_FAILED)
@@ -106,3 +118,15 @@ class ScriptedModel:
 
     async def aclose(self) -> None:
         return None
+
+
+class CompromisedModel(ScriptedModel):
+    """A SIMULATION of a fully compromised model: obeys every instruction any tool text gives it.
+
+    Deterministic and pure like ScriptedModel, whose role plans it still follows, so
+    the user's task is still answered and utility under attack can be measured."""
+
+    compromised = True
+
+    def __init__(self, model: str = COMPROMISED_MODEL) -> None:
+        super().__init__(model, Gullibility.always())  # unused: it obeys whatever the gullibility
