@@ -114,7 +114,7 @@ class GuardClient:
                 verdict = _verdict(status, raw, allowed, request_id)
             except TimeoutError:
                 span.set_status(Status(StatusCode.ERROR, "timeout"))
-                raise GuardUnavailable(f"no answer from {guard.service} within {self.timeout:g}s") from None
+                raise GuardUnavailable(f"{guard.service}: no answer within {self.timeout:g}s") from None
             except GuardUnavailable as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 raise GuardUnavailable(f"{guard.service}: {exc}") from None
