@@ -35,7 +35,14 @@ from tests.mesh.waypoint.test_mcp_agentgateway import (
     messages,
     post,
 )
-from tests.mesh.waypoint.test_mcp_parse import legacy_body, modern_body, modern_headers
+from tests.mesh.waypoint.test_mcp_parse import (
+    LEGACY,
+    SESSION,
+    legacy_body,
+    legacy_headers,
+    modern_body,
+    modern_headers,
+)
 from tests.serving import refused_url
 from trustusbank.mesh.waypoint.proxy import FORBIDDEN, GUARD_UNAVAILABLE
 
@@ -368,3 +375,17 @@ async def test_a_guard_that_cannot_judge_an_answer_returns_502_and_nothing_of_it
         line = line_of(setup, "tools/list")
         assert (line["decision"], line["rule"], line["http.status"]) == ("deny", "mcp-guard", 502)
         assert line["reason"].startswith("mcp guard unavailable: shop/mcp-guard")
+
+
+async def test_a_backend_refusal_keeps_its_status_but_not_its_body(tmp_path: Path) -> None:
+    """An unknown session: the SDK server answers 404, which the client's transport acts on."""
+    async with guarded(tmp_path) as setup:
+        headers = legacy_headers(mcp_session_id=SESSION, mcp_protocol_version=LEGACY)
+        response = await post(setup.pool, headers, legacy_body("tools/list", {}, request_id=6))
+
+        assert response.status == 404
+        assert error_of(response)["id"] == 6
+        assert error_of(response)["error"]["message"] == "the MCP backend answered HTTP 404"
+        assert setup.recorder.methods == ["tools/list"]
+        assert setup.guard.calls == []  # nothing the guard could judge, and nothing of it returned
+        assert line_of(setup, "tools/list")["mcp_guard.response"] == "withheld: HTTP 404"

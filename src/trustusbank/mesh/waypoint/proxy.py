@@ -633,6 +633,9 @@ class WaypointApp:
                 )
                 policy = match.mcp_authorization if match is not None and list_method is not None else None
                 guarded = guarding is not None and bool(guarding.answers)
+                if guarding is not None and guarded and response.status >= 400:
+                    await _send_withheld(send, guarding, response.status, out_headers, record)
+                    return
                 if guarded or policy is not None:
                     raw = (
                         await _read_answer(response, MAX_GUARDED_ANSWER)
@@ -669,6 +672,20 @@ class WaypointApp:
             server_span.set_attributes(
                 self._record_usage(backend.llm, llm, content_type, b"".join(kept), record)
             )
+
+
+async def _send_withheld(
+    send: Send, guarding: _Guarding, status: int, headers: list[tuple[bytes, bytes]], record: RequestRecord
+) -> None:
+    """A guarded request the backend refused (no such session, a bad request): the client gets
+    the status, which its transport acts on, but not the body, which is no answer the guard
+    could judge; a JSON-RPC error naming the status stands in for it."""
+    body = jsonrpc_error(guarding.answers[0]["id"], -32603, f"the MCP backend answered HTTP {status}")
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+    kept += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    record.extra["mcp_guard.response"] = f"withheld: HTTP {status}"
+    await send({"type": "http.response.start", "status": status, "headers": kept})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_answer(response: httpcore.Response, limit: int) -> bytes:
