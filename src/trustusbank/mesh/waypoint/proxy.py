@@ -632,18 +632,16 @@ class WaypointApp:
                     (v.decode() for k, v in response.headers if k.lower() == b"content-type"), ""
                 )
                 policy = match.mcp_authorization if match is not None and list_method is not None else None
-                guarded = guarding is not None and bool(guarding.answers)
-                if guarding is not None and guarded and response.status >= 400:
-                    await _send_withheld(send, guarding, response.status, out_headers, record)
+                judged = guarding if guarding is not None and guarding.answers else None
+                if judged is not None and response.status >= 400:
+                    await _send_withheld(send, judged, response.status, out_headers, record)
                     return
-                if guarded or policy is not None:
-                    raw = (
-                        await _read_answer(response, MAX_GUARDED_ANSWER)
-                        if guarded
-                        else await response.aread()
-                    )
-                    if guarding is not None and guarded:
-                        raw = await self._guard_answer(guarding, content_type, raw, record)
+                if judged is not None or policy is not None:
+                    if judged is not None:  # read whole (bounded), then judged by the guard
+                        raw = await _read_answer(response, MAX_GUARDED_ANSWER)
+                        raw = await self._guard_answer(judged, content_type, raw, record)
+                    else:
+                        raw = await response.aread()
                     filtered = raw
                     if policy is not None and list_method is not None:
                         kind = LISTS[list_method].kind
