@@ -334,3 +334,32 @@ def test_access_policy_graph_contradiction() -> None:
         "support-bot hands off to fraud-bot, but the AccessPolicies let only triage-bot call fraud-bot: "
         "the graph contradicts itself"
     )
+
+
+# --- traffic.extProc: the embedded waypoint's wire is not agentgateway's -------------------------
+
+EXTRAS_GUARD = DEPLOY / "extras" / "mcp-guard-policy.yaml"
+
+
+def test_every_ext_proc_policy_warns_that_agentgateway_speaks_grpc(tmp_path: Path) -> None:
+    """The guard policy as the bench applies it (next to the allowlists): one warning per policy,
+    on its `extProc` line, and nothing else the deploy bundle does not already have."""
+    bundle = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, bundle)
+    placed = bundle / "06-agentgateway" / "mcp-guard-policy.yaml"
+    shutil.copyfile(EXTRAS_GUARD, placed)
+
+    findings = lint(bundle)
+    warnings = by_code(findings, "agw-extproc-grpc")
+
+    assert shape(warnings) == [
+        (line_of(placed, "extProc:", n), W, "agw-extproc-grpc", f"trustusbank-platform/{name}-guard", None)
+        for n, name in enumerate(("account-mcp", "transaction-mcp", "ticket-mcp", "currency-converter"), 1)
+    ]
+    assert all("gRPC" in w.message and "mcp-guard does not speak it yet" in w.message for w in warnings)
+    assert all("refused" in w.on_cluster for w in warnings)
+    assert [f for f in unexpected(findings) if f.code != "agw-extproc-grpc"] == []
+
+
+def test_the_deploy_bundle_alone_has_no_ext_proc_warning() -> None:
+    assert by_code(lint(DEPLOY), "agw-extproc-grpc") == []

@@ -77,7 +77,23 @@ def check_policy(policy: Manifest, objects: Objects) -> list[Finding]:
     mcp = field_at(spec, "backend", "mcp", "authorization")
     if isinstance(mcp, Mapping):
         findings += _authorization(("spec", "backend", "mcp", "authorization"), mcp, MCP_AUTHZ, emit)
+    if isinstance(field_at(spec, "traffic", "extProc"), Mapping):
+        findings.append(_ext_proc_wire(emit))
     return findings
+
+
+def _ext_proc_wire(emit: Emitter) -> Finding:
+    """The embedded waypoint calls its processor over the guard's HTTP/JSON wire; agentgateway does not."""
+    message = (
+        "traffic.extProc: on a real cluster agentgateway calls the processor over gRPC "
+        "(Envoy ext_proc, envoy.service.ext_proc.v3.ExternalProcessor), and trustusbank's mcp-guard "
+        "does not speak it yet: it speaks the HTTP/JSON wire the embedded waypoint calls"
+    )
+    on_cluster = (
+        "agentgateway's ext_proc stream to the guard fails, so with failureMode FailClosed (the "
+        "default) every request on the policy's targets is refused"
+    )
+    return emit(("spec", "traffic", "extProc"), Severity.WARNING, "agw-extproc-grpc", message, on_cluster)
 
 
 def _authorization(

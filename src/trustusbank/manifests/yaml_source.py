@@ -37,11 +37,21 @@ class Document:
         return line_at(self.positions, path) or self.line
 
 
+EXTRAS_DIR = "extras"
+"""A folder of manifests applied on demand only (deploy/extras: the MCP guard policy, which the
+bench applies): a directory's walk skips it, so `up` never loads it; name it to load it."""
+
+
 def yaml_files(path: Path) -> list[Path]:
-    """A single file is taken as given; a directory contributes its YAML files, recursively, sorted."""
+    """A single file is taken as given; a directory contributes its YAML files, recursively, sorted,
+    except under an `extras` folder below it (EXTRAS_DIR)."""
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix in YAML_SUFFIXES and p.is_file() and EXTRAS_DIR not in p.relative_to(path).parts[:-1]
+    )
 
 
 def read_documents(file: Path) -> tuple[list[Document], list[Problem]]:

@@ -16,6 +16,7 @@ from trustusbank.manifests.bundle import check_bundle, load_bundle
 from trustusbank.manifests.gateway.objects import (
     AgentgatewayBackend,
     AgentgatewayPolicy,
+    ExtProc,
     Gateway,
     HTTPRoute,
     LocalRateLimitSpec,
@@ -383,3 +384,104 @@ def test_gateway_rules(tmp_path: Path, spec: str, expected: str) -> None:
     ]
 
     assert any(expected in message for message in messages), messages
+
+
+# --- traffic.extProc (the MCP guard) ---------------------------------------------------------------
+
+GUARDED = """
+targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: account-mcp-route}]
+traffic:
+  extProc:
+    backendRef: {name: mcp-guard, port: 8080}
+"""
+
+
+def test_ext_proc_with_a_service_validates_and_is_typed(tmp_path: Path) -> None:
+    text = agw_policy(GUARDED)
+
+    assert problems(tmp_path, text) == []
+    policy = AgentgatewayPolicy.from_manifest(load_bundle(tmp_path).get("AgentgatewayPolicy", "shop", "x"))
+    assert policy.ext_proc == ExtProc("mcp-guard", "shop", 8080)
+    assert policy.ext_proc.ref == "shop/mcp-guard"
+
+
+def test_ext_proc_namespace_and_fail_closed_are_kept(tmp_path: Path) -> None:
+    text = agw_policy(
+        GUARDED.replace("port: 8080}", "port: 8080, namespace: guards}") + "    failureMode: FailClosed\n"
+    )
+
+    assert problems(tmp_path, text) == []
+    policy = AgentgatewayPolicy.from_manifest(load_bundle(tmp_path).get("AgentgatewayPolicy", "shop", "x"))
+    assert policy.ext_proc == ExtProc("mcp-guard", "guards", 8080)
+
+
+def test_a_policy_without_ext_proc_has_none(tmp_path: Path) -> None:
+    assert problems(tmp_path, agw_policy(MCP_AUTHZ)) == []
+    policy = AgentgatewayPolicy.from_manifest(load_bundle(tmp_path).get("AgentgatewayPolicy", "shop", "x"))
+    assert policy.ext_proc is None
+
+
+@pytest.mark.parametrize(
+    ("ext_proc", "expected"),
+    [
+        (
+            "{}",
+            "spec.traffic.extProc: exactly one of backendRef or url must be set unless conditional is set",
+        ),
+        ("{failureMode: FailClosed}", "spec.traffic.extProc: exactly one of backendRef or url must be set"),
+        ("{backendRef: {name: mcp-guard}}", "spec.traffic.extProc.backendRef: Must have port for Service"),
+        ("{backendRef: {port: 8080}}", "spec.traffic.extProc.backendRef: 'name' is a required property"),
+        (
+            "{backendRef: {name: mcp-guard, port: '8080'}}",
+            "spec.traffic.extProc.backendRef.port: expected integer, got string",
+        ),
+        ("{backendRef: {name: mcp-guard, port: 0}}", "spec.traffic.extProc.backendRef.port: 0 is less than"),
+        ("{backendRef: [mcp-guard]}", "spec.traffic.extProc.backendRef: expected object, got array"),
+        ("mcp-guard", "spec.traffic.extProc: expected object, got string"),
+        (
+            "{backendRef: {name: g, port: 1}, failureMode: Open}",
+            "spec.traffic.extProc.failureMode: 'Open' is not",
+        ),
+        (
+            "{backendRef: {name: g, port: 1}, failureMode: FailOpen}",
+            "spec.traffic.extProc.failureMode: not supported: failureMode FailOpen",
+        ),
+        (
+            "{backendRef: {name: g, port: 1}, backendref: {}}",
+            "spec.traffic.extProc.backendref: unknown field (did you mean 'backendRef'?)",
+        ),
+        ("{url: 'http://guard:8080'}", "spec.traffic.extProc.url: not supported: an ext_proc `url`"),
+        (
+            "{backendRef: {name: g, port: 1}, processingOptions: {requestBodyMode: Buffered}}",
+            "spec.traffic.extProc.processingOptions: not supported: agentgateway has this field",
+        ),
+        (
+            "{backendRef: {group: agentgateway.dev, kind: AgentgatewayBackend, name: g}}",
+            "spec.traffic.extProc.backendRef.kind: not supported: an AgentgatewayBackend as processor",
+        ),
+        (
+            "{backendRef: {group: apps, kind: Deployment, name: g, port: 1}}",
+            "spec.traffic.extProc.backendRef.kind: backendRef apps/Deployment: the processor is a Service",
+        ),
+    ],
+)
+def test_ext_proc_rules(tmp_path: Path, ext_proc: str, expected: str) -> None:
+    spec = GUARDED.replace(
+        "  extProc:\n    backendRef: {name: mcp-guard, port: 8080}\n", f"  extProc: {ext_proc}\n"
+    )
+    messages = [message for _, message in problems(tmp_path, agw_policy(spec))]
+
+    assert any(m.startswith(f"AgentgatewayPolicy x: {expected}") for m in messages), messages
+
+
+def test_ext_proc_on_an_agentgateway_backend_is_refused_as_the_crd_does(tmp_path: Path) -> None:
+    spec = GUARDED.replace(
+        "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: account-mcp-route}",
+        "{group: agentgateway.dev, kind: AgentgatewayBackend, name: account-mcp}",
+    )
+    messages = [message for _, message in problems(tmp_path, agw_policy(spec))]
+
+    assert messages == [
+        "AgentgatewayPolicy x: spec.traffic: the 'traffic' field can only target a Gateway, "
+        "ListenerSet, GRPCRoute, HTTPRoute, or InferencePool"
+    ]

@@ -133,10 +133,13 @@ class Echo:
 
 
 class ToBackend(httpcore.AsyncNetworkBackend):
-    """The waypoint's egress in this harness: every backend host is the echo server."""
+    """The waypoint's egress in this harness: every backend host is the echo server, but for the
+    hosts in `others` (host -> port). Every connection's host is noted in `connected`."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, others: dict[str, int] | None = None) -> None:
         self.port = port
+        self.others = others or {}
+        self.connected: list[str] = []
         self.inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -147,7 +150,8 @@ class ToBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        return await self.inner.connect_tcp("127.0.0.1", self.port, timeout=timeout)
+        self.connected.append(host)
+        return await self.inner.connect_tcp("127.0.0.1", self.others.get(host, self.port), timeout=timeout)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -187,6 +191,7 @@ class Waypoint:
     app: WaypointApp
     echo_address: tuple[str, int]
     http: TunnelHttp
+    egress: ToBackend
     clients: list[httpcore.AsyncConnectionPool] = field(default_factory=list)
 
     async def tunnel(self, identity: SpiffeId) -> Tunnel:
@@ -267,11 +272,13 @@ async def running(
     *,
     manifests: str = MANIFESTS,
     backend: Any = None,
+    others: dict[str, Any] | None = None,
 ) -> AsyncIterator[Waypoint]:
     """The waypoint, wired as `Waypoint.run` wires it, until the block ends.
 
     `manifests` configure it (the echo route by default); `backend` is the ASGI app every
-    backend connection reaches (the echo server by default).
+    backend connection reaches (the echo server by default); `others` maps a host to the ASGI
+    app (served too) or the port its connections reach instead.
     """
     ca = CertificateAuthority.load_or_create(directory / "ca")
     secrets = await secrets_for(ca, directory / "certs", WAYPOINT_ID)
@@ -281,9 +288,15 @@ async def running(
     echo = Echo()
     log_path = log_path or directory / "waypoint.jsonl"
     metrics = WaypointMetrics()
-    async with serving(echo if backend is None else backend) as echo_url:
+    async with contextlib.AsyncExitStack() as stack:
+        echo_url = await stack.enter_async_context(serving(echo if backend is None else backend))
         echo_port = int(echo_url.rsplit(":", 1)[1])
-        pool = httpcore.AsyncConnectionPool(network_backend=ToBackend(echo_port))
+        ports = {}
+        for host, target in (others or {}).items():
+            url = target if isinstance(target, int) else await stack.enter_async_context(serving(target))
+            ports[host] = url if isinstance(url, int) else int(url.rsplit(":", 1)[1])
+        egress = ToBackend(echo_port, ports)
+        pool = httpcore.AsyncConnectionPool(network_backend=egress)
         the_pod = pod()
         ingress = Ingress(the_pod, WAYPOINT_ID, secrets, Topology(subnet=0, pods=[the_pod]))
         app = WaypointApp(
@@ -315,6 +328,7 @@ async def running(
             app,
             ("127.0.0.1", echo_port),
             http,
+            egress,
         )
         try:
             yield waypoint

@@ -12,7 +12,7 @@ from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.gateway.objects import HeaderModifier, is_waypoint_class
 from trustusbank.manifests.manifest import Manifest
 from trustusbank.mesh.waypoint.ratelimit import LocalRateLimits, RateLimitBuckets
-from trustusbank.mesh.waypoint.routes import Backend, WaypointConfig, WaypointConfigError
+from trustusbank.mesh.waypoint.routes import Backend, RouteMatch, WaypointConfig, WaypointConfigError
 
 PLATFORM = "trustusbank-platform"
 
@@ -708,3 +708,107 @@ def test_a_policy_calling_a_function_the_waypoint_lacks_refuses_the_whole_config
         ValueError, match=r"AgentgatewayPolicy shop/limit rule 0 does not load: .*`regexReplace\(\)`"
     ):
         WaypointConfig.from_manifests(unsupported, "shop", "wp")
+
+
+# --- traffic.extProc: the MCP guard --------------------------------------------------------------
+
+
+def guard_policy(target: str, service: str = "mcp-guard", extra: str = "") -> str:
+    return f"""
+targetRefs: [{target}]
+traffic:
+  extProc:
+    backendRef: {{name: {service}, port: 8080{extra}}}
+"""
+
+
+def test_the_guard_is_taken_from_the_most_specific_level(tmp_path: Path) -> None:
+    hot = prefix("/a/hot", "mcp-a").replace("{matches", "{name: hot, matches")
+    table = config(
+        tmp_path,
+        route("a", prefix("/a"), hot),
+        route("b", prefix("/b", "mcp-b")),
+        route("c", "{backendRefs: [{name: api, port: 80}]}", parents="[{name: wp, sectionName: edge}]"),
+        policy(
+            "gw",
+            guard_policy("{group: gateway.networking.k8s.io, kind: Gateway, name: wp, sectionName: http}"),
+        ),
+        policy(
+            "rule",
+            guard_policy(
+                "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: a, sectionName: hot}", "hot-guard"
+            ),
+        ),
+    )
+
+    def guard(path: str) -> tuple[str, str, str, int] | None:
+        match = table.match(path, listener="http")
+        assert match is not None
+        g = match.guard
+        return None if g is None else (g.policy, g.service, g.host, g.port)
+
+    assert guard("/b") == ("shop/gw", "shop/mcp-guard", "mcp-guard.shop.svc.cluster.local", 8080)
+    assert guard("/a") == ("shop/gw", "shop/mcp-guard", "mcp-guard.shop.svc.cluster.local", 8080)
+    assert guard("/a/hot") == ("shop/rule", "shop/hot-guard", "hot-guard.shop.svc.cluster.local", 8080)
+
+
+def test_no_ext_proc_means_no_guard(tmp_path: Path) -> None:
+    table = config(tmp_path, route("a", prefix("/a")))
+
+    match = table.match("/a")
+    assert match is not None
+    assert match.guard is None
+
+
+def test_the_deployed_bundle_has_no_guard_and_the_extras_policy_guards_every_mcp_route(
+    deployed: WaypointConfig,
+) -> None:
+    assert all(match.guard is None for match in _deployed_mcp_matches(deployed))
+    extras = load_bundle(DEPLOY, include=[DEPLOY / "extras" / "mcp-guard-policy.yaml"]).objects
+    guarded = WaypointConfig.from_manifests(extras, PLATFORM, "trustusbank-agentgw")
+
+    found = {
+        m.backend.ref: (m.guard.policy, m.guard.host, m.guard.port)
+        for m in _deployed_mcp_matches(guarded)
+        if m.guard
+    }
+    assert found == {
+        f"{PLATFORM}/{name}": (
+            f"{PLATFORM}/{name}-guard",
+            f"mcp-guard.{PLATFORM}.svc.cluster.local",
+            8080,
+        )
+        for name in ("account-mcp", "transaction-mcp", "ticket-mcp", "currency-converter")
+    }
+
+
+def _deployed_mcp_matches(table: WaypointConfig) -> list[RouteMatch]:
+    paths = ("/mcp/account", "/mcp/transaction", "/mcp/ticket", "/mcp/currency")
+    matches = [table.match(path, listener="http") for path in paths]
+    assert all(m is not None and m.backend.kind == "mcp" for m in matches)
+    return [m for m in matches if m is not None]
+
+
+def test_a_guard_on_a_rule_that_is_not_mcp_or_in_another_namespace_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(WaypointConfigError) as raised:
+        config(
+            tmp_path,
+            route("a", prefix("/a", "api")),
+            route("b", prefix("/b")),
+            policy("on-api", guard_policy("{group: gateway.networking.k8s.io, kind: HTTPRoute, name: a}")),
+            policy(
+                "far",
+                guard_policy(
+                    "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: b}", extra=", namespace: other"
+                ),
+            ),
+        )
+
+    assert raised.value.problems == [
+        "AgentgatewayPolicy shop/on-api (traffic.extProc) on HTTPRoute shop/a rule 0: backend shop/api "
+        "is not MCP; the embedded waypoint's processor call judges MCP JSON-RPC only, "
+        "so it cannot guard this rule",
+        "AgentgatewayPolicy shop/far (traffic.extProc) on HTTPRoute shop/b rule 0: processor Service "
+        "other/mcp-guard is in another namespace; that needs a ReferenceGrant, which the embedded waypoint "
+        "does not support",
+    ]

@@ -322,6 +322,28 @@ class TargetRef:
 
 
 @dataclass(frozen=True)
+class ExtProc:
+    """`traffic.extProc` with a Service `backendRef`: the external processor (the MCP guard).
+
+    agentgateway calls it over gRPC ext_proc; the embedded waypoint over the guard's HTTP/JSON
+    wire (`mesh/waypoint/guard_call.py`). `namespace` is the policy's unless the ref names one.
+    """
+
+    name: str
+    namespace: str
+    port: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], policy_namespace: str) -> ExtProc:
+        ref = spec["backendRef"]
+        return cls(ref["name"], ref.get("namespace", policy_namespace), int(ref["port"]))
+
+
+@dataclass(frozen=True)
 class AgentgatewayPolicy:
     name: str
     namespace: str
@@ -330,6 +352,7 @@ class AgentgatewayPolicy:
     rate_limits: tuple[LocalRateLimitSpec, ...] | None = None
     mcp_authorization: Mapping[str, Any] | None = None
     manifest: Manifest | None = field(default=None, repr=False, compare=False)
+    ext_proc: ExtProc | None = None
 
     @property
     def ref(self) -> str:
@@ -346,14 +369,17 @@ class AgentgatewayPolicy:
         local = (traffic.get("rateLimit") or {}).get("local")
         limits = tuple(LocalRateLimitSpec.from_spec(item) for item in local) if local else None
         mcp = (spec.get("backend") or {}).get("mcp") or {}
+        namespace = namespace_of(manifest)
+        ext_proc = traffic.get("extProc")
         return cls(
             manifest.name,
-            namespace_of(manifest),
+            namespace,
             refs,
             traffic.get("authorization"),
             limits,
             mcp.get("authorization"),
             manifest,
+            ExtProc.from_spec(ext_proc, namespace) if ext_proc and "backendRef" in ext_proc else None,
         )
 
 

@@ -260,6 +260,38 @@ _LOCAL_RATE_LIMIT = _object(
     },
     required=("unit",),
 )
+# `traffic.extProc` (agentgateway's `ExtProc`): the external processor the gateway calls on each
+# request and response. The real agentgateway speaks gRPC to it, Envoy's ext_proc protocol
+# (envoy.service.ext_proc.v3.ExternalProcessor, crates/agentgateway/src/http/ext_proc.rs); the
+# embedded waypoint speaks the MCP guard's HTTP/JSON wire (mesh/waypoint/guard_call.py) to a
+# Service in the mesh, per MCP message, and always fails closed. `policy lint` warns of the gap.
+_EXT_PROC_BACKEND_REF = _object(  # Gateway API's BackendObjectReference
+    {
+        "group": string_schema(max_length=253),
+        "kind": string_schema(1, 63),
+        "name": _NAME,
+        "namespace": string_schema(1, 63),
+        "port": _PORT,
+    },
+    required=("name",),
+)
+_EXT_PROC = _object(
+    {
+        "backendRef": _EXT_PROC_BACKEND_REF,
+        "failureMode": string_schema(enum=("FailOpen", "FailClosed")),
+        "url": unsupported(
+            "an ext_proc `url` is reached outside the mesh; the embedded waypoint calls a processor "
+            "by `backendRef` (a Service), over mTLS with its own identity"
+        ),
+    },
+    unsupported=(
+        "processingOptions",
+        "metadataContext",
+        "requestAttributes",
+        "responseAttributes",
+        "conditional",
+    ),
+)
 _TARGET_REF = _object(
     {
         "group": string_schema(max_length=253),
@@ -276,6 +308,7 @@ AGENTGATEWAY_POLICY_SPEC: dict[str, Any] = _object(
         "traffic": _object(
             {
                 "authorization": _AUTHORIZATION,
+                "extProc": _EXT_PROC,
                 "rateLimit": _object(
                     {"local": array_schema(_LOCAL_RATE_LIMIT, 1, 16)}, unsupported=("global", "conditional")
                 ),
@@ -283,7 +316,6 @@ AGENTGATEWAY_POLICY_SPEC: dict[str, Any] = _object(
             unsupported=(
                 "phase",
                 "transformation",
-                "extProc",
                 "extAuth",
                 "cors",
                 "csrf",
@@ -567,6 +599,8 @@ def _policy(spec: Mapping[str, Any]) -> Iterator[FieldError]:
             yield path, "exactly one of the fields in [requests tokens] must be set"
     if "rateLimit" in traffic and not (traffic["rateLimit"] or {}):
         yield ("spec", "traffic", "rateLimit"), "at least one of local, global or conditional must be set"
+    if "extProc" in traffic:
+        yield from _ext_proc(("spec", "traffic", "extProc"), traffic["extProc"])
     for where, authorization in (
         (("spec", "traffic", "authorization"), traffic.get("authorization")),
         (("spec", "backend", "mcp", "authorization"), (backend.get("mcp") or {}).get("authorization")),
@@ -577,6 +611,34 @@ def _policy(spec: Mapping[str, Any]) -> Iterator[FieldError]:
             error = compile_error(expression)
             if error is not None:
                 yield (*where, "policy", "matchExpressions", index), f"not a valid CEL expression: {error}"
+
+
+def _ext_proc(path: JsonPath, ext_proc: Mapping[str, Any]) -> Iterator[FieldError]:
+    """The CRD's rules on `traffic.extProc`, then what the embedded waypoint needs on top."""
+    if "conditional" not in ext_proc and ("backendRef" in ext_proc) == ("url" in ext_proc):
+        yield path, "exactly one of backendRef or url must be set unless conditional is set"
+    if ext_proc.get("failureMode") == "FailOpen":
+        message = (
+            "not supported: failureMode FailOpen (the embedded waypoint never forwards or returns "
+            "MCP its processor did not judge: it fails closed)"
+        )
+        yield (*path, "failureMode"), message
+    ref = ext_proc.get("backendRef")
+    if ref is None:
+        return
+    group, kind = ref.get("group", ""), ref.get("kind", "Service")
+    if (group, kind) == ("", "Service"):
+        if "port" not in ref:
+            yield (*path, "backendRef"), "Must have port for Service reference"
+    elif (group, kind) == (AGENTGATEWAY_GROUP, "AgentgatewayBackend"):
+        message = "not supported: an AgentgatewayBackend as processor (the embedded waypoint calls a Service)"
+        yield (*path, "backendRef", "kind"), message
+    else:
+        message = (
+            f"backendRef {group or 'core'}/{kind}: the processor is a Service or an "
+            f"AgentgatewayBackend ({AGENTGATEWAY_GROUP})"
+        )
+        yield (*path, "backendRef", "kind"), message
 
 
 def compile_error(expression: str) -> str | None:

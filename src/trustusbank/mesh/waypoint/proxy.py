@@ -1,13 +1,26 @@
-"""The waypoint's HTTP proxy: route, limit, authorize (HTTP, then MCP), forward, filter.
+"""The waypoint's HTTP proxy: route, limit, authorize (HTTP, then MCP), guard, forward, guard, filter.
 
-Order follows agentgateway: route match; local rate limit; HTTP-level
-authorization (no MCP context); then, for MCP backends, the request is parsed
-exactly as the server will execute it and every message the backend's MCP
-policy judges must be allowed, and a request method agentgateway does not serve
-is refused (never forwarded unjudged). Every list answer (`tools/list`,
-`prompts/list`, `resources/list`, `resources/templates/list`) is filtered to
-what the caller may use. For AI backends the chat completion is prepared for the
-provider and its answer's model and token counts are recorded (`llm`).
+Order follows agentgateway, top to bottom:
+
+1. route match; local rate limit; HTTP-level authorization (no MCP context);
+2. for MCP backends, the request is parsed exactly as the server will execute it,
+   every message the backend's MCP policy judges must be allowed, and a request
+   method agentgateway does not serve is refused (never forwarded unjudged);
+3. if the route has a guard (`traffic.extProc`, `guard_call`), each `tools/call`
+   is sent to it (`POST /request`): a reject is a 403 deny, rule `mcp-guard/<rule>`;
+4. forward to the backend;
+5. with a guard, a `tools/list` or `tools/call` answer is read whole and its
+   response sent to the guard (`POST /response`): pass, mask (the replacement is
+   returned instead, in the same framing) or reject (502);
+6. every list answer (`tools/list`, `prompts/list`, `resources/list`,
+   `resources/templates/list`) is filtered to what the caller may use (after the
+   guard, so a masked listing is filtered too).
+
+A guard that cannot judge (unreachable, no answer within its timeout, not 200, an
+answer outside the contract) refuses the request: 503 before forwarding, 502 after,
+logged and counted as a deny whose rule is `mcp-guard`. For AI backends the chat
+completion is prepared for the provider and its answer's model and token counts
+are recorded (`llm`).
 Anything the proxy cannot judge is refused, never forwarded, and every refusal
 is logged and counted: a request that came through no live tunnel (403), and a
 body that does not arrive within BODY_TIMEOUT (408, and the connection closed,
@@ -22,6 +35,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpcore
@@ -35,6 +49,14 @@ from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.mesh.authz.cel import CelDecision, Identity, McpInfo, RequestInfo
 from trustusbank.mesh.authz.l7 import HttpRequest, authorize_request
 from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.waypoint.guard_call import (
+    GUARD_TIMEOUT,
+    Exchange,
+    GuardClient,
+    GuardUnavailable,
+    Verdict,
+    request_object,
+)
 from trustusbank.mesh.waypoint.ingress import Caller, Ingress
 from trustusbank.mesh.waypoint.llm import LlmRefused, LlmRequest, log_fields, prepare_request, read_usage
 from trustusbank.mesh.waypoint.mcp import (
@@ -42,12 +64,14 @@ from trustusbank.mesh.waypoint.mcp import (
     ItemKind,
     McpMessage,
     McpRefused,
+    McpRequest,
     filter_list,
     jsonrpc_error,
     parse_request,
 )
+from trustusbank.mesh.waypoint.mcp.answer import read_answer
 from trustusbank.mesh.waypoint.ratelimit import RATE_LIMITED
-from trustusbank.mesh.waypoint.routes import Backend, RouteMatch, WaypointConfig
+from trustusbank.mesh.waypoint.routes import Backend, Guard, RouteMatch, WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import RequestRecord, WaypointLog, WaypointMetrics, handshake_reason
 from trustusbank.telemetry.tracing import extract, inject
 
@@ -89,6 +113,11 @@ UPSTREAM_ERRORS = (
 )
 FORBIDDEN = -32001  # JSON-RPC server error range: "not allowed by policy"
 METHOD_NOT_FOUND = -32601
+GUARD_UNAVAILABLE = -32002  # JSON-RPC server error range: "the guard did not judge this"
+GUARD_RULE = "mcp-guard"
+GUARDED_REQUESTS = ("tools/call",)  # sent to the guard before the backend (its request rules)
+GUARDED_ANSWERS = ("tools/list", "tools/call")  # answers sent to the guard before the caller
+MAX_GUARDED_ANSWER = 8 * 1024 * 1024  # an answer the guard judges is read whole, up to this
 
 
 class ClientGone(UnavailableError):
@@ -152,6 +181,27 @@ def _rule(where: str, decision: CelDecision) -> str | None:
     return f"{where} rule {decision.rule}" if decision.rule is not None else None
 
 
+@dataclass(frozen=True)
+class _Guarding:
+    """A guarded MCP request: its guard, who asks, and the requests whose answers it judges."""
+
+    guard: Guard
+    exchange: Exchange
+    answers: tuple[dict[str, Any], ...]
+
+
+def _guard_unavailable(status: int, request_id: str | int | None, cause: GuardUnavailable) -> Denied:
+    log.warning("mcp guard unavailable, refused (%d): %s", status, cause)
+    body = jsonrpc_error(request_id, GUARD_UNAVAILABLE, "mcp guard unavailable")
+    return Denied(status, body, f"mcp guard unavailable: {cause}", GUARD_RULE)
+
+
+def _guard_refused(status: int, request_id: str | int | None, what: str, verdict: Verdict) -> Denied:
+    text = f"{what} refused by mcp-guard rule {verdict.rule}"
+    body = jsonrpc_error(request_id, FORBIDDEN, text)
+    return Denied(status, body, f"mcp guard: {verdict.reason}", f"{GUARD_RULE}/{verdict.rule}")
+
+
 class WaypointApp:
     def __init__(
         self,
@@ -165,6 +215,7 @@ class WaypointApp:
         metrics: WaypointMetrics,
         tracer: trace.Tracer,
         body_timeout: float = BODY_TIMEOUT,
+        guard_timeout: float = GUARD_TIMEOUT,
     ) -> None:
         self.gateway = gateway
         self.config = config
@@ -176,6 +227,7 @@ class WaypointApp:
         self.metrics = metrics
         self.tracer = tracer
         self.body_timeout = body_timeout
+        self.guard = GuardClient(pool, tracer, guard_timeout)  # through the mesh, as backends are
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -313,6 +365,7 @@ class WaypointApp:
         record.backend = backend.ref
         list_method: str | None = None
         llm: LlmRequest | None = None
+        guarding: _Guarding | None = None
         if match is not None:
             self._limit(match)
             if match.http_authorization is not None:
@@ -326,7 +379,9 @@ class WaypointApp:
                     )
                 record.rule = _rule("traffic", decision)
             if backend.kind == "mcp":
-                list_method = self._judge_mcp(match, source, request, scope, headers, body, record)
+                list_method, parsed = self._judge_mcp(match, source, request, scope, headers, body, record)
+                if match.guard is not None:
+                    guarding = await self._guard_requests(match.guard, backend, parsed, record)
             elif backend.llm is not None:
                 llm = self._prepare_llm(backend.llm, body, record)
                 body = llm.body
@@ -334,7 +389,18 @@ class WaypointApp:
             receive,
             send,
             lambda sending: self._forward(
-                scope, sending, backend, match, body, headers, record, source, request, list_method, llm
+                scope,
+                sending,
+                backend,
+                match,
+                body,
+                headers,
+                record,
+                source,
+                request,
+                list_method,
+                llm,
+                guarding,
             ),
         )
 
@@ -411,8 +477,9 @@ class WaypointApp:
         headers: dict[str, str],
         body: bytes,
         record: RequestRecord,
-    ) -> str | None:
-        """Every message the policy judges must be allowed; returns the list method to filter, if any.
+    ) -> tuple[str | None, McpRequest]:
+        """Every message the policy judges must be allowed; returns the list method to filter, if any,
+        and the request as parsed.
 
         A request method agentgateway does not serve is refused whatever the policy
         (agentgateway answers it "unsupported method", mcp/session.rs), so nothing reaches the
@@ -464,7 +531,67 @@ class WaypointApp:
                 )
             if decisions:
                 record.rule = _rule(match.backend.ref, decisions[-1][1])
-        return listing
+        return listing, parsed
+
+    async def _guard_requests(
+        self, guard: Guard, backend: Backend, parsed: McpRequest, record: RequestRecord
+    ) -> _Guarding:
+        """Each request message the guard judges (GUARDED_REQUESTS) must pass it, in order."""
+        exchange = Exchange(
+            backend.ref.rsplit("/", 1)[-1], record.src_identity or "", parsed.session_id or ""
+        )
+        requests = [m for m in parsed.messages if m.kind == "request"]
+        for message in requests:
+            if message.method not in GUARDED_REQUESTS:
+                continue
+            try:
+                verdict = await self.guard.judge_request(guard, exchange, request_object(message))
+            except GuardUnavailable as unavailable:
+                raise _guard_unavailable(503, message.id, unavailable) from None
+            if verdict.action != "pass":
+                what = f"{message.method} {_target(message)}".strip()
+                raise _guard_refused(403, message.id, what, verdict)
+            record.extra["mcp_guard.request"] = "pass"
+        answers = tuple(request_object(m) for m in requests if m.method in GUARDED_ANSWERS)
+        return _Guarding(guard, exchange, answers)
+
+    async def _guard_answer(
+        self, guarding: _Guarding, content_type: str, raw: bytes, record: RequestRecord
+    ) -> bytes:
+        """The answer once the guard judged the response to each guarded request in it."""
+        try:
+            answer = read_answer("guarded", content_type, raw)
+        except ValueError as exc:  # nothing the guard could be shown: nothing returned
+            cause = GuardUnavailable(f"the backend's answer cannot be judged: {exc}")
+            raise _guard_unavailable(502, None, cause) from None
+        for request in guarding.answers:
+            index = answer.response_to(request["id"])
+            if index is None:
+                cause = GuardUnavailable(f"the backend's answer has no response to request {request['id']!r}")
+                raise _guard_unavailable(502, request["id"], cause)
+            try:
+                verdict = await self.guard.judge_response(
+                    guarding.guard, guarding.exchange, request, answer.messages[index]
+                )
+            except GuardUnavailable as unavailable:
+                raise _guard_unavailable(502, request["id"], unavailable) from None
+            if verdict.action == "reject":
+                what = f"{request['method']} answer"
+                raise _guard_refused(502, request["id"], what, verdict)
+            record.extra["mcp_guard.response"] = (
+                verdict.action
+                if verdict.action == "pass"
+                else f"{verdict.action} {GUARD_RULE}/{verdict.rule}"
+            )
+            if verdict.action == "mask":
+                log.info(
+                    "mcp guard masked a %s answer: rule %s: %s",
+                    request["method"],
+                    verdict.rule,
+                    verdict.reason,
+                )
+                answer.replace(index, verdict.response)
+        return answer.render()
 
     async def _forward(
         self,
@@ -479,6 +606,7 @@ class WaypointApp:
         request: RequestInfo,
         list_method: str | None,
         llm: LlmRequest | None = None,
+        guarding: _Guarding | None = None,
     ) -> None:
         server_span = trace.get_current_span()
         path = match.upstream_path if match else scope["path"]
@@ -503,16 +631,26 @@ class WaypointApp:
                 content_type = next(
                     (v.decode() for k, v in response.headers if k.lower() == b"content-type"), ""
                 )
-                if list_method is not None and match is not None and match.mcp_authorization is not None:
-                    policy = match.mcp_authorization
-                    kind = LISTS[list_method].kind
-                    raw = await response.aread()
-                    filtered = filter_list(
-                        list_method,
-                        content_type,
-                        raw,
-                        lambda name: policy.decide(source, request, _listed_info(kind, name)).allowed,
-                    )
+                policy = match.mcp_authorization if match is not None and list_method is not None else None
+                judged = guarding if guarding is not None and guarding.answers else None
+                if judged is not None and response.status >= 400:
+                    await _send_withheld(send, judged, response.status, out_headers, record)
+                    return
+                if judged is not None or policy is not None:
+                    if judged is not None:  # read whole (bounded), then judged by the guard
+                        raw = await _read_answer(response, MAX_GUARDED_ANSWER)
+                        raw = await self._guard_answer(judged, content_type, raw, record)
+                    else:
+                        raw = await response.aread()
+                    filtered = raw
+                    if policy is not None and list_method is not None:
+                        kind = LISTS[list_method].kind
+                        filtered = filter_list(
+                            list_method,
+                            content_type,
+                            raw,
+                            lambda name: policy.decide(source, request, _listed_info(kind, name)).allowed,
+                        )
                     out_headers.append((b"content-length", str(len(filtered)).encode()))
                     await send(
                         {"type": "http.response.start", "status": response.status, "headers": out_headers}
@@ -532,6 +670,33 @@ class WaypointApp:
             server_span.set_attributes(
                 self._record_usage(backend.llm, llm, content_type, b"".join(kept), record)
             )
+
+
+async def _send_withheld(
+    send: Send, guarding: _Guarding, status: int, headers: list[tuple[bytes, bytes]], record: RequestRecord
+) -> None:
+    """A guarded request the backend refused (no such session, a bad request): the client gets
+    the status, which its transport acts on, but not the body, which is no answer the guard
+    could judge; a JSON-RPC error naming the status stands in for it."""
+    body = jsonrpc_error(guarding.answers[0]["id"], -32603, f"the MCP backend answered HTTP {status}")
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+    kept += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    record.extra["mcp_guard.response"] = f"withheld: HTTP {status}"
+    await send({"type": "http.response.start", "status": status, "headers": kept})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_answer(response: httpcore.Response, limit: int) -> bytes:
+    """A backend's whole answer for the guard, refused (nothing returned) beyond `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_stream():
+        size += len(chunk)
+        if size > limit:
+            cause = GuardUnavailable(f"the backend's answer is larger than {limit} bytes")
+            raise _guard_unavailable(502, None, cause)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _read_body(receive: Receive) -> bytes:

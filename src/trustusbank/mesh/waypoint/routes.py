@@ -24,6 +24,14 @@ taken whole from the most specific level, but `authorization` rules merged from 
 ("all rules are merged"). `backend.mcp.authorization` attaches at the same levels and to the
 AgentgatewayBackend itself, also merged. A rate limit's bucket belongs to the policy's
 attachment: a Gateway-wide limit is one bucket shared by every route under it.
+
+`traffic.extProc` (the MCP guard) is taken whole from the most specific level, as `rateLimit`.
+Its Service `backendRef` resolves to the Service's cluster hostname, reached like any backend
+(through the mesh, with the waypoint's identity); a Service not declared is not a configuration
+error but a guard that cannot be reached, so every guarded request is refused (fail closed)
+rather than the configuration being refused and an older one, without the guard, kept. The
+embedded waypoint's guard call speaks MCP, so a processor on a rule whose backend is not MCP
+is a configuration error, never skipped.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from trustusbank.manifests.gateway.objects import (
     AgentgatewayBackend,
     AgentgatewayPolicy,
     BackendRef,
+    ExtProc,
     Gateway,
     HeaderModifier,
     HTTPRoute,
@@ -83,6 +92,18 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """The external processor (MCP guard) a route's MCP traffic is judged by."""
+
+    policy: str
+    """`<namespace>/<name>` of the AgentgatewayPolicy whose `traffic.extProc` names it."""
+    service: str
+    """`<namespace>/<name>` of the Service."""
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class RouteMatch:
     route: str
     """`<namespace>/<name>` of the HTTPRoute."""
@@ -96,6 +117,8 @@ class RouteMatch:
     header_modifier: HeaderModifier | None = None
     """RequestHeaderModifier of the rule, to apply to the upstream request."""
     listener: str = ""
+    guard: Guard | None = None
+    """The MCP guard to call for this MCP backend (`traffic.extProc`), if any."""
 
 
 class WaypointConfigError(ConfigError, ValueError):
@@ -124,6 +147,7 @@ class _Entry:
     http_authorization: HttpAuthorization | None
     rate_limit: LocalRateLimits | None
     listener: Listener
+    guard: Guard | None = None
 
     def matches(self, path: str, method: str, host: str | None, headers: Mapping[str, str]) -> bool:
         if self.service_hosts is not None and host not in self.service_hosts:
@@ -166,6 +190,7 @@ class _Entry:
             mcp_authorization=choice.mcp_authorization,
             header_modifier=self.rule.header_modifier,
             listener=self.listener.name,
+            guard=self.guard,
         )
 
 
@@ -368,12 +393,57 @@ class _Builder:
             authorizations = [self._http[p.ref] for p, _, _ in traffic if p.ref in self._http]
             http_authorization = HttpAuthorization.merge(authorizations) if authorizations else None
             rate_limit = self._rate_limit(traffic)
+            guard = self._guard(traffic, route, rule, live)
             for index, match in enumerate(rule.matches):
                 order = (*match.precedence, route.ref, rule.index, index)
                 entries.append(
-                    _Entry(route, rule, match, order, hosts, live, http_authorization, rate_limit, listener)
+                    _Entry(
+                        route,
+                        rule,
+                        match,
+                        order,
+                        hosts,
+                        live,
+                        http_authorization,
+                        rate_limit,
+                        listener,
+                        guard,
+                    )
                 )
         return entries
+
+    def _guard(
+        self,
+        attached: list[tuple[AgentgatewayPolicy, int, TargetRef]],
+        route: HTTPRoute,
+        rule: RouteRule,
+        choices: Sequence[_Choice],
+    ) -> Guard | None:
+        """`traffic.extProc` of the most specific level; at one level, the first policy by namespace/name."""
+        with_guard = [(p, level) for p, level, _ in attached if p.ext_proc is not None]
+        if not with_guard:
+            return None
+        top = max(level for _, level in with_guard)
+        policy = next(p for p, level in with_guard if level == top)
+        ext_proc: ExtProc | None = policy.ext_proc
+        assert ext_proc is not None
+        where = (
+            f"AgentgatewayPolicy {policy.ref} (traffic.extProc) on HTTPRoute {route.ref} rule {rule.index}"
+        )
+        if ext_proc.namespace != policy.namespace:
+            self.problems.append(
+                f"{where}: processor Service {ext_proc.ref} is in another namespace; that needs a "
+                "ReferenceGrant, which the embedded waypoint does not support"
+            )
+            return None
+        other = [c.backend.ref for c in choices if c.backend.kind != "mcp"]
+        if other:
+            self.problems.append(
+                f"{where}: backend {other[0]} is not MCP; the embedded waypoint's processor call "
+                "judges MCP JSON-RPC only, so it cannot guard this rule"
+            )
+            return None
+        return Guard(policy.ref, ext_proc.ref, service_host(ext_proc.name, ext_proc.namespace), ext_proc.port)
 
     def _choice(
         self, gateway: Gateway, listener: Listener, route: HTTPRoute, rule: RouteRule, ref: BackendRef

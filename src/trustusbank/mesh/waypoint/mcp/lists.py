@@ -10,15 +10,12 @@ a tool as `tools/call` on its `name`, a prompt as `prompts/get` on its `name`, a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from trustusbank.mesh.waypoint.mcp.request import media_type_ok
-from trustusbank.mesh.waypoint.mcp.strict_json import JsonError, loads
-from trustusbank.sse import events
+from trustusbank.mesh.waypoint.mcp.answer import read_answer
 
 ItemKind = Literal["tool", "prompt", "resource"]
 
@@ -69,10 +66,6 @@ def _filter_message(obj: Any, listed: ListedItems, allowed: Callable[[str], bool
     return True
 
 
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 def filter_tools_list(content_type: str, body: bytes, allowed: Callable[[str], bool]) -> bytes:
     """`filter_list` for a `tools/list` answer."""
     return filter_list("tools/list", content_type, body, allowed)
@@ -93,31 +86,10 @@ def filter_list(method: str, content_type: str, body: bytes, allowed: Callable[[
     listed = LISTS.get(method)
     if listed is None:
         raise ValueError(f"{method!r} is not a filtered list method")
-    if media_type_ok(content_type.lower(), "application/json"):
-        try:
-            obj = loads(body)
-        except JsonError as exc:
-            raise ValueError(f"{method} response: {exc}") from exc
-        return _dump(obj).encode() if _filter_message(obj, listed, allowed) else body
-    if not media_type_ok(content_type.lower(), "text/event-stream"):
-        raise ValueError(f"unexpected {method} response content type {content_type!r}")
-    if body.startswith(b"\xef\xbb\xbf"):
-        raise ValueError("SSE body starts with a byte order mark")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError("SSE body is not UTF-8") from exc
-    out: list[str] = []
-    for event in events(text):
-        data = "\n".join(event.data or ())
-        if (
-            event.event in ("", "message") and data
-        ):  # what the client parses (mcp/client/streamable_http.py:182)
-            try:
-                obj = loads(data.encode())
-            except JsonError as exc:
-                raise ValueError(f"SSE message event: {exc}") from exc
-            if _filter_message(obj, listed, allowed):
-                event.data = [_dump(obj)]
-        out.append(event.render())
-    return "".join(out).encode()
+    answer = read_answer(method, content_type, body)
+    if answer.batch:
+        raise ValueError(f"{method} response: not a JSON-RPC message (a batch)")
+    for index, message in enumerate(answer.messages):
+        if _filter_message(message, listed, allowed):
+            answer.changed(index)
+    return answer.render()
