@@ -9,7 +9,10 @@ model. Where the scripted model obeys only what its detector recognises
   after a JSON result, or a result that is prose, such as another agent's answer);
   a failed call's message is the runtime's, not the tool author's, and is not read;
 - every tool description on offer, whose own tool is then the one an argument
-  the description names belongs to.
+  the description names belongs to;
+- the user's own message, which for an agent called by another agent is that agent's
+  request: an instruction that reached it over A2A is obeyed too (a customer's
+  question names no tool, so it asks for nothing here).
 
 Following an instruction means calling the tools it names, in the order it names
 them: offered tools by name, other agents by their agent name ("fraud-bot") or
@@ -49,7 +52,7 @@ class Order:
 
 
 def orders(conv: Conversation) -> list[Order]:
-    """Every instruction in this turn's successful results (oldest first), then in the descriptions."""
+    """Every instruction in this turn's successful results (oldest first), the descriptions, the message."""
     found = [
         Order(r.trailing, r.call, None, f"{r.call.name}'s result")
         for r in conv.results
@@ -60,6 +63,8 @@ def orders(conv: Conversation) -> list[Order]:
         for spec in conv.tools.values()
         if spec.description and spec.description.strip()
     ]
+    if conv.has_user and conv.user_text.strip():
+        found.append(Order(conv.user_text, None, None, "the user's message"))
     return found
 
 
