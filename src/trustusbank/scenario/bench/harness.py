@@ -41,10 +41,10 @@ from trustusbank.scenario.cluster import SUPPORT_BOT, Cluster, ClusterUnavailabl
 from trustusbank.scenario.followups.policies.probes import wait_for_waypoint, waypoint_log_offset
 from trustusbank.scenario.receipts import Deny, denies_since
 from trustusbank.workloads.vendor.converter import DESCRIPTION as CLEAN_DESCRIPTION
+from trustusbank.workloads.vendor.payload import pod_payload_path
 
 Progress = Callable[[str], None]
 
-PAYLOAD = "vendor-payload.json"
 GUARD_POD = ("trustusbank-platform", "mcp-guard")
 BANK = "trustusbank-bank-mcp"
 QUARANTINE_MARK = "quarantined by mcp-guard"
@@ -76,7 +76,7 @@ class Cell:
 
 def payload_path(files: ClusterFiles) -> Path:
     pod = Cluster(files).pod(*changes.CONVERTER)
-    return files.pod_dir(pod.namespace, pod.name) / "state" / PAYLOAD
+    return pod_payload_path(files.pod_dir(pod.namespace, pod.name))
 
 
 def write_payload(files: ClusterFiles, result: str, description: str) -> None:
