@@ -30,6 +30,18 @@ from trustusbank.paths import state_dir
 MAX_BODY = 4 * 1024 * 1024  # the MCP SDK server's own request limit: nothing larger reaches a backend
 
 
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None once it passes MAX_BODY (read no further)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(pins_db: Path, log_path: Path, taint: TaintMemory | None = None) -> Starlette:
     metrics = GuardMetrics()
     memory = taint or TaintMemory(on_drop=lambda reason, n: metrics.dropped.labels(reason).inc(n))
@@ -37,8 +49,8 @@ def create_app(pins_db: Path, log_path: Path, taint: TaintMemory | None = None) 
 
     def judge(decide: Callable[[bytes], Decision]) -> Callable[[Request], object]:
         async def endpoint(request: Request) -> Response:
-            body = await request.body()
-            if len(body) > MAX_BODY:
+            body = await _body(request)
+            if body is None:
                 return JSONResponse({"error": f"body larger than {MAX_BODY} bytes"}, status_code=400)
             try:
                 decision = await run_in_threadpool(decide, body)

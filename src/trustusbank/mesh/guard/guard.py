@@ -15,7 +15,7 @@ from typing import Any
 
 from trustusbank.mesh.guard.dataflow import TaintMemory
 from trustusbank.mesh.guard.evidence import GuardEvidence
-from trustusbank.mesh.guard.pins import ListingCheck, PinStore, canonical, sha256
+from trustusbank.mesh.guard.pins import ListingCheck, ListingError, PinStore, canonical, sha256
 from trustusbank.mesh.guard.quarantine import quarantine_result
 from trustusbank.mesh.guard.wire import PASS, Decision, Exchange, GuardRequest, GuardResponse, params
 
@@ -115,7 +115,13 @@ class McpGuard:
                 return self._reject(
                     exchange, "tool-pin", None, "tools/list result is not an object", str(result)
                 )
-            return self._pinned(exchange, self.pins.check(exchange.backend, result.get("tools")))
+            try:
+                check = self.pins.check(exchange.backend, result.get("tools"))
+            except ListingError as exc:
+                return self._reject(
+                    exchange, "tool-pin", None, f"tools/list result cannot be pinned: {exc}", str(result)
+                )
+            return self._pinned(exchange, check)
         if method == "tools/call":
             return self._quarantined(exchange, _tool(exchange.request) or "", result)
         return PASS
