@@ -102,11 +102,11 @@ class Guard:
 
 
 @asynccontextmanager
-async def guard_at(directory: Path) -> AsyncIterator[Guard]:
+async def guard_at(directory: Path, **limits: Any) -> AsyncIterator[Guard]:
     """The guard app served on 127.0.0.1 with its pins DB and evidence log in `directory`."""
     log = directory / "logs" / "mcp-guard.jsonl"
     async with (
-        serving(create_app(directory / "pins.sqlite3", log)) as url,
+        serving(create_app(directory / "pins.sqlite3", log, **limits)) as url,
         httpx.AsyncClient(base_url=url) as http,
     ):
         yield Guard(http, log)

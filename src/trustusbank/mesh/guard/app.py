@@ -42,9 +42,14 @@ async def _body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(pins_db: Path, log_path: Path, taint: TaintMemory | None = None) -> Starlette:
+def create_app(
+    pins_db: Path, log_path: Path, max_parties: int = 1024, max_values: int = 512, ttl: float = 3600.0
+) -> Starlette:
+    """The guard; data-flow memory holds `max_parties` caller sessions of `max_values` values for `ttl` s."""
     metrics = GuardMetrics()
-    memory = taint or TaintMemory(on_drop=lambda reason, n: metrics.dropped.labels(reason).inc(n))
+    memory = TaintMemory(
+        max_parties, max_values, ttl, on_drop=lambda reason, n: metrics.dropped.labels(reason).inc(n)
+    )
     guard = McpGuard(PinStore(pins_db), memory, GuardEvidence(log_path, metrics))
 
     def judge(decide: Callable[[bytes], Decision]) -> Callable[[Request], object]:
