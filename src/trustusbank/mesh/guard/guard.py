@@ -123,7 +123,11 @@ class McpGuard:
                 )
             return self._pinned(exchange, check)
         if method == "tools/call":
-            return self._quarantined(exchange, _tool(exchange.request) or "", result)
+            tool = _tool(exchange.request) or ""
+            if not isinstance(result, dict):
+                reason = "tools/call result is not an object: it cannot be judged"
+                return self._reject(exchange, "quarantine", tool, reason, str(result))
+            return self._quarantined(exchange, tool, result)
         return PASS
 
     def _pinned(self, exchange: GuardResponse, check: ListingCheck) -> Decision:
