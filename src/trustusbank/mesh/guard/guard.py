@@ -11,6 +11,7 @@ judge a message must not let it through.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from trustusbank.mesh.guard.dataflow import TaintMemory
@@ -39,9 +40,9 @@ class McpGuard:
     def on_response(self, response: GuardResponse) -> Decision:
         return self._judged(response, _tool(response.request), lambda: self._response(response))
 
-    def _judged(self, exchange: Exchange, tool: str | None, decide: Any) -> Decision:
+    def _judged(self, exchange: Exchange, tool: str | None, decide: Callable[[], Decision]) -> Decision:
         try:
-            decision: Decision = decide()
+            decision = decide()
         except Exception as exc:
             log.exception("mcp guard: deciding failed for %s/%s", exchange.backend, tool)
             reason = f"the guard failed while deciding ({type(exc).__name__}): refused"
