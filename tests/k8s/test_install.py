@@ -117,6 +117,7 @@ DEPLOY_PHASES = [
     "kubectl rollout deployment/ticket-mcp",
     "kubectl rollout deployment/transaction-mcp",
     "kubectl apply 06-agentgateway",
+    "kubectl rollout deployment/mcp-guard",
     "kubectl apply 07-agents",
     "kubectl rollout deployment/scripted-model",
     "kubectl wait agents.kagent.dev/fraud-bot",

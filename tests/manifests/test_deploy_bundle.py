@@ -18,6 +18,7 @@ SERVICES = {
     ("trustusbank-bank-vendors", "currency-converter"): 8000,
     ("external-attacker", "mock-attacker"): 8080,
     ("trustusbank-platform", "agentregistry"): 8080,
+    ("trustusbank-platform", "mcp-guard"): 8080,
     ("external-fx", "fx-api"): 8080,
     ("trustusbank-bank-agents", "scripted-model"): 8080,
     ("trustusbank-bank-frontend", "chatbot"): 80,

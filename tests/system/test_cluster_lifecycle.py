@@ -16,9 +16,9 @@ def test_status_shows_every_pod_with_its_identity(cluster: Cluster) -> None:
     status = cluster.status()
     assert status["phase"] == "Running"
     pods = {f"{p['namespace']}/{p['name']}": p for p in status["pods"]}
-    assert len(pods) == 15, (
+    assert len(pods) == 16, (
         "7 workloads, the scripted model, 3 agents, the chatbot, the SOC inbox, the alert evaluator, "
-        "the waypoint"
+        "the waypoint, its MCP guard"
     )
     assert pods["trustusbank-platform/trustusbank-agentgw-0"]["identity"] == (
         "spiffe://cluster.local/ns/trustusbank-platform/sa/trustusbank-agentgw"

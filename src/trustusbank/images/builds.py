@@ -114,6 +114,10 @@ BUILDS: dict[str, ImageBuilds] = {
             ),
         ),
         ImageBuilds(
+            "mcp-guard",
+            packages=("trustusbank.mesh.guard",),
+        ),
+        ImageBuilds(
             "model",
             packages=("trustusbank.agents.scripted", "trustusbank.agents.model"),
         ),

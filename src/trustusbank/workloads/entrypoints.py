@@ -150,6 +150,12 @@ def _alerts_app(workload: Workload, config: ServeConfig) -> ASGIApp:
         raise WorkloadConfigError(str(exc)) from exc
 
 
+def _guard_app(workload: Workload, config: ServeConfig) -> ASGIApp:
+    from trustusbank.mesh.guard.app import create_app_from_env
+
+    return create_app_from_env(workload.db_path(config))
+
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
@@ -185,6 +191,13 @@ WORKLOADS: dict[str, Workload] = {
             8080,
             "catalogue of MCP servers (DORA Art. 28 register)",
             _registry_app,
+        ),
+        Workload(
+            "mcp-guard",
+            "trustusbank-platform",
+            8080,
+            "the waypoint's MCP guard: tool pins, pinned schemas, quarantine, data flow",
+            _guard_app,
         ),
         Workload(
             "model",
