@@ -23,10 +23,11 @@ def test_levels_are_cumulative_in_the_issues_order() -> None:
 
 
 def test_the_copy_toggles_files_and_stays_a_valid_bundle(tmp_path: Path) -> None:
-    copy = copy_deploy(deploy_dir(), tmp_path / "deploy", guard=False)
+    copy = copy_deploy(deploy_dir(), tmp_path / "deploy")
+    assert not (copy / "extras").exists()
     assert not (copy / defences.ALLOWLISTS).exists()
     assert not (copy / defences.ACCESS).exists()
-    assert copy_deploy(deploy_dir(), tmp_path / "deploy", guard=False) == copy  # a second run starts afresh
+    assert copy_deploy(deploy_dir(), tmp_path / "deploy") == copy  # a second run starts afresh
     assert not check_bundle(copy).problems
     assert place(copy, frozenset({defences.ALLOWLISTS, defences.ACCESS})) == {
         defences.ALLOWLISTS,
@@ -35,5 +36,8 @@ def test_the_copy_toggles_files_and_stays_a_valid_bundle(tmp_path: Path) -> None
     assert (copy / defences.ALLOWLISTS).read_bytes() == (deploy_dir() / defences.ALLOWLISTS).read_bytes()
     assert not check_bundle(copy).problems
     assert place(copy, frozenset({defences.ALLOWLISTS, defences.ACCESS})) == set()
-    assert place(copy, frozenset()) == {defences.ALLOWLISTS, defences.ACCESS}
+    assert place(copy, frozenset({defences.GUARD})) == {defences.GUARD, defences.ALLOWLISTS, defences.ACCESS}
+    assert not check_bundle(copy).problems  # the guard's policies load with the bundle
+    assert defences.policy_names(copy / defences.GUARD, "AgentgatewayPolicy")
+    assert place(copy, frozenset()) == {defences.GUARD}
     assert not (copy / defences.ACCESS).exists()
