@@ -1,5 +1,5 @@
-"""The benchmarks' lift of deploy/'s account-route rate limit: one definition, in the bench harness."""
+"""The benchmarks' lift of deploy/'s rate limit: one definition, in the bench harness."""
 
-from trustusbank.scenario.bench.rate_limit import UNLIMITED, lift_rate_limit
+from trustusbank.scenario.bench.rate_limit import lift_rate_limit, unlimited
 
-__all__ = ["UNLIMITED", "lift_rate_limit"]
+__all__ = ["lift_rate_limit", "unlimited"]

@@ -183,7 +183,7 @@ class Bench:
             self.progress(f"stopping the bench's previous cluster in {files.state}")
             control.stop(files, self.progress)
         defences.copy_deploy(self.deploy, self.copy, guard=guard)
-        lift_rate_limit(files)
+        lift_rate_limit(files, self.copy)
         env = {
             **os.environ,
             "TRUSTUSBANK_STATE_DIR": str(files.state),
