@@ -20,6 +20,8 @@ from tests.evidence.story import (
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.evidence import EvidenceStore, NoClusterState, ingest
 from trustusbank.evidence.sources import PII_FLAG
+from trustusbank.mesh.guard.evidence import LOG_NAME, GuardEvidence, GuardMetrics
+from trustusbank.mesh.guard.wire import Exchange
 
 
 @pytest.fixture
@@ -159,3 +161,35 @@ def test_alerts_are_evidence_with_the_offender(ingested: EvidenceStore) -> None:
     [fired] = ingested.select("kind = 'alert-fired'")
     assert (fired.source, fired.src_identity, fired.workload) == ("alert", CONVERTER, "currency-converter")
     assert fired.summary.startswith("IstioAuthZDeny firing")
+
+
+def test_the_guards_masks_drifts_and_refusals_are_evidence(story: Story, files: ClusterFiles) -> None:
+    logs = ClusterFiles.pod_outputs(files.pod_dir("trustusbank-platform", "mcp-guard-0"))["logs"]
+    evidence = GuardEvidence(logs / LOG_NAME, GuardMetrics())
+    asked = Exchange("currency-converter", SUPPORT_BOT, "")
+    evidence.record(
+        asked,
+        rule="tool-pin",
+        action="mask",
+        tool="convert_currency",
+        reason="schema",
+        sha256="ab",
+        drift="schema",
+    )
+    evidence.record(
+        asked, rule="quarantine", action="mask", tool="convert_currency", reason="tag", sha256="cd"
+    )
+    evidence.record(
+        asked, rule="data-flow", action="reject", tool="convert_currency", reason="profile", sha256="ef"
+    )
+    store = EvidenceStore.of(files)
+    ingest(files, store)
+    found = {r.kind: r for r in store.select("source = 'guard'")}
+    assert set(found) == {"tool-drift", "guard-mask", "guard-reject"}
+    assert found["tool-drift"].policy == "mcp-guard/tool-pin"
+    assert (found["guard-reject"].src_identity, found["guard-reject"].tool) == (
+        SUPPORT_BOT,
+        "convert_currency",
+    )
+    assert not any(r.is_deny for r in found.values())  # the waypoint's line is the deny; not counted twice
+    assert store.verify().ok

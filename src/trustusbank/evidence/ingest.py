@@ -51,6 +51,7 @@ FAMILIES = (
     Family("logs", "agent-*.jsonl", "agent", sources.agent_log),
     Family("logs", "runtime.jsonl", "runtime", sources.runtime_event),
     Family("logs", "alerts.jsonl", "alert", sources.alert),
+    Family("logs", "mcp-guard.jsonl", "guard", sources.guard),
     Family("traces", "agent-*.jsonl", "agent-span", sources.agent_span, time_key="start_time"),
 )
 

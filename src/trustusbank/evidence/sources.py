@@ -164,6 +164,29 @@ def agent_log(data: dict[str, Any], cluster: Cluster) -> Fields:
     }
 
 
+def guard(data: dict[str, Any], cluster: Cluster) -> Fields:
+    """The MCP guard's own line: a tool-definition drift it masked, a quarantined result, a refused
+    argument. Its refusals are also the waypoint's denies (rule mcp-guard/<rule>); this line keeps
+    what only the guard saw: the pinned and the served definitions' hashes, the quarantined text."""
+    src_identity = normalize_identity(data.get("caller"))
+    caller = cluster.pod_of_identity(src_identity)
+    action, rule = str(data.get("action") or "unknown"), str(data.get("rule") or "unknown")
+    what = f"{data.get('backend') or '-'}/{data.get('tool') or '-'}"
+    summary = (
+        f"mcp-guard {action} ({rule}) {what} for "
+        f"{_who(caller.namespace if caller else None, caller.deployment if caller else None, src_identity)}: "
+        f"{data.get('reason') or ''}"
+    )
+    return {
+        **_pod_fields(caller),
+        "kind": "tool-drift" if data.get("drift") else f"guard-{action}",
+        "src_identity": src_identity,
+        "policy": f"mcp-guard/{rule}",
+        "tool": data.get("tool"),
+        "summary": summary.strip(),
+    }
+
+
 # -- runtime events (supervisor, act scripts, apply/delete, alerts) ----------
 _EVENT_SOURCES = (("image", "image"), ("manifest", "policy"), ("policy", "policy"), ("alert", "alert"))
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.errors import OperationError
+from trustusbank.mesh.guard.evidence import LOG_NAME as GUARD_LOG
 from trustusbank.runtime import control
 from trustusbank.runtime.defence import converge, defence_files
 from trustusbank.runtime.supervisor import ready_timeout
@@ -119,11 +120,12 @@ def tickets_since(files: ClusterFiles, started: float) -> list[str]:
 
 
 def _guard_log(files: ClusterFiles) -> Path | None:
+    """The guard's evidence log (its masks, rejects and drifts), not its stdout."""
     try:
         pod = Cluster(files).pod(*GUARD_POD)
     except ClusterUnavailable:
         return None
-    return files.pod_log(pod.namespace, pod.name)
+    return ClusterFiles.pod_outputs(files.pod_dir(pod.namespace, pod.name))["logs"] / GUARD_LOG
 
 
 def _size(path: Path | None) -> int:
