@@ -197,7 +197,8 @@ TRACES_DIR: Setting[Path | None] = Setting(
 LOGS_DIR: Setting[Path | None] = Setting(
     "TRUSTUSBANK_LOGS_DIR",
     "where a pod writes the decision logs the evidence trail reads",
-    "agents.a2a.access_guard (agent decision log), alerts.app (alerts.jsonl)",
+    "agents.a2a.access_guard (agent decision log), alerts.app (alerts.jsonl), "
+    "mesh.guard.app (mcp-guard.jsonl)",
     path,
     None,
     default_doc="<state>/logs",

@@ -52,6 +52,7 @@ PRELOAD = (
     "trustusbank.agents.a2a.server",
     "trustusbank.mesh.ztunnel.node",
     "trustusbank.mesh.waypoint.process",
+    "trustusbank.mesh.guard.app",
     "mcp.server.mcpserver",
     "a2a.server.routes",
     "a2a.server.request_handlers",
