@@ -49,6 +49,7 @@ Progress = Callable[[str], None]
 GUARD_POD = ("trustusbank-platform", "mcp-guard")
 BANK = "trustusbank-bank-mcp"
 QUARANTINE_MARK = "quarantined by mcp-guard"
+GUARD_RULE = "mcp-guard"  # the waypoint's rule for the guard's refusals: mcp-guard/<the guard's rule>
 
 
 class BenchError(OperationError, RuntimeError):
@@ -151,17 +152,21 @@ def guard_records(path: Path | None, offset: int) -> list[dict[str, Any]]:
 
 
 def where_stopped(denies: list[Deny], guard: list[dict[str, Any]], outcome: Outcome) -> list[str]:
-    """Every layer that refused something during the cell, in the path's order."""
+    """Every layer that refused something during the cell, in the path's order; the guard by rule.
+
+    A layer is named when it refused anything on the cell's path, which may be more than the
+    attack: with the converter rug-pulled, the guard serves its pinned tool on every listing."""
     places = []
     if any(d.kind == "l4-deny" for d in denies):
         places.append("ztunnel")
-    if any(
-        d.kind.startswith(("mcp-", "http-")) and not (d.policy or "").startswith("mcp-guard") for d in denies
-    ):
+    guard_denies = [d for d in denies if (d.policy or "").startswith(GUARD_RULE)]
+    if any(d.kind.startswith(("mcp-", "http-")) and d not in guard_denies for d in denies):
         places.append("waypoint")
-    quarantined = any(QUARANTINE_MARK in str(s.get("result", "")) for s in outcome.steps)
-    if guard or quarantined or any((d.policy or "").startswith("mcp-guard") for d in denies):
-        places.append("guard")
+    rules = {str(r.get("rule")) for r in guard}
+    rules |= {(d.policy or "").removeprefix(GUARD_RULE).strip("/") or "unavailable" for d in guard_denies}
+    if any(QUARANTINE_MARK in str(s.get("result", "")) for s in outcome.steps):
+        rules.add("quarantine")
+    places += [f"guard/{rule}" for rule in sorted(rules)]
     if any(d.kind.startswith("a2a-") for d in denies):
         places.append("AccessPolicy")
     return places
