@@ -8,7 +8,7 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.paths import REPO
-from trustusbank.http_server import uvicorn_config
+from trustusbank.http_server import CLIENT_KEEP_ALIVE_SECONDS, KEEP_ALIVE_SECONDS, uvicorn_config
 
 SRC = REPO / "src" / "trustusbank"
 
@@ -37,3 +37,12 @@ def test_every_server_speaks_h11_on_asyncio_whatever_else_is_installed() -> None
     config.load()
     assert config.http_protocol_class.__name__ == "H11Protocol"
     assert config.loop == "asyncio"
+
+
+def test_pooling_clients_give_up_idle_connections_before_servers_drop_them() -> None:
+    """A waypoint reusing a connection the server is closing at that instant loses the request."""
+
+    async def app(scope: object, receive: object, send: object) -> None: ...
+
+    assert uvicorn_config(app).timeout_keep_alive == KEEP_ALIVE_SECONDS
+    assert CLIENT_KEEP_ALIVE_SECONDS < KEEP_ALIVE_SECONDS

@@ -16,6 +16,12 @@ from typing import Any
 
 import uvicorn
 
+# How long a server keeps an idle keep-alive connection (uvicorn's default, said once). A client that
+# pools connections must give them up sooner: one it reuses just as the server closes it fails with
+# "server disconnected without sending a response", though the server never saw the request.
+KEEP_ALIVE_SECONDS = 5
+CLIENT_KEEP_ALIVE_SECONDS = KEEP_ALIVE_SECONDS - 1
+
 
 def uvicorn_config(app: Callable[..., Awaitable[None]], **options: Any) -> uvicorn.Config:
     """`uvicorn.Config(app, **options)` with forwarded-header trust off, whatever `options` say.
@@ -27,4 +33,5 @@ def uvicorn_config(app: Callable[..., Awaitable[None]], **options: Any) -> uvico
         raise ValueError("proxy_headers must stay off: the client address is the socket's peer")
     options.setdefault("http", "h11")
     options.setdefault("loop", "asyncio")
+    options.setdefault("timeout_keep_alive", KEEP_ALIVE_SECONDS)
     return uvicorn.Config(app, proxy_headers=False, forwarded_allow_ips=[], **options)

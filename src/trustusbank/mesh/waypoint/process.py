@@ -21,7 +21,7 @@ from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT
 from trustusbank.cluster.topology import Topology
 from trustusbank.cluster.watch import ManifestWatch
-from trustusbank.http_server import uvicorn_config
+from trustusbank.http_server import CLIENT_KEEP_ALIVE_SECONDS, uvicorn_config
 from trustusbank.manifests.istio.objects import AuthorizationPolicy
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.authz.scope import policies_for_gateway
@@ -111,7 +111,7 @@ class Waypoint:
         pool = httpcore.AsyncConnectionPool(
             network_backend=backend,
             max_connections=256,
-            keepalive_expiry=30,
+            keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS,  # before the servers drop them, never after
         )
         app = WaypointApp(
             self.gateway,
