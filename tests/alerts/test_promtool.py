@@ -43,12 +43,17 @@ MARKER = "unless on(job, instance) last_over_time(trustusbank_ztunnel_info[5m])"
 def test_promtool_accepts_the_rules(promtool: str, workdir: Path) -> None:
     result = run(promtool, workdir, "check", "rules", "rules.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 3 rules found" in result.stdout
+    assert "SUCCESS: 4 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass(promtool: str, workdir: Path) -> None:
     files = sorted(p.name for p in workdir.glob("*.test.yaml"))
-    assert {"authz-deny.test.yaml", "bank-to-attacker.test.yaml", "kagent-deny.test.yaml"} <= set(files)
+    assert {
+        "authz-deny.test.yaml",
+        "bank-to-attacker.test.yaml",
+        "kagent-deny.test.yaml",
+        "mcp-drift.test.yaml",
+    } <= set(files)
     assert "lifecycle.test.yaml" in files
     result = run(promtool, workdir, "test", "rules", *files)
     assert result.returncode == 0, result.stdout + result.stderr

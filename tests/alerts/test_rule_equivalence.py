@@ -33,7 +33,7 @@ def test_the_rule_file_is_the_manifest() -> None:
     """`rules.yaml` (what promtool reads) is the PrometheusRule's spec, expression for expression."""
     from_manifest = [r.expr_text for g in load_groups(RULES) for r in g.rules]
     assert from_manifest == [r["expr"] for g in deploy_rule().rule_file()["groups"] for r in g["rules"]]
-    assert len(from_manifest) == 3
+    assert len(from_manifest) == 4
 
 
 def test_the_naive_rule_fails_here_too(tmp_path: Path) -> None:

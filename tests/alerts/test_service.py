@@ -220,6 +220,7 @@ def test_rules_are_reread_when_a_manifest_changes(tmp_path: Path, monkeypatch) -
         "IstioAuthZDeny",
         "BankToAttackerAttempt",
         "KagentAccessPolicyDeny",
+        "McpToolDrift",
     ]
     extra = {
         "apiVersion": "monitoring.coreos.com/v1",

@@ -84,6 +84,7 @@ def test_every_alert_rule_reads_only_series_the_scraped_components_expose(cluste
         "alert IstioAuthZDeny",
         "alert BankToAttackerAttempt",
         "alert KagentAccessPolicyDeny",
+        "alert McpToolDrift",
     ]
     missing = unknown_series(queries, exposed)
     assert not missing, (
