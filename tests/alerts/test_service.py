@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from tests.alerts.helpers import CONVERTER, REPO, RULES, deploy_groups, metrics_app, poll
 from tests.mesh.guard.client import guard_at, tool
 from tests.serving import serving as running
+from tests.system.test_emitted_series import exposed_names
 from trustusbank.agents.a2a.metrics import AgentMetrics
 from trustusbank.alerts.app import create_app
 from trustusbank.alerts.notifier import NotifyPolicy
@@ -25,6 +26,7 @@ from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent.spec import AgentSpec, ModelSpec
 from trustusbank.mesh.authz.evaluate import NOT_ALLOWED, Decision
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
+from trustusbank.promql.selectors import unknown_series
 from trustusbank.workloads.soc_inbox.app import create_app as inbox_app
 from trustusbank.workloads.soc_inbox.store import MailStore
 
@@ -376,3 +378,14 @@ async def test_a_rug_pull_at_the_served_guard_fires_mcp_tool_drift_and_mails_the
     assert "The guard served the pinned definition instead" in body
     assert "not yet re-pinnable from the CLI" in body
     assert not (tmp_path / "quarantine").exists()  # no identity to cut off: the offender is the vendor
+
+
+async def test_mcp_tool_drift_reads_only_series_a_fresh_guard_exposes(tmp_path: Path) -> None:
+    """Before any drift (the drift counter has no series yet, only its family): a rule naming a
+    series the guard does not expose would be valid PromQL that can never fire."""
+    [rule] = [r for g in deploy_groups() for r in g.rules if r.name == "McpToolDrift"]
+    async with guard_at(tmp_path) as guard:
+        exposed = exposed_names((await guard.http.get("/metrics")).text)
+    assert "trustusbank_mcp_guard_drift_total" in exposed
+    assert unknown_series([(rule.name, rule.expr_text)], exposed) == []
+    assert unknown_series([(rule.name, rule.expr_text)], exposed - {"trustusbank_mcp_guard_drift_total"})
