@@ -75,6 +75,20 @@ def test_promtool_catches_the_naive_rule(promtool: str, workdir: Path) -> None:
     assert "BankToAttackerAttempt, time: 3m" in result.stdout + result.stderr
 
 
+def test_promtool_catches_a_drift_rule_blind_to_the_first_drift(promtool: str, workdir: Path) -> None:
+    """The guard's drift counter is born at 1 on a rug pull's first listing: `increase` alone misses it."""
+    rule = deploy_rule().rule_file()
+    for group in rule["groups"]:
+        for r in group["rules"]:
+            r["expr"] = r["expr"].replace(
+                "unless trustusbank_mcp_guard_drift_total offset 5m", "unless on() vector(1)"
+            )
+    (workdir / "rules.yaml").write_text(yaml.safe_dump(rule, sort_keys=False))
+    result = run(promtool, workdir, "test", "rules", "mcp-drift.test.yaml")
+    assert result.returncode != 0
+    assert "McpToolDrift, time: 2m" in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     ("marker", "fixture", "failure"),
     [

@@ -53,6 +53,22 @@ def test_the_naive_rule_fails_here_too(tmp_path: Path) -> None:
     ]
 
 
+def test_a_drift_rule_blind_to_the_first_drift_fails_here_too(tmp_path: Path) -> None:
+    """Without the born-in-window branch, a rug pull's first drifted listing would never alert."""
+    rule = deploy_rule().rule_file()
+    for group in rule["groups"]:
+        for r in group["rules"]:
+            r["expr"] = r["expr"].replace("unless trustusbank_mcp_guard_drift_total offset 5m", 'and {x="1"}')
+    naive = tmp_path / "naive.yaml"
+    naive.write_text(yaml.safe_dump(rule))
+    failures = run_file(FIXTURES / "mcp-drift.test.yaml", [naive])
+    assert [(f.alertname, f.eval_time) for f in failures] == [
+        ("McpToolDrift", 120.0),
+        ("McpToolDrift", 240.0),
+        ("McpToolDrift", 480.0),
+    ]
+
+
 MARKER = "unless on(job, instance) last_over_time(trustusbank_ztunnel_info[5m])"
 
 
