@@ -54,7 +54,12 @@ async def test_a_firing_rule_reads_the_same_on_the_page_and_both_apis(tmp_path: 
         "2023-11-14T22:13:21Z",
     )
     by_name = {r["name"]: r for r in group["rules"]}
-    assert list(by_name) == ["IstioAuthZDeny", "BankToAttackerAttempt", "KagentAccessPolicyDeny"]
+    assert list(by_name) == [
+        "IstioAuthZDeny",
+        "BankToAttackerAttempt",
+        "KagentAccessPolicyDeny",
+        "McpToolDrift",
+    ]
     firing = by_name["BankToAttackerAttempt"]
     assert (firing["state"], firing["health"], firing["type"]) == ("firing", "ok", "alerting")
     assert firing["alerts"] == alerts
@@ -63,13 +68,13 @@ async def test_a_firing_rule_reads_the_same_on_the_page_and_both_apis(tmp_path: 
     assert firing["query"].startswith("label_replace(")
     assert ATTEMPTS in firing["query"]
     assert firing["lastEvaluation"] == "2023-11-14T22:13:21Z"
-    for quiet in ("IstioAuthZDeny", "KagentAccessPolicyDeny"):
+    for quiet in ("IstioAuthZDeny", "KagentAccessPolicyDeny", "McpToolDrift"):
         assert (by_name[quiet]["state"], by_name[quiet]["alerts"]) == ("inactive", [])
 
     assert (redirect.status_code, redirect.headers["location"]) == (302, "/alerts")
     shown = AlertsPage(page)
     assert {n: r["state"] for n, r in shown.rules.items()} == {n: r["state"] for n, r in by_name.items()}
-    assert shown.counts == {"firing": 1, "pending": 0, "inactive": 2}
+    assert shown.counts == {"firing": 1, "pending": 0, "inactive": 3}
     assert shown.rules["BankToAttackerAttempt"]["open"]
     [(state, text)] = shown.rules["BankToAttackerAttempt"]["alerts"]
     row = "".join(text)

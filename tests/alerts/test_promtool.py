@@ -43,12 +43,17 @@ MARKER = "unless on(job, instance) last_over_time(trustusbank_ztunnel_info[5m])"
 def test_promtool_accepts_the_rules(promtool: str, workdir: Path) -> None:
     result = run(promtool, workdir, "check", "rules", "rules.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 3 rules found" in result.stdout
+    assert "SUCCESS: 4 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass(promtool: str, workdir: Path) -> None:
     files = sorted(p.name for p in workdir.glob("*.test.yaml"))
-    assert {"authz-deny.test.yaml", "bank-to-attacker.test.yaml", "kagent-deny.test.yaml"} <= set(files)
+    assert {
+        "authz-deny.test.yaml",
+        "bank-to-attacker.test.yaml",
+        "kagent-deny.test.yaml",
+        "mcp-drift.test.yaml",
+    } <= set(files)
     assert "lifecycle.test.yaml" in files
     result = run(promtool, workdir, "test", "rules", *files)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -68,6 +73,20 @@ def test_promtool_catches_the_naive_rule(promtool: str, workdir: Path) -> None:
     result = run(promtool, workdir, "test", "rules", "bank-to-attacker.test.yaml")
     assert result.returncode != 0
     assert "BankToAttackerAttempt, time: 3m" in result.stdout + result.stderr
+
+
+def test_promtool_catches_a_drift_rule_blind_to_the_first_drift(promtool: str, workdir: Path) -> None:
+    """The guard's drift counter is born at 1 on a rug pull's first listing: `increase` alone misses it."""
+    rule = deploy_rule().rule_file()
+    for group in rule["groups"]:
+        for r in group["rules"]:
+            r["expr"] = r["expr"].replace(
+                "unless trustusbank_mcp_guard_drift_total offset 5m", "unless on() vector(1)"
+            )
+    (workdir / "rules.yaml").write_text(yaml.safe_dump(rule, sort_keys=False))
+    result = run(promtool, workdir, "test", "rules", "mcp-drift.test.yaml")
+    assert result.returncode != 0
+    assert "McpToolDrift, time: 2m" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(

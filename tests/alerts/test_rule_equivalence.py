@@ -33,7 +33,7 @@ def test_the_rule_file_is_the_manifest() -> None:
     """`rules.yaml` (what promtool reads) is the PrometheusRule's spec, expression for expression."""
     from_manifest = [r.expr_text for g in load_groups(RULES) for r in g.rules]
     assert from_manifest == [r["expr"] for g in deploy_rule().rule_file()["groups"] for r in g["rules"]]
-    assert len(from_manifest) == 3
+    assert len(from_manifest) == 4
 
 
 def test_the_naive_rule_fails_here_too(tmp_path: Path) -> None:
@@ -50,6 +50,22 @@ def test_the_naive_rule_fails_here_too(tmp_path: Path) -> None:
     assert [(f.alertname, f.eval_time) for f in failures][:2] == [
         ("BankToAttackerAttempt", 180.0),
         ("BankToAttackerAttempt", 300.0),
+    ]
+
+
+def test_a_drift_rule_blind_to_the_first_drift_fails_here_too(tmp_path: Path) -> None:
+    """Without the born-in-window branch, a rug pull's first drifted listing would never alert."""
+    rule = deploy_rule().rule_file()
+    for group in rule["groups"]:
+        for r in group["rules"]:
+            r["expr"] = r["expr"].replace("unless trustusbank_mcp_guard_drift_total offset 5m", 'and {x="1"}')
+    naive = tmp_path / "naive.yaml"
+    naive.write_text(yaml.safe_dump(rule))
+    failures = run_file(FIXTURES / "mcp-drift.test.yaml", [naive])
+    assert [(f.alertname, f.eval_time) for f in failures] == [
+        ("McpToolDrift", 120.0),
+        ("McpToolDrift", 240.0),
+        ("McpToolDrift", 480.0),
     ]
 
 

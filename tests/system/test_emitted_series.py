@@ -4,7 +4,7 @@ scrapes expose (the panels' series kube-prometheus-stack provides itself aside).
 A rule naming a series nobody exposes is valid PromQL that selects nothing: the alert can
 never fire (a panel stays empty), and nothing says so. So the rules of deploy/10-observability
 and the dashboard's panels are checked against the metric names scraped, here and now, from
-every target the evaluator scrapes (node proxies, waypoints, agents; `alerts.targets`). A
+every target the evaluator scrapes (node proxies, waypoints, agents, the MCP guard; `alerts.targets`). A
 metric family a component declares but has not incremented yet counts as exposed: its series
 are born at their first increment, which the rules and panels are written to see
 (deploy/10-observability/prometheus-rules.yaml says how).
@@ -61,7 +61,7 @@ def scraped_names(cluster: Cluster) -> tuple[set[str], int]:
     """Every metric name the evaluator's targets expose now, and how many targets there are."""
     topology = cluster.topology
     targets = targets_from_topology(topology)
-    assert {t.job for t in targets} == {"ztunnel", "waypoint", "agent"}, targets
+    assert {t.job for t in targets} == {"ztunnel", "waypoint", "agent", "mcp-guard"}, targets
     assert len([t for t in targets if t.job == "ztunnel"]) == len(topology.nodes)
 
     exposed: set[str] = set()
@@ -84,6 +84,7 @@ def test_every_alert_rule_reads_only_series_the_scraped_components_expose(cluste
         "alert IstioAuthZDeny",
         "alert BankToAttackerAttempt",
         "alert KagentAccessPolicyDeny",
+        "alert McpToolDrift",
     ]
     missing = unknown_series(queries, exposed)
     assert not missing, (
