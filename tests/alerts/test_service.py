@@ -378,6 +378,8 @@ async def test_a_rug_pull_at_the_served_guard_fires_mcp_tool_drift_and_mails_the
     assert "The guard served the pinned definition instead" in body
     assert "not yet re-pinnable from the CLI" in body
     assert not (tmp_path / "quarantine").exists()  # no identity to cut off: the offender is the vendor
+    assert "Offending party: backend currency-converter, tool convert_currency" in body
+    assert "the alert names no workload identity to cut off" in body
 
 
 async def test_mcp_tool_drift_reads_only_series_a_fresh_guard_exposes(tmp_path: Path) -> None:

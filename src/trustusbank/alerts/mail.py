@@ -58,6 +58,12 @@ def _without_command(description: str, command: str | None) -> str:
     return ". ".join(kept).rstrip(".") + "." if kept else ""
 
 
+def _subject(labels: dict[str, str]) -> str:
+    """What an alert with no caller names instead (the MCP guard's drift: a backend and its tool)."""
+    named = [f"{key} {labels[key]}" for key in ("backend", "tool") if labels.get(key)]
+    return ", ".join(named) or "an unverified peer"
+
+
 def _count(value: float) -> str:
     whole = round(value)
     if abs(value - whole) < 1e-9:
@@ -74,13 +80,14 @@ def compose(
     judged = assessment if assessment is not None else assess(labels)
     identity = judged.identity
     proposal = judged.proposal
-    who = identity.uri if identity else labels.get("source_principal", "an unverified peer")
+    principal = labels.get("source_principal")
+    who = identity.uri if identity else principal or _subject(labels)
     severity = labels.get("severity", "none")
     command = first.annotations.get("quarantine")
     role = f" ({judged.infrastructure}: mesh infrastructure)" if judged.infrastructure else ""
     lines = [
         f"{first.name}: {len(alerts)} alert(s) firing, severity {severity}",
-        f"Offending SPIFFE ID: {who}{role}",
+        f"Offending {'SPIFFE ID' if identity or principal else 'party'}: {who}{role}",
         f"Denied by: {denied_by(first.name, labels)}",
         f"Group: {', '.join(f'{k}={v}' for k, v in notification.key)} ({notification.reason})",
         "",
@@ -123,6 +130,8 @@ def compose(
             " access log and agentgateway_policy_denials_total{source_principal}.",
             "",
         ]
+    elif principal is None:
+        lines += [f"No quarantine proposed: the alert names no workload identity to cut off ({who}).", ""]
     else:
         lines += [f"No quarantine proposed: {who!r} is not a SPIFFE identity this mesh issues.", ""]
 
