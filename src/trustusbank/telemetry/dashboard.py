@@ -137,7 +137,7 @@ PANELS = (
         (Query('count(ALERTS{alertstate="firing"})', "firing"),),
         "count",
         "How many SOC alerts fire at this moment (IstioAuthZDeny, BankToAttackerAttempt, "
-        "KagentAccessPolicyDeny). Zero while the defence holds and nothing is tried.",
+        "KagentAccessPolicyDeny, McpToolDrift). Zero while the defence holds and nothing is tried.",
     ),
     Panel(
         2,
