@@ -6,7 +6,7 @@ import pytest
 
 from trustusbank.scenario.bench.harness import Cell
 from trustusbank.scenario.bench.matrix import Options, plan
-from trustusbank.scenario.bench.score import by_injection, score
+from trustusbank.scenario.bench.score import by, score
 
 
 def cell(level: str, injection: str | None, utility: bool, attacked: bool | None, stops: list[str]) -> Cell:
@@ -30,7 +30,8 @@ def test_rates_and_where_failed_attacks_stopped() -> None:
     assert result.stopped_by == {"ztunnel": 2, "AccessPolicy": 1}
     assert str(result.targeted_asr) == "33.3% (1/3)"
     assert str(score("all", cells).utility) == "n/a"
-    assert {k: v.hits for k, v in by_injection("l4", cells).items()} == {
+    assert {k: v.total for k, v in by("vector", "l4", cells).items()} == {"result": 3}
+    assert {k: v.hits for k, v in by("injection_task", "l4", cells).items()} == {
         "exfiltrate-profile": 0,
         "flag-transaction": 1,
         "fake-ticket": 0,

@@ -19,11 +19,17 @@ from trustusbank.scenario.bench import defences, tasks
 from trustusbank.scenario.bench.attacks import Attack
 from trustusbank.scenario.bench.defences import Level
 from trustusbank.scenario.bench.harness import Bench, Cell
-from trustusbank.scenario.bench.score import AGENTDOJO_GPT4O_ASR, LevelScore, by_injection, score
+from trustusbank.scenario.bench.score import AGENTDOJO_GPT4O_ASR, LevelScore, by, score
 from trustusbank.scenario.bench.tasks import InjectionTask, UserTask
 
 Progress = Callable[[str], None]
 MODELS = {"scripted": "scripted", "compromised": "compromised"}  # --model word -> ModelConfig
+BREAKDOWNS = (
+    ("injection", "injection_task"),
+    ("attack", "attack"),
+    ("vector", "vector"),
+    ("user_task", "user_task"),
+)
 QUICK = {"user_tasks": ("conversion",), "injection_tasks": ("exfiltrate-profile",), "vectors": ("result",)}
 
 
@@ -104,8 +110,11 @@ class Report:
                 {
                     **s.to_dict(),
                     "summary": next(x.summary for x in self.plan.levels if x.name == s.level),
-                    "targeted_asr_by_injection": {
-                        k: v.to_dict() for k, v in by_injection(s.level, self.cells).items()
+                    **{
+                        f"targeted_asr_by_{name}": {
+                            k: v.to_dict() for k, v in by(field, s.level, self.cells).items()
+                        }
+                        for name, field in BREAKDOWNS
                     },
                 }
                 for s in self.scores()
