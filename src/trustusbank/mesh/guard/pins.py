@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from trustusbank.errors import ProtocolError
 from trustusbank.sqlite_file import SqliteFile
 
 SCHEMA = """
@@ -41,7 +42,7 @@ def sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-class ListingError(ValueError):
+class ListingError(ProtocolError, ValueError):
     """A tools/list result that has no list of named tools: it cannot be judged."""
 
 
