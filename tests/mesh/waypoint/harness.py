@@ -29,6 +29,7 @@ from trustusbank.manifests.bundle import load_bundle
 from trustusbank.mesh.hbone import Tunnel, open_tunnel, shutdown
 from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
 from trustusbank.mesh.waypoint.egress import TunnelStream
+from trustusbank.mesh.waypoint.guard_call import GUARD_TIMEOUT
 from trustusbank.mesh.waypoint.ingress import Ingress
 from trustusbank.mesh.waypoint.proxy import BODY_TIMEOUT, WaypointApp
 from trustusbank.mesh.waypoint.routes import WaypointConfig
@@ -270,6 +271,7 @@ async def running(
     log_path: Path | None = None,
     body_timeout: float = BODY_TIMEOUT,
     *,
+    guard_timeout: float = GUARD_TIMEOUT,
     manifests: str = MANIFESTS,
     backend: Any = None,
     others: dict[str, Any] | None = None,
@@ -310,6 +312,7 @@ async def running(
             metrics,
             TracerProvider().get_tracer("test"),
             body_timeout=body_timeout,
+            guard_timeout=guard_timeout,
         )
         http = TunnelHttp(app)
         task = asyncio.create_task(http.serve())

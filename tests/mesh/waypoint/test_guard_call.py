@@ -44,6 +44,7 @@ from tests.mesh.waypoint.test_mcp_parse import (
     modern_headers,
 )
 from tests.serving import refused_url
+from trustusbank.mesh.waypoint.guard_call import GUARD_TIMEOUT
 from trustusbank.mesh.waypoint.proxy import FORBIDDEN, GUARD_UNAVAILABLE
 
 GUARD_HOST = "mcp-guard.shop.svc.cluster.local"
@@ -62,6 +63,7 @@ CALL = {"name": "get_balance", "arguments": {"customer_id": "C-1001"}}
 
 PASS: dict[str, Any] = {"action": "pass"}
 SLOW = "slow"  # never answers (until the test ends): the waypoint's timeout must end the call
+SLOW_TIMEOUT = 0.3  # a guard that never answers is waited for this long, not GUARD_TIMEOUT
 Answer = Any  # a JSON answer, SLOW, a (status, raw body) pair, or a function of the call's body
 
 
@@ -106,7 +108,12 @@ class Setup:
 
 @asynccontextmanager
 async def guarded(
-    tmp_path: Path, guard: FakeGuard | None = None, *, policy: bool = True, down: bool = False
+    tmp_path: Path,
+    guard: FakeGuard | None = None,
+    *,
+    policy: bool = True,
+    down: bool = False,
+    guard_timeout: float = GUARD_TIMEOUT,
 ) -> AsyncIterator[Setup]:
     """The bank behind the waypoint, with the guard policy (or not), the fake guard up (or down)."""
     guard = guard or FakeGuard()
@@ -117,7 +124,11 @@ async def guarded(
     target: Any = closed.getsockname()[1] if down else guard.app()
     try:
         async with running(
-            tmp_path, manifests=manifests, backend=recorder, others={GUARD_HOST: target}
+            tmp_path,
+            manifests=manifests,
+            backend=recorder,
+            others={GUARD_HOST: target},
+            guard_timeout=guard_timeout,
         ) as wp:
             pool, _ = wp.client(ALICE)
             try:
@@ -339,7 +350,10 @@ NOT_ANSWERS: dict[str, Answer] = {
 @pytest.mark.parametrize("answer", [*NOT_ANSWERS, "slow", "down", "mask-of-a-request"])
 async def test_a_guard_that_cannot_judge_a_call_refuses_it_with_503(tmp_path: Path, answer: str) -> None:
     spec = {"slow": SLOW, "mask-of-a-request": pinned}.get(answer, NOT_ANSWERS.get(answer))
-    async with guarded(tmp_path, FakeGuard({"/request": spec}), down=answer == "down") as setup:
+    timeout = SLOW_TIMEOUT if answer == "slow" else GUARD_TIMEOUT
+    async with guarded(
+        tmp_path, FakeGuard({"/request": spec}), down=answer == "down", guard_timeout=timeout
+    ) as setup:
         response = await call_tool(setup)
 
         assert response.status == 503
@@ -364,7 +378,10 @@ async def test_a_guard_that_cannot_judge_an_answer_returns_502_and_nothing_of_it
     tmp_path: Path, answer: str
 ) -> None:
     spec = {"slow": SLOW, "mask-with-another-id": wrong_id}.get(answer, NOT_ANSWERS.get(answer))
-    async with guarded(tmp_path, FakeGuard({"/response": spec}), down=answer == "down") as setup:
+    timeout = SLOW_TIMEOUT if answer == "slow" else GUARD_TIMEOUT
+    async with guarded(
+        tmp_path, FakeGuard({"/response": spec}), down=answer == "down", guard_timeout=timeout
+    ) as setup:
         response = await list_tools(setup)  # tools/list: the guard is asked after the backend only
 
         assert response.status == 502
