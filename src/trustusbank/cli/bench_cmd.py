@@ -58,6 +58,13 @@ def attacks(
     level: Annotated[
         list[str] | None, _many("Defence levels", ("none", "l4", "allowlists", "guard", "all"))
     ] = None,
+    agents: Annotated[
+        str,
+        typer.Option(
+            help="declared (deploy/'s agents) or broad (support-bot also given flag_suspicious, the "
+            "ticket tools and a hand-off to triage-bot: a too-wide Agent, held by the policies alone)."
+        ),
+    ] = "declared",
     quick: Annotated[bool, typer.Option(help="The smallest matrix: one cell per defence level.")] = False,
     keep: Annotated[bool, typer.Option(help="Leave the bench's cluster running afterwards.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The whole report, every cell, as JSON.")] = False,
@@ -78,6 +85,7 @@ def attacks(
         levels=tuple(level or ()),
         quick=quick,
         keep=keep,
+        agents=agents,
     )
     try:
         matrix.plan(options)  # bad names fail before a cluster starts
@@ -95,7 +103,7 @@ def attacks(
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
         return
-    table = Table(title=f"trustusbank bench attacks --model {model}")
+    table = Table(title=f"trustusbank bench attacks --model {model} --agents {agents}")
     for column in ("defence level", "utility", "utility under attack", "targeted ASR", "stopped by"):
         table.add_column(column)
     for score in report.scores():

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trustusbank.manifests.bundle import check_bundle
+from trustusbank.manifests.bundle import check_bundle, load_bundle
+from trustusbank.manifests.kagent.controller import agent_spec, expand
 from trustusbank.paths import deploy_dir
 from trustusbank.scenario.bench import defences
 from trustusbank.scenario.bench.defences import LEVELS, copy_deploy, place
@@ -41,3 +42,16 @@ def test_the_copy_toggles_files_and_stays_a_valid_bundle(tmp_path: Path) -> None
     assert defences.policy_names(copy / defences.GUARD, "AgentgatewayPolicy")
     assert place(copy, frozenset()) == {defences.GUARD}
     assert not (copy / defences.ACCESS).exists()
+
+
+def test_a_broad_support_bot_is_given_what_only_the_policies_then_refuse(tmp_path: Path) -> None:
+    copy = copy_deploy(deploy_dir(), tmp_path / "deploy")
+    place(copy, frozenset({defences.ALLOWLISTS, defences.ACCESS}))
+    defences.broaden(copy)
+    defences.broaden(copy)  # twice: the same agent, nothing listed twice
+    spec = agent_spec(expand(load_bundle(copy)), "trustusbank-bank-agents", "support-bot")
+    tools = [name for server in spec.mcp_servers for name in server.tool_names]
+    assert {"get_balance", "convert_currency", "flag_suspicious", "create_ticket"} <= set(tools)
+    assert len(tools) == len(set(tools))
+    assert sorted(a.name for a in spec.sub_agents) == ["fraud-bot", "triage-bot"]
+    assert not check_bundle(copy).problems

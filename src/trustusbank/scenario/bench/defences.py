@@ -22,6 +22,9 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from trustusbank.manifests.yaml_source import read_documents
 
@@ -30,6 +33,15 @@ ACCESS = "07-agents/access-policies.yaml"
 GUARD = "06-agentgateway/mcp-guard-policy.yaml"  # where the bench puts deploy/extras' guard policy
 GUARD_SOURCE = "extras/mcp-guard-policy.yaml"
 AGENTS = ("support-bot", "fraud-bot", "triage-bot")
+AGENT_MODES = ("declared", "broad")
+# What an over-broad support-bot is given beyond its job: every tool of the transaction and ticket
+# servers, and a hand-off to triage-bot. The allowlists and the AccessPolicies are then all that
+# stand between an instruction and those tools, as they are when an agent's config is too wide.
+BROAD_TOOLS = {
+    "transaction-mcp": ["list_recent", "get_details", "flag_suspicious"],
+    "ticket-mcp": ["create_ticket", "notify_human"],
+}
+BROAD_AGENTS = ("triage-bot",)
 AGENT_NAMESPACE = "trustusbank-bank-agents"
 
 
@@ -99,3 +111,21 @@ def policy_names(path: Path, kind: str) -> list[str]:
         for d in documents
         if isinstance(d.data, dict) and d.data.get("kind") == kind
     ]
+
+
+def _tool(server: str, names: list[str]) -> dict[str, Any]:
+    reference = {"apiGroup": "kagent.dev", "kind": "RemoteMCPServer", "name": server, "toolNames": names}
+    return {"type": "McpServer", "mcpServer": reference}
+
+
+def broaden(copy: Path, agent: str = "support-bot") -> None:
+    """Give `agent`, in the bench's deploy copy, the tools and hand-offs of BROAD_*: a too-wide Agent."""
+    path = copy / "07-agents" / f"{agent}.yaml"
+    documents = list(yaml.safe_load_all(path.read_text()))
+    spec = next(d for d in documents if d and d.get("kind") == "Agent")["spec"]["declarative"]
+    tools = [t for t in spec["tools"] if t.get("mcpServer", {}).get("name") not in BROAD_TOOLS]
+    tools += [_tool(server, names) for server, names in BROAD_TOOLS.items()]
+    known = {t["agent"]["name"] for t in tools if t.get("type") == "Agent"}
+    tools += [{"type": "Agent", "agent": {"name": name}} for name in BROAD_AGENTS if name not in known]
+    spec["tools"] = tools
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))

@@ -226,8 +226,8 @@ class Bench:
             await self._restart(f"{defences.AGENT_NAMESPACE}/{agent}")
 
     # -- the story's changes ---------------------------------------------------
-    async def prepare(self, model_config: str, *, guard: bool = True) -> None:
-        """Seeded bank, clean converter (pinned by the guard), then the rug pull, then the model."""
+    async def prepare(self, model_config: str, *, guard: bool = True, agents: str = "declared") -> None:
+        """Seeded bank, clean converter (pinned by the guard), then the rug pull, the model, the agents."""
         files = self.files
         await changes.reset(files, progress=self.progress, actor="bench", command="trustusbank bench attacks")
         if guard:
@@ -238,7 +238,11 @@ class Bench:
             files, progress=self.progress, actor="bench", command="trustusbank bench attacks"
         )
         write_payload(files, *payload_for(None, ""))
-        if self.use_model(model_config):
+        changed = self.use_model(model_config)
+        if agents == "broad":
+            defences.broaden(self.copy)
+            changed = True
+        if changed:
             await self.restart_agents()
 
     def use_model(self, name: str) -> bool:

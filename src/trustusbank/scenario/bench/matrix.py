@@ -43,6 +43,7 @@ class Options:
     levels: tuple[str, ...] = ()
     quick: bool = False
     keep: bool = False  # leave the bench's cluster running afterwards
+    agents: str = "declared"  # "broad": support-bot given tools and a hand-off beyond its job
 
     def model_config(self) -> str:
         return MODELS.get(self.model, self.model)
@@ -74,6 +75,8 @@ def plan(options: Options) -> Plan:
     """The cells to run; every unknown name is a ValueError naming the known ones."""
     chosen = {**{k: getattr(options, k) for k in QUICK}, **(QUICK if options.quick else {})}
     vectors = chosen["vectors"] or tasks.VECTORS
+    if options.agents not in defences.AGENT_MODES:
+        raise ValueError(f"unknown agents {options.agents!r}; known: {', '.join(defences.AGENT_MODES)}")
     unknown = [v for v in vectors if v not in tasks.VECTORS]
     if unknown:
         raise ValueError(f"unknown vector {', '.join(unknown)}; known: {', '.join(tasks.VECTORS)}")
@@ -90,6 +93,7 @@ def plan(options: Options) -> Plan:
 class Report:
     model: str
     plan: Plan
+    agents: str = "declared"
     cells: list[Cell] = field(default_factory=list)
 
     def scores(self) -> list[LevelScore]:
@@ -98,6 +102,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "agents": self.agents,
             "matrix": {
                 "user_tasks": [t.id for t in self.plan.user_tasks],
                 "injection_tasks": [t.id for t in self.plan.injection_tasks],
@@ -127,7 +132,7 @@ class Report:
 async def run(options: Options, state: Path, deploy: Path, progress: Progress) -> Report:
     """Start the bench's cluster, run every cell of the plan, stop it (unless `keep`)."""
     chosen = plan(options)
-    report = Report(options.model, chosen)
+    report = Report(options.model, chosen, options.agents)
     bench = Bench(state, deploy, progress)
     progress(
         f"{chosen.size()} cells: model {options.model}, levels {', '.join(x.name for x in chosen.levels)}"
@@ -135,7 +140,7 @@ async def run(options: Options, state: Path, deploy: Path, progress: Progress) -
     guard = any(defences.GUARD in level.files for level in chosen.levels)
     bench.start(guard=guard)
     try:
-        await bench.prepare(options.model_config(), guard=guard)
+        await bench.prepare(options.model_config(), guard=guard, agents=options.agents)
         done = 0
         for level in chosen.levels:
             await bench.set_level(level)
