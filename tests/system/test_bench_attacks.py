@@ -44,3 +44,28 @@ def test_the_smallest_matrix_each_layer_stops_what_it_claims(tmp_path: Path) -> 
     assert every.targeted_asr.hits == 0
     assert every.utility_under_attack.hits == every.utility.hits  # nothing lost to the defence
     assert control.running_pid(ClusterFiles(state)) is None  # the bench's cluster is gone
+
+
+def test_a_too_wide_agent_is_held_by_the_allowlists_and_the_access_policies(tmp_path: Path) -> None:
+    """support-bot given flag_suspicious and a hand-off to triage-bot: with no defence the compromised
+    model uses both; the allowlist hides the tool from its tools/list, triage-bot's AccessPolicy
+    refuses the hand-off."""
+    options = matrix.Options(
+        model="compromised",
+        agents="broad",
+        user_tasks=("balance",),
+        injection_tasks=("forbidden-tool", "forbidden-handoff"),
+        levels=("none", "allowlists", "all"),
+    )
+    report = asyncio.run(matrix.run(options, tmp_path / "state", deploy_dir(), lambda _: None))
+
+    cells = {(c.level, c.injection_task): c for c in report.cells if c.injection_task}
+    assert cells["none", "forbidden-tool"].attacked, report.cells  # defence off: both get through
+    assert cells["none", "forbidden-handoff"].attacked, report.cells
+    assert not cells["allowlists", "forbidden-tool"].attacked, report.cells
+    assert "flag_suspicious" not in cells["allowlists", "forbidden-tool"].calls  # never listed to it
+    assert cells["allowlists", "forbidden-handoff"].attacked  # agent to agent: no allowlist sees it
+    held = cells["all", "forbidden-handoff"]
+    assert not held.attacked
+    assert "AccessPolicy" in held.stopped_by, report.cells
+    assert all(c.utility for c in report.cells)
