@@ -8,9 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+import trustusbank.runtime.sandbox as sandbox_module
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Pod, PodPort
 from trustusbank.kernel.netns import NetworkNamespace
@@ -171,3 +173,18 @@ def _wait_gone(pid: int) -> None:
         os.sched_yield()
         time.sleep(0.01)
     raise AssertionError(f"process {pid} outlived its supervisor")
+
+
+def test_a_pod_caught_before_its_last_unshare_is_not_cached_as_sharing_the_hosts_namespaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The zygote's child is PID 1 of its own namespace before it has left the supervisor's mount
+    namespace; status reads it every second, so that read must not stick."""
+    sandbox = PodSandbox(_pod(), cast(NetworkNamespace, None), uid=None)
+    monkeypatch.setattr(sandbox_module, "app_pid", lambda pid: os.getpid())  # still in ours: not settled
+    early = sandbox_module.pod_view(os.getpid(), sandbox)
+    assert early["namespaces"]["mnt"] == os.readlink("/proc/self/ns/mnt")  # shown as it is now
+    assert sandbox.seen is None  # but not kept
+    monkeypatch.setattr(sandbox_module, "_own_namespace", lambda kind: "elsewhere")  # now every one differs
+    settled = sandbox_module.pod_view(os.getpid(), sandbox)
+    assert sandbox.seen == (os.getpid(), settled["namespaces"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -181,6 +182,11 @@ def app_pid(pid: int) -> int | None:
     return int(children[0]) if children else None
 
 
+@functools.cache
+def _own_namespace(kind: str) -> str:
+    return os.readlink(f"/proc/self/ns/{kind}")
+
+
 def pod_view(pid: int | None, sandbox: PodSandbox | None) -> dict[str, object]:
     """What `status` shows of a pod's isolation: its namespaces (kernel ids) and uid."""
     if sandbox is None:
@@ -193,7 +199,11 @@ def pod_view(pid: int | None, sandbox: PodSandbox | None) -> dict[str, object]:
         for kind in NAMESPACE_KINDS:
             with contextlib.suppress(OSError):
                 namespaces[kind] = os.readlink(f"/proc/{app}/ns/{kind}")
-        if len(namespaces) == len(NAMESPACE_KINDS):
+        # Cached only once the pod is in every namespace of its own: a PID 1 read between the
+        # zygote's fork and its last unshare still shows the supervisor's mount namespace, and
+        # caching that would show the pod sharing the host's for the rest of its life.
+        settled = all(namespaces.get(kind) != _own_namespace(kind) for kind in NAMESPACE_KINDS)
+        if len(namespaces) == len(NAMESPACE_KINDS) and settled:
             sandbox.seen = (app, namespaces)
     uid = sandbox.uid if sandbox.uid is not None else os.getuid()
     return {"isolated": True, "app_pid": app, "uid": uid, "namespaces": namespaces}
