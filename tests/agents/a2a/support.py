@@ -26,6 +26,7 @@ from tests.serving import read_json_body
 from tests.serving import served as served
 from trustusbank.agents.a2a.callers import CallerResolver
 from trustusbank.agents.a2a.server import create_app
+from trustusbank.agents.a2a.task_store import MAX_FINISHED
 from trustusbank.agents.a2a.user_tokens import TrustedProvider, provider_document
 from trustusbank.agents.model.types import (
     Message,
@@ -219,6 +220,7 @@ def running_agent(
     model: PlanModel,
     caller_of: CallerResolver | None = None,
     user_tokens: TrustedProvider | None = None,
+    max_finished_tasks: int = MAX_FINISHED,
 ) -> Iterator[AgentUnderTest]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -235,6 +237,7 @@ def running_agent(
             tracer_provider=provider,
             registry=registry,
             user_tokens=user_tokens,
+            max_finished_tasks=max_finished_tasks,
         )
 
     with served(build) as server:

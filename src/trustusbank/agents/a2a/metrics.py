@@ -39,6 +39,12 @@ class AgentMetrics:
             ("agent", "namespace", "server", "tool", "is_error"),
             registry=registry,
         )
+        self._tasks_dropped = Counter(
+            "trustusbank_agent_tasks_dropped",
+            "Finished A2A tasks forgotten to keep the task store bounded (oldest first).",
+            ("agent", "namespace"),
+            registry=registry,
+        )
         self._model_seconds = Histogram(
             "trustusbank_agent_model_call_duration_seconds",
             "Time the model took to answer one request.",
@@ -46,6 +52,9 @@ class AgentMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
+
+    def task_dropped(self) -> None:
+        self._tasks_dropped.labels(*self._agent).inc()
 
     def access_decision(self, allowed: bool) -> None:
         self._decisions.labels(*self._agent, "allow" if allowed else "deny").inc()

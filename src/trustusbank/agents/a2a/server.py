@@ -19,7 +19,6 @@ from pathlib import Path
 
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
-from a2a.server.tasks import InMemoryTaskStore
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -38,6 +37,7 @@ from trustusbank.agents.a2a.loop import AgentLoop
 from trustusbank.agents.a2a.mcp_tools import McpToolbox
 from trustusbank.agents.a2a.metrics import AgentMetrics
 from trustusbank.agents.a2a.sessions import SessionStore
+from trustusbank.agents.a2a.task_store import MAX_FINISHED, BoundedTaskStore
 from trustusbank.agents.a2a.user_tokens import TrustedProvider
 from trustusbank.agents.a2a.user_tokens import from_env as user_tokens_from_env
 from trustusbank.agents.model.types import ModelClient
@@ -59,6 +59,7 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     registry: CollectorRegistry | None = None,
     user_tokens: TrustedProvider | None = None,
+    max_finished_tasks: int = MAX_FINISHED,
 ) -> Starlette:
     registry = registry if registry is not None else CollectorRegistry()
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
@@ -76,7 +77,9 @@ def create_app(
     )
     card = agent_card(spec)
     handler = DefaultRequestHandler(
-        agent_executor=LoopExecutor(loop, metrics), task_store=InMemoryTaskStore(), agent_card=card
+        agent_executor=LoopExecutor(loop, metrics),
+        task_store=BoundedTaskStore(max_finished_tasks, metrics.task_dropped),
+        agent_card=card,
     )
     if spec.access_enforced and caller_of is None:
         log.warning("%s: AccessPolicies apply but no caller resolver is set: every call is denied", spec.ref)
