@@ -11,18 +11,9 @@ import pytest
 from tests.mesh.guard.client import BOT, TRIAGE, Guard, guard_at, text_result, tool
 from trustusbank.mesh.guard.dataflow import TaintMemory
 from trustusbank.mesh.guard.pins import sha256
+from trustusbank.workloads.bank.seed_data import CUSTOMERS
 
-PROFILE = {
-    "customer_id": "12345",
-    "name": "Alice Smith",
-    "email": "alice@example.com",
-    "phone": "+44 7700 900100",
-    "address": "42 King Street, Manchester M2 7HE, United Kingdom",
-    "date_of_birth": "1987-03-14",
-    "ni_number": "QQ 12 34 56 C",
-    "kyc_status": "verified",
-    "balance": "4287.55",
-}
+PROFILE = {k: v for k, v in CUSTOMERS[0].items() if k != "currency"}  # Alice, as the bank seeds her
 CONVERT = tool(
     "convert_currency", "Convert.", amount="number", from_ccy="string", to_ccy="string", memo="string"
 )

@@ -39,7 +39,12 @@ from trustusbank.scenario.bench.defences import Level
 from trustusbank.scenario.bench.rate_limit import lift_rate_limit
 from trustusbank.scenario.bench.tasks import DESCRIPTION, RESULT, InjectionTask, Outcome, UserTask
 from trustusbank.scenario.cluster import SUPPORT_BOT, Cluster, ClusterUnavailable
-from trustusbank.scenario.followups.policies.probes import wait_for_waypoint, waypoint_log_offset
+from trustusbank.scenario.followups.policies.probes import (
+    json_lines_since,
+    size,
+    wait_for_waypoint,
+    waypoint_log_offset,
+)
 from trustusbank.scenario.receipts import Deny, denies_since
 from trustusbank.workloads.vendor.converter import DESCRIPTION as CLEAN_DESCRIPTION
 from trustusbank.workloads.vendor.payload import pod_payload_path
@@ -132,26 +137,10 @@ def _guard_log(files: ClusterFiles) -> Path | None:
     return ClusterFiles.pod_outputs(files.pod_dir(pod.namespace, pod.name))["logs"] / GUARD_LOG
 
 
-def _size(path: Path | None) -> int:
-    return path.stat().st_size if path is not None and path.exists() else 0
-
-
 def guard_records(path: Path | None, offset: int) -> list[dict[str, Any]]:
-    """The guard's JSON evidence lines (a mask, a reject, a drift) written after byte `offset`."""
-    if path is None or not path.exists():
-        return []
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        lines = handle.read().decode("utf-8", "replace").splitlines()
-    found = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("action") in ("mask", "reject"):
-            found.append(record)
-    return found
+    """The guard's JSON evidence lines (a mask, a reject or a drift) written after byte `offset`."""
+    found = json_lines_since(path, offset) if path is not None else []
+    return [r for r in found if isinstance(r, dict) and r.get("action") in ("mask", "reject")]
 
 
 def where_stopped(denies: list[Deny], guard: list[dict[str, Any]], outcome: Outcome) -> list[str]:
@@ -293,7 +282,7 @@ class Bench:
         text = attack.render(injection.goal, task.prompt) if attack and injection else ""
         write_payload(self.files, *payload_for(vector, text))
         guard_log = _guard_log(self.files)
-        guard_offset = _size(guard_log)
+        guard_offset = size(guard_log) if guard_log is not None else 0
         exfil_before = self.cluster.exfil_total()
         started = time.time()
         error = None
