@@ -16,6 +16,9 @@ __all__ = ["cluster", "defence_on"]
 
 TESTS = Path(__file__).parent
 SYSTEM = TESTS / "system"
+# System tests that start a cluster of their own and never touch the session's: a group of their
+# own, so the unit tests' worker runs them while the other drives the session cluster.
+OWN_CLUSTER = SYSTEM / "own_cluster"
 BROWSER = TESTS / "browser"  # drives the same session cluster: the same group
 # Tests that share one expensive module fixture run on one worker, and start first: split over
 # two workers, both would build it (the image's root filesystem: two cold minutes each, into one
@@ -51,12 +54,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadGroupScheduling
 
     together = tuple(path.relative_to(config.rootpath).as_posix() + "/" for path in (SYSTEM, BROWSER))
+    own = OWN_CLUSTER.relative_to(config.rootpath).as_posix() + "/"
     shared = {path.relative_to(config.rootpath).as_posix(): group for path, group in SHARED_SETUP.items()}
 
     class SystemTestsTogether(LoadGroupScheduling):
         # xdist hands out the largest groups first (`--loadscope-reorder`, its default): the
-        # system group, then these, then single tests as workers free up.
+        # system group to one worker, then these to the other, then single tests as it frees up.
         def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(own):
+                return "own-cluster"
             if nodeid.startswith(together):
                 return "system"
             for prefix, group in shared.items():
