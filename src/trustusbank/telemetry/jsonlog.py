@@ -19,6 +19,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trustusbank.errors import UnavailableError
+
+
+class LineNotWritten(UnavailableError, OSError):
+    """A log line the disk would not take (full, say): its writer hears of it; never dropped quietly."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(
+            f"could not append to {path} ({cause.strerror or cause}): free space on {path.parent}; "
+            "a line cut short is ended by the next write"
+        )
+        self.errno, self.filename = cause.errno, str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # the sentence, not OSError's "[Errno N] ..."
+
 
 def append_lines(path: Path, lines: Sequence[str]) -> None:
     """Append `lines`, each ended by a newline, in one write; first end a line a writer left unfinished.
@@ -31,15 +47,18 @@ def append_lines(path: Path, lines: Sequence[str]) -> None:
     data = "".join(line + "\n" for line in lines).encode("utf-8")
     if not data:
         return
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
-        while data:
-            data = data[os.write(fd, data) :]
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise LineNotWritten(path, exc) from exc
 
 
 def _stamp() -> str:
