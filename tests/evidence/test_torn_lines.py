@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from trustusbank.cli.app import app
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.evidence import EvidenceStore, ingest
+from trustusbank.evidence import EvidenceStore, held_back, ingest
 from trustusbank.telemetry.jsonlog import JsonLinesLog
 
 WHOLE = json.dumps({"time": 1.5, "event": "crashed", "process": "ns/pod-0"}) + "\n"
@@ -75,8 +77,11 @@ def test_a_writer_killed_mid_line_loses_nothing_and_fuses_nothing(
 
     assert ingest(files, store) == 1  # the whole line; the half one is held back, not stored half
     assert ingest(files, store) == 0
+    name = path.relative_to(files.root).as_posix()
+    assert held_back(files, store) == {name: len(HALF)}  # and said so
     write_next()  # the next writer ends the fragment before its own line
     assert ingest(files, store) == 2
+    assert held_back(files, store) == {}
 
     records = store.select()
     [fragment] = [r for r in records if r.kind == "unreadable-line"]
@@ -98,3 +103,15 @@ def test_a_malformed_line_between_good_ones_is_recorded_in_its_place(
     [bad] = [r for r in store.select() if r.kind == "unreadable-line"]
     assert bad.original() == {"raw": "#$%garbage"}
     assert bad.origin.endswith(f":{len(WHOLE)}")  # where it sits in the file
+
+
+def test_ingest_says_which_file_ends_in_an_unfinished_line(
+    files: ClusterFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files.make()
+    monkeypatch.setenv("TRUSTUSBANK_STATE_DIR", str(files.state))
+    killed_mid_line(files.events)
+    result = CliRunner().invoke(app, ["evidence", "ingest"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("1 new record(s)")
+    assert f"held back: logs/runtime.jsonl ends in an unfinished line ({len(HALF)} bytes)" in result.stderr

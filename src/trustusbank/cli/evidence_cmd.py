@@ -119,13 +119,20 @@ def _line(record: Record) -> str:
 @app.command("ingest")
 def ingest_command() -> None:
     """Append the cluster's new log lines and spans to the evidence chain."""
-    from trustusbank.evidence import EvidenceStore, ingest
+    from trustusbank.evidence import EvidenceStore, held_back, ingest
 
     _collect()
     files = _files()
     added = ingest(files)
-    head = EvidenceStore.of(files).recorded_head()
+    store = EvidenceStore.of(files)
+    head = store.recorded_head()
     typer.echo(f"{added} new record(s); chain head seq {head.seq if head else 0}")
+    for name, size in held_back(files, store).items():
+        err.print(
+            f"held back: {name} ends in an unfinished line ({size} bytes); it is taken once its writer "
+            "ends it (a writer that died mid-line: its next write does)",
+            markup=False,
+        )
 
 
 @app.command("verify")

@@ -231,6 +231,12 @@ class EvidenceStore:
         with self._db.connect() as conn:
             return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
+    def positions(self) -> dict[str, tuple[str, int]]:
+        """How far each input file has been read: its name → (generation, byte offset)."""
+        with self._db.connect() as conn:
+            rows = conn.execute("SELECT file, generation, offset FROM sources").fetchall()
+        return {row["file"]: (row["generation"], row["offset"]) for row in rows}
+
     # -- the head file -------------------------------------------------------
     def _check_head(self, conn: sqlite3.Connection, last: Head) -> Head | None:
         """The recorded head, if the chain still reaches it; ChainBroken when it does not."""
