@@ -98,3 +98,19 @@ def test_a_runtime_event_that_does_not_fit_is_an_error_and_the_next_one_reads_wh
         [("restarted", "ns/pod-0"), ("unreadable-line", None), ("restarted", "ns/pod-2")], key=str
     )
     assert store.verify().ok
+
+
+def test_a_report_that_does_not_fit_is_an_error_and_leaves_no_half_report(
+    disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = ClusterFiles(tmp_path / "state")  # the chain on a roomy disk, the report aimed at the full one
+    monkeypatch.setenv("TRUSTUSBANK_STATE_DIR", str(files.state))
+    log_events(files, 0, 400)
+    out = disk / "report"
+    fill(disk)
+
+    result = CliRunner().invoke(app, ["evidence", "report", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"error: cannot write the report into {out} (No space left on device)" in result.stderr
+    assert list(out.iterdir()) == []
