@@ -105,7 +105,7 @@ def test_a_report_that_does_not_fit_is_an_error_and_leaves_no_half_report(
 ) -> None:
     files = ClusterFiles(tmp_path / "state")  # the chain on a roomy disk, the report aimed at the full one
     monkeypatch.setenv("TRUSTUSBANK_STATE_DIR", str(files.state))
-    log_events(files, 0, 400)
+    log_events(files, 0, 20)
     out = disk / "report"
     fill(disk)
 
