@@ -1,9 +1,10 @@
 """A small disk for a test: a size-limited tmpfs, so a write meets a real ENOSPC.
 
 Mounting takes root. As root (CI), the tmpfs is mounted where the test asks and unmounted
-after. Otherwise the test is run again, alone, in a pytest of its own inside a user and
-mount namespace (`unshare -Urm`), where it is root and its mount is seen by no one else;
-the outer test passes or fails as that run did. (Reaching a namespace's mount from outside
+after. Otherwise (or if that mount is refused) the test is run again, alone, in a pytest of
+its own inside a user and mount namespace (`unshare -Urm`), where it is root and its mount is
+seen by no one else: the outer test fails if that run failed, and is reported skipped,
+saying it passed there, if it passed. (Reaching a namespace's mount from outside
 through `/proc/<pid>/root` is no substitute: SQLite resolves that link to `/` and would
 write beside the tmpfs, not on it.) Neither possible: the test is skipped, saying why.
 """
@@ -18,40 +19,44 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 INSIDE = "TRUSTUSBANK_TEST_IN_USERNS"  # set in the namespaced run: never re-run again from there
 
 
-def _rerun_in_namespace(nodeid: str) -> None:
+def _rerun_in_namespace(nodeid: str, why: str) -> NoReturn:
     """Run test `nodeid` as root of a new user and mount namespace; fail or skip as it did."""
     if os.environ.get(INSIDE) or shutil.which("unshare") is None:
-        pytest.skip("mounting a tmpfs needs root, and no user namespace is available (unshare -Urm)")
+        pytest.skip(f"cannot mount a small tmpfs here ({why}), nor in a user namespace (unshare -Urm)")
     command = ["unshare", "-Urm", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", nodeid]
     env = {**os.environ, INSIDE: "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.fail(f"in a user namespace (unshare -Urm):\n{done.stdout}\n{done.stderr}", pytrace=False)
-    if " skipped" in done.stdout.splitlines()[-1]:
-        pytest.skip(f"skipped in a user namespace: {done.stdout.splitlines()[-1]}")
+    summary = done.stdout.splitlines()[-1]
+    if " skipped" in summary:
+        pytest.skip(f"skipped in a user namespace ({why} here): {summary}")
+    pytest.skip(f"passed when run in a user namespace (unshare -Urm), as {why} here")
 
 
 @contextlib.contextmanager
 def small_disk(request: pytest.FixtureRequest, mountpoint: Path, size: str) -> Iterator[Path]:
     """A tmpfs of `size` (tmpfs's own syntax: 512k, 2m) at `mountpoint`, for the test `request` runs."""
-    if os.geteuid() != 0:
-        _rerun_in_namespace(request.node.nodeid)
-        pytest.skip("passed when run in a user namespace (unshare -Urm); nothing more to run here")
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)]
-    mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
+    why = "not root"
+    if os.geteuid() == 0:
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)]
+        mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
+        if mounted.returncode == 0:
+            try:
+                yield mountpoint
+            finally:
+                subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
+            return
+        why = f"mount: {mounted.stderr.strip()}"
+    _rerun_in_namespace(request.node.nodeid, why)
 
 
 def fill(disk: Path) -> Path:
