@@ -54,7 +54,8 @@ async def test_the_wait_ends_only_when_every_node_logged_the_wanted_set(tmp_path
 
 
 async def test_a_transient_unreadable_set_is_waited_through(tmp_path: Path) -> None:
-    """A reload that raced a writer denies everything until the next one; the wait sees the next one."""
+    """A reload that raced a writer is refused (the last good set stays) until the next one; the wait sees
+    the next one."""
     log = tmp_path / "ztunnel-a.log"
     _unreadable(log)
     quoted = (

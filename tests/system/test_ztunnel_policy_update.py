@@ -9,36 +9,17 @@ next tunnel; the access log says why. The policy is deleted again afterwards.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.system.conftest import Cluster
-from trustusbank.mesh.hbone import HboneError, HboneRefused, Tunnel, client_context, open_tunnel
-from trustusbank.mesh.identity import CertificateAuthority, SpiffeId
+from tests.system.fx_tunnel import ACCOUNT_MCP, DEADLINE, deny_account_mcp, fx_tunnels, served_again
+from trustusbank.mesh.hbone import HboneError, HboneRefused, Tunnel
 
-ACCOUNT_MCP = SpiffeId("cluster.local", "trustusbank-bank-mcp", "account-mcp")
-FX_API = SpiffeId("cluster.local", "external-fx", "fx-api")
 NAME = "test-deny-account-mcp-to-fx-api"
-POLICY = f"""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: {NAME}
-  namespace: external-fx
-spec:
-  selector:
-    matchLabels:
-      app: fx-api
-  action: DENY
-  rules:
-    - from:
-        - source:
-            principals: ["cluster.local/ns/trustusbank-bank-mcp/sa/account-mcp"]
-"""
+POLICY = deny_account_mcp(NAME)
 REQUEST = b"GET /latest?from=GBP&to=USD HTTP/1.1\r\nHost: fx-api\r\n\r\n"
-DEADLINE = 20  # a guard against hanging, never an assertion about speed
 
 
 async def _answer(tunnel: Tunnel) -> bytes:
@@ -52,20 +33,7 @@ async def _answer(tunnel: Tunnel) -> bytes:
 
 
 async def test_applying_a_deny_closes_the_open_tunnel_it_denies(cluster: Cluster, tmp_path: Path) -> None:
-    ca = CertificateAuthority.load_or_create(cluster.files.ca)
-    svid = ca.issue(ACCOUNT_MCP, timedelta(minutes=5))
-    (tmp_path / "cert.pem").write_bytes(svid.cert_pem)
-    (tmp_path / "key.pem").write_bytes(svid.key_pem)
-    context = client_context(
-        tmp_path / "cert.pem", tmp_path / "key.pem", cluster.files.trust_bundle.read_bytes()
-    )
-    fx_ip = next(p.ip for p in cluster.topology.pods if p.deployment == "fx-api")
-
-    async def tunnel() -> Tunnel:
-        return await open_tunnel(
-            fx_ip, 15008, authority=f"{fx_ip}:8080", ssl_context=context, expected_identity=FX_API
-        )
-
+    tunnel = fx_tunnels(cluster, tmp_path)
     policy = tmp_path / f"{NAME}.yaml"
     policy.write_text(POLICY)
     held = await tunnel()
@@ -98,10 +66,4 @@ async def test_applying_a_deny_closes_the_open_tunnel_it_denies(cluster: Cluster
         await held.close()
         deleted = await asyncio.to_thread(cluster.cli, "delete", "-f", str(policy))
         assert deleted.returncode == 0, deleted.stderr
-    async with asyncio.timeout(DEADLINE):  # put back: fx-api serves account-mcp again
-        while True:
-            try:
-                await (await tunnel()).close()
-                break
-            except HboneRefused:
-                await asyncio.sleep(0.1)
+    await served_again(tunnel)  # put back: fx-api serves account-mcp again

@@ -2,8 +2,9 @@
 
 Every command but `ingest` ingests first, so an answer includes what happened a
 moment ago; `--no-ingest` reads the store as it is. A store that no longer
-reaches its recorded head is not extended (that would hide a cut tail): the
-command says so and answers from the store as it is.
+reaches its recorded head is not extended (that would hide a cut tail), nor is
+one on a full disk: the command says so and answers from the store as it is. A
+damaged database file is an error naming it (exit 1), whichever command meets it.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def _collect() -> None:
 
 def _store(no_ingest: bool = False) -> tuple[ClusterFiles, EvidenceStore]:
     from trustusbank.evidence import EvidenceStore, has_cluster_state, ingest
-    from trustusbank.evidence.store import ChainBroken
+    from trustusbank.evidence.store import ChainBroken, HeadNotWritten
+    from trustusbank.sqlite_file import DatabaseFull
 
     files = _files()
     if not no_ingest:
@@ -92,6 +94,8 @@ def _store(no_ingest: bool = False) -> tuple[ClusterFiles, EvidenceStore]:
             ingest(files, store)
         except ChainBroken as exc:
             err.print(f"warning: not ingesting, the evidence chain is broken: {exc}", markup=False)
+        except (DatabaseFull, HeadNotWritten) as exc:  # answer from what is stored; nothing was lost
+            err.print(f"warning: could not ingest: {exc}", markup=False)
     return files, store
 
 
@@ -115,13 +119,20 @@ def _line(record: Record) -> str:
 @app.command("ingest")
 def ingest_command() -> None:
     """Append the cluster's new log lines and spans to the evidence chain."""
-    from trustusbank.evidence import EvidenceStore, ingest
+    from trustusbank.evidence import EvidenceStore, held_back, ingest
 
     _collect()
     files = _files()
     added = ingest(files)
-    head = EvidenceStore.of(files).recorded_head()
+    store = EvidenceStore.of(files)
+    head = store.recorded_head()
     typer.echo(f"{added} new record(s); chain head seq {head.seq if head else 0}")
+    for name, size in held_back(files, store).items():
+        err.print(
+            f"held back: {name} ends in an unfinished line ({size} bytes); it is taken once its writer "
+            "ends it (a writer that died mid-line: its next write does)",
+            markup=False,
+        )
 
 
 @app.command("verify")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trustusbank.telemetry.jsonlog import append_lines
+
 DEFENCE_DIR = "08-defence"
 
 
@@ -81,8 +83,7 @@ class ClusterFiles:
         """Append one event (a JSON line) to the runtime log the evidence trail ingests; the one writer."""
         entry = {"time": time.time(), "event": event, **fields}
         self.logs.mkdir(parents=True, exist_ok=True)
-        with self.events.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(entry) + "\n")
+        append_lines(self.events, [json.dumps(entry)])  # ENOSPC raises, to the caller: never dropped quietly
         return entry
 
     @property

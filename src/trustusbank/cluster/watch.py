@@ -11,7 +11,7 @@ from pathlib import Path
 from trustusbank.cluster.layout import DEFENCE_DIR, ClusterFiles
 from trustusbank.manifests.bundle import Bundle, load_bundle
 from trustusbank.manifests.kagent.controller import expand
-from trustusbank.manifests.manifest import ManifestError
+from trustusbank.manifests.manifest import ManifestError, Problem
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 RACE_RETRIES = 5
@@ -38,6 +38,13 @@ def load_in_force(deploy: Path, files: ClusterFiles) -> Bundle:
     return expand(load_bundle(deploy, include=[files.applied], exclude=[deploy / DEFENCE_DIR]))
 
 
+def _refuse_empty(seen: Fingerprint) -> None:
+    empty = [Path(path) for path, _, size in seen if size == 0 and path.endswith((".yaml", ".yml"))]
+    if empty:
+        message = "empty: a write cut short or still under way (delete the file to remove its objects)"
+        raise ManifestError([Problem(path, 0, message) for path in empty])
+
+
 class ManifestWatch:
     def __init__(self, deploy: Path, files: ClusterFiles) -> None:
         self.deploy = deploy
@@ -58,11 +65,13 @@ class ManifestWatch:
         `apply` and `delete` change files one at a time, so a read can race a writer: a file
         listed, then gone before it is read. Such a read is retried (the set in flux, not
         broken); a set that fails to load while nothing is changing is an error, which the
-        readers treat as "deny everything".
+        readers refuse (keeping the set they had). So is an empty manifest file: what a write
+        cut short or still under way leaves, never a way to say "no policy" (delete the file).
         """
         for _ in range(RACE_RETRIES):
             before = fingerprint([self.deploy, self.files.applied])
             try:
+                _refuse_empty(before)
                 bundle = load_in_force(self.deploy, self.files)
             except ManifestError:
                 if fingerprint([self.deploy, self.files.applied]) != before:

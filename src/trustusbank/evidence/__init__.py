@@ -9,7 +9,7 @@ evidence and the Art. 28 register.
 from __future__ import annotations
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.evidence.ingest import NoClusterState, has_cluster_state, ingest
+from trustusbank.evidence.ingest import NoClusterState, has_cluster_state, held_back, ingest
 from trustusbank.evidence.query import Query, QueryError, TraceView, explain, query, trace
 from trustusbank.evidence.record import Record
 from trustusbank.evidence.report import (
@@ -44,6 +44,7 @@ __all__ = [
     "build_report",
     "explain",
     "has_cluster_state",
+    "held_back",
     "ingest",
     "open_store",
     "query",

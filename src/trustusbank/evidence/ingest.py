@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,23 +116,46 @@ def _record(family: Family, origin: str, raw: bytes, cluster: Cluster, now: str)
     return NewRecord(time=stamp, origin=origin, body=canonical(data), **as_text)
 
 
-def _read(files: ClusterFiles, writer: Writer, cluster: Cluster, now: str) -> list[NewRecord]:
-    batch: list[NewRecord] = []
+def _inputs(files: ClusterFiles) -> Iterator[tuple[Family, Path, str]]:
+    """Every file ingest reads, with its family and its name in the store."""
     for family in FAMILIES:
         for path in files.outputs(family.directory, family.pattern):
-            if not path.is_file():
-                continue
-            name = path.relative_to(files.root).as_posix()
-            generation = _generation(path)
-            known = writer.position(name)
-            size = path.stat().st_size
-            start = known[1] if known and known[0] == generation and known[1] <= size else 0
-            lines, end = _new_lines(path, start)
-            for offset, raw in lines:
-                record = _record(family, f"{name}#{generation}:{offset}", raw, cluster, now)
-                if record is not None:
-                    batch.append(record)
-            writer.set_position(name, generation, end)
+            if path.is_file():
+                yield family, path, path.relative_to(files.root).as_posix()
+
+
+def held_back(files: ClusterFiles, store: EvidenceStore) -> dict[str, int]:
+    """Files read up to an unfinished last line, with its length: taken once its writer ends it.
+
+    Said out loud because a writer that died mid-line ends nothing: the next writer of that
+    file does (`append_lines`), and until then the fragment is in the file, not in the chain.
+    """
+    positions = store.positions()
+    out = {}
+    for _, path, name in _inputs(files):
+        known = positions.get(name)
+        try:
+            size, generation = path.stat().st_size, _generation(path)
+        except FileNotFoundError:
+            continue
+        if known is not None and known[0] == generation and size > known[1]:
+            out[name] = size - known[1]
+    return out
+
+
+def _read(files: ClusterFiles, writer: Writer, cluster: Cluster, now: str) -> list[NewRecord]:
+    batch: list[NewRecord] = []
+    for family, path, name in _inputs(files):
+        generation = _generation(path)
+        known = writer.position(name)
+        size = path.stat().st_size
+        start = known[1] if known and known[0] == generation and known[1] <= size else 0
+        lines, end = _new_lines(path, start)
+        for offset, raw in lines:
+            record = _record(family, f"{name}#{generation}:{offset}", raw, cluster, now)
+            if record is not None:
+                batch.append(record)
+        writer.set_position(name, generation, end)
     return batch
 
 

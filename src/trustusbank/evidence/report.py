@@ -21,6 +21,7 @@ next to the digest that is running now.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
+from trustusbank.errors import UnavailableError
 from trustusbank.evidence.digests import PUSH_KINDS, START_KINDS, DigestTracker, image_store_lookup
 from trustusbank.evidence.query import related
 from trustusbank.evidence.record import Record, iso
@@ -286,16 +288,33 @@ async def write_dora_report_async(
     return _write(build_report(files, store, registry_url, suspects, register, error), files, out_dir)
 
 
+class ReportNotWritten(UnavailableError, OSError):
+    """The report's files could not be written (a full disk, say); none of them is left half-written."""
+
+
 def _write(report: DoraReport, files: ClusterFiles, out_dir: Path | None) -> ReportPaths:
     directory = out_dir or default_directory(files)
-    directory.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(
         directory,
         directory / "dora-report.md",
         directory / "dora-report.html",
         directory / "dora-report.json",
     )
-    paths.markdown.write_text(markdown(report), encoding="utf-8")
-    paths.html.write_text(html(report), encoding="utf-8")
-    paths.json.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    written = {
+        paths.markdown: markdown(report),
+        paths.html: html(report),
+        paths.json: json.dumps(report.to_dict(), indent=2, ensure_ascii=False),
+    }
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, text in written.items():
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        for path in written:  # no half-written report left to be read as a whole one
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        raise ReportNotWritten(
+            f"cannot write the report into {directory} ({exc.strerror or exc}): "
+            "free space there, or pass another --out"
+        ) from exc
     return paths

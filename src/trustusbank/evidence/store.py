@@ -18,10 +18,22 @@ consistently (or deletes both) produces a chain that verifies, because nothing h
 is secret. Against that, keep the head elsewhere: the DORA report prints it, and
 `verify --anchor SEQ:HASH` checks the chain still holds a head recorded earlier.
 Records appended after a head was taken are not an error (the head is a lower bound).
+
+Damage is told apart from tampering. A database whose bytes no longer read as SQLite
+(`DamagedDatabase`, from SQLite's own checks: a walk of every page) or a head file
+that is not the JSON it should be is *damaged*; a readable chain that does not check
+out is *broken*. Either way nothing is appended until someone looks.
+
+A full disk loses nothing acknowledged: the records and the ingest offsets commit in
+one transaction, so a write that does not fit is rolled back whole. The head file is
+written after the commit (a temporary file, then a rename, so it is never half
+written); if that write fails the head is left behind the chain, which verifies (a
+lower bound), and the next writer brings it up to date.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -34,9 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.layout import ClusterFiles
-from trustusbank.errors import IntegrityError
+from trustusbank.errors import IntegrityError, UnavailableError
 from trustusbank.evidence.record import COLUMNS, GENESIS, NewRecord, Record, iso
-from trustusbank.sqlite_file import SqliteFile
+from trustusbank.sqlite_file import DamagedDatabase, SqliteFile
 
 _SUBJECTS = (
     "src_identity",
@@ -86,6 +98,14 @@ class ChainBroken(IntegrityError, RuntimeError):
     """The store no longer matches its recorded head; nothing is appended until someone looks."""
 
 
+class HeadDamaged(IntegrityError, ValueError):
+    """The head file is there but is not the (seq, hash) it should hold."""
+
+
+class HeadNotWritten(UnavailableError, OSError):
+    """Records were committed but the head file could not be brought up to date (a full disk, say)."""
+
+
 @dataclass(frozen=True)
 class Head:
     seq: int
@@ -100,14 +120,21 @@ class Verification:
     recorded_head: Head | None  # what the head file says
     bad_seq: int | None = None
     problem: str | None = None
+    damaged: bool = False  # the files' bytes are damaged (corruption), not a chain that was edited
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
-        if self.ok:
-            return f"chain intact: {self.records} records, head seq {self.head.seq} hash {self.head.hash}"
-        return f"chain BROKEN at seq {self.bad_seq}: {self.problem}"
+        if self.damaged:
+            return f"evidence DAMAGED: {self.problem}"
+        if not self.ok:
+            return f"chain BROKEN at seq {self.bad_seq}: {self.problem}"
+        intact = f"chain intact: {self.records} records, head seq {self.head.seq} hash {self.head.hash}"
+        if self.recorded_head is not None and self.recorded_head.seq < self.head.seq:
+            behind = self.head.seq - self.recorded_head.seq
+            intact += f" (the head file is {behind} record(s) behind; the next ingest updates it)"
+        return intact
 
 
 class Writer:
@@ -179,10 +206,13 @@ class EvidenceStore:
                 with self._db.connect() as conn:
                     conn.execute("BEGIN IMMEDIATE")
                     writer = Writer(conn)
-                    self._check_head(conn, writer.head)
+                    recorded = self._check_head(conn, writer.head)
+                    if recorded is None:  # a new chain: its head file exists before its first record
+                        self._write_head(writer.head, 0)
+                        recorded = writer.head
                     yield writer
-                if writer.appended:
-                    self._write_head(writer.head)
+                if recorded != writer.head:  # appended to, or left behind by a head write that failed
+                    self._write_head(writer.head, len(writer.appended))
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -201,33 +231,69 @@ class EvidenceStore:
         with self._db.connect() as conn:
             return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
+    def positions(self) -> dict[str, tuple[str, int]]:
+        """How far each input file has been read: its name → (generation, byte offset)."""
+        with self._db.connect() as conn:
+            rows = conn.execute("SELECT file, generation, offset FROM sources").fetchall()
+        return {row["file"]: (row["generation"], row["offset"]) for row in rows}
+
     # -- the head file -------------------------------------------------------
-    def _check_head(self, conn: sqlite3.Connection, last: Head) -> None:
+    def _check_head(self, conn: sqlite3.Connection, last: Head) -> Head | None:
+        """The recorded head, if the chain still reaches it; ChainBroken when it does not."""
         try:
             recorded = self.recorded_head()
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ChainBroken(f"the head file {self.head_path} cannot be read: {exc}") from exc
+        except (OSError, HeadDamaged) as exc:
+            raise ChainBroken(str(exc)) from exc
         if recorded is None:
             if last.seq > 0:
                 raise ChainBroken(f"the head file {self.head_path} is missing")
-            return
+            return None
         at = _hashes_at(conn, [recorded.seq]).get(recorded.seq)
         if recorded.seq > last.seq or (recorded.seq > 0 and at != recorded.hash):
             raise ChainBroken(
                 f"the chain (last seq {last.seq}) does not reach its recorded head (seq {recorded.seq})"
             )
+        return recorded
 
-    def _write_head(self, head: Head) -> None:
+    def _write_head(self, head: Head, appended: int) -> None:
+        """Replace the head file whole: a temporary file, flushed, then renamed over it."""
         tmp = self.head_path.with_name(self.head_path.name + ".tmp")
-        tmp.write_text(json.dumps({"seq": head.seq, "hash": head.hash, "written": iso(datetime.now(UTC))}))
-        os.replace(tmp, self.head_path)
+        text = json.dumps({"seq": head.seq, "hash": head.hash, "written": iso(datetime.now(UTC))})
+        try:
+            with tmp.open("w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.head_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            committed = (
+                f"; the {appended} record(s) just committed to {self.path} are kept, the chain intact"
+                if appended
+                else ""
+            )
+            raise HeadNotWritten(
+                f"the head file {self.head_path} could not be written ({exc.strerror or exc}){committed}: "
+                "free space and run `trustusbank evidence ingest` again, it brings the head file up to date"
+            ) from exc
 
     def recorded_head(self) -> Head | None:
-        """The head file's (seq, hash); None when there is no such file. Unreadable is an error."""
-        if not self.head_path.exists():
+        """The head file's (seq, hash); None when there is no such file. Unreadable is HeadDamaged."""
+        try:
+            text = self.head_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return None
-        raw = json.loads(self.head_path.read_text(encoding="utf-8"))
-        return Head(int(raw["seq"]), str(raw["hash"]))
+        try:
+            raw = json.loads(text)
+            seq, digest = raw["seq"], raw["hash"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HeadDamaged(
+                f"the head file {self.head_path} is damaged: not the JSON head it holds ({exc})"
+            ) from exc
+        if not isinstance(seq, int) or seq < 0 or not isinstance(digest, str) or len(digest) != 64:
+            raise HeadDamaged(f"the head file {self.head_path} is damaged: seq {seq!r}, hash {digest!r}")
+        return Head(seq, digest)
 
     # -- verification --------------------------------------------------------
     def verify(self, anchor: Head | None = None) -> Verification:
@@ -235,15 +301,22 @@ class EvidenceStore:
         head = Head(0, GENESIS)
         try:
             recorded = self.recorded_head()
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            return Verification(False, 0, head, None, 0, f"the head file cannot be read: {exc}")
-        with self._db.connect() as conn:
-            for row in conn.execute("SELECT * FROM records ORDER BY seq"):
-                problem = _check(row, head)
-                if problem is not None:
-                    return Verification(False, head.seq, head, recorded, head.seq + 1, problem)
-                head = Head(row["seq"], row["hash"])
-            hashes = _hashes_at(conn, [h.seq for h in (recorded, anchor) if h is not None])
+        except (OSError, HeadDamaged) as exc:
+            return Verification(False, 0, head, None, 0, f"{exc}; restore it, or check with --anchor", True)
+        try:
+            with self._db.connect() as conn:
+                damage = _damage(conn)
+                if damage is not None:
+                    problem = f"the database {self.path} is damaged ({damage}); restore it from a backup"
+                    return Verification(False, 0, head, recorded, None, problem, True)
+                for row in conn.execute("SELECT * FROM records ORDER BY seq"):
+                    broken = _check(row, head)
+                    if broken is not None:
+                        return Verification(False, head.seq, head, recorded, head.seq + 1, broken)
+                    head = Head(row["seq"], row["hash"])
+                hashes = _hashes_at(conn, [h.seq for h in (recorded, anchor) if h is not None])
+        except DamagedDatabase as exc:
+            return Verification(False, head.seq, head, recorded, head.seq + 1, str(exc), True)
         for name, expected in (("the head file", recorded), ("the anchor", anchor)):
             if expected is None:
                 continue
@@ -259,7 +332,10 @@ class EvidenceStore:
                 )
                 return Verification(False, head.seq, head, recorded, expected.seq, problem)
         if recorded is None and head.seq > 0:
-            problem = f"the head file {self.head_path.name} is missing: a cut tail could not be detected"
+            problem = (
+                f"the head file {self.head_path} is missing: a cut tail could not be detected; "
+                "restore it, or check with --anchor"
+            )
             return Verification(False, head.seq, head, None, head.seq, problem)
         return Verification(True, head.seq, head, recorded)
 
@@ -281,6 +357,12 @@ def _check(row: sqlite3.Row, prev: Head) -> str | None:
     if recomputed != row["hash"]:
         return "its contents changed: the stored hash does not match the record"
     return None
+
+
+def _damage(conn: sqlite3.Connection) -> str | None:
+    """What SQLite's own check of every page finds wrong with the file, or None."""
+    found = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+    return None if found == ["ok"] else "; ".join(found).replace("\n", "; ")
 
 
 def _hashes_at(conn: sqlite3.Connection, seqs: list[int]) -> dict[int, str]:

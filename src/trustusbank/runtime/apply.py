@@ -25,6 +25,7 @@ from trustusbank.manifests.yaml_source import read_documents, yaml_files
 
 APPLIED_EVENT = "manifest-applied"
 DELETED_EVENT = "manifest-deleted"
+NO_OBJECTS = "holds no objects (cut short?): nothing to apply; `delete -f` removes a file's objects"
 
 
 def _target(files: ClusterFiles, source: Path) -> Path:
@@ -40,19 +41,41 @@ def apply(files: ClusterFiles, deploy: Path, sources: list[Path]) -> list[Path]:
     files.make()
     replaced = {m.name for m in manifests}  # re-applying a file replaces it, as kubectl apply does
     kept = [f for f in applied(files) if f.name not in replaced]
+    read = {m: m.read_bytes() for m in manifests}
     bundle = load_bundle(deploy, include=[*kept, *manifests], exclude=[deploy / DEFENCE_DIR])
+    _unchanged_since_validated(read)
+    carried = {
+        m: [_object(o) for o in bundle.objects if o.source.file.resolve() == m.resolve()] for m in read
+    }
+    empty = [Problem(m, 0, NO_OBJECTS) for m, objects in carried.items() if not objects]
+    if empty:  # as kubectl's "no objects passed to apply": never a quiet way to drop a policy
+        raise ManifestError(empty)
     installed = []
-    for manifest in manifests:
+    for manifest, data in read.items():
         target = _target(files, manifest)
-        data = manifest.read_bytes()
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(data)
         tmp.replace(target)
         installed.append(target)
-        resolved = manifest.resolve()
-        objects = [_object(m) for m in bundle.objects if m.source.file.resolve() == resolved]
-        record(files, APPLIED_EVENT, manifest, data, objects)
+        record(files, APPLIED_EVENT, manifest, data, carried[manifest])
     return installed
+
+
+def _unchanged_since_validated(read: dict[Path, bytes]) -> None:
+    """Refuse the apply if a source changed while it was validated: what is installed is what passed.
+
+    The bytes read before validation are the ones installed; the same bytes read after it
+    mean validation saw them too (an editor saving mid-apply is caught, not half-installed).
+    """
+    changed = []
+    for path, data in read.items():
+        try:
+            if path.read_bytes() != data:
+                changed.append(Problem(path, 0, "changed while it was being applied: apply it again"))
+        except OSError as exc:
+            changed.append(Problem(path, 0, f"cannot be read again after validation: {exc.strerror or exc}"))
+    if changed:
+        raise ManifestError(changed)
 
 
 def delete(files: ClusterFiles, sources: list[Path]) -> list[Path]:

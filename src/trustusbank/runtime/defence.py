@@ -4,8 +4,8 @@
 share one definition of "on" (every file of the set applied) and one wait: a change is
 in force when every node proxy has logged a policy set holding exactly the set's
 policies that should be there, not after a guessed pause. A node proxy that cannot read
-the new set denies everything and says so; that ends the wait with an error rather than
-a silent pass.
+the new set keeps the last good one and says so; that ends the wait with an error rather
+than a silent pass.
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def _refs(line: str) -> set[str]:
 async def wait_loaded(marks: dict[Path, int], present: set[str], absent: set[str]) -> float:
     """Seconds until every node log in `marks` shows a load holding `present` and none of `absent`.
 
-    A node that logs an unreadable set meanwhile is still waited for (it denies everything until
-    its next reload); if that is where it stays, the timeout says so.
+    A node that logs an unreadable set meanwhile is still waited for (it keeps its last good set,
+    or denies everything if it has none, until its next reload); if that is where it stays, the
+    timeout says so.
     """
     started = time.monotonic()
     waiting = dict(marks)

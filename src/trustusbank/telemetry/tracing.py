@@ -19,6 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from trustusbank.telemetry.jsonlog import append_lines
+
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -30,8 +32,8 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = [span.to_json(indent=None) for span in spans]
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
-            out.writelines(line + "\n" for line in lines)
+        with self._lock:
+            append_lines(self.path, lines)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

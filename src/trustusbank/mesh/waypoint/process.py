@@ -1,9 +1,8 @@
 """One waypoint process: its SVID, its HBONE listener, its proxy, its live configuration.
 
-A changed policy or route file takes effect within a second without a restart.
-A file that does not load (a CEL expression that does not compile, say) is
-refused and the last good configuration stays, loudly, as agentgateway keeps
-serving its last accepted config.
+A changed policy or route file takes effect within a second without a restart;
+one that does not load is refused and the last good configuration stays
+(`config_store.py`).
 """
 
 from __future__ import annotations
@@ -20,19 +19,14 @@ from starlette.applications import Starlette
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.ports import HBONE_PORT, METRICS_PORT
 from trustusbank.cluster.topology import Topology
-from trustusbank.cluster.watch import ManifestWatch
 from trustusbank.http_server import CLIENT_KEEP_ALIVE_SECONDS, uvicorn_config
-from trustusbank.manifests.istio.objects import AuthorizationPolicy
-from trustusbank.manifests.manifest import ManifestError
-from trustusbank.mesh.authz.scope import policies_for_gateway
 from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, CsrClient
 from trustusbank.mesh.identity.secrets import SecretManager
 from trustusbank.mesh.identity.spiffe import SpiffeId
+from trustusbank.mesh.waypoint.config_store import ConfigStore
 from trustusbank.mesh.waypoint.egress import HboneBackend
 from trustusbank.mesh.waypoint.ingress import Ingress
 from trustusbank.mesh.waypoint.proxy import WaypointApp
-from trustusbank.mesh.waypoint.ratelimit import RateLimitBuckets
-from trustusbank.mesh.waypoint.routes import WaypointConfig
 from trustusbank.mesh.waypoint.telemetry import WaypointLog, WaypointMetrics
 from trustusbank.mesh.waypoint.tunnelhttp import TunnelHttp
 from trustusbank.periodic import every
@@ -73,39 +67,14 @@ class Waypoint:
         self.tracer_provider = setup_tracing("agentgateway", files.traces / f"waypoint-{pod.name}.jsonl")
         self.metrics = WaypointMetrics()
         self.ingress = Ingress(pod, self.identity, self.secrets, self.topology)
-        self._config: WaypointConfig | None = None
-        self._authz: list[AuthorizationPolicy] = []
-        self._buckets = RateLimitBuckets()
-        self.watch = ManifestWatch(deploy, files)
+        self.store = ConfigStore(deploy, files, gateway)
         self.ready = False
-
-    def config(self) -> WaypointConfig:
-        assert self._config is not None
-        return self._config
-
-    def reload_if_changed(self) -> None:
-        if not self.watch.changed():
-            return
-        namespace, _, name = self.gateway.partition("/")
-        try:
-            bundle = self.watch.load()
-            config = WaypointConfig.from_manifests(bundle.objects, namespace, name, buckets=self._buckets)
-            policies = policies_for_gateway(AuthorizationPolicy.all_in(bundle.objects), name, namespace)
-            self._config, self._authz = config, policies
-            names = sorted(m.name for m in bundle.objects if m.kind == "AgentgatewayPolicy")
-            log.info(
-                "waypoint configuration loaded for %s: policies %s", self.gateway, ", ".join(names) or "none"
-            )
-        except (ManifestError, ValueError, KeyError) as exc:
-            if self._config is None:
-                raise
-            log.error("configuration change refused, keeping the last good one: %s", exc)
 
     def _control_app(self) -> Starlette:
         return control_app(self.metrics.registry, lambda: self.ready)
 
     async def run(self) -> None:
-        self.reload_if_changed()
+        self.store.reload_if_changed()
         await self.secrets.get(self.identity)
         backend = HboneBackend(self.topology, self.secrets, self.identity, self.pod.ip)
         pool = httpcore.AsyncConnectionPool(
@@ -115,8 +84,8 @@ class Waypoint:
         )
         app = WaypointApp(
             self.gateway,
-            self.config,
-            lambda: self._authz,
+            self.store.config,
+            self.store.authz,
             self.ingress,
             self.topology,
             pool,
@@ -137,7 +106,7 @@ class Waypoint:
             self.ready = True
             log.info("waypoint %s ready on %s", self.gateway, self.pod.ip)
             await asyncio.gather(
-                every(1.0, self.reload_if_changed, "configuration reload"),
+                every(1.0, self.store.reload_if_changed, "configuration reload"),
                 every(1.0, self.secrets.rotate_due, "certificate rotation"),
             )
         finally:

@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from trustusbank.cluster.topology import Pod
 from trustusbank.manifests.istio.objects import Connection, Workload
-from trustusbank.mesh.authz.evaluate import ERROR_FMT, STRICT_REFUSAL, Decision, authorize
+from trustusbank.mesh.authz.evaluate import ERROR_FMT, STRICT_REFUSAL, Decision
 from trustusbank.mesh.authz.peer_authn import mtls_mode
 from trustusbank.mesh.hbone.h2 import READ_CHUNK, HboneStream, pipe
 from trustusbank.mesh.hbone.server import HboneRequest, serve
@@ -35,6 +35,7 @@ from trustusbank.mesh.ztunnel.access_log import ConnectionRecord
 from trustusbank.mesh.ztunnel.connections import LiveConnection, LiveConnections
 from trustusbank.mesh.ztunnel.labels import peer_labels
 from trustusbank.mesh.ztunnel.pipes import pipe_plain
+from trustusbank.mesh.ztunnel.policy_store import decide
 from trustusbank.mesh.ztunnel.results import ConnectionResult, ResponseFlag, copy_flag
 from trustusbank.telemetry.tracing import extract
 
@@ -58,11 +59,8 @@ class Inbound:
         self._pending: dict[int, tuple[ConnectionRecord, ConnectionResult, int]] = {}
 
     def _decide(self, pod: Pod, source: SpiffeId | None, source_ip: str, port: int) -> Decision:
-        store = self.node.policies
-        if store.error is not None:
-            return Decision(False, store.error)
         workload = Workload(pod.deployment, pod.namespace, pod.labels)
-        return authorize(Connection(source, source_ip, pod.ip, port), workload, store.authorization)
+        return decide(self.node.policies, Connection(source, source_ip, pod.ip, port), workload)
 
     def _plaintext_refusal(self, pod: Pod, port: int) -> str | None:
         """Why plaintext to `port` is refused before AuthorizationPolicy is asked, or None."""
