@@ -65,8 +65,16 @@ def render_console(status: dict[str, Any]) -> None:
         out.print(f"console {page['name']}: {page['url']}{state}", soft_wrap=True, highlight=False)
 
 
+def render_control_plane(status: dict[str, Any]) -> None:
+    """istiod: its own process, restarted when it dies, as the pods are."""
+    for c in status.get("control_plane", []):
+        ready = "[green]ready[/]" if c["ready"] else "[red]not ready[/]"
+        out.print(f"control plane {c['name']}: pid {c['pid'] or '-'}, {ready}, restarts {c['restarts']}")
+
+
 def render_status(status: dict[str, Any]) -> None:
     render_busy_ports(status)
+    render_control_plane(status)
     nodes = Table(title="nodes", title_justify="left", box=None, padding=(0, 2, 0, 0))
     for column in ("node", "role", "address", "ztunnel pid", "ready"):
         nodes.add_column(column, no_wrap=True)
@@ -166,7 +174,7 @@ def up(
     from trustusbank.runtime.isolation import prepare as prepare_isolation
 
     isolation = prepare_isolation()  # before any thread: it may enter a user namespace
-    refuse_inspection()  # the supervisor holds the CA: no core dumps, no ptrace
+    refuse_inspection()  # the supervisor holds the image signing keys: no core dumps, no ptrace
     files.make()
     files.pid.write_text(str(os.getpid()))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -59,6 +59,14 @@ def running_pid(files: ClusterFiles) -> int | None:
     return pid if alive(pid) else None
 
 
+def listed_pids(status: dict[str, Any]) -> list[int]:
+    """Every process of the cluster that status.json names: pods, node proxies, istiod, console, zygote."""
+    entries = [*status.get("pods", []), *status.get("nodes", []), *status.get("control_plane", [])]
+    pids = [e.get("pid") or e.get("ztunnel_pid") for e in entries]
+    pids += [(status.get("console") or {}).get("pid"), status.get("zygote_pid")]
+    return [int(pid) for pid in pids if pid]
+
+
 def spawn_detached(files: ClusterFiles, env: dict[str, str]) -> subprocess.Popen[bytes]:
     files.make()
     log = (files.logs / "supervisor.log").open("ab")
@@ -113,9 +121,7 @@ def stop(files: ClusterFiles, progress: Callable[[str], None]) -> bool:
         time.sleep(0.2)
     if alive(pid) and files.pid.exists():
         os.kill(pid, signal.SIGKILL)
-        status = read_status(files) or {}
-        for entry in [*status.get("pods", []), *status.get("nodes", [])]:
-            child = entry.get("pid") or entry.get("ztunnel_pid")
+        for child in listed_pids(read_status(files) or {}):
             if alive(child):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child, signal.SIGKILL)
