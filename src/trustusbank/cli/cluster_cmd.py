@@ -132,6 +132,12 @@ def _check_not_running(files: ClusterFiles) -> None:
         raise typer.Exit(1)
 
 
+def _note(lost: control.LostSupervisor | None) -> None:
+    """What became of the last cluster from this state, when its supervisor died without stopping it."""
+    if lost is not None:
+        err.print(f"[yellow]note:[/] {lost.describe()}", highlight=False)
+
+
 async def _foreground(supervisor: Supervisor, announce: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -158,6 +164,7 @@ def up(
     if not supervise:
         _check_not_running(files)
     if detach:
+        _note(control.lost_supervisor(files))  # recorded by the supervisor it starts; said here
         proc = control.spawn_detached(files, dict(os.environ))
         with err.status("starting the cluster") as spinner:
             status = control.wait_running(files, proc, spinner.update, READY_TIMEOUT.read() * 3)
@@ -176,6 +183,7 @@ def up(
     isolation = prepare_isolation()  # before any thread: it may enter a user namespace
     refuse_inspection()  # the supervisor holds the image signing keys: no core dumps, no ptrace
     files.make()
+    _note(control.record_lost_supervisor(files))
     files.pid.write_text(str(os.getpid()))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -222,7 +230,8 @@ def status() -> None:
     files = ClusterFiles(state_dir())
     current = control.read_status(files)
     if control.running_pid(files) is None or current is None:
-        err.print(f"no cluster is running from {files.state}")
+        lost = control.lost_supervisor(files)
+        err.print(lost.describe() if lost is not None else f"no cluster is running from {files.state}")
         raise typer.Exit(1)
     out.print(f"phase: {current['phase']}  (state {files.state}, subnet 127.{current['subnet']}.0.0/16)")
     render_status(current)

@@ -127,6 +127,7 @@ class Supervisor:
                 }
                 for name, proc in self.control_plane.items()
             ],
+            "zygote_pid": self.zygote.proc.pid if self.zygote is not None else None,
             "nodes": [],
             "pods": [],
             "forwards": [
