@@ -72,7 +72,31 @@ def test_a_process_that_outlived_its_supervisor_is_named(
     lost = control.lost_supervisor(files)
     assert lost is not None
     assert lost.survivors == [sleeper.pid]
-    assert f"1 of its processes still run (pids {sleeper.pid}), unmanaged" in lost.describe()
+    assert f"1 of its processes still run, unmanaged (pids {sleeper.pid}): end them, then" in lost.describe()
+
+
+def test_up_refuses_to_start_beside_what_outlived_the_last_supervisor(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    files = ClusterFiles(tmp_path / "state")
+    left_behind(files, dead_pid(), [sleeper.pid], time.time())
+    env = {
+        **os.environ,
+        "TRUSTUSBANK_STATE_DIR": str(files.state),
+        "TRUSTUSBANK_DEPLOY_DIR": str(tmp_path / "nothing"),  # were it to start, it would fail fast
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "trustusbank", "up", "--detach"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"still run, unmanaged (pids {sleeper.pid})" in " ".join(done.stderr.split())
+    assert sleeper.poll() is None, "left for its owner to end"
+    assert not files.events.exists(), "nothing started, nothing recorded"
 
 
 def test_a_reused_pid_is_not_a_running_cluster(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:

@@ -130,6 +130,10 @@ def _check_not_running(files: ClusterFiles) -> None:
     if pid is not None:
         err.print(f"[red]error:[/] a cluster is already running from {files.state} (supervisor pid {pid})")
         raise typer.Exit(1)
+    lost = control.lost_supervisor(files)
+    if lost is not None and lost.survivors:  # they would serve beside the new cluster, unmanaged
+        err.print(f"[red]error:[/] {lost.describe()}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _note(lost: control.LostSupervisor | None) -> None:

@@ -112,15 +112,15 @@ class LostSupervisor:
     survivors: list[int]  # processes status.json listed that still run
 
     def describe(self) -> str:
-        ended = (
-            "its pods and node proxies ended with it"
-            if not self.survivors
-            else f"{len(self.survivors)} of its processes still run (pids "
-            f"{', '.join(map(str, self.survivors))}), unmanaged"
-        )
+        if self.survivors:
+            pids = " ".join(map(str, self.survivors))
+            ended = f"{len(self.survivors)} of its processes still run, unmanaged (pids {pids}): end them,"
+            ended += " then"
+        else:
+            ended = "its pods and node proxies ended with it;"
         return (
             f"the supervisor (pid {self.pid}) of the cluster started at {_when(self.started_at)} died "
-            f"without stopping it (status last written at {_when(self.status_written_at)}); {ended}; "
+            f"without stopping it (status last written at {_when(self.status_written_at)}); {ended} "
             "`trustusbank up` starts it again"
         )
 
