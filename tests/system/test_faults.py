@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from tests.paths import DEPLOY
 from tests.session_cluster import Cluster
@@ -105,9 +106,15 @@ class Probe:
         raise AssertionError(f"the probe ended early: {self.proc.stderr}")
 
     def stop(self) -> None:
-        out, err = self.proc.communicate(timeout=30)  # closes its stdin: the probe's cue to end
-        self.attempts += [json.loads(line) for line in out.splitlines()]
-        assert self.proc.returncode == 0, err
+        """Close its stdin (the probe's cue to end) and read the rest of what it tried."""
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        self.proc.stdin.close()
+        # Through the same reader as `until`, which may hold lines already read ahead.
+        self.attempts += [json.loads(line) for line in self.proc.stdout.read().splitlines()]
+        err = self.proc.stderr.read()
+        assert self.proc.wait(timeout=30) == 0, err
 
     def of(self, url: str, since: float = 0.0, until: float = float("inf")) -> list[dict[str, Any]]:
         """The attempts at `url` that started within [since, until]."""
@@ -239,10 +246,12 @@ def endure(
     *,
     denied: tuple[str, ...] = (EXFIL,),
     kills: int = 1,
+    kill_at: Callable[[], float] | None = None,
 ) -> Outage:
-    """Kill `process` (kill -9, `kills` times in a row: each replacement as soon as it started)
-    while a probe in `probe_pod` tries `urls`; every attempt at a `denied` url is refused, before,
-    during and after; the restart is seen in status; then nothing was lost (`nothing_lost`)."""
+    """Kill `process` (kill -9, `kills` times in a row: each replacement as soon as it started;
+    the first at `kill_at` if given) while a probe in `probe_pod` tries `urls`; every attempt at a
+    `denied` url is refused, before, during and after; the restart is seen in status; then nothing
+    was lost (`nothing_lost`)."""
     before = Before.take(cluster.files)
     was = entry(cluster.status())
     assert was["ready"], was
@@ -250,6 +259,8 @@ def endure(
     try:
         probe.until(lambda _: {a["url"] for a in probe.attempts} == set(urls))  # each tried once, warm
         pid = was["pid"]
+        if kill_at is not None:
+            time.sleep(max(0.0, kill_at() - time.time()))
         for n in range(kills):
             os.kill(pid, signal.SIGKILL)
             if n + 1 < kills:  # its replacement, killed once started: the outage grows with the backoff
@@ -340,30 +351,51 @@ def test_killed_waypoint_stops_mcp_calls_rather_than_letting_them_around_it(
     assert any(a["outcome"] == "reached" for a in outage.probe.of(through, since=outage.ready))
 
 
+def rotation_due(files: ClusterFiles, pod: Pod) -> float:
+    """When `pod`'s node proxy re-issues its SVID next (half its life), read from the SVID it holds."""
+    [held] = (files.node_dir(pod.node) / "certs").glob(f"{pod.namespace}.{pod.service_account}.*.pem")
+    pem = held.read_bytes()
+    cert = x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE-----") :])
+    start, end = cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()
+    return start + (end - start) / 2
+
+
 def test_killed_istiod_node_proxies_keep_their_svids_until_it_is_back(cluster: Cluster, act3: str) -> None:
-    """Killed twice in a row, istiod is away for at least the two backoffs (0.5 s + 1 s): with 8 s
-    SVIDs re-issued at half-life, rotations come due meanwhile. They wait for istiod; the SVIDs
-    held stay in use (an allowed mTLS connection keeps working); none expires."""
-    logs = [cluster.files.ztunnel_log(n.name) for n in cluster.topology.nodes]
-    sizes = [log.stat().st_size for log in logs]
+    """Killed twice in a row, just before the converter's 8 s SVID is due for rotation: istiod is
+    away for at least the two backoffs (0.5 s + 1 s), and the node proxy's once-a-second rotation
+    finds it gone. The rotation waits for istiod; the SVIDs held stay in use (the converter's
+    allowed mTLS call to the FX API keeps working); none expires, and once istiod is back the
+    rotation completes."""
+    converter = pod(cluster, "trustusbank-bank-vendors/currency-converter")
+    log = cluster.files.ztunnel_log(converter.node)
+    size = log.stat().st_size
     fx = "http://fx-api.external-fx:8080/latest?from=GBP&to=EUR"
+
+    def just_before_rotation() -> float:
+        due = rotation_due(cluster.files, converter)
+        return due - 0.1 if due - 0.1 > time.time() else due + 3.9  # else the next one
+
     outage = endure(
         cluster,
         act3,
         "istio-system/istiod",
         istiod_entry,
-        "trustusbank-bank-vendors/currency-converter",
+        converter.ref,
         [EXFIL, fx],
         kills=2,
+        kill_at=just_before_rotation,
     )
-    assert outage.restarted - outage.crashed > 1.5
+    crashes = events(cluster.files, "crashed", "istio-system/istiod")
+    crashes = [e for e in crashes if e["time"] >= outage.crashed]
+    assert [e["restart_in_s"] for e in crashes] == [0.5, 1.0], "the backoff doubled: a longer outage"
     during = outage.during(fx)
     assert during, "the allowed call was tried while istiod was away"
     assert all(a["detail"] == "200" for a in during), during
-    since = "".join(log.read_text()[size:] for log, size in zip(logs, sizes, strict=True))
-    assert "istiod is not answering" in since, "a rotation came due while istiod was away"
-    assert "rotating" not in since.replace("rotated the certificate", ""), "no rotation failed"
-    assert "rotated the certificate" in since.partition("istiod is not answering")[2]
+    since = log.read_bytes()[size:].decode(errors="replace")
+    assert "istiod is not answering" in since, "the rotation came due while istiod was away"
+    assert "rotating" not in since, "no rotation failed: it waited"
+    rotated = f"rotated the certificate of {CONVERTER_IDENTITY}"
+    assert rotated in since.partition("istiod is not answering")[2], "and completed once istiod was back"
 
 
 def test_killed_alert_evaluator_leaves_the_soc_mailbox_closed_to_others(cluster: Cluster, act3: str) -> None:
