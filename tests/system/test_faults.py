@@ -372,8 +372,12 @@ def test_killed_istiod_node_proxies_keep_their_svids_until_it_is_back(cluster: C
     fx = "http://fx-api.external-fx:8080/latest?from=GBP&to=EUR"
 
     def just_before_rotation() -> float:
-        due = rotation_due(cluster.files, converter)
-        return due - 0.1 if due - 0.1 > time.time() else due + 3.9  # else the next one
+        due = cluster.wait_for(  # one still ahead: a due one is re-issued within the second
+            lambda: (d := rotation_due(cluster.files, converter)) - 0.1 > time.time() and d,
+            timeout=15,
+            what="the converter's next rotation to be ahead",
+        )
+        return float(due) - 0.1
 
     outage = endure(
         cluster,
