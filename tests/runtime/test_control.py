@@ -86,7 +86,7 @@ def test_up_refuses_to_start_beside_what_outlived_the_last_supervisor(
         "TRUSTUSBANK_DEPLOY_DIR": str(tmp_path / "nothing"),  # were it to start, it would fail fast
     }
     done = subprocess.run(
-        [sys.executable, "-m", "trustusbank", "up", "--detach"],
+        [sys.executable, "-m", "trustusbank", "up"],  # refused before anything starts
         env=env,
         capture_output=True,
         text=True,
