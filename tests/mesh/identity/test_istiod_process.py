@@ -89,3 +89,30 @@ async def test_a_caller_without_a_token_file_is_refused(files: ClusterFiles) -> 
     finally:
         istiod.kill()
         await istiod.wait()
+
+
+async def test_a_node_proxy_starting_while_istiod_is_away_has_no_identity_to_serve_with(
+    files: ClusterFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: with no SVID there is no TLS context, so no listener and no tunnel (ztunnel
+    opens a pod's listeners only once it holds its SVID); the CSR is answered once istiod is back."""
+    token = issue_node_token(files.node_dir(NODE) / "token")
+    istiod = await start(files)  # once, for the trust bundle a node proxy starts with
+    bundle = files.trust_bundle.read_bytes()
+    istiod.kill()
+    await istiod.wait()
+    secrets = SecretManager(CsrClient(files.istiod_socket, NODE, token), bundle, files.state / "certs")
+    monkeypatch.setattr(istiod_module, "CSR_TIMEOUT", 0.3)
+    with pytest.raises(TimeoutError):
+        await secrets.get(CONVERTER)
+    with pytest.raises(LookupError):
+        secrets.ssl_server_context(CONVERTER)
+    monkeypatch.setattr(istiod_module, "CSR_TIMEOUT", 30.0)
+    waiting = asyncio.create_task(secrets.get(CONVERTER))  # asked while istiod is still away
+    istiod = await start(files)
+    try:
+        assert (await waiting).identity == CONVERTER
+        assert secrets.ssl_server_context(CONVERTER) is not None
+    finally:
+        istiod.kill()
+        await istiod.wait()
