@@ -134,3 +134,27 @@ async def test_readiness_is_an_answer_on_the_socket(tmp_path: Path) -> None:
     async with server:
         assert await istiod_module.answers(socket_path)
     assert not await istiod_module.answers(socket_path)
+
+
+async def test_a_csr_istiod_died_holding_is_asked_again(tmp_path: Path) -> None:
+    """istiod killed between reading a request and answering it: the node proxy asks again."""
+    ca = CertificateAuthority.load_or_create(tmp_path / "ca")
+    istiod = Istiod(ca, topology, {NODE: "node-token"}, timedelta(minutes=5))
+    connections = 0
+
+    async def dies_with_the_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            await reader.readline()
+            writer.close()  # no answer: what a kill -9 leaves the client with
+            return
+        await istiod._handle(reader, writer)
+
+    socket_path = tmp_path / "istiod.sock"
+    server = await asyncio.start_unix_server(dies_with_the_first, path=str(socket_path))
+    async with server:
+        _, csr = new_key_and_csr(CONVERTER)
+        pem = await CsrClient(socket_path, NODE, "node-token")(CONVERTER, csr)
+    assert connections == 2
+    assert x509.load_pem_x509_certificate(pem).not_valid_after_utc

@@ -120,28 +120,45 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+class IstiodGone(ConnectionError):
+    """Nobody listens on istiod's socket, or istiod died between our request and its answer."""
+
+
+async def _exchange(socket_path: Path, request: dict[str, Any]) -> bytes:
+    """One request, one answer line; IstiodGone when there is no istiod to give one."""
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=MAX_REQUEST)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise IstiodGone(str(exc)) from exc
+    try:
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        line = await reader.readline()
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        raise IstiodGone(f"istiod went away mid-request: {exc}") from exc
+    finally:
+        writer.close()
+    if not line:
+        raise IstiodGone("istiod closed the connection without answering")
+    return line
+
+
 async def _ask(socket_path: Path, request: dict[str, Any], *, patient: bool) -> bytes:
-    """One request, one answer line. `patient`: an istiod not listening (yet) is tried again until the
-    caller's deadline, so a node proxy asking while istiod restarts waits for it (with the SVIDs it
-    holds still served) rather than failing."""
+    """One request, one answer line. `patient`: an istiod that is not there (restarting, or killed
+    while it held our request) is asked again until the caller's deadline, so a node proxy asking
+    while istiod restarts waits for it, with the SVIDs it holds still served, rather than failing.
+    Asking again is safe: signing a CSR twice hands out nothing new (the key never left us)."""
     attempts = 0
     while True:
         try:
-            reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=MAX_REQUEST)
-            break
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            return await _exchange(socket_path, request)
+        except IstiodGone as exc:
             if not patient:
                 raise
             if attempts == 0:  # said once per request
                 log.warning("istiod is not answering (%s); the current SVIDs stay, retrying", exc)
             attempts += 1
             await asyncio.sleep(RECONNECT_PAUSE)
-    try:
-        writer.write(json.dumps(request).encode() + b"\n")
-        await writer.drain()
-        return await reader.readline()
-    finally:
-        writer.close()
 
 
 async def answers(socket_path: Path, timeout: float = 1.0) -> bool:  # noqa: ASYNC109 - a probe's bound
@@ -166,8 +183,6 @@ class CsrClient:
         request = {"node": self.node, "token": self.token, "identity": identity.uri, "csr": csr_pem.decode()}
         async with asyncio.timeout(CSR_TIMEOUT):  # a stuck or absent istiod is an error, never a wait forever
             line = await _ask(self.socket_path, request, patient=True)
-        if not line:
-            raise ConnectionError(f"istiod closed the connection without answering for {identity}")
         answer = json.loads(line)
         if "error" in answer:
             raise PermissionError(f"istiod refused {identity}: {answer['error']}")
