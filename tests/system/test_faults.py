@@ -31,6 +31,7 @@ from tests.session_cluster import Cluster
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Pod
 from trustusbank.evidence import EvidenceStore, Record, ingest
+from trustusbank.mesh.identity.istiod import answers
 from trustusbank.runtime.control import listed_pids, running
 from trustusbank.scenario import receipts
 from trustusbank.scenario.cluster import Cluster as Scenario
@@ -127,9 +128,9 @@ def refused(attempts: list[dict[str, Any]], because: str = "") -> bool:
 
 
 def events(files: ClusterFiles, kind: str, process: str | None = None) -> list[dict[str, Any]]:
-    lines = files.events.read_text().splitlines()
-    found = [json.loads(line) for line in lines if f'"event": "{kind}"' in line]
-    return [e for e in found if process is None or e.get("process") == process]
+    """The runtime log's events of `kind` (every one for ""), of `process` if given."""
+    found = [json.loads(line) for line in files.events.read_text().splitlines()]
+    return [e for e in found if kind in ("", e["event"]) and process in (None, e.get("process"))]
 
 
 def act_three(files: ClusterFiles) -> str:
@@ -455,6 +456,7 @@ def test_killed_supervisor_takes_its_cluster_with_it_and_up_records_the_loss(
         os.kill(status["pid"], signal.SIGKILL)
         own.wait_for(lambda: not any(running(pid) for pid in pids), timeout=30, what="nothing left running")
         assert [a for a in serving if not refuses(a)] == [], "nothing of the cluster serves"
+        assert not asyncio.run(answers(own.files.istiod_socket)), "nor istiod, whose socket file stays"
         said = own.cli("status")
         assert said.returncode == 1
         told = " ".join(said.stderr.split())
@@ -466,6 +468,8 @@ def test_killed_supervisor_takes_its_cluster_with_it_and_up_records_the_loss(
         [lost] = events(own.files, "supervisor-lost")
         assert (lost["pid"], lost["started_at"]) == (status["pid"], status["started_at"])
         assert lost["survivors"] == []
+        after = [e["event"] for e in events(own.files, "") if e["time"] >= lost["time"]]
+        assert after[0] == "supervisor-lost", "recorded before the new cluster's first event"
         nothing_lost(own, before, reply, "supervisor-lost", str(status["pid"]))
     finally:
         own.cli("down", timeout=120)
