@@ -151,6 +151,20 @@ def test_status_says_what_happened_and_exits_1(tmp_path: Path) -> None:
     assert "no cluster is running" not in said
 
 
+def test_down_has_nothing_to_stop_and_says_why(tmp_path: Path) -> None:
+    files = ClusterFiles(tmp_path)
+    supervisor = dead_pid()
+    left_behind(files, supervisor, [], time.time())
+    env = {**os.environ, "TRUSTUSBANK_STATE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "trustusbank", "down"], env=env, capture_output=True, text=True, check=False
+    )
+    said = " ".join(done.stderr.split())
+    assert "no cluster is running" in said
+    assert f"the supervisor (pid {supervisor}) of the cluster started at" in said
+    assert files.pid.exists(), "left for the next up to record"
+
+
 def test_a_clean_stop_is_not_a_loss(tmp_path: Path) -> None:
     files = ClusterFiles(tmp_path)
     left_behind(files, dead_pid(), [], time.time())

@@ -227,6 +227,8 @@ def down() -> None:
     with err.status("stopping the cluster") as spinner:
         stopped = control.stop(files, spinner.update)
     err.print("cluster stopped" if stopped else f"no cluster is running from {files.state}")
+    if not stopped:
+        _note(control.lost_supervisor(files))
 
 
 def status() -> None:
