@@ -136,33 +136,30 @@ def test_the_next_up_records_the_loss_as_an_event(tmp_path: Path) -> None:
     assert event["status_written_at"] == lost.status_written_at
 
 
-def test_status_says_what_happened_and_exits_1(tmp_path: Path) -> None:
-    files = ClusterFiles(tmp_path)
+def after_a_lost_supervisor(tmp_path: Path, command: str) -> tuple[int, int, str]:
+    """`trustusbank <command>` on the state a killed supervisor left: (its pid, exit status, stderr)."""
     supervisor = dead_pid()
-    left_behind(files, supervisor, [], time.time())
+    left_behind(ClusterFiles(tmp_path), supervisor, [], time.time())
     env = {**os.environ, "TRUSTUSBANK_STATE_DIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "trustusbank", "status"], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "trustusbank", command], env=env, capture_output=True, text=True, check=False
     )
-    assert done.returncode == 1
-    said = " ".join(done.stderr.split())
+    return supervisor, done.returncode, " ".join(done.stderr.split())
+
+
+def test_status_says_what_happened_and_exits_1(tmp_path: Path) -> None:
+    supervisor, code, said = after_a_lost_supervisor(tmp_path, "status")
+    assert code == 1
     assert f"the supervisor (pid {supervisor}) of the cluster started at" in said
     assert "`trustusbank up` starts it again" in said
     assert "no cluster is running" not in said
 
 
 def test_down_has_nothing_to_stop_and_says_why(tmp_path: Path) -> None:
-    files = ClusterFiles(tmp_path)
-    supervisor = dead_pid()
-    left_behind(files, supervisor, [], time.time())
-    env = {**os.environ, "TRUSTUSBANK_STATE_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "trustusbank", "down"], env=env, capture_output=True, text=True, check=False
-    )
-    said = " ".join(done.stderr.split())
+    supervisor, _, said = after_a_lost_supervisor(tmp_path, "down")
     assert "no cluster is running" in said
     assert f"the supervisor (pid {supervisor}) of the cluster started at" in said
-    assert files.pid.exists(), "left for the next up to record"
+    assert ClusterFiles(tmp_path).pid.exists(), "left for the next up to record"
 
 
 def test_a_clean_stop_is_not_a_loss(tmp_path: Path) -> None:
