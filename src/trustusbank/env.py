@@ -245,7 +245,7 @@ BUILD_VARIANT: Setting[str | None] = Setting(
 SVID_TTL_SECONDS: Setting[float] = Setting(
     "TRUSTUSBANK_SVID_TTL_SECONDS",
     "SVID lifetime in seconds (re-issued at half-life)",
-    "runtime.supervisor.svid_ttl (`up`)",
+    "cli.mesh_cmd.istiod (istiod, which `up` starts)",
     seconds,
     3600.0,
     blank_is_unset=False,

@@ -65,8 +65,16 @@ def render_console(status: dict[str, Any]) -> None:
         out.print(f"console {page['name']}: {page['url']}{state}", soft_wrap=True, highlight=False)
 
 
+def render_control_plane(status: dict[str, Any]) -> None:
+    """istiod: its own process, restarted when it dies, as the pods are."""
+    for c in status.get("control_plane", []):
+        ready = "[green]ready[/]" if c["ready"] else "[red]not ready[/]"
+        out.print(f"control plane {c['name']}: pid {c['pid'] or '-'}, {ready}, restarts {c['restarts']}")
+
+
 def render_status(status: dict[str, Any]) -> None:
     render_busy_ports(status)
+    render_control_plane(status)
     nodes = Table(title="nodes", title_justify="left", box=None, padding=(0, 2, 0, 0))
     for column in ("node", "role", "address", "ztunnel pid", "ready"):
         nodes.add_column(column, no_wrap=True)
@@ -122,6 +130,16 @@ def _check_not_running(files: ClusterFiles) -> None:
     if pid is not None:
         err.print(f"[red]error:[/] a cluster is already running from {files.state} (supervisor pid {pid})")
         raise typer.Exit(1)
+    lost = control.lost_supervisor(files)
+    if lost is not None and lost.survivors:  # they would serve beside the new cluster, unmanaged
+        err.print(f"[red]error:[/] {lost.describe()}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _note(lost: control.LostSupervisor | None) -> None:
+    """What became of the last cluster from this state, when its supervisor died without stopping it."""
+    if lost is not None:
+        err.print(f"[yellow]note:[/] {lost.describe()}", highlight=False)
 
 
 async def _foreground(supervisor: Supervisor, announce: bool) -> None:
@@ -150,6 +168,7 @@ def up(
     if not supervise:
         _check_not_running(files)
     if detach:
+        _note(control.lost_supervisor(files))  # recorded by the supervisor it starts; said here
         proc = control.spawn_detached(files, dict(os.environ))
         with err.status("starting the cluster") as spinner:
             status = control.wait_running(files, proc, spinner.update, READY_TIMEOUT.read() * 3)
@@ -166,8 +185,9 @@ def up(
     from trustusbank.runtime.isolation import prepare as prepare_isolation
 
     isolation = prepare_isolation()  # before any thread: it may enter a user namespace
-    refuse_inspection()  # the supervisor holds the CA: no core dumps, no ptrace
+    refuse_inspection()  # the supervisor holds the image signing keys: no core dumps, no ptrace
     files.make()
+    _note(control.record_lost_supervisor(files))
     files.pid.write_text(str(os.getpid()))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -207,6 +227,8 @@ def down() -> None:
     with err.status("stopping the cluster") as spinner:
         stopped = control.stop(files, spinner.update)
     err.print("cluster stopped" if stopped else f"no cluster is running from {files.state}")
+    if not stopped:
+        _note(control.lost_supervisor(files))
 
 
 def status() -> None:
@@ -214,7 +236,8 @@ def status() -> None:
     files = ClusterFiles(state_dir())
     current = control.read_status(files)
     if control.running_pid(files) is None or current is None:
-        err.print(f"no cluster is running from {files.state}")
+        lost = control.lost_supervisor(files)
+        err.print(lost.describe() if lost is not None else f"no cluster is running from {files.state}")
         raise typer.Exit(1)
     out.print(f"phase: {current['phase']}  (state {files.state}, subnet 127.{current['subnet']}.0.0/16)")
     render_status(current)

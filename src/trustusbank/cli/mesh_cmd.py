@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,7 @@ app = typer.Typer(help="The mesh's own processes (started by `trustusbank up`)."
 def _run_until_signalled(main: Callable[[], Awaitable[None]]) -> None:
     """Run a component until SIGINT/SIGTERM, then let it clean up."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    refuse_inspection()  # it holds SVID keys: no core dumps, no ptrace
+    refuse_inspection()  # it holds SVID keys (istiod: the CA key): no core dumps, no ptrace
     die_with_parent(signal.SIGTERM)  # the supervisor's part of the cluster ends with it
 
     async def runner() -> None:
@@ -68,3 +69,13 @@ def waypoint(
     from trustusbank.mesh.waypoint.process import Waypoint
 
     _run_until_signalled(lambda: Waypoint(ClusterFiles(state_dir()), gateway, deploy).run())
+
+
+@app.command()
+def istiod() -> None:
+    """Run istiod's CA: sign the node proxies' and waypoints' CSRs on the state dir's socket."""
+    from trustusbank.env import SVID_TTL_SECONDS
+    from trustusbank.mesh.identity.istiod_process import serve
+
+    ttl = timedelta(seconds=SVID_TTL_SECONDS.read())
+    _run_until_signalled(lambda: serve(ClusterFiles(state_dir()), ttl))

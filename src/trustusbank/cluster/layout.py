@@ -127,6 +127,11 @@ class ClusterFiles:
     def access_log(self, node: str) -> Path:
         return self.logs / f"ztunnel-{node}.jsonl"
 
+    @property
+    def istiod_log(self) -> Path:
+        """istiod's own log (CSRs signed and refused): the control plane's process."""
+        return self.logs / "istiod.log"
+
     def ztunnel_log(self, node: str) -> Path:
         """A node proxy's own log (policy loads, errors), beside its JSON access log."""
         return self.logs / f"ztunnel-{node}.log"

@@ -50,13 +50,112 @@ def alive(pid: int | None) -> bool:
     return True
 
 
-def running_pid(files: ClusterFiles) -> int | None:
-    """The supervisor's pid when a cluster runs from this state directory."""
+def running(pid: int | None) -> bool:
+    """Alive and not a zombie: a process that died but was not reaped yet serves nothing."""
+    if not alive(pid):
+        return False
     try:
-        pid = int(files.pid.read_text().strip())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return not Path("/proc/self").exists()  # no /proc (macOS): kill(0) is all there is
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _is_supervisor(pid: int) -> bool:
+    """Whether `pid` is a `trustusbank up` process: after a kill -9 the pid file outlives the
+    supervisor, and its pid may since belong to something else."""
+    if not running(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True  # not ours to read: assume the worst, a live cluster
+    return any(b"trustusbank" in arg for arg in argv) and b"up" in argv
+
+
+def _recorded_pid(files: ClusterFiles) -> int | None:
+    try:
+        return int(files.pid.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if alive(pid) else None
+
+
+def running_pid(files: ClusterFiles) -> int | None:
+    """The supervisor's pid when a cluster runs from this state directory."""
+    pid = _recorded_pid(files)
+    return pid if pid is not None and _is_supervisor(pid) else None
+
+
+def listed_pids(status: dict[str, Any]) -> list[int]:
+    """Every process of the cluster that status.json names: pods, node proxies, istiod, console, zygote."""
+    entries = [*status.get("pods", []), *status.get("nodes", []), *status.get("control_plane", [])]
+    pids = [e.get("pid") or e.get("ztunnel_pid") for e in entries]
+    pids += [(status.get("console") or {}).get("pid"), status.get("zygote_pid")]
+    return [int(pid) for pid in pids if pid]
+
+
+def _when(moment: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment)) if moment else "an unknown time"
+
+
+@dataclass(frozen=True)
+class LostSupervisor:
+    """A supervisor that died without stopping its cluster (kill -9, the OOM killer): a clean stop
+    removes the pid file, so one naming a dead process is the trace such a death leaves."""
+
+    pid: int
+    started_at: float | None
+    status_written_at: float | None
+    phase: str | None
+    survivors: list[int]  # processes status.json listed that still run
+
+    def describe(self) -> str:
+        if self.survivors:
+            pids = " ".join(map(str, self.survivors))
+            ended = f"{len(self.survivors)} of its processes still run, unmanaged (pids {pids}): end them,"
+            ended += " then"
+        else:
+            ended = "its pods and node proxies ended with it;"
+        return (
+            f"the supervisor (pid {self.pid}) of the cluster started at {_when(self.started_at)} died "
+            f"without stopping it (status last written at {_when(self.status_written_at)}); {ended} "
+            "`trustusbank up` starts it again"
+        )
+
+    def to_event(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "status_written_at": self.status_written_at,
+            "phase": self.phase,
+            "survivors": self.survivors,
+        }
+
+
+def lost_supervisor(files: ClusterFiles) -> LostSupervisor | None:
+    """The supervisor that died without stopping its cluster, if that is the state left here."""
+    pid = _recorded_pid(files)
+    if pid is None or _is_supervisor(pid):
+        return None
+    status = read_status(files) or {}
+    try:
+        written: float | None = files.status.stat().st_mtime
+    except OSError:
+        written = None
+    started = status.get("started_at") if status.get("pid") == pid else None
+    survivors = [child for child in listed_pids(status) if running(child)]
+    return LostSupervisor(pid, started, written, status.get("phase"), survivors)
+
+
+def record_lost_supervisor(files: ClusterFiles) -> LostSupervisor | None:
+    """Before a new start from this state: the last supervisor's death as an event, so the evidence
+    trail shows the gap (when it died, what was running) rather than one cluster run into the next."""
+    lost = lost_supervisor(files)
+    if lost is not None:
+        files.record_event("supervisor-lost", lost.to_event())
+    return lost
 
 
 def spawn_detached(files: ClusterFiles, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -113,9 +212,7 @@ def stop(files: ClusterFiles, progress: Callable[[str], None]) -> bool:
         time.sleep(0.2)
     if alive(pid) and files.pid.exists():
         os.kill(pid, signal.SIGKILL)
-        status = read_status(files) or {}
-        for entry in [*status.get("pods", []), *status.get("nodes", [])]:
-            child = entry.get("pid") or entry.get("ztunnel_pid")
+        for child in listed_pids(read_status(files) or {}):
             if alive(child):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child, signal.SIGKILL)

@@ -1,9 +1,10 @@
 """The embedded control plane: plan the cluster, run istiod, the node proxies and the pods.
 
-Start order follows a real cluster's: identity first (istiod's CA), then the
-node proxies (so no pod ever has an uncaptured moment), then the pods. Stop
-order is the reverse. Everything it knows is written to status.json, which is
-how `status`, `up --detach` and `down` talk to it.
+Start order follows a real cluster's: identity first (istiod, a process of its
+own as it is a pod in istio-system), then the node proxies (so no pod ever has
+an uncaptured moment), then the pods. Stop order is the reverse; each of them
+is restarted when it dies. Everything it knows is written to status.json,
+which is how `status`, `up --detach` and `down` talk to it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,15 @@ from trustusbank.cluster.subnet import allocate
 from trustusbank.cluster.topology import Pod, Topology, plan
 from trustusbank.cluster.watch import load_in_force
 from trustusbank.console.pages import SIGNIN
-from trustusbank.env import POD_ZYGOTE, PORT_FORWARDS, READY_TIMEOUT, STATE_DIR, SVID_TTL_SECONDS
+from trustusbank.env import POD_ZYGOTE, PORT_FORWARDS, READY_TIMEOUT, STATE_DIR
 from trustusbank.errors import UnavailableError
 from trustusbank.images.signing import Keys
 from trustusbank.images.store import ImageStore
 from trustusbank.manifests.bundle import Bundle
 from trustusbank.manifests.core import Deployment
 from trustusbank.manifests.manifest import ManifestError
-from trustusbank.mesh.identity.ca import CertificateAuthority
-from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod, issue_node_token
+from trustusbank.mesh.identity.istiod import answers as istiod_answers
+from trustusbank.mesh.identity.istiod import issue_node_token
 from trustusbank.runtime import podenv
 from trustusbank.runtime.console import ConsoleProcess, open_console, seed_ports
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
@@ -62,8 +62,7 @@ class StartupFailed(UnavailableError, RuntimeError):
     """A node proxy or pod did not become ready; the message carries its log tail."""
 
 
-def svid_ttl() -> timedelta:
-    return timedelta(seconds=SVID_TTL_SECONDS.read())
+ISTIOD = "istio-system/istiod"  # its name in events and status, as the pod's in a real cluster
 
 
 class Supervisor:
@@ -82,6 +81,7 @@ class Supervisor:
         self.deploy = deploy
         self.progress = progress
         self.topology: Topology | None = None
+        self.control_plane: dict[str, ManagedProcess] = {}  # istiod
         self.ztunnels: dict[str, ManagedProcess] = {}
         self.pods: dict[str, ManagedProcess] = {}
         self.forwards: list[Forward] = []
@@ -117,6 +117,17 @@ class Supervisor:
             "deploy": str(self.deploy.resolve()),
             "subnet": topo.subnet if topo else None,
             "isolation": self.isolation.to_dict(),
+            "control_plane": [
+                {
+                    "name": name,
+                    "pid": proc.pid,
+                    "ready": proc.ready,
+                    "restarts": proc.restarts,
+                    "log": str(proc.log_file),
+                }
+                for name, proc in self.control_plane.items()
+            ],
+            "zygote_pid": self.zygote.proc.pid if self.zygote is not None else None,
             "nodes": [],
             "pods": [],
             "forwards": [
@@ -162,6 +173,32 @@ class Supervisor:
         tmp.replace(self.files.status)
 
     # -- start -------------------------------------------------------------
+    def _istiod(self) -> ManagedProcess:
+        """istiod's CA, a fresh interpreter at first (the zygote is still importing), forked after."""
+        command = [sys.executable, "-m", "trustusbank", "mesh", "istiod"]
+        env = {**os.environ, STATE_DIR.name: str(self.files.state)}
+        socket = self.files.istiod_socket
+
+        async def probe() -> bool:
+            return await istiod_answers(socket)
+
+        return ManagedProcess(
+            name=ISTIOD,
+            command=command,
+            env=env,
+            log_file=self.files.istiod_log,
+            probe=probe,
+            events=self.event,
+        )
+
+    def _issue_tokens(self, topo: Topology) -> None:
+        """A fresh credential per node proxy and waypoint, which istiod reads when it starts."""
+        for node in topo.nodes:
+            issue_node_token(self.files.node_dir(node.name) / "token")
+        for pod in topo.pods:
+            if pod.gateway is not None:
+                issue_node_token(self.files.waypoint_dir(pod.gateway) / "token")
+
     def _ztunnel(self, topo: Topology, node: str) -> ManagedProcess:
         ip = topo.node(node).ip
         env = {**os.environ, STATE_DIR.name: str(self.files.state)}
@@ -287,6 +324,9 @@ class Supervisor:
     async def _start_all(self, group: dict[str, ManagedProcess], what: str) -> None:
         for proc in group.values():
             await proc.start()
+        await self._wait_ready(group, what)
+
+    async def _wait_ready(self, group: dict[str, ManagedProcess], what: str) -> None:
         limit = ready_timeout()
         waiting = {name: asyncio.create_task(proc.wait_ready(limit)) for name, proc in group.items()}
         for name, task in waiting.items():
@@ -317,16 +357,10 @@ class Supervisor:
         for sandbox in self.sandboxes.values():
             await sandbox.open_routes(capture=(IN_POD_CAPTURE, OUTBOUND_PORT))
 
-        ca = CertificateAuthority.load_or_create(files.ca)
-        files.trust_bundle.write_bytes(ca.trust_bundle_pem)
-        tokens = {node.name: issue_node_token(files.node_dir(node.name) / "token") for node in topo.nodes}
-        for pod in topo.pods:
-            if pod.gateway is not None:
-                token_file = files.waypoint_dir(pod.gateway) / "token"
-                tokens[WAYPOINT_PREFIX + pod.gateway] = issue_node_token(token_file)
-        istiod = Istiod(ca, lambda: topo, tokens, svid_ttl())
-        self._istiod = await istiod.serve(files.istiod_socket)
-        self.progress("istiod (CA) serving")
+        self._issue_tokens(topo)
+        self.control_plane = {ISTIOD: self._istiod()}
+        for proc in self.control_plane.values():
+            await proc.start()  # it imports while the image store is seeded
         self.images = ImageStore(files.images)
         seeded = seed(self.images, Keys(files.signing, files.images), bundle)
         for pushed in [*seeded.added, *seeded.rebuilt]:
@@ -338,6 +372,9 @@ class Supervisor:
 
         if self._zygote_starting is not None:
             self.zygote = await self._zygote_starting
+        await self._wait_ready(self.control_plane, "control plane")
+        for proc in self.control_plane.values():
+            self._fork_from_zygote(proc)  # its restarts: forked, as the node proxies are
         self.ztunnels = {node.name: self._ztunnel(topo, node.name) for node in topo.nodes}
         await self._start_all(self.ztunnels, "ztunnel")
         # The console's sockets are bound before the pods start: the sign-in provider's address is
@@ -436,6 +473,7 @@ class Supervisor:
         await stop_forwards(self.forwards)
         await asyncio.gather(*(p.stop() for p in self.pods.values()))
         await asyncio.gather(*(z.stop() for z in self.ztunnels.values()))
+        await asyncio.gather(*(c.stop() for c in self.control_plane.values()))
         if self._zygote_starting is not None:
             self.zygote = await self._zygote_starting  # started or not, never left running
         for zygote in (self.zygote, self._zygote_launched):
@@ -443,8 +481,6 @@ class Supervisor:
                 await zygote.stop()
         for sandbox in self.sandboxes.values():
             sandbox.close()
-        if getattr(self, "_istiod", None) is not None:
-            self._istiod.close()
         if getattr(self, "_claim", None) is not None:
             self._claim.close()
         self.phase = "Stopped"

@@ -104,3 +104,57 @@ async def test_an_istiod_that_never_answers_is_an_error_not_a_wait(
         with pytest.raises(TimeoutError):
             await CsrClient(socket_path, NODE, "node-token")(CONVERTER, csr)
     assert accepted.is_set()
+
+
+async def test_a_csr_made_while_istiod_restarts_waits_for_it(tmp_path: Path) -> None:
+    """No socket yet (istiod between a crash and its restart): the request waits, then is signed."""
+    _, csr = new_key_and_csr(CONVERTER)
+    asked = asyncio.create_task(CsrClient(tmp_path / "istiod.sock", NODE, "node-token")(CONVERTER, csr))
+    await asyncio.sleep(3 * istiod_module.RECONNECT_PAUSE)  # it has found nobody at least once
+    assert not asked.done()
+    server, _ = await serve(tmp_path)
+    async with server:
+        pem = await asked
+    assert x509.load_pem_x509_certificate(pem).not_valid_after_utc
+
+
+async def test_an_istiod_that_stays_away_is_an_error_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(istiod_module, "CSR_TIMEOUT", 0.3)
+    _, csr = new_key_and_csr(CONVERTER)
+    with pytest.raises(TimeoutError):
+        await CsrClient(tmp_path / "istiod.sock", NODE, "node-token")(CONVERTER, csr)
+
+
+async def test_readiness_is_an_answer_on_the_socket(tmp_path: Path) -> None:
+    socket_path = tmp_path / "istiod.sock"
+    assert not await istiod_module.answers(socket_path)
+    server, _ = await serve(tmp_path)
+    async with server:
+        assert await istiod_module.answers(socket_path)
+    assert not await istiod_module.answers(socket_path)
+
+
+async def test_a_csr_istiod_died_holding_is_asked_again(tmp_path: Path) -> None:
+    """istiod killed between reading a request and answering it: the node proxy asks again."""
+    ca = CertificateAuthority.load_or_create(tmp_path / "ca")
+    istiod = Istiod(ca, topology, {NODE: "node-token"}, timedelta(minutes=5))
+    connections = 0
+
+    async def dies_with_the_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            await reader.readline()
+            writer.close()  # no answer: what a kill -9 leaves the client with
+            return
+        await istiod._handle(reader, writer)
+
+    socket_path = tmp_path / "istiod.sock"
+    server = await asyncio.start_unix_server(dies_with_the_first, path=str(socket_path))
+    async with server:
+        _, csr = new_key_and_csr(CONVERTER)
+        pem = await CsrClient(socket_path, NODE, "node-token")(CONVERTER, csr)
+    assert connections == 2
+    assert x509.load_pem_x509_certificate(pem).not_valid_after_utc

@@ -61,5 +61,5 @@ def test_a_pod_that_never_gets_ready_fails_up_with_its_log_tail(tmp_path: Path) 
     assert crashes, "the crash loop was recorded"
     assert crashes[0]["exit_code"] == 1
     started = [e for e in events if e["event"] == "started"]
-    assert len({e["process"] for e in started}) == 8, "3 node proxies and 5 pods were started"
+    assert len({e["process"] for e in started}) == 9, "istiod, 3 node proxies and 5 pods were started"
     assert not [e["pid"] for e in started if alive(e["pid"])], "a failed start stops what it started"

@@ -5,6 +5,10 @@ SVIDs for service accounts of pods scheduled on that node, as istiod checks a
 ztunnel's requests. A waypoint (`waypoint:<ns>/<gateway>`) gets only its own.
 The protocol is one JSON object per line over a Unix socket (real istiod
 speaks gRPC); the checks are the point, not the framing.
+
+istiod runs as its own process (`trustusbank mesh istiod`, istiod_process.py), so it
+can die and come back: a client that finds nobody listening tries again until its
+deadline, and a node proxy meanwhile keeps the SVIDs it holds.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST = 64 * 1024
 CSR_TIMEOUT = 10.0  # seconds for one CSR round trip; the caller keeps its current SVID meanwhile
+RECONNECT_PAUSE = 0.1  # seconds between attempts to reach an istiod that is (re)starting
+PING = {"op": "ping"}  # the readiness check: answered without a token, and never logged
 
 
 def issue_node_token(path: Path) -> str:
@@ -83,8 +89,11 @@ class Istiod:
             if len(line) > MAX_REQUEST:
                 raise ValueError("request too large")
             request = json.loads(line)
-            answer = {"cert": self.sign(request).decode()}
-            log.info("signed %s for node %s", request.get("identity"), request.get("node"))
+            if request == PING:
+                answer: dict[str, Any] = {"ok": True}
+            else:
+                answer = {"cert": self.sign(request).decode()}
+                log.info("signed %s for node %s", request.get("identity"), request.get("node"))
         except (PermissionError, ValueError, KeyError, json.JSONDecodeError) as exc:
             log.warning("refused CSR: %s", exc)
             answer = {"error": str(exc)}
@@ -111,6 +120,57 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+class IstiodGone(ConnectionError):
+    """Nobody listens on istiod's socket, or istiod died between our request and its answer."""
+
+
+async def _exchange(socket_path: Path, request: dict[str, Any]) -> bytes:
+    """One request, one answer line; IstiodGone when there is no istiod to give one."""
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=MAX_REQUEST)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise IstiodGone(str(exc)) from exc
+    try:
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        line = await reader.readline()
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        raise IstiodGone(f"istiod went away mid-request: {exc}") from exc
+    finally:
+        writer.close()
+    if not line:
+        raise IstiodGone("istiod closed the connection without answering")
+    return line
+
+
+async def _ask(socket_path: Path, request: dict[str, Any], *, patient: bool) -> bytes:
+    """One request, one answer line. `patient`: an istiod that is not there (restarting, or killed
+    while it held our request) is asked again until the caller's deadline, so a node proxy asking
+    while istiod restarts waits for it, with the SVIDs it holds still served, rather than failing.
+    Asking again is safe: signing a CSR twice hands out nothing new (the key never left us)."""
+    attempts = 0
+    while True:
+        try:
+            return await _exchange(socket_path, request)
+        except IstiodGone as exc:
+            if not patient:
+                raise
+            if attempts == 0:  # said once per request
+                log.warning("istiod is not answering (%s); the current SVIDs stay, retrying", exc)
+            attempts += 1
+            await asyncio.sleep(RECONNECT_PAUSE)
+
+
+async def answers(socket_path: Path, timeout: float = 1.0) -> bool:  # noqa: ASYNC109 - a probe's bound
+    """Whether an istiod serves on `socket_path`: the supervisor's readiness probe."""
+    try:
+        async with asyncio.timeout(timeout):
+            line = await _ask(socket_path, PING, patient=False)
+        return bool(json.loads(line).get("ok"))
+    except (TimeoutError, OSError, ValueError):
+        return False
+
+
 class CsrClient:
     """The node proxy's side: ask istiod to sign a CSR for one of this node's identities."""
 
@@ -121,16 +181,8 @@ class CsrClient:
 
     async def __call__(self, identity: SpiffeId, csr_pem: bytes) -> bytes:
         request = {"node": self.node, "token": self.token, "identity": identity.uri, "csr": csr_pem.decode()}
-        async with asyncio.timeout(CSR_TIMEOUT):  # a stuck istiod is an error, never a wait forever
-            reader, writer = await asyncio.open_unix_connection(str(self.socket_path), limit=MAX_REQUEST)
-            try:
-                writer.write(json.dumps(request).encode() + b"\n")
-                await writer.drain()
-                line = await reader.readline()
-            finally:
-                writer.close()
-        if not line:
-            raise ConnectionError(f"istiod closed the connection without answering for {identity}")
+        async with asyncio.timeout(CSR_TIMEOUT):  # a stuck or absent istiod is an error, never a wait forever
+            line = await _ask(self.socket_path, request, patient=True)
         answer = json.loads(line)
         if "error" in answer:
             raise PermissionError(f"istiod refused {identity}: {answer['error']}")
