@@ -1,8 +1,8 @@
 """kill -9 during Act 3 (rug-pulled converter, defence on): the story holds and nothing is lost.
 
-One test per component: the converter pod, the destination node's ztunnel, the waypoint,
-istiod's CA, the alert evaluator (on the session cluster, put back by `reset`), and the
-supervisor itself (on a cluster of its own). Each runs `endure`: a probe inside a pod's
+One test per component on the session cluster (put back by `reset`): the converter pod, the
+destination node's ztunnel, the waypoint, istiod's CA, the alert evaluator; the supervisor
+itself is own_cluster/test_supervisor_death.py's. Each runs `endure`: a probe inside a pod's
 network tries connections the policy denies over and over while the component is killed
 and restarted, and every attempt is refused; then the customer's Act 3 prompt gets the
 reply it got before any kill, the attacker has received nothing, and the evidence chain
@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,13 +25,11 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from tests.paths import DEPLOY
 from tests.session_cluster import Cluster
+from tests.system.act3 import Before, act_three, events, nothing_lost
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Pod
-from trustusbank.evidence import EvidenceStore, Record, ingest
-from trustusbank.mesh.identity.istiod import answers
-from trustusbank.runtime.control import listed_pids, running
+from trustusbank.evidence import Record
 from trustusbank.scenario import receipts
 from trustusbank.scenario.cluster import Cluster as Scenario
 
@@ -125,65 +122,6 @@ class Probe:
 def refused(attempts: list[dict[str, Any]], because: str = "") -> bool:
     """At least one attempt, and every one refused (with `because` in what the client was told)."""
     return bool(attempts) and all(a["outcome"] == "refused" and because in a["detail"] for a in attempts)
-
-
-def events(files: ClusterFiles, kind: str, process: str | None = None) -> list[dict[str, Any]]:
-    """The runtime log's events of `kind` (every one for ""), of `process` if given."""
-    found = [json.loads(line) for line in files.events.read_text().splitlines()]
-    return [e for e in found if kind in ("", e["event"]) and process in (None, e.get("process"))]
-
-
-def act_three(files: ClusterFiles) -> str:
-    """Act 3's change as the demo makes it (`upgrade-banking-app`, `policies on`, each returning once
-    in force), then the customer's prompt; returns the reply."""
-    asyncio.run(receipts.defence_on(Scenario(files), progress=lambda _: None))
-    return ask(files)
-
-
-def ask(files: ClusterFiles) -> str:
-    """The customer's Act 3 prompt (the seed's), through the chatbot as the page sends it."""
-    answer = asyncio.run(Scenario(files).ask())
-    assert answer.state == "completed", answer.status_message
-    return answer.reply
-
-
-def exfil_total(files: ClusterFiles) -> int:
-    return Scenario(files).exfil_total()
-
-
-@dataclass
-class Before:
-    """What was there before the kill: the evidence chain's records, the attacker's count."""
-
-    records: list[Record]
-    exfil: int
-    time: float
-
-    @classmethod
-    def take(cls, files: ClusterFiles) -> Before:
-        ingest(files)
-        return cls(EvidenceStore.of(files).select(), exfil_total(files), time.time())
-
-
-def nothing_lost(cluster: Cluster, before: Before, reply: str, kind: str, process: str) -> list[Record]:
-    """The same reply to the same prompt, nothing at the attacker, the chain intact with no gap, and
-    the crash recorded; returns the records added since `before`."""
-    assert ask(cluster.files) == reply
-    assert exfil_total(cluster.files) == before.exfil, "the attacker received something"
-    ingest(cluster.files)  # what `evidence ingest` does, then `evidence verify`
-    store = EvidenceStore.of(cluster.files)
-    verified = store.verify()
-    assert verified.ok, verified.describe()
-    last = before.records[-1].seq if before.records else 0
-    kept = store.select("seq <= ?", (last,))
-    assert [(r.seq, r.hash) for r in kept] == [(r.seq, r.hash) for r in before.records], "a gap"
-    added = store.select("seq > ?", (last,))
-    recorded = [r for r in added if r.kind == kind and process in r.summary]
-    assert recorded, f"no {kind} event for {process} in the evidence store"
-    return added
-
-
-# -- the five component kills, on the session cluster --------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -415,61 +353,3 @@ def test_killed_alert_evaluator_leaves_the_soc_mailbox_closed_to_others(cluster:
         [EXFIL, smtp],
         denied=(EXFIL, smtp),
     )
-
-
-# -- the supervisor itself, on a cluster of its own ------------------------------------------------
-
-
-def refuses(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=2):
-            return False
-    except OSError:
-        return True
-
-
-@pytest.mark.own_cluster
-@pytest.mark.slow
-def test_killed_supervisor_takes_its_cluster_with_it_and_up_records_the_loss(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    state = tmp_path_factory.mktemp("faults-supervisor")
-    env = {
-        **os.environ,
-        "TRUSTUSBANK_STATE_DIR": str(state),
-        "TRUSTUSBANK_PORT_FORWARDS": "0",
-        "TRUSTUSBANK_DEPLOY_DIR": str(DEPLOY),
-    }
-    own = Cluster(ClusterFiles(state), env)
-    try:
-        assert own.cli("up", "--detach", timeout=300).returncode == 0
-        reply = act_three(own.files)
-        before = Before.take(own.files)
-        status = own.status()
-        pids = listed_pids(status)
-        addresses = [(p["ip"], port) for p in status["pods"] for port in p["ports"]]
-        addresses += [(n["ip"], 15020) for n in status["nodes"]]
-        serving = [a for a in addresses if not refuses(a)]
-        assert len(serving) > len(status["pods"]), "every pod's ports and every node's metrics"
-        assert len(pids) > len(status["pods"]), "pods, node proxies, istiod, console, zygote"
-
-        os.kill(status["pid"], signal.SIGKILL)
-        own.wait_for(lambda: not any(running(pid) for pid in pids), timeout=30, what="nothing left running")
-        assert [a for a in serving if not refuses(a)] == [], "nothing of the cluster serves"
-        assert not asyncio.run(answers(own.files.istiod_socket)), "nor istiod, whose socket file stays"
-        said = own.cli("status")
-        assert said.returncode == 1
-        told = " ".join(said.stderr.split())
-        assert f"the supervisor (pid {status['pid']}) of the cluster started at" in told, told
-        assert "its pods and node proxies ended with it" in told
-
-        again = own.cli("up", "--detach", timeout=300)
-        assert again.returncode == 0, again.stderr
-        [lost] = events(own.files, "supervisor-lost")
-        assert (lost["pid"], lost["started_at"]) == (status["pid"], status["started_at"])
-        assert lost["survivors"] == []
-        after = [e["event"] for e in events(own.files, "") if e["time"] >= lost["time"]]
-        assert after[0] == "supervisor-lost", "recorded before the new cluster's first event"
-        nothing_lost(own, before, reply, "supervisor-lost", str(status["pid"]))
-    finally:
-        own.cli("down", timeout=120)
