@@ -82,9 +82,13 @@ class ClusterFiles:
     def record_event(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Append one event (a JSON line) to the runtime log the evidence trail ingests; the one writer."""
         entry = {"time": time.time(), "event": event, **fields}
-        self.logs.mkdir(parents=True, exist_ok=True)
-        append_lines(self.events, [json.dumps(entry)])  # ENOSPC raises, to the caller: never dropped quietly
+        self.write_event(entry)
         return entry
+
+    def write_event(self, entry: Mapping[str, Any]) -> None:
+        """Append an event made earlier (held while the disk was full); ENOSPC raises, to the caller."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        append_lines(self.events, [json.dumps(entry)])  # never dropped quietly
 
     @property
     def evidence_db(self) -> Path:

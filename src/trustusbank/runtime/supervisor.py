@@ -37,6 +37,7 @@ from trustusbank.mesh.identity.istiod import answers as istiod_answers
 from trustusbank.mesh.identity.istiod import issue_node_token
 from trustusbank.runtime import podenv
 from trustusbank.runtime.console import ConsoleProcess, open_console, seed_ports
+from trustusbank.runtime.held_events import HeldEvents
 from trustusbank.runtime.image_seed import SEED_ACTOR, seed
 from trustusbank.runtime.isolation import COOPERATIVE, Isolation
 from trustusbank.runtime.podspec import http_ready, launch_spec
@@ -98,10 +99,12 @@ class Supervisor:
         self._zygote_launched = zygote
         self._zygote_starting: asyncio.Task[ZygoteClient | None] | None = None
         self._zygote_watch: asyncio.Task[None] | None = None
+        self.events = HeldEvents(files)
+        self._status_stale = False
 
     # -- events and status -------------------------------------------------
     def event(self, kind: str, fields: dict[str, object]) -> None:
-        self.files.record_event(kind, fields)
+        self.events.record(kind, fields)  # held, not raised, while the disk is full
         if kind == "crashed":
             delay = fields["restart_in_s"]
             then = "not restarted: stopping" if delay is None else f"restarting in {delay}s"
@@ -169,8 +172,17 @@ class Supervisor:
                     }
                 )
         tmp = self.files.status.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status, indent=2))
-        tmp.replace(self.files.status)
+        try:
+            tmp.write_text(json.dumps(status, indent=2))
+            tmp.replace(self.files.status)
+        except OSError as exc:  # a full disk: the cluster runs on; status.json is stale until it has room
+            if not self._status_stale:
+                log.error("status.json not written, the cluster runs on: %s", exc)
+            self._status_stale = True
+            return
+        if self._status_stale:
+            log.warning("status.json written again")
+            self._status_stale = False
 
     # -- start -------------------------------------------------------------
     def _istiod(self) -> ManagedProcess:
@@ -484,6 +496,7 @@ class Supervisor:
         if getattr(self, "_claim", None) is not None:
             self._claim.close()
         self.phase = "Stopped"
+        self.events.flush()  # a last try for what a full disk held
         self.write_status()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -497,6 +510,7 @@ class Supervisor:
         try:
             await self.start()
             while not stop.is_set():
+                self.events.flush()
                 self.write_status()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
