@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.cluster.topology import Topology
+from trustusbank.errors import UnavailableError
 from trustusbank.mesh.identity.ca import CertificateAuthority
 from trustusbank.mesh.identity.spiffe import SpiffeId
 
@@ -120,7 +121,7 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-class IstiodGone(ConnectionError):
+class IstiodGone(UnavailableError, ConnectionError):
     """Nobody listens on istiod's socket, or istiod died between our request and its answer."""
 
 
