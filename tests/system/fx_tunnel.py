@@ -68,3 +68,15 @@ async def served_again(tunnel: Callable[[], Awaitable[Tunnel]]) -> None:
                 return
             except HboneRefused:
                 await asyncio.sleep(0.1)
+
+
+async def denied_again(tunnel: Callable[[], Awaitable[Tunnel]]) -> None:
+    """Until fx-api refuses account-mcp: `apply -f` returns before every node proxy has read the
+    DENY, and a test that then changes the DENY's file must start from a DENY in force."""
+    async with asyncio.timeout(DEADLINE):
+        while True:
+            try:
+                await (await tunnel()).close()
+            except HboneRefused:
+                return
+            await asyncio.sleep(0.1)

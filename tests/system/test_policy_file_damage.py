@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.system.conftest import Cluster
-from tests.system.fx_tunnel import deny_account_mcp, fx_tunnels, served_again
+from tests.system.fx_tunnel import denied_again, deny_account_mcp, fx_tunnels, served_again
 from trustusbank.mesh.hbone import HboneRefused
 
 NAME = "test-damaged-deny-account-mcp-to-fx-api"
@@ -34,6 +34,7 @@ async def test_a_garbled_policy_file_keeps_its_deny_in_force(cluster: Cluster, t
     applied = await asyncio.to_thread(cluster.cli, "apply", "-f", str(policy))
     assert applied.returncode == 0, applied.stderr
     try:
+        await denied_again(tunnel)  # the DENY is in the last good set of fx-api's node proxy
         installed.write_text(GARBLED)
         refusal = REFUSED.format(path=installed)
         cluster.wait_for(
