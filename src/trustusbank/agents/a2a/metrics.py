@@ -45,6 +45,13 @@ class AgentMetrics:
             ("agent", "namespace"),
             registry=registry,
         )
+        self._session_drops = Counter(
+            "trustusbank_agent_session_memory_dropped",
+            "Conversation memory forgotten to keep it bounded: whole conversations (least recently "
+            "used first) and turns (a conversation's oldest first).",
+            ("agent", "namespace", "what"),
+            registry=registry,
+        )
         self._model_seconds = Histogram(
             "trustusbank_agent_model_call_duration_seconds",
             "Time the model took to answer one request.",
@@ -55,6 +62,9 @@ class AgentMetrics:
 
     def task_dropped(self) -> None:
         self._tasks_dropped.labels(*self._agent).inc()
+
+    def session_dropped(self, what: str) -> None:
+        self._session_drops.labels(*self._agent, what).inc()
 
     def access_decision(self, allowed: bool) -> None:
         self._decisions.labels(*self._agent, "allow" if allowed else "deny").inc()
