@@ -161,5 +161,8 @@ def app_from_env() -> Starlette:
             "%s: AccessPolicies apply but %s is not set: every call is denied", spec.ref, TOPOLOGY.name
         )
     user_tokens = user_tokens_from_env()
-    provider = setup_tracing(spec.name, traces_path(spec), {"service.namespace": spec.namespace})
-    return create_app(spec, model, caller_of=caller_of, tracer_provider=provider, user_tokens=user_tokens)
+    registry = CollectorRegistry()
+    provider = setup_tracing(spec.name, traces_path(spec), {"service.namespace": spec.namespace}, registry)
+    return create_app(
+        spec, model, caller_of=caller_of, tracer_provider=provider, registry=registry, user_tokens=user_tokens
+    )

@@ -70,8 +70,10 @@ class Waypoint:
             trust_bundle_pem=files.trust_bundle.read_bytes(),
             directory=private / "certs",
         )
-        self.tracer_provider = setup_tracing("agentgateway", files.traces / f"waypoint-{pod.name}.jsonl")
         self.metrics = WaypointMetrics()
+        self.tracer_provider = setup_tracing(
+            "agentgateway", files.traces / f"waypoint-{pod.name}.jsonl", registry=self.metrics.registry
+        )
         self.ingress = Ingress(pod, self.identity, self.secrets, self.topology)
         self._config: WaypointConfig | None = None
         self._authz: list[AuthorizationPolicy] = []
