@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from trustusbank.agents.a2a.sessions import CONVERSATION, TURN
 from trustusbank.manifests.kagent.spec import AgentSpec
 
 
@@ -59,6 +60,11 @@ class AgentMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
+
+        # Every drop counter shows 0 from the start: "nothing dropped" is a figure, not a missing series.
+        self._tasks_dropped.labels(*self._agent)
+        for what in (CONVERSATION, TURN):
+            self._session_drops.labels(*self._agent, what)
 
     def task_dropped(self) -> None:
         self._tasks_dropped.labels(*self._agent).inc()
