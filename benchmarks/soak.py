@@ -31,12 +31,13 @@ import sqlite3
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -52,11 +53,13 @@ from trustusbank.paths import deploy_dir, state_dir  # noqa: E402
 from trustusbank.runtime import control  # noqa: E402
 from trustusbank.runtime.defence import set_defence  # noqa: E402
 from trustusbank.scenario import changes  # noqa: E402
+from trustusbank.scenario.bench.defences import AGENT_NAMESPACE, AGENTS  # noqa: E402
 from trustusbank.scenario.bench.harness import start_own_cluster  # noqa: E402
 from trustusbank.scenario.bench.tasks import USER_TASKS, Outcome, UserTask  # noqa: E402
 from trustusbank.scenario.cluster import SUPPORT_BOT, Cluster  # noqa: E402
 from trustusbank.workloads.chatbot.client import ask  # noqa: E402
 
+T = TypeVar("T")
 PROMPTS = tuple(t for t in USER_TASKS if t.id != "fraud-handoff")  # it flags a transaction: data changes
 TURNS_PER_CONVERSATION = 5  # then the customer starts a new conversation (a new A2A context)
 ANSWER_WAIT = 60.0  # one prompt's bound; a slower answer is an error
@@ -69,6 +72,7 @@ COMMAND = "benchmarks/soak.py"
 class Prompt:
     """One prompt as the customer saw it."""
 
+    task: str
     ended: float  # seconds since the soak began
     seconds: float
     ok: bool
@@ -160,14 +164,15 @@ async def customer(
             )
         except Exception as exc:  # a failed prompt is counted with its cause, and the customer goes on
             ended = time.monotonic()
-            out.append(Prompt(ended - began, ended - started, False, False, f"{type(exc).__name__}: {exc}"))
+            cause = f"{type(exc).__name__}: {exc}"
+            out.append(Prompt(task.id, ended - began, ended - started, False, False, cause))
             continue
         ended = time.monotonic()
         context = result.context_id or context
         ok = result.state == "completed"
         right = ok and task.check(Outcome(result.reply, list(result.tool_calls)))
         error = None if ok else f"task {result.state}: {result.status_message[:200]}"
-        out.append(Prompt(ended - began, ended - started, ok, right, error))
+        out.append(Prompt(task.id, ended - began, ended - started, ok, right, error))
 
 
 # -- the flips and the attacker's counter ---------------------------------------------
@@ -277,6 +282,21 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+async def dropped(cluster: Cluster) -> dict[str, float]:
+    """What each agent forgot to stay bounded, from its /metrics: every `*_dropped_total` sample."""
+    found: dict[str, float] = {}
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        for agent in AGENTS:
+            response = await http.get(f"{cluster.url(AGENT_NAMESPACE, agent)}/metrics")
+            for family in text_string_to_metric_families(response.raise_for_status().text):
+                for sample in family.samples:
+                    if sample.name.endswith("_dropped_total"):
+                        what = sample.labels.get("what")
+                        name = sample.name.removeprefix("trustusbank_").removesuffix("_dropped_total")
+                        found[f"{agent} {name}{f' ({what})' if what else ''}"] = sample.value
+    return found
+
+
 def evidence_check(files: ClusterFiles) -> tuple[int, int, int]:
     """Run `evidence ingest`; then (records written by it, records of the evidence files' current lines,
     non-empty lines of those files up to where the ingest read): the last two must be equal."""
@@ -313,8 +333,10 @@ class Soak:
     timeline: Timeline = field(default_factory=Timeline)
     exfil: Exfil = field(default_factory=Exfil)
     memory_start: dict[str, Proc] = field(default_factory=dict)
+    memory_middle: dict[str, Proc] = field(default_factory=dict)  # half-way: a leak grows in both halves
     memory_end: dict[str, Proc] = field(default_factory=dict)
     evidence: tuple[int, int, int] = (0, 0, 0)
+    drops: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
     def periods(self) -> list[Period]:
@@ -367,6 +389,7 @@ async def drive(files: ClusterFiles, soak: Soak) -> None:
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_exfil(cluster.attacker, soak.timeline, soak.exfil, began, stop))
     reporter = asyncio.create_task(report_progress(soak, began, until))
+    middle = asyncio.create_task(_at(began + soak.duration / 2, lambda: processes(files)))
     say(f"soak: {soak.customers} customers for {soak.duration:g} s, a flip every {soak.flip_every:g} s")
     try:
         await asyncio.gather(
@@ -378,9 +401,16 @@ async def drive(files: ClusterFiles, soak: Soak) -> None:
         stop.set()
         await sampler
         reporter.cancel()
+    soak.memory_middle = await middle
     soak.memory_end = processes(files)
+    soak.drops = await dropped(cluster)
     say("evidence ingest…")
     soak.evidence = await asyncio.to_thread(evidence_check, files)
+
+
+async def _at(moment: float, read: Callable[[], T]) -> T:
+    await asyncio.sleep(max(0.0, moment - time.monotonic()))
+    return read()
 
 
 async def report_progress(soak: Soak, began: float, until: float) -> None:
@@ -432,12 +462,14 @@ def summary(soak: Soak) -> dict[str, Any]:
         "errors": len(soak.prompts) - len(done),
         "error_rate": (len(soak.prompts) - len(done)) / len(soak.prompts) if soak.prompts else None,
         "wrong_answers": sum(not p.right for p in done),
+        "wrong_by_task": {t.id: sum(p.task == t.id and not p.right for p in done) for t in PROMPTS},
         "p50_ms": round(statistics.median(times) * 1000) if times else None,
         "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))] * 1000) if times else None,
         "exfil_total": soak.exfil.total,
         "exfil_with_defence_on": soak.exfil.with_defence_on,
         "evidence": {"ingested_at_end": appended, "written": written, "expected": expected},
         "flips": [asdict(e) for e in soak.timeline.events],
+        "dropped": soak.drops,
         "error_causes": errors,
     }
 
@@ -445,16 +477,19 @@ def summary(soak: Soak) -> dict[str, Any]:
 def memory_rows(soak: Soak) -> list[dict[str, Any]]:
     rows = []
     for label in sorted(set(soak.memory_start) | set(soak.memory_end)):
-        a, b = soak.memory_start.get(label), soak.memory_end.get(label)
+        a, m, b = (s.get(label) for s in (soak.memory_start, soak.memory_middle, soak.memory_end))
         restarted = a is None or b is None or a.pid != b.pid
+        whole = not restarted and a is not None and b is not None
+        second = whole and m is not None and a is not None and m.pid == a.pid
         rows.append(
             {
                 "process": label,
                 "start": asdict(a) if a else None,
                 "end": asdict(b) if b else None,
                 "restarted": restarted,
-                "pss_growth_mb": None if restarted or not (a and b) else round(b.pss - a.pss, 1),
-                "rss_growth_mb": None if restarted or not (a and b) else round(b.rss - a.rss, 1),
+                "pss_growth_mb": round(b.pss - a.pss, 1) if whole and a and b else None,
+                "rss_growth_mb": round(b.rss - a.rss, 1) if whole and a and b else None,
+                "pss_growth_second_half_mb": round(b.pss - m.pss, 1) if second and m and b else None,
             }
         )
     return rows
@@ -469,6 +504,8 @@ def render(soak: Soak, before: str, after: str) -> None:
         f"{(s['error_rate'] or 0):.2%}, {s['wrong_answers']} wrong answers, "
         f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms"
     )
+    wrong = ", ".join(f"{task} {n}" for task, n in s["wrong_by_task"].items() if n)
+    print(f"wrong answers by task: {wrong or 'none'}")
     print(HEAD)
     for row in soak.periods():
         print(f"{_clock(row.start):>7}  {_line(row)}")
@@ -489,17 +526,26 @@ def render(soak: Soak, before: str, after: str) -> None:
     )
     for cause, n in sorted(s["error_causes"].items(), key=lambda kv: -kv[1])[:5]:
         print(f"  error x{n}: {cause}")
-    print(f"{'process':<36} {'PSS MB':>13} {'RSS MB':>13} {'fds':>9}  growth PSS/RSS MB")
+    print(
+        "kept in memory, dropped to stay bounded: " + ", ".join(f"{k} {v:g}" for k, v in s["dropped"].items())
+    )
+    print(f"{'process':<36} {'PSS MB':>13} {'RSS MB':>13} {'fds':>9}  growth PSS/RSS MB, PSS in the 2nd half")
     for r in memory_rows(soak):
         a, b = r["start"], r["end"]
-        growth = "restarted" if r["restarted"] else f"{r['pss_growth_mb']:+.1f} / {r['rss_growth_mb']:+.1f}"
+        half = r["pss_growth_second_half_mb"] or 0.0
+        growth = (
+            "restarted"
+            if r["restarted"]
+            else f"{r['pss_growth_mb']:+.1f} / {r['rss_growth_mb']:+.1f}, {half:+.1f}"
+        )
         columns = " ".join(_pair(a, b, key, fmt, width) for key, fmt, width in MEMORY_COLUMNS)
         print(f"{r['process']:<36} {columns}  {growth}")
     total_a = sum(p.pss for p in soak.memory_start.values())
     total_b = sum(p.pss for p in soak.memory_end.values())
+    total_m = sum(p.pss for p in soak.memory_middle.values())
     print(
-        f"cluster PSS {total_a:.0f} MB after the warm-up, {total_b:.0f} MB at the end "
-        f"({total_b - total_a:+.0f})"
+        f"cluster PSS {total_a:.0f} MB after the warm-up, {total_m:.0f} MB half-way, "
+        f"{total_b:.0f} MB at the end"
     )
 
 
