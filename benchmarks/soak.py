@@ -3,7 +3,8 @@
     python benchmarks/soak.py [--quick] [--duration S] [--customers N] [--flip-every S] [--json]
 
 On a cluster of its own (`<state>/soak`, loopback only, no port-forwards, the rate limit lifted as
-every benchmark's is), started and stopped here: N customers (default 20) each send the bank's
+every benchmark's is), started and stopped here and put at the story's baseline (`reset`: the
+clean converter, no defence set, the bank's seed data): N customers (default 20) each send the bank's
 prompts (the bench's user tasks that change no data) through the chatbot back to back, a new
 conversation every few prompts, for `--duration` seconds. Every `--flip-every` seconds one thing
 changes, in the cycle clean/off → rug pull/off → rug pull/on → clean/on: the vendor's rug pull
@@ -374,6 +375,8 @@ def _states(events: list[Event], start: float, end: float, switch: str, initial:
 async def drive(files: ClusterFiles, soak: Soak) -> None:
     cluster = Cluster(files)
     deploy = control.deploy_of(files)
+    # A previous soak's state directory keeps its last phase (the converter's tag, the policies).
+    await changes.reset(files, progress=say, actor=ACTOR, command=COMMAND)
     say(f"warm-up: one prompt per customer ({soak.customers})…")
     warm: list[Prompt] = []
     now = time.monotonic()
