@@ -149,20 +149,20 @@ def cluster_pids(state: str) -> list[int]:
     return found
 
 
+def rollup(pid: int) -> tuple[int, int] | None:
+    """Pss and Rss (bytes) of one process from /proc/<pid>/smaps_rollup; None once it has exited."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:  # it exited between the listing and the read
+        return None
+    fields = {k: v.split()[0] for k, v in (line.split(":", 1) for line in text.splitlines()[1:])}
+    return int(fields["Pss"]) * 1024, int(fields["Rss"]) * 1024
+
+
 def memory(state: str) -> tuple[float, float, int]:
     """Sum of Pss and of Rss (MB) over the cluster's processes, and how many were read."""
-    pss = rss = 0
-    counted = 0
-    for pid in cluster_pids(state):
-        try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:  # it exited between the listing and the read
-            continue
-        fields = {k: v.split()[0] for k, v in (line.split(":", 1) for line in text.splitlines()[1:])}
-        pss += int(fields["Pss"]) * 1024
-        rss += int(fields["Rss"]) * 1024
-        counted += 1
-    return pss / MB, rss / MB, counted
+    read = [m for m in map(rollup, cluster_pids(state)) if m is not None]
+    return sum(m[0] for m in read) / MB, sum(m[1] for m in read) / MB, len(read)
 
 
 class Clusters:

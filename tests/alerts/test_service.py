@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from tests.alerts.helpers import CONVERTER, REPO, RULES, deploy_groups, metrics_app, poll
 from tests.mesh.guard.client import guard_at, tool
@@ -24,8 +24,10 @@ from trustusbank.alerts.service import AlertService
 from trustusbank.alerts.targets import Target
 from trustusbank.manifests.bundle import load_bundle
 from trustusbank.manifests.kagent.spec import AgentSpec, ModelSpec
+from trustusbank.manifests.prometheus import Rule, RuleGroup
 from trustusbank.mesh.authz.evaluate import NOT_ALLOWED, Decision
 from trustusbank.mesh.ztunnel.metrics import ZtunnelMetrics
+from trustusbank.promql.parser import parse
 from trustusbank.promql.selectors import unknown_series
 from trustusbank.workloads.soc_inbox.app import create_app as inbox_app
 from trustusbank.workloads.soc_inbox.store import MailStore
@@ -391,3 +393,32 @@ async def test_mcp_tool_drift_reads_only_series_a_fresh_guard_exposes(tmp_path: 
     assert "trustusbank_mcp_guard_drift_total" in exposed
     assert unknown_series([(rule.name, rule.expr_text)], exposed) == []
     assert unknown_series([(rule.name, rule.expr_text)], exposed - {"trustusbank_mcp_guard_drift_total"})
+
+
+async def test_resolved_alerts_past_their_bound_are_forgotten_oldest_first_and_counted(
+    tmp_path: Path,
+) -> None:
+    registry = CollectorRegistry()
+    up = Gauge("soak_up", "Whether thing n is up.", ["n"], registry=registry)
+    group = RuleGroup("soak", None, [Rule("soak_up > 0", parse("soak_up > 0"), alert="Up")], "ns/soak")
+    async with running(metrics_app(registry)) as target:
+        alerts = AlertService(
+            groups_source=lambda: [group],
+            targets_source=lambda: [Target("thing", f"{target}/metrics")],
+            log_path=tmp_path / "alerts.jsonl",
+            quarantine_dir=tmp_path / "quarantine",
+            max_resolved=2,
+        )
+        async with running(create_app(alerts)) as url, httpx.AsyncClient(trust_env=False) as client:
+            assert (await client.get(f"{url}/api/alerts")).json()["resolved_dropped"] == 0
+            for n in range(5):  # five alerts fire and resolve, one after another
+                up.labels(str(n)).set(1)
+                await alerts.step(now=1000.0 + 2 * n)
+                up.labels(str(n)).set(0)
+                await alerts.step(now=1001.0 + 2 * n)
+            answer = (await client.get(f"{url}/api/alerts")).json()
+            page = (await client.get(f"{url}/alerts")).text
+    assert answer["resolved_dropped"] == 3
+    assert [dict(a.labels)["n"] for a in alerts.evaluator.resolved] == ["3", "4"]
+    assert 'n="4"' in page
+    assert 'n="0"' not in page  # the page shows what is kept

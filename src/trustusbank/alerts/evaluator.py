@@ -29,6 +29,9 @@ from trustusbank.promql.series import Labels, SeriesStore, labels_of
 log = logging.getLogger(__name__)
 
 RESOLVED_RETENTION = 15 * 60.0  # Prometheus keeps resolved alerts this long, to notify and show them
+# A resolved alert is shown for RESOLVED_RETENTION, but at most this many of them: more than this
+# resolving within 15 minutes is a storm, and the oldest are forgotten first (counted).
+MAX_RESOLVED = 500
 ALERTS_METRIC = "ALERTS"
 ALERT_STATE_LABEL = "alertstate"
 
@@ -88,13 +91,16 @@ class RuleEvaluator:
     store: SeriesStore
     engine: Engine = field(init=False)
     active: dict[tuple[str, str], Alert] = field(default_factory=dict)
-    resolved: deque[Alert] = field(default_factory=lambda: deque(maxlen=500))
+    max_resolved: int = MAX_RESOLVED
+    resolved: deque[Alert] = field(init=False)  # the latest `max_resolved`, for RESOLVED_RETENTION
+    resolved_dropped: int = field(init=False, default=0)  # forgotten before their retention ended
     errors: dict[str, str] = field(default_factory=dict)
     last_evaluation: dict[str, tuple[float, float]] = field(default_factory=dict)  # rule: (at, seconds)
     _recorded: dict[str, set[Labels]] = field(default_factory=dict)  # rule: the series it wrote last
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.store)
+        self.resolved = deque(maxlen=self.max_resolved)
 
     def evaluate(self, t: float, groups: list[RuleGroup] | None = None) -> list[Transition]:
         """Evaluate every rule of `groups` (default: all) at time `t`; returns the state changes."""
@@ -162,6 +168,8 @@ class RuleEvaluator:
             alert = self.active.pop(key)
             if alert.state == "firing":
                 alert.state, alert.resolved_at = "resolved", t
+                if len(self.resolved) == self.resolved.maxlen:
+                    self.resolved_dropped += 1  # the deque forgets its oldest as this one goes in
                 self.resolved.append(alert)
                 changes.append(Transition(alert, "resolved"))
         return changes

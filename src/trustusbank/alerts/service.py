@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trustusbank.alerts import mail, quarantine, smtp_client
-from trustusbank.alerts.evaluator import Alert, RuleEvaluator, Transition
+from trustusbank.alerts.evaluator import MAX_RESOLVED, Alert, RuleEvaluator, Transition
 from trustusbank.alerts.notifier import Notification, Notifier, NotifyPolicy
 from trustusbank.alerts.scrape import Scraper
 from trustusbank.alerts.targets import Target
@@ -73,10 +73,11 @@ class AlertService:
     topology_source: Callable[[], Topology | None] = lambda: None
     scrape_timeout: float = 2.0
     history: float = HISTORY
+    max_resolved: int = MAX_RESOLVED
 
     def __post_init__(self) -> None:
         self.store = SeriesStore()
-        self.evaluator = RuleEvaluator([], self.store)
+        self.evaluator = RuleEvaluator([], self.store, max_resolved=self.max_resolved)
         self.scraper = Scraper(self.store, set(), timeout=self.scrape_timeout)
         self.notifier = Notifier(self.policy)
         self.journal = JsonLinesLog(self.log_path, component="alert-evaluator")
@@ -224,6 +225,7 @@ class AlertService:
             "interval": self.period,
             "rules": [r.name for g in self.evaluator.groups for r in g.rules],
             "rule_errors": dict(self.evaluator.errors),
+            "resolved_dropped": self.evaluator.resolved_dropped,
             "targets": [h.to_dict() for h in self.scraper.health.values()],
             "notifications": self.notifications,
             "smtp": f"{self.smtp[0]}:{self.smtp[1]}" if self.smtp else None,

@@ -26,6 +26,7 @@ from tests.serving import read_json_body
 from tests.serving import served as served
 from trustusbank.agents.a2a.callers import CallerResolver
 from trustusbank.agents.a2a.server import create_app
+from trustusbank.agents.a2a.sessions import MAX_SESSIONS, MAX_TURNS
 from trustusbank.agents.a2a.task_store import MAX_FINISHED
 from trustusbank.agents.a2a.user_tokens import TrustedProvider, provider_document
 from trustusbank.agents.model.types import (
@@ -221,6 +222,8 @@ def running_agent(
     caller_of: CallerResolver | None = None,
     user_tokens: TrustedProvider | None = None,
     max_finished_tasks: int = MAX_FINISHED,
+    max_sessions: int = MAX_SESSIONS,
+    max_turns: int = MAX_TURNS,
 ) -> Iterator[AgentUnderTest]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -238,6 +241,8 @@ def running_agent(
             registry=registry,
             user_tokens=user_tokens,
             max_finished_tasks=max_finished_tasks,
+            max_sessions=max_sessions,
+            max_turns=max_turns,
         )
 
     with served(build) as server:

@@ -33,6 +33,7 @@ from trustusbank.mesh.hbone import (
     serve,
     shutdown,
 )
+from trustusbank.mesh.hbone import h2 as hbone_h2
 from trustusbank.mesh.identity import CertificateAuthority, SecretManager, SpiffeId
 
 SERVER_ID = SpiffeId("cluster.local", "bank", "account-mcp")
@@ -388,3 +389,17 @@ async def test_the_peers_max_concurrent_streams_is_respected(
     assert bare.requests == [1, 2, 1], "the first connection has room again"
     await second.close()
     await third.close()
+
+
+async def test_a_pooled_connection_remembers_only_its_latest_closed_streams(
+    server: Server, pool: HbonePool, secrets: SecretManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h2 would remember 65,536 closed streams per connection; a long-lived pooled one keeps a few."""
+    monkeypatch.setattr(hbone_h2, "CLOSED_STREAMS_KEPT", 8)
+    for n in range(30):
+        t = await tunnel(pool, server.port, secrets)
+        assert await echoed(t, b"%d" % n) == b"%d" % n  # a stream after the forgotten ones works
+        await t.close()
+    [connection] = pool.connections()
+    assert server.stats.connections == 1
+    assert connection.closed_streams_remembered == 8

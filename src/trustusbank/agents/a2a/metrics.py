@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from trustusbank.agents.a2a.sessions import CONVERSATION, TURN
 from trustusbank.manifests.kagent.spec import AgentSpec
 
 
@@ -45,6 +46,13 @@ class AgentMetrics:
             ("agent", "namespace"),
             registry=registry,
         )
+        self._session_drops = Counter(
+            "trustusbank_agent_session_memory_dropped",
+            "Conversation memory forgotten to keep it bounded: whole conversations (least recently "
+            "used first) and turns (a conversation's oldest first).",
+            ("agent", "namespace", "what"),
+            registry=registry,
+        )
         self._model_seconds = Histogram(
             "trustusbank_agent_model_call_duration_seconds",
             "Time the model took to answer one request.",
@@ -53,8 +61,16 @@ class AgentMetrics:
             registry=registry,
         )
 
+        # Every drop counter shows 0 from the start: "nothing dropped" is a figure, not a missing series.
+        self._tasks_dropped.labels(*self._agent)
+        for what in (CONVERSATION, TURN):
+            self._session_drops.labels(*self._agent, what)
+
     def task_dropped(self) -> None:
         self._tasks_dropped.labels(*self._agent).inc()
+
+    def session_dropped(self, what: str) -> None:
+        self._session_drops.labels(*self._agent, what).inc()
 
     def access_decision(self, allowed: bool) -> None:
         self._decisions.labels(*self._agent, "allow" if allowed else "deny").inc()

@@ -36,7 +36,7 @@ from trustusbank.agents.a2a.executor import LoopExecutor
 from trustusbank.agents.a2a.loop import AgentLoop
 from trustusbank.agents.a2a.mcp_tools import McpToolbox
 from trustusbank.agents.a2a.metrics import AgentMetrics
-from trustusbank.agents.a2a.sessions import SessionStore
+from trustusbank.agents.a2a.sessions import MAX_SESSIONS, MAX_TURNS, SessionStore
 from trustusbank.agents.a2a.task_store import MAX_FINISHED, BoundedTaskStore
 from trustusbank.agents.a2a.user_tokens import TrustedProvider
 from trustusbank.agents.a2a.user_tokens import from_env as user_tokens_from_env
@@ -60,6 +60,8 @@ def create_app(
     registry: CollectorRegistry | None = None,
     user_tokens: TrustedProvider | None = None,
     max_finished_tasks: int = MAX_FINISHED,
+    max_sessions: int = MAX_SESSIONS,
+    max_turns: int = MAX_TURNS,
 ) -> Starlette:
     registry = registry if registry is not None else CollectorRegistry()
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
@@ -71,7 +73,7 @@ def create_app(
         model,
         toolbox=toolbox,
         agents=AgentCaller(timeout=spec.step_timeout_seconds),
-        sessions=SessionStore(),
+        sessions=SessionStore(max_sessions, max_turns, metrics.session_dropped),
         tracer=tracer,
         metrics=metrics,
     )
@@ -159,5 +161,8 @@ def app_from_env() -> Starlette:
             "%s: AccessPolicies apply but %s is not set: every call is denied", spec.ref, TOPOLOGY.name
         )
     user_tokens = user_tokens_from_env()
-    provider = setup_tracing(spec.name, traces_path(spec), {"service.namespace": spec.namespace})
-    return create_app(spec, model, caller_of=caller_of, tracer_provider=provider, user_tokens=user_tokens)
+    registry = CollectorRegistry()
+    provider = setup_tracing(spec.name, traces_path(spec), {"service.namespace": spec.namespace}, registry)
+    return create_app(
+        spec, model, caller_of=caller_of, tracer_provider=provider, registry=registry, user_tokens=user_tokens
+    )

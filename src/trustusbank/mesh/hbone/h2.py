@@ -253,6 +253,23 @@ class HboneStream:
         self._changed.set()
 
 
+# h2 remembers how each of a connection's last 65,536 closed streams ended (about 100 bytes
+# each, on both sides), to answer a frame that arrives after the close. A pooled connection
+# carries one tunnel per stream for as long as it lives, so that was up to ~6 MB per connection
+# and side, the node proxies' growth under load. A frame for a stream forgotten this long is
+# still answered (RST_STREAM) or ignored as h2 does for a closed one, except a HEADERS frame
+# on a stream we reset, which then ends the connection.
+CLOSED_STREAMS_KEPT = 4096
+
+
+class _H2Connection(h2.connection.H2Connection):
+    """h2's connection state machine, remembering only the latest `kept` closed streams."""
+
+    def __init__(self, config: h2.config.H2Configuration, kept: int) -> None:
+        self.MAX_CLOSED_STREAMS = kept  # read by h2's __init__; the class default is 2**16
+        super().__init__(config)
+
+
 class HboneConnection:
     """Drives one HTTP/2 connection over an established TLS stream pair.
 
@@ -273,8 +290,8 @@ class HboneConnection:
         self._writer = writer
         self.client_side = client_side
         self._on_request = on_request
-        self._h2 = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+        self._h2 = _H2Connection(
+            h2.config.H2Configuration(client_side=client_side, header_encoding=None), CLOSED_STREAMS_KEPT
         )
         self._streams: dict[int, HboneStream] = {}
         self._window_open = asyncio.Event()
@@ -294,6 +311,11 @@ class HboneConnection:
     @property
     def is_closed(self) -> bool:
         return self.closed_reason is not None or self._writer.is_closing()
+
+    @property
+    def closed_streams_remembered(self) -> int:
+        """How many closed streams h2 still remembers (at most CLOSED_STREAMS_KEPT)."""
+        return len(self._h2._closed_streams)
 
     @property
     def max_concurrent_streams(self) -> int:

@@ -64,8 +64,10 @@ class Waypoint:
             trust_bundle_pem=files.trust_bundle.read_bytes(),
             directory=private / "certs",
         )
-        self.tracer_provider = setup_tracing("agentgateway", files.traces / f"waypoint-{pod.name}.jsonl")
         self.metrics = WaypointMetrics()
+        self.tracer_provider = setup_tracing(
+            "agentgateway", files.traces / f"waypoint-{pod.name}.jsonl", registry=self.metrics.registry
+        )
         self.ingress = Ingress(pod, self.identity, self.secrets, self.topology)
         self.store = ConfigStore(deploy, files, gateway)
         self.ready = False

@@ -60,7 +60,7 @@ class NodeProxy:
         self.access = AccessLog(files.access_log(node), node)
         self.metrics = ZtunnelMetrics()
         self.tracer_provider: TracerProvider = setup_tracing(
-            "ztunnel", files.traces / f"ztunnel-{node}.jsonl", {"k8s.node.name": node}
+            "ztunnel", files.traces / f"ztunnel-{node}.jsonl", {"k8s.node.name": node}, self.metrics.registry
         )
         tracer = self.tracer_provider.get_tracer("trustusbank.ztunnel")
         token = (files.node_dir(node) / "token").read_text().strip()

@@ -164,6 +164,30 @@ def where_stopped(denies: list[Deny], guard: list[dict[str, Any]], outcome: Outc
     return places
 
 
+def start_own_cluster(files: ClusterFiles, deploy: Path, progress: Progress, whose: str) -> None:
+    """A benchmark's own cluster from `deploy`, detached, no port-forwards, the rate limit lifted.
+
+    A previous run's cluster in the same state directory is stopped first."""
+    if control.running_pid(files) is not None:
+        progress(f"stopping {whose} previous cluster in {files.state}")
+        control.stop(files, progress)
+    lift_rate_limit(files, deploy)
+    env = {
+        **os.environ,
+        "TRUSTUSBANK_STATE_DIR": str(files.state),
+        "TRUSTUSBANK_DEPLOY_DIR": str(deploy),
+        "TRUSTUSBANK_PORT_FORWARDS": "0",
+    }
+    progress(f"starting {whose} cluster in {files.state}")
+    proc = control.spawn_detached(files, env)
+    status = control.wait_running(files, proc, progress, ready_timeout() * 3)
+    if status.get("phase") != "Running":
+        proc.terminate()
+        raise ClusterUnavailable(
+            f"{whose} cluster did not start: {status.get('message')} (see {files.logs / 'supervisor.log'})"
+        )
+
+
 class Bench:
     """The bench's cluster and what the run changes on it."""
 
@@ -177,27 +201,9 @@ class Bench:
 
     # -- the cluster -------------------------------------------------------
     def start(self, *, guard: bool = True) -> None:
-        files = self.files
-        if control.running_pid(files) is not None:
-            self.progress(f"stopping the bench's previous cluster in {files.state}")
-            control.stop(files, self.progress)
+        self.stop()  # before its deploy copy is replaced
         defences.copy_deploy(self.deploy, self.copy, guard=guard)
-        lift_rate_limit(files, self.copy)
-        env = {
-            **os.environ,
-            "TRUSTUSBANK_STATE_DIR": str(files.state),
-            "TRUSTUSBANK_DEPLOY_DIR": str(self.copy),
-            "TRUSTUSBANK_PORT_FORWARDS": "0",
-        }
-        self.progress(f"starting the bench's cluster in {files.state}")
-        proc = control.spawn_detached(files, env)
-        status = control.wait_running(files, proc, self.progress, ready_timeout() * 3)
-        if status.get("phase") != "Running":
-            proc.terminate()
-            raise ClusterUnavailable(
-                f"the bench's cluster did not start: {status.get('message')} "
-                f"(see {files.logs / 'supervisor.log'})"
-            )
+        start_own_cluster(self.files, self.copy, self.progress, "the bench's")
 
     def stop(self) -> None:
         if control.running_pid(self.files) is not None:
