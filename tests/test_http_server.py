@@ -46,3 +46,28 @@ def test_pooling_clients_give_up_idle_connections_before_servers_drop_them() -> 
 
     assert uvicorn_config(app).timeout_keep_alive == KEEP_ALIVE_SECONDS
     assert CLIENT_KEEP_ALIVE_SECONDS < KEEP_ALIVE_SECONDS
+
+
+async def test_our_long_lived_clients_give_up_idle_connections_before_servers_drop_them() -> None:
+    """httpx's default keeps an idle connection as long as our servers do (5 s): the chatbot's client
+    to its agent and an agent's to its model each lost a request to that race in the soak."""
+    from starlette.routing import Route
+
+    from trustusbank.agents.model.anthropic_client import AnthropicClient
+    from trustusbank.agents.model.openai_client import OpenAIChatClient
+    from trustusbank.alerts.scrape import Scraper
+    from trustusbank.promql.series import SeriesStore
+    from trustusbank.workloads.chatbot.app import create_app
+
+    chatbot = create_app()
+    relay = next(r.endpoint for r in chatbot.routes if isinstance(r, Route) and "/api/a2a/" in r.path)
+    clients = {
+        "chatbot → agent": relay.__self__.http,  # type: ignore[attr-defined]
+        "agent → model (openai)": OpenAIChatClient(model="m", api_key=None)._http,
+        "agent → model (anthropic)": AnthropicClient(model="m", api_key="k")._http,
+        "alert evaluator → scrape targets": Scraper(SeriesStore(), set())._client,
+    }
+    for name, client in clients.items():
+        expiry = client._transport._pool._keepalive_expiry  # type: ignore[attr-defined]
+        assert expiry == CLIENT_KEEP_ALIVE_SECONDS, name
+        await client.aclose()

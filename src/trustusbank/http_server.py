@@ -12,15 +12,30 @@ socket's peer, always.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+
+if TYPE_CHECKING:
+    import httpx
 
 # How long a server keeps an idle keep-alive connection (uvicorn's default, said once). A client that
 # pools connections must give them up sooner: one it reuses just as the server closes it fails with
 # "server disconnected without sending a response", though the server never saw the request.
 KEEP_ALIVE_SECONDS = 5
 CLIENT_KEEP_ALIVE_SECONDS = KEEP_ALIVE_SECONDS - 1
+
+
+def client_limits() -> httpx.Limits:
+    """httpx's default pool sizes, with idle connections given up before our servers drop them.
+
+    httpx keeps an idle connection 5 s by default, as long as the server does: a long-lived client
+    (the chatbot's to its agent, an agent's to its model) then loses the odd request to the race.
+    """
+    import httpx  # here: the servers that import this module need not load a client
+
+    pool = {"max_connections": 100, "max_keepalive_connections": 20}  # httpx's own defaults
+    return httpx.Limits(**pool, keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
 
 
 def uvicorn_config(app: Callable[..., Awaitable[None]], **options: Any) -> uvicorn.Config:

@@ -21,6 +21,7 @@ import httpx
 
 from trustusbank.alerts.exposition import ExpositionError, samples
 from trustusbank.alerts.targets import Target
+from trustusbank.http_server import client_limits
 from trustusbank.promql.ast import NAME_LABEL
 from trustusbank.promql.series import Labels, SeriesStore, labels_of
 
@@ -54,7 +55,7 @@ class Scraper:
         self.timeout = timeout
         self.health: dict[Target, TargetHealth] = {}
         # trust_env: the pod's capture (ALL_PROXY) carries every scrape, as it carries all its traffic.
-        self._client = httpx.AsyncClient(trust_env=True, timeout=timeout)
+        self._client = httpx.AsyncClient(trust_env=True, timeout=timeout, limits=client_limits())
 
     async def close(self) -> None:
         await self._client.aclose()

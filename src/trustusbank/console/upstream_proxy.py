@@ -35,6 +35,7 @@ from trustusbank.cluster.topology import Topology
 from trustusbank.console.signin.frontdoor import DoorConfig, SignedIn
 from trustusbank.console.signin.pages import refusal
 from trustusbank.errors import UnavailableError
+from trustusbank.http_server import client_limits
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,9 @@ class UpstreamProxy:
 
     def _client(self) -> httpx.AsyncClient:
         if self.http is None:
-            self.http = httpx.AsyncClient(trust_env=False, timeout=TIMEOUT, follow_redirects=False)
+            self.http = httpx.AsyncClient(
+                trust_env=False, timeout=TIMEOUT, follow_redirects=False, limits=client_limits()
+            )
         return self.http
 
     async def relay(self, scope: Scope, receive: Receive, send: Send) -> None:

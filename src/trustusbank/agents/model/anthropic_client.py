@@ -15,6 +15,7 @@ import httpx
 from trustusbank.agents.model.types import ModelConfigError, ModelReply, ModelRequest
 from trustusbank.agents.model.wire import anthropic as wire
 from trustusbank.agents.model.wire.http import post_json
+from trustusbank.http_server import client_limits
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
@@ -43,7 +44,7 @@ class AnthropicClient:
         self.temperature = temperature
         self._headers = {"x-api-key": api_key, "anthropic-version": wire.API_VERSION}
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout, limits=client_limits())
 
     def _body(self, request: ModelRequest) -> dict[str, object]:
         request = dataclasses.replace(

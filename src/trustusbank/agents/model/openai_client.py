@@ -16,6 +16,7 @@ import httpx
 from trustusbank.agents.model.types import ModelReply, ModelRequest
 from trustusbank.agents.model.wire import openai as wire
 from trustusbank.agents.model.wire.http import post_json
+from trustusbank.http_server import client_limits
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_HOST = "api.openai.com"
@@ -47,7 +48,7 @@ class OpenAIChatClient:
         self.temperature = temperature
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout, limits=client_limits())
 
     def _body(self, request: ModelRequest) -> dict[str, object]:
         request = dataclasses.replace(

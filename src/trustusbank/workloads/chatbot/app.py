@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from trustusbank.env import CHATBOT_AGENT, CHATBOT_AGENTS, CHATBOT_UPSTREAM, SettingError
+from trustusbank.http_server import client_limits
 from trustusbank.workloads.chatbot.names import DEFAULT_AGENT, parse_agent
 from trustusbank.workloads.chatbot.proxy import UPSTREAM_TIMEOUT, A2AProxy, AgentsUrl, default_agents_url
 from trustusbank.workloads.errors import WorkloadConfigError
@@ -69,7 +70,9 @@ def create_app(
     namespace, name = parse_agent(agent)
     reachable = {(namespace, name), *(parse_agent(ref) for ref in agents)}
     owned = http is None
-    client = http or httpx.AsyncClient(trust_env=True, timeout=UPSTREAM_TIMEOUT, follow_redirects=False)
+    client = http or httpx.AsyncClient(
+        trust_env=True, timeout=UPSTREAM_TIMEOUT, follow_redirects=False, limits=client_limits()
+    )
     proxy = A2AProxy(agents_url or default_agents_url, client, reachable)
     page = files("trustusbank.workloads.chatbot").joinpath("page.html").read_text(encoding="utf-8")
     headers = page_headers(page)
