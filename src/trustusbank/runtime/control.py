@@ -205,10 +205,10 @@ def stop(files: ClusterFiles, progress: Callable[[str], None]) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
+    progress("stopping pods and node proxies")  # once: a spinner shows it; a plain log line repeats
     # The supervisor removes its pid file as its last act; a process that has exited
     # but not yet been reaped by its parent still answers kill(pid, 0).
     while alive(pid) and files.pid.exists() and time.monotonic() < deadline:
-        progress("stopping pods and node proxies")
         time.sleep(0.2)
     if alive(pid) and files.pid.exists():
         os.kill(pid, signal.SIGKILL)
