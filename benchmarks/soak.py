@@ -241,9 +241,12 @@ async def sample_exfil(
 
 
 def labels(files: ClusterFiles) -> dict[int, str]:
-    """Each known pid's name: the supervisor, a node proxy, a pod (by Deployment), the console."""
+    """Each known pid's name: the supervisor, istiod, the zygote, a node proxy, a pod (by Deployment),
+    the console."""
     status = control.read_status(files) or {}
-    named = {int(status.get("pid") or 0): "supervisor"}
+    named = {int(status.get("pid") or 0): "supervisor", int(status.get("zygote_pid") or 0): "pod zygote"}
+    for part in status.get("control_plane", []):
+        named[int(part.get("pid") or 0)] = str(part["name"])
     for node in status.get("nodes", []):
         named[int(node.get("ztunnel_pid") or 0)] = f"ztunnel {node['name'].removeprefix('trustusbank-')}"
     for pod in status.get("pods", []):
@@ -268,19 +271,10 @@ def processes(files: ClusterFiles) -> dict[str, Proc]:
         memory = rollup(pid)
         if memory is None:
             continue
-        label = named.get(
-            pid, "pod zygote" if pid not in named and "zygote" in _cmdline(pid) else f"pid {pid}"
-        )
+        label = named.get(pid, f"pid {pid}")
         label = label if label not in found else f"{label} ({pid})"
         found[label] = Proc(label, pid, memory[0] / MB, memory[1] / MB, fds(pid))
     return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 async def dropped(cluster: Cluster) -> dict[str, float]:
