@@ -50,12 +50,15 @@ def test_pooling_clients_give_up_idle_connections_before_servers_drop_them() -> 
 
 async def test_our_long_lived_clients_give_up_idle_connections_before_servers_drop_them() -> None:
     """httpx's default keeps an idle connection as long as our servers do (5 s): the chatbot's client
-    to its agent and an agent's to its model each lost a request to that race in the soak."""
+    to its agent and an agent's to its model each lost a request to that race in the soak, an agent's
+    MCP client a tools/list (to the waypoint) in CI."""
     from starlette.routing import Route
 
+    from trustusbank.agents.a2a.mcp_tools import _http_client
     from trustusbank.agents.model.anthropic_client import AnthropicClient
     from trustusbank.agents.model.openai_client import OpenAIChatClient
     from trustusbank.alerts.scrape import Scraper
+    from trustusbank.manifests.kagent.spec import McpServerSpec
     from trustusbank.promql.series import SeriesStore
     from trustusbank.workloads.chatbot.app import create_app
 
@@ -66,6 +69,7 @@ async def test_our_long_lived_clients_give_up_idle_connections_before_servers_dr
         "agent → model (openai)": OpenAIChatClient(model="m", api_key=None)._http,
         "agent → model (anthropic)": AnthropicClient(model="m", api_key="k")._http,
         "alert evaluator → scrape targets": Scraper(SeriesStore(), set())._client,
+        "agent → MCP servers (through the waypoint)": _http_client(McpServerSpec("account-mcp", "http://x")),
     }
     for name, client in clients.items():
         expiry = client._transport._pool._keepalive_expiry  # type: ignore[attr-defined]

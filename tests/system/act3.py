@@ -57,7 +57,8 @@ class Before:
 def nothing_lost(cluster: Cluster, before: Before, reply: str, kind: str, process: str) -> list[Record]:
     """The same reply to the same prompt, nothing at the attacker, the chain intact with no gap, and
     the crash recorded; returns the records added since `before`."""
-    assert ask(cluster.files) == reply
+    again = ask(cluster.files)
+    assert again == reply, f"another reply after the kill:\n{again}\n-- before it:\n{reply}"
     assert exfil_total(cluster.files) == before.exfil, "the attacker received something"
     ingest(cluster.files)  # what `evidence ingest` does, then `evidence verify`
     store = EvidenceStore.of(cluster.files)
