@@ -79,6 +79,7 @@ class Prompt:
     ok: bool
     right: bool
     error: str | None = None
+    wrong_reply: str | None = None  # what the customer was told, when the bench's check says wrong
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ async def customer(
         ok = result.state == "completed"
         right = ok and task.check(Outcome(result.reply, list(result.tool_calls)))
         error = None if ok else f"task {result.state}: {result.status_message[:200]}"
-        out.append(Prompt(task.id, ended - began, ended - started, ok, right, error))
+        wrong = result.reply if ok and not right else None
+        out.append(Prompt(task.id, ended - began, ended - started, ok, right, error, wrong))
 
 
 # -- the flips and the attacker's counter ---------------------------------------------
@@ -460,6 +462,9 @@ def summary(soak: Soak) -> dict[str, Any]:
         "error_rate": (len(soak.prompts) - len(done)) / len(soak.prompts) if soak.prompts else None,
         "wrong_answers": sum(not p.right for p in done),
         "wrong_by_task": {t.id: sum(p.task == t.id and not p.right for p in done) for t in PROMPTS},
+        "wrong_examples": [
+            {"at_s": round(p.ended, 1), "task": p.task, "reply": p.wrong_reply} for p in done if p.wrong_reply
+        ][:5],
         "p50_ms": round(statistics.median(times) * 1000) if times else None,
         "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))] * 1000) if times else None,
         "exfil_total": soak.exfil.total,
@@ -503,6 +508,9 @@ def render(soak: Soak, before: str, after: str) -> None:
     )
     wrong = ", ".join(f"{task} {n}" for task, n in s["wrong_by_task"].items() if n)
     print(f"wrong answers by task: {wrong or 'none'}")
+    for example in s["wrong_examples"][:3]:  # what a wrong answer said, and when (beside the flips below)
+        said = " ".join(str(example["reply"]).split())[:160]
+        print(f"  {_clock(example['at_s'])} {example['task']}: {said}")
     print(HEAD)
     for row in soak.periods():
         print(f"{_clock(row.start):>7}  {_line(row)}")
