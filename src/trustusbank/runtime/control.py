@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,13 +125,7 @@ class LostSupervisor:
         )
 
     def to_event(self) -> dict[str, object]:
-        return {
-            "pid": self.pid,
-            "started_at": self.started_at,
-            "status_written_at": self.status_written_at,
-            "phase": self.phase,
-            "survivors": self.survivors,
-        }
+        return asdict(self)
 
 
 def lost_supervisor(files: ClusterFiles) -> LostSupervisor | None:
