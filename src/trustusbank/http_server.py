@@ -24,18 +24,21 @@ if TYPE_CHECKING:
 # "server disconnected without sending a response", though the server never saw the request.
 KEEP_ALIVE_SECONDS = 5
 CLIENT_KEEP_ALIVE_SECONDS = KEEP_ALIVE_SECONDS - 1
+# A long-lived client's pool: httpx's default sizes, idle connections given up before our servers
+# drop them (httpx keeps them 5 s, as long as the server, and then loses the odd request to the
+# race). The arguments of `httpx.Limits` and of the MCP SDK's `httpx2.Limits` alike.
+CLIENT_POOL: dict[str, Any] = {
+    "max_connections": 100,
+    "max_keepalive_connections": 20,
+    "keepalive_expiry": CLIENT_KEEP_ALIVE_SECONDS,
+}
 
 
 def client_limits() -> httpx.Limits:
-    """httpx's default pool sizes, with idle connections given up before our servers drop them.
-
-    httpx keeps an idle connection 5 s by default, as long as the server does: a long-lived client
-    (the chatbot's to its agent, an agent's to its model) then loses the odd request to the race.
-    """
+    """`CLIENT_POOL` for an httpx client (the chatbot's to its agent, an agent's to its model)."""
     import httpx  # here: the servers that import this module need not load a client
 
-    pool = {"max_connections": 100, "max_keepalive_connections": 20}  # httpx's own defaults
-    return httpx.Limits(**pool, keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS)
+    return httpx.Limits(**CLIENT_POOL)
 
 
 def uvicorn_config(app: Callable[..., Awaitable[None]], **options: Any) -> uvicorn.Config:

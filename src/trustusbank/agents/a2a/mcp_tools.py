@@ -29,7 +29,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from trustusbank.agents.model.types import ToolSpec
-from trustusbank.http_server import CLIENT_KEEP_ALIVE_SECONDS
+from trustusbank.http_server import CLIENT_POOL
 from trustusbank.manifests.kagent.spec import McpServerSpec
 from trustusbank.telemetry.tracing import inject
 
@@ -71,13 +71,11 @@ async def _record_error(response: httpx2.Response) -> None:
 
 def _http_client(server: McpServerSpec) -> httpx2.AsyncClient:
     """Kept for the agent's life; its idle connections to the waypoint are given up before the
-    waypoint drops them (`http_server.client_limits` says why), or a tools/list loses the race."""
+    waypoint drops them (`http_server.CLIENT_POOL` says why), or a tools/list loses the race."""
     return httpx2.AsyncClient(
         trust_env=True,
         timeout=httpx2.Timeout(server.timeout_seconds),
-        limits=httpx2.Limits(
-            max_connections=100, max_keepalive_connections=20, keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS
-        ),
+        limits=httpx2.Limits(**CLIENT_POOL),
         event_hooks={"request": [_add_trace_context], "response": [_record_error]},
     )
 
