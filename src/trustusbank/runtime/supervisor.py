@@ -35,6 +35,7 @@ from trustusbank.manifests.core import Deployment
 from trustusbank.manifests.manifest import ManifestError
 from trustusbank.mesh.identity.istiod import answers as istiod_answers
 from trustusbank.mesh.identity.istiod import issue_node_token
+from trustusbank.mesh.identity.istiod_process import caller_token_files
 from trustusbank.runtime import podenv
 from trustusbank.runtime.console import ConsoleProcess, open_console, seed_ports
 from trustusbank.runtime.held_events import HeldEvents
@@ -205,11 +206,8 @@ class Supervisor:
 
     def _issue_tokens(self, topo: Topology) -> None:
         """A fresh credential per node proxy and waypoint, which istiod reads when it starts."""
-        for node in topo.nodes:
-            issue_node_token(self.files.node_dir(node.name) / "token")
-        for pod in topo.pods:
-            if pod.gateway is not None:
-                issue_node_token(self.files.waypoint_dir(pod.gateway) / "token")
+        for path in caller_token_files(self.files, topo).values():
+            issue_node_token(path)
 
     def _ztunnel(self, topo: Topology, node: str) -> ManagedProcess:
         ip = topo.node(node).ip

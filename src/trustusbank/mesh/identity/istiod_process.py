@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 from datetime import timedelta
+from pathlib import Path
 
 from trustusbank.cluster.layout import ClusterFiles
 from trustusbank.cluster.topology import Topology
@@ -22,16 +23,21 @@ from trustusbank.mesh.identity.istiod import WAYPOINT_PREFIX, Istiod
 log = logging.getLogger(__name__)
 
 
-def caller_tokens(files: ClusterFiles, topo: Topology) -> dict[str, str]:
-    """The token of every node proxy and waypoint of the topology, as the supervisor issued them.
-
-    A caller whose token file is missing gets no entry, so its requests are refused."""
+def caller_token_files(files: ClusterFiles, topo: Topology) -> dict[str, Path]:
+    """Where each node proxy's and waypoint's token is: the supervisor writes them, istiod reads them."""
     paths = {node.name: files.node_dir(node.name) / "token" for node in topo.nodes}
     for pod in topo.pods:
         if pod.gateway is not None:
             paths[WAYPOINT_PREFIX + pod.gateway] = files.waypoint_dir(pod.gateway) / "token"
+    return paths
+
+
+def caller_tokens(files: ClusterFiles, topo: Topology) -> dict[str, str]:
+    """The token of every node proxy and waypoint of the topology, as the supervisor issued them.
+
+    A caller whose token file is missing gets no entry, so its requests are refused."""
     tokens = {}
-    for caller, path in paths.items():
+    for caller, path in caller_token_files(files, topo).items():
         try:
             tokens[caller] = path.read_text().strip()
         except OSError as exc:
